@@ -1,0 +1,6 @@
+/** core: dependency-free building blocks (errors, ids, clock, typed events). Imports nothing internal. */
+export * from './errors.ts';
+export * from './error-codes.ts';
+export * from './ids.ts';
+export * from './clock.ts';
+export * from './events.ts';

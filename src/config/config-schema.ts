@@ -1,0 +1,71 @@
+/**
+ * The one configuration schema (ARCHITECTURE §6). Every setting is a row: its path in the
+ * resolved config, its environment variable, its TypeBox schema, default and description.
+ * docs/config.md and `mcp config print` are generated from this table.
+ */
+import Type, { type TSchema } from 'typebox';
+
+export interface ConfigField {
+  path: string;
+  env: string;
+  schema: TSchema;
+  default?: unknown;
+  description: string;
+  secret?: boolean;
+}
+
+const Port = Type.Integer({ minimum: 0, maximum: 65535 });
+const Seconds = (min: number, max: number) => Type.Integer({ minimum: min, maximum: max });
+const LogLevel = Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)));
+const Role = Type.Union(['worker', 'supervisor', 'admin', 'system'].map((r) => Type.Literal(r)));
+const Strategy = Type.Union(['capability_match', 'round_robin', 'least_loaded', 'best_performance'].map((s) => Type.Literal(s)));
+
+export const CONFIG_FIELDS: ConfigField[] = [
+  { path: 'env', env: 'NODE_ENV', schema: Type.String(), default: 'development', description: '`production` refuses generated secrets.' },
+  { path: 'server.host', env: 'MCP_HOST', schema: Type.String({ minLength: 1 }), default: '0.0.0.0', description: 'Interface to listen on.' },
+  { path: 'server.port', env: 'MCP_PORT', schema: Port, default: 8080, description: 'REST API, docs, dashboard and metrics port (0 = ephemeral).' },
+  { path: 'server.ws_port', env: 'MCP_WS_PORT', schema: Port, default: 8081, description: 'Dedicated Socket.IO port (also served on the API port). 0 = ephemeral; -1 not allowed.' },
+  { path: 'server.public_url', env: 'MCP_PUBLIC_URL', schema: Type.String(), default: '', description: 'URL printed at start and used in links; derived from host/port when empty.' },
+  { path: 'server.body_limit', env: 'MCP_BODY_LIMIT', schema: Type.Integer({ minimum: 1024, maximum: 10 * 1024 * 1024 }), default: 1024 * 1024, description: 'Maximum request body in bytes (up to 10 MB).' },
+  { path: 'server.cors_origins', env: 'MCP_CORS_ORIGINS', schema: Type.Array(Type.String()), default: [], description: 'Comma-separated CORS allow-list; none by default.' },
+  { path: 'server.tls_cert', env: 'MCP_TLS_CERT', schema: Type.String(), default: '', description: 'Path to a PEM certificate; with MCP_TLS_KEY enables HTTPS/WSS (TLS 1.3 only).' },
+  { path: 'server.tls_key', env: 'MCP_TLS_KEY', schema: Type.String(), default: '', description: 'Path to the PEM private key for MCP_TLS_CERT.', secret: true },
+  { path: 'server.shutdown_grace_ms', env: 'MCP_SHUTDOWN_GRACE_MS', schema: Type.Integer({ minimum: 0, maximum: 120000 }), default: 10000, description: 'How long in-flight requests may run after SIGTERM.' },
+  { path: 'store.database_url', env: 'DATABASE_URL', schema: Type.String(), default: '', description: 'postgres://… to use PostgreSQL; empty = embedded PGlite.', secret: true },
+  { path: 'store.data_dir', env: 'MCP_DATA_DIR', schema: Type.String({ minLength: 1 }), default: './data', description: 'Directory for the embedded store and generated key files.' },
+  { path: 'store.pool_size', env: 'MCP_DB_POOL_SIZE', schema: Type.Integer({ minimum: 1, maximum: 200 }), default: 10, description: 'PostgreSQL connection pool size.' },
+  { path: 'coordination.redis_url', env: 'REDIS_URL', schema: Type.String(), default: '', description: 'redis://… for multi-process coordination; empty = in-process.', secret: true },
+  { path: 'auth.issuer', env: 'MCP_JWT_ISSUER', schema: Type.String({ minLength: 1 }), default: 'mcp-server', description: 'JWT `iss`.' },
+  { path: 'auth.audience', env: 'MCP_JWT_AUDIENCE', schema: Type.String({ minLength: 1 }), default: 'mcp-api', description: 'JWT `aud`.' },
+  { path: 'auth.user_access_ttl', env: 'MCP_USER_ACCESS_TTL', schema: Seconds(30, 86400), default: 900, description: 'User access-token lifetime (s).' },
+  { path: 'auth.user_refresh_ttl', env: 'MCP_USER_REFRESH_TTL', schema: Seconds(60, 2592000), default: 86400, description: 'User refresh-token lifetime (s).' },
+  { path: 'auth.agent_access_ttl', env: 'MCP_AGENT_ACCESS_TTL', schema: Seconds(30, 86400), default: 7200, description: 'Agent access-token lifetime (s).' },
+  { path: 'auth.agent_refresh_ttl', env: 'MCP_AGENT_REFRESH_TTL', schema: Seconds(60, 2592000), default: 86400, description: 'Agent refresh-token lifetime (s).' },
+  { path: 'auth.password_pepper', env: 'MCP_PASSWORD_PEPPER', schema: Type.String(), default: '', description: 'Server-side password pepper (not stored in the database). Generated into the data dir when empty, refused in production.', secret: true },
+  { path: 'auth.admin_password', env: 'MCP_ADMIN_PASSWORD', schema: Type.String(), default: '', description: 'Password for the first `admin` user; generated and printed once when empty.', secret: true },
+  { path: 'auth.mfa_required_roles', env: 'MCP_MFA_REQUIRED_ROLES', schema: Type.Array(Role), default: ['admin'], description: 'Roles that must enrol TOTP MFA (enforced once enrolled; see docs).' },
+  { path: 'auth.signing_key', env: 'MCP_SIGNING_KEY', schema: Type.String(), default: '', description: 'PKCS#8 PEM Ed25519 private key for JWTs; stored in the database when empty, refused in production.', secret: true },
+  { path: 'security.master_key', env: 'MCP_MASTER_KEY', schema: Type.String(), default: '', description: '32-byte base64/hex master key for field encryption; a 0600 key file in the data dir when empty, refused in production.', secret: true },
+  { path: 'security.metrics_token', env: 'MCP_METRICS_TOKEN', schema: Type.String(), default: '', description: 'Bearer token required by /metrics when set.', secret: true },
+  { path: 'agents.timeout_seconds', env: 'MCP_AGENT_TIMEOUT_SECONDS', schema: Seconds(5, 86400), default: 120, description: 'Heartbeat silence after which a socket-connected agent is offline.' },
+  { path: 'agents.rest_timeout_seconds', env: 'MCP_AGENT_REST_TIMEOUT_SECONDS', schema: Seconds(5, 86400), default: 300, description: 'Heartbeat silence after which a REST-only agent is offline.' },
+  { path: 'agents.heartbeat_interval_seconds', env: 'MCP_HEARTBEAT_INTERVAL_SECONDS', schema: Seconds(1, 3600), default: 30, description: '`next_heartbeat` suggested to agents.' },
+  { path: 'agents.builtin', env: 'MCP_BUILTIN_AGENTS', schema: Type.Boolean(), default: true, description: 'Start the in-process built-in agents.' },
+  { path: 'tasks.retry_base_ms', env: 'MCP_RETRY_BASE_MS', schema: Type.Integer({ minimum: 1, maximum: 3600000 }), default: 1000, description: 'Retry backoff base.' },
+  { path: 'tasks.retry_cap_ms', env: 'MCP_RETRY_CAP_MS', schema: Type.Integer({ minimum: 1, maximum: 86400000 }), default: 60000, description: 'Retry backoff cap.' },
+  { path: 'tasks.lease_grace_seconds', env: 'MCP_LEASE_GRACE_SECONDS', schema: Seconds(0, 3600), default: 30, description: 'How long a disconnected agent keeps its leases.' },
+  { path: 'tasks.default_strategy', env: 'MCP_DEFAULT_STRATEGY', schema: Strategy, default: 'capability_match', description: 'Default assignment strategy.' },
+  { path: 'tasks.sweep_interval_ms', env: 'MCP_SWEEP_INTERVAL_MS', schema: Type.Integer({ minimum: 10, maximum: 600000 }), default: 1000, description: 'How often leases, backoffs and offline agents are swept.' },
+  { path: 'limits.default_per_min', env: 'MCP_RATE_LIMIT_DEFAULT', schema: Type.Integer({ minimum: 1 }), default: 120, description: 'Requests per minute per principal for routes without their own limit.' },
+  { path: 'limits.register_per_min', env: 'MCP_RATE_LIMIT_REGISTER', schema: Type.Integer({ minimum: 1 }), default: 10, description: 'Agent registrations per minute.' },
+  { path: 'limits.task_create_per_min', env: 'MCP_RATE_LIMIT_TASK_CREATE', schema: Type.Integer({ minimum: 1 }), default: 100, description: 'Tasks created per minute (a batch counts per task).' },
+  { path: 'limits.delegate_per_min', env: 'MCP_RATE_LIMIT_DELEGATE', schema: Type.Integer({ minimum: 1 }), default: 200, description: 'Delegations per minute.' },
+  { path: 'limits.health_per_min', env: 'MCP_RATE_LIMIT_HEALTH', schema: Type.Integer({ minimum: 1 }), default: 60, description: 'Health calls per minute.' },
+  { path: 'limits.system_multiplier', env: 'MCP_RATE_LIMIT_SYSTEM_MULTIPLIER', schema: Type.Integer({ minimum: 1 }), default: 100, description: 'Multiplier for `system` principals.' },
+  { path: 'limits.login_failures_per_user_ip', env: 'MCP_LOGIN_MAX_FAILURES', schema: Type.Integer({ minimum: 1 }), default: 10, description: 'Consecutive failed logins per username+IP before a 15-minute lock.' },
+  { path: 'limits.login_per_ip_daily', env: 'MCP_LOGIN_MAX_PER_IP_DAILY', schema: Type.Integer({ minimum: 1 }), default: 100, description: 'Failed logins per IP per day.' },
+  { path: 'log.level', env: 'MCP_LOG_LEVEL', schema: LogLevel, default: 'info', description: 'Log level.' },
+  { path: 'log.pretty', env: 'MCP_LOG_PRETTY', schema: Type.Boolean(), default: false, description: 'Human-readable logs (defaults to on in a terminal).' },
+  { path: 'integrations.flask_url', env: 'FLASK_API_URL', schema: Type.String(), default: 'http://localhost:8000', description: 'The Flask emotional-analysis service.' },
+  { path: 'integrations.flask_api_key', env: 'FLASK_API_KEY', schema: Type.String(), default: '', description: 'X-API-Key for the Flask service.', secret: true },
+];

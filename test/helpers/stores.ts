@@ -1,0 +1,79 @@
+/**
+ * Runs the same store/service tests on every engine reachable: PGlite always (in memory),
+ * PostgreSQL when MCP_TEST_PG_URL is set (global setup; always under CI). Each PostgreSQL test
+ * database gets its own schema, dropped only when the suite passed (pg-boss test/hooks.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { PgDb, PgliteDb, migrate, type Db } from '../../src/store/index.ts';
+
+export interface Engine {
+  name: 'pglite' | 'postgres';
+  /** Opens a fresh, migrated database. */
+  open(): Promise<TestDb>;
+}
+
+export interface TestDb {
+  db: Db;
+  /** Connection string + schema, so a child server process can share it (postgres only). */
+  url?: string;
+  schema?: string;
+  /** Closes; drops the schema when `keep` is false. */
+  dispose(keep?: boolean): Promise<void>;
+}
+
+export async function createPgSchema(url: string): Promise<string> {
+  const schema = `t_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  await c.query(`CREATE SCHEMA ${schema}`);
+  await c.end();
+  return schema;
+}
+
+export async function dropPgSchema(url: string, schema: string): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await c.end();
+}
+
+export function pgUrlWithSchema(url: string, schema: string): string {
+  const u = new URL(url);
+  u.searchParams.set('options', `-c search_path=${schema}`);
+  return u.toString();
+}
+
+const pgliteEngine: Engine = {
+  name: 'pglite',
+  async open() {
+    const db = await PgliteDb.open();
+    await migrate(db);
+    return { db, dispose: () => db.close() };
+  },
+};
+
+function postgresEngine(url: string): Engine {
+  return {
+    name: 'postgres',
+    async open() {
+      const schema = await createPgSchema(url);
+      const db = new PgDb({ connectionString: url, schema, poolSize: 5 });
+      await migrate(db);
+      return {
+        db,
+        url,
+        schema,
+        async dispose(keep = false) {
+          await db.close();
+          if (!keep) await dropPgSchema(url, schema);
+        },
+      };
+    },
+  };
+}
+
+export function engines(): Engine[] {
+  const url = process.env.MCP_TEST_PG_URL;
+  return url ? [pgliteEngine, postgresEngine(url)] : [pgliteEngine];
+}

@@ -1,0 +1,360 @@
+/**
+ * Redis coordination (REDIS_URL set): shared by any number of server processes. The only home
+ * of ioredis. Two connections: one for commands, one in subscriber mode for pub/sub (a
+ * subscribed connection cannot run other commands).
+ *
+ * Failing fast: commands are bounded by `commandTimeoutMs` and the offline queue is flushed on
+ * every failed reconnect (`maxRetriesPerRequest: 0`), so while Redis is down calls reject within
+ * about two seconds with `UnavailableError` (503) instead of piling up; reconnection continues
+ * in the background with capped, jittered exponential backoff, and subscriptions are restored.
+ */
+import { performance } from 'node:perf_hooks';
+import { Redis } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
+import { RateLimiterRedis } from 'rate-limiter-flexible';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import { UnavailableError } from '../../core/index.ts';
+import { silentLogger } from '../coordination.ts';
+import type { Coordination, CoordinationLogger, PresenceEntry, RateLimiterOptions, Unsubscribe } from '../coordination.ts';
+import { closedError, decode, encode, toInteger, toTtl } from '../shared.ts';
+import { SCRIPTS } from './scripts.ts';
+import type { ScriptCommands } from './scripts.ts';
+
+export interface RedisCoordinationOptions {
+  /** `redis://[user:pass@]host:port[/db]` or `rediss://…`. */
+  url: string;
+  /** Prepended to every key and channel, so several deployments (or tests) can share a Redis. Default `mcp:`. */
+  keyPrefix?: string;
+  logger?: CoordinationLogger;
+  /** Upper bound for one command, queued time included. Default 2000 ms. */
+  commandTimeoutMs?: number;
+  /** Upper bound for establishing a TCP connection. Default 2000 ms. */
+  connectTimeoutMs?: number;
+  /** Cap of the reconnect backoff. Default 2000 ms. */
+  maxReconnectDelayMs?: number;
+}
+
+interface ResolvedRedisCoordinationOptions {
+  readonly url: string;
+  readonly keyPrefix: string;
+  readonly logger: CoordinationLogger;
+  readonly commandTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly maxReconnectDelayMs: number;
+}
+
+type ScriptedRedis = Redis & ScriptCommands;
+type Handler = (message: unknown) => void;
+
+/** Reply errors that mean "the server cannot serve now", not "the command is wrong". */
+const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|OOM|BUSY|CLUSTERDOWN|TRYAGAIN|NOREPLICAS)\b/;
+
+function resolveOptions(options: RedisCoordinationOptions): ResolvedRedisCoordinationOptions {
+  return Object.freeze({
+    url: options.url,
+    keyPrefix: options.keyPrefix ?? 'mcp:',
+    logger: options.logger ?? silentLogger,
+    commandTimeoutMs: options.commandTimeoutMs ?? 2000,
+    connectTimeoutMs: options.connectTimeoutMs ?? 2000,
+    maxReconnectDelayMs: options.maxReconnectDelayMs ?? 2000,
+  });
+}
+
+/** Strips credentials so a URL can be logged. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '<invalid redis url>';
+  }
+}
+
+export class RedisCoordination implements Coordination {
+  readonly kind = 'redis' as const;
+
+  readonly #opts: ResolvedRedisCoordinationOptions;
+  readonly #client: ScriptedRedis;
+  readonly #subscriber: Redis;
+  /** Full channel name → handlers registered in this process. */
+  readonly #handlers = new Map<string, Set<Handler>>();
+  #closed = false;
+
+  /** Builds the adapter without connecting; prefer `createRedisCoordination`, which waits for readiness. */
+  constructor(options: RedisCoordinationOptions) {
+    this.#opts = resolveOptions(options);
+    const { logger, maxReconnectDelayMs } = this.#opts;
+    const redisOptions: RedisOptions = {
+      lazyConnect: true,
+      connectTimeout: this.#opts.connectTimeoutMs,
+      commandTimeout: this.#opts.commandTimeoutMs,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: true,
+      connectionName: 'mcp',
+      retryStrategy: (times) => Math.min(maxReconnectDelayMs, 50 * 2 ** Math.min(times, 10)) + Math.floor(Math.random() * 100),
+    };
+    this.#client = new Redis(this.#opts.url, redisOptions) as ScriptedRedis;
+    for (const [name, def] of Object.entries(SCRIPTS)) this.#client.defineCommand(name, def);
+    this.#subscriber = this.#client.duplicate({ connectionName: 'mcp-sub' });
+
+    let warned = false;
+    const onError = (which: string) => (err: Error) => {
+      // ioredis emits on every failed reconnect; one line per outage is enough.
+      if (!warned && !this.#closed) logger.warn({ err: { message: err.message }, redis: redactUrl(this.#opts.url), connection: which }, 'redis connection error');
+      warned = true;
+    };
+    this.#client.on('error', onError('command'));
+    this.#subscriber.on('error', onError('subscriber'));
+    this.#client.on('ready', () => {
+      warned = false;
+    });
+    this.#subscriber.on('message', (channel: string, text: string) => this.#dispatch(channel, text));
+  }
+
+  /** Connects the command connection; rejects with `UnavailableError` if Redis cannot be reached. */
+  async connect(): Promise<void> {
+    try {
+      await this.#client.connect();
+    } catch (err) {
+      this.#client.disconnect();
+      throw new UnavailableError('Coordination store (Redis) is unreachable', 5, err);
+    }
+  }
+
+  async publish(channel: string, message: unknown): Promise<void> {
+    const text = encode(message);
+    await this.#run(() => this.#client.publish(this.#channel(channel), text));
+  }
+
+  async subscribe(channel: string, handler: Handler): Promise<Unsubscribe> {
+    this.#assertOpen();
+    const full = this.#channel(channel);
+    const entry: Handler = (m) => handler(m);
+    let set = this.#handlers.get(full);
+    if (!set) {
+      set = new Set();
+      this.#handlers.set(full, set);
+    }
+    set.add(entry);
+    try {
+      if (this.#subscriber.status === 'wait') await this.#subscriber.connect();
+      // SUBSCRIBE is idempotent; sending it every time makes concurrent subscribe/unsubscribe
+      // on one channel settle in call order on the single subscriber connection.
+      await this.#subscriber.subscribe(full);
+    } catch (err) {
+      await this.#removeHandler(full, entry);
+      throw this.#mapError(err);
+    }
+    let done = false;
+    return async () => {
+      if (done) return;
+      done = true;
+      await this.#removeHandler(full, entry);
+    };
+  }
+
+  async setPresence(kind: string, id: string, data: Record<string, unknown>, ttlMs: number): Promise<void> {
+    const ttl = toTtl(ttlMs);
+    const [idx, hash] = this.#presenceKeys(kind);
+    await this.#run(() => this.#client.mcpPresenceSet(idx, hash, id, encode(data), ttl));
+  }
+
+  async getPresence(kind: string, id: string): Promise<Record<string, unknown> | null> {
+    const [idx, hash] = this.#presenceKeys(kind);
+    const text = await this.#run(() => this.#client.mcpPresenceGet(idx, hash, id));
+    return text === null ? null : (decode(text) as Record<string, unknown>);
+  }
+
+  async listPresence(kind: string): Promise<PresenceEntry[]> {
+    const [idx, hash] = this.#presenceKeys(kind);
+    const flat = await this.#run(() => this.#client.mcpPresenceList(idx, hash));
+    const out: PresenceEntry[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      out.push({ id: flat[i] as string, data: decode(flat[i + 1] as string) as Record<string, unknown> });
+    }
+    return out;
+  }
+
+  async removePresence(kind: string, id: string): Promise<void> {
+    const [idx, hash] = this.#presenceKeys(kind);
+    await this.#run(() => this.#client.mcpPresenceRemove(idx, hash, id));
+  }
+
+  async get<T = unknown>(key: string): Promise<T | null> {
+    const text = await this.#run(() => this.#client.get(this.#key('kv', key)));
+    return text === null ? null : (decode(text) as T);
+  }
+
+  async set(key: string, value: unknown, ttlMs?: number): Promise<void> {
+    const k = this.#key('kv', key);
+    const text = encode(value);
+    if (ttlMs === undefined) await this.#run(() => this.#client.set(k, text));
+    else {
+      const ttl = toTtl(ttlMs);
+      await this.#run(() => this.#client.set(k, text, 'PX', ttl));
+    }
+  }
+
+  async setIfAbsent(key: string, value: unknown, ttlMs: number): Promise<boolean> {
+    const ttl = toTtl(ttlMs);
+    const reply = await this.#run(() => this.#client.set(this.#key('kv', key), encode(value), 'PX', ttl, 'NX'));
+    return reply === 'OK';
+  }
+
+  async del(key: string): Promise<void> {
+    await this.#run(() => this.#client.del(this.#key('kv', key)));
+  }
+
+  async incr(key: string, windowMs: number, by = 1): Promise<number> {
+    const window = toTtl(windowMs, 'windowMs');
+    toInteger(by, 'by');
+    const n = await this.#run(() => this.#client.mcpIncrWindow(this.#key('ctr', key), by, window));
+    return Number(n);
+  }
+
+  async hincr(hash: string, field: string, by: number): Promise<number> {
+    toInteger(by, 'by');
+    return this.#run(() => this.#client.hincrby(this.#key('h', hash), field, by));
+  }
+
+  async hgetall(hash: string): Promise<Record<string, number>> {
+    const raw = await this.#run(() => this.#client.hgetall(this.#key('h', hash)));
+    const out: Record<string, number> = {};
+    for (const [field, value] of Object.entries(raw)) out[field] = Number(value);
+    return out;
+  }
+
+  async hdel(hash: string, field: string): Promise<void> {
+    await this.#run(() => this.#client.hdel(this.#key('h', hash), field));
+  }
+
+  async tryAcquireLock(name: string, ownerId: string, ttlMs: number): Promise<{ fencingToken: number } | null> {
+    const ttl = toTtl(ttlMs);
+    const [lock, fence] = this.#lockKeys(name);
+    const token = await this.#run(() => this.#client.mcpLockAcquire(lock, fence, ownerId, ttl));
+    return token === null ? null : { fencingToken: Number(token) };
+  }
+
+  async extendLock(name: string, ownerId: string, ttlMs: number): Promise<boolean> {
+    const ttl = toTtl(ttlMs);
+    const [lock] = this.#lockKeys(name);
+    return (await this.#run(() => this.#client.mcpLockExtend(lock, ownerId, ttl))) === 1;
+  }
+
+  async releaseLock(name: string, ownerId: string): Promise<void> {
+    const [lock] = this.#lockKeys(name);
+    await this.#run(() => this.#client.mcpLockRelease(lock, ownerId));
+  }
+
+  createRateLimiter(opts: RateLimiterOptions): RateLimiterAbstract {
+    return new RateLimiterRedis({
+      storeClient: this.#client,
+      keyPrefix: this.#key('rl', opts.keyPrefix),
+      points: opts.points,
+      duration: opts.durationSec,
+      ...(opts.blockDurationSec === undefined ? {} : { blockDuration: opts.blockDurationSec }),
+      // Reject at once while disconnected instead of waiting for the command timeout.
+      rejectIfRedisNotReady: true,
+    });
+  }
+
+  async ping(): Promise<number> {
+    const started = performance.now();
+    await this.#run(() => this.#client.ping());
+    return performance.now() - started;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#handlers.clear();
+    await Promise.all([RedisCoordination.#shutdown(this.#client), RedisCoordination.#shutdown(this.#subscriber)]);
+  }
+
+  static async #shutdown(conn: Redis): Promise<void> {
+    if (conn.status !== 'ready') {
+      conn.disconnect();
+      return;
+    }
+    try {
+      await conn.quit();
+    } catch {
+      conn.disconnect();
+    }
+  }
+
+  #key(space: string, key: string): string {
+    return `${this.#opts.keyPrefix}${space}:${key}`;
+  }
+
+  #channel(channel: string): string {
+    return `${this.#opts.keyPrefix}ch:${channel}`;
+  }
+
+  /** Braces keep a kind's keys in one hash slot, so the scripts stay valid on a cluster. */
+  #presenceKeys(kind: string): [string, string] {
+    const base = `${this.#opts.keyPrefix}presence:{${kind}}`;
+    return [`${base}:idx`, `${base}:data`];
+  }
+
+  #lockKeys(name: string): [string, string] {
+    const base = `${this.#opts.keyPrefix}lock:{${name}}`;
+    return [base, `${base}:fence`];
+  }
+
+  #dispatch(channel: string, text: string): void {
+    const handlers = this.#handlers.get(channel);
+    if (!handlers) return;
+    for (const handler of [...handlers]) {
+      try {
+        handler(decode(text));
+      } catch (err) {
+        this.#opts.logger.error({ err, channel }, 'coordination subscriber threw');
+      }
+    }
+  }
+
+  async #removeHandler(full: string, entry: Handler): Promise<void> {
+    const set = this.#handlers.get(full);
+    if (!set) return;
+    set.delete(entry);
+    if (set.size > 0) return;
+    this.#handlers.delete(full);
+    if (this.#closed || this.#subscriber.status !== 'ready') return;
+    try {
+      await this.#subscriber.unsubscribe(full);
+    } catch (err) {
+      // Harmless: with no local handler, stray messages are dropped by #dispatch.
+      this.#opts.logger.warn({ err: { message: (err as Error).message }, channel: full }, 'redis unsubscribe failed');
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw closedError(this.kind);
+  }
+
+  async #run<T>(fn: () => Promise<T>): Promise<T> {
+    this.#assertOpen();
+    try {
+      return await fn();
+    } catch (err) {
+      throw this.#mapError(err);
+    }
+  }
+
+  #mapError(err: unknown): Error {
+    if (this.#closed) return closedError(this.kind);
+    const e = err instanceof Error ? err : new Error(String(err));
+    // A reply error is Redis refusing the command itself: a bug, not an outage — keep it as is.
+    if (e.name === 'ReplyError' && !UNAVAILABLE_REPLY.test(e.message)) return e;
+    return new UnavailableError('Coordination store (Redis) is unavailable', 5, e);
+  }
+}
+
+/** Creates the Redis adapter and waits until its command connection is ready. */
+export async function createRedisCoordination(options: RedisCoordinationOptions): Promise<RedisCoordination> {
+  const coordination = new RedisCoordination(options);
+  await coordination.connect();
+  return coordination;
+}

@@ -1,0 +1,211 @@
+/**
+ * Pure hash-chain helpers for the append-only audit log (SPEC §9). No I/O: the audit
+ * repository stores `prev_hash` and `hash` with each row and calls `verifyChain` over rows read
+ * in chain order.
+ *
+ * hash = hex(SHA-256(prev_hash + canonicalJson(body))), or HMAC-SHA256 with the ring's
+ * `auditChainKey` when a key is given (then someone who can write the table but does not hold
+ * the key cannot forge a consistent chain). Only the body fields listed in `AUDIT_BODY_KEYS`
+ * are hashed, so extra columns on a row (its own hash, a sequence number) are ignored.
+ *
+ * Storage note: the body must read back exactly as it was hashed — keep `timestamp` as the same
+ * ISO-8601 string (a `Date` is canonicalised with `toISOString()`, i.e. millisecond precision).
+ */
+import { createHash, createHmac, type KeyObject } from 'node:crypto';
+import type { DataClassification } from './classification.ts';
+
+/** `prev_hash` of the first entry of a chain. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+export type AuditActorType = 'user' | 'agent' | 'system' | 'anonymous';
+
+export interface AuditActor {
+  type: AuditActorType;
+  /** user_id / agent_id; null for anonymous callers. */
+  id: string | null;
+  role: string | null;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+/** The common actions; others may be recorded (the type stays open). */
+export const AUDIT_ACTIONS = [
+  'create',
+  'read',
+  'update',
+  'delete',
+  'execute',
+  'export',
+  'login',
+  'login_failed',
+  'logout',
+  'token_refresh',
+  'token_reused',
+  'mfa_setup',
+  'mfa_verify',
+  'access_denied',
+  'purge',
+  'key_rotate',
+] as const;
+export type KnownAuditAction = (typeof AUDIT_ACTIONS)[number];
+export type AuditAction = KnownAuditAction | (string & Record<never, never>);
+
+export type AuditOutcome = 'success' | 'failure' | 'denied';
+export type AuditRiskLevel = 'low' | 'medium' | 'high' | 'critical';
+
+/** One audit entry as hashed (SPEC §9). */
+export interface AuditEntryBody {
+  audit_id: string;
+  /** ISO-8601 timestamp. */
+  timestamp: string;
+  actor: AuditActor;
+  action: AuditAction;
+  resource_type: string;
+  resource_id: string | null;
+  /** Names of the fields read or written (never their values). */
+  fields: string[];
+  data_classification: DataClassification | null;
+  outcome: AuditOutcome;
+  request_id: string | null;
+  risk_level: AuditRiskLevel;
+}
+
+export interface ChainedAuditEntry extends AuditEntryBody {
+  prev_hash: string;
+  hash: string;
+}
+
+/** The fields covered by the hash, in a fixed list so row metadata never leaks in. */
+export const AUDIT_BODY_KEYS = [
+  'audit_id',
+  'timestamp',
+  'actor',
+  'action',
+  'resource_type',
+  'resource_id',
+  'fields',
+  'data_classification',
+  'outcome',
+  'request_id',
+  'risk_level',
+] as const satisfies readonly (keyof AuditEntryBody)[];
+
+/**
+ * Deterministic JSON: object keys sorted (by UTF-16 code unit), no whitespace, otherwise the
+ * same rules as `JSON.stringify` (`toJSON` honoured, `undefined`/functions/symbols omitted in
+ * objects and `null` in arrays, non-finite numbers → `null`). Throws on bigints and cycles.
+ */
+export function canonicalJson(value: unknown): string {
+  const out = write(value, new Set());
+  if (out === undefined) throw new TypeError('canonicalJson: the value has no JSON representation.');
+  return out;
+}
+
+function write(value: unknown, ancestors: Set<object>): string | undefined {
+  if (value !== null && typeof value === 'object' && typeof (value as { toJSON?: unknown }).toJSON === 'function') {
+    value = (value as { toJSON: () => unknown }).toJSON();
+  }
+  switch (typeof value) {
+    case 'string':
+    case 'number':
+    case 'boolean':
+      return JSON.stringify(value);
+    case 'bigint':
+      throw new TypeError('canonicalJson: bigint is not supported.');
+    case 'undefined':
+    case 'function':
+    case 'symbol':
+      return undefined;
+  }
+  if (value === null) return 'null';
+  const obj = value as object;
+  if (ancestors.has(obj)) throw new TypeError('canonicalJson: cyclic structure.');
+  ancestors.add(obj);
+  try {
+    if (Array.isArray(obj)) {
+      return `[${obj.map((item: unknown) => write(item, ancestors) ?? 'null').join(',')}]`;
+    }
+    const record = obj as Record<string, unknown>;
+    const parts: string[] = [];
+    for (const key of Object.keys(record).sort()) {
+      const item = write(record[key], ancestors);
+      if (item !== undefined) parts.push(`${JSON.stringify(key)}:${item}`);
+    }
+    return `{${parts.join(',')}}`;
+  } finally {
+    ancestors.delete(obj);
+  }
+}
+
+function bodyOf(entry: AuditEntryBody): Record<string, unknown> {
+  const body: Record<string, unknown> = {};
+  for (const key of AUDIT_BODY_KEYS) body[key] = entry[key];
+  return body;
+}
+
+/** The hash of `entry` chained after `prevHash` (hex). Keyed (HMAC) when `key` is given. */
+export function computeEntryHash(prevHash: string, entry: AuditEntryBody, key?: KeyObject): string {
+  const input = prevHash + canonicalJson(bodyOf(entry));
+  const h = key ? createHmac('sha256', key) : createHash('sha256');
+  return h.update(input, 'utf8').digest('hex');
+}
+
+/** `entry` with its `prev_hash` and `hash` set, ready to append. */
+export function chainEntry(prevHash: string, entry: AuditEntryBody, key?: KeyObject): ChainedAuditEntry {
+  return { ...entry, prev_hash: prevHash, hash: computeEntryHash(prevHash, entry, key) };
+}
+
+export type ChainBreakReason = 'prev_hash_mismatch' | 'hash_mismatch' | 'invalid_entry';
+
+export type ChainVerification =
+  | {
+      ok: true;
+      /** Entries verified. */
+      checked: number;
+      /** Hash of the last entry (the anchor when there were none): pass as `anchorHash` to continue. */
+      last_hash: string;
+    }
+  | {
+      ok: false;
+      /** Entries verified intact before the broken one (= its index). */
+      checked: number;
+      first_broken: { audit_id: string; index: number; reason: ChainBreakReason };
+    };
+
+export interface VerifyChainOptions {
+  /** HMAC key the chain was written with; omit for a plain SHA-256 chain. */
+  key?: KeyObject;
+  /** Expected `prev_hash` of the first entry: `GENESIS_HASH` (default) or the last hash of the previous page. */
+  anchorHash?: string;
+}
+
+/**
+ * Verifies entries given in chain order. The first entry whose `prev_hash` is not the previous
+ * entry's `hash` (a deletion, an insertion or a reorder) or whose own `hash` does not match its
+ * content (an edit) is reported.
+ */
+export function verifyChain(
+  entries: ReadonlyArray<AuditEntryBody & { hash: string; prev_hash: string }>,
+  options: VerifyChainOptions = {},
+): ChainVerification {
+  let expectedPrev = options.anchorHash ?? GENESIS_HASH;
+  for (let index = 0; index < entries.length; index++) {
+    const entry = entries[index];
+    const broken = (reason: ChainBreakReason): ChainVerification => ({
+      ok: false,
+      checked: index,
+      first_broken: { audit_id: typeof entry?.audit_id === 'string' ? entry.audit_id : '', index, reason },
+    });
+    if (!entry || typeof entry !== 'object') return broken('invalid_entry');
+    if (entry.prev_hash !== expectedPrev) return broken('prev_hash_mismatch');
+    let actual: string;
+    try {
+      actual = computeEntryHash(entry.prev_hash, entry, options.key);
+    } catch {
+      return broken('invalid_entry');
+    }
+    if (actual !== entry.hash) return broken('hash_mismatch');
+    expectedPrev = entry.hash;
+  }
+  return { ok: true, checked: entries.length, last_hash: expectedPrev };
+}

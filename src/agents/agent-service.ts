@@ -1,0 +1,313 @@
+/**
+ * The agent registry (SPEC §5): registration with a one-time API key, listing, discovery by all
+ * capabilities, updates, soft delete, heartbeats and presence, health and metrics.
+ * Heartbeats touch only the coordination layer (presence with a TTL), never a PostgreSQL row.
+ */
+import { AppError, ConflictError, ForbiddenError, NotFoundError, newId, type EventBus } from '../core/index.ts';
+import type { RegisterAgentInput, UpdateAgentInput, HeartbeatInput, AgentStatus } from '../contracts/agents.ts';
+import type { Coordination } from '../coordination/index.ts';
+import { pgErrorCode, type Db } from '../store/index.ts';
+import { permissionsOf, type ApiKeys, type Principal, type TokenPair, type TokenService, AppErrorFor } from './auth-deps.ts';
+import { AgentRepository, type AgentRecord, type AgentFilter } from './agent-repository.ts';
+import { averageResponseSeconds, scoreOf, successRate } from './scoring.ts';
+
+export interface AgentServiceOptions {
+  /** Heartbeat silence (s) before a socket-connected agent is offline. */
+  timeoutSeconds: number;
+  /** Heartbeat silence (s) before a REST-only agent is offline. */
+  restTimeoutSeconds: number;
+  heartbeatIntervalSeconds: number;
+}
+
+export interface AgentPresence {
+  status?: string;
+  transport: 'ws' | 'rest';
+  last_heartbeat: number;
+  system_metrics?: Record<string, number>;
+}
+
+export interface AgentView {
+  agent_id: string;
+  name: string;
+  type: string;
+  capabilities: string[];
+  version: string;
+  endpoint_url: string | null;
+  health_check_url: string | null;
+  max_concurrent_tasks: number;
+  metadata: Record<string, unknown>;
+  tags: string[];
+  role: string;
+  status: string;
+  draining: boolean;
+  builtin: boolean;
+  registered_at: string;
+  updated_at: string;
+  last_heartbeat: string | null;
+  load: number;
+  score: number;
+}
+
+const PRESENCE = 'agent';
+
+export class AgentService {
+  readonly repo = new AgentRepository();
+  private readonly startedAt = Date.now();
+  private readonly seenAlive = new Set<string>();
+  /** Live in-flight counts per agent, maintained by the task engine. */
+  loadOf: (agentId: string) => number = () => 0;
+
+  constructor(
+    private readonly db: Db,
+    private readonly coord: Coordination,
+    private readonly bus: EventBus,
+    private readonly apiKeys: ApiKeys,
+    private readonly tokens: TokenService,
+    private readonly opts: AgentServiceOptions,
+  ) {}
+
+  principalOf(a: Pick<AgentRecord, 'agent_id' | 'role'>): Principal {
+    return { type: 'agent', id: a.agent_id, role: a.role, name: a.agent_id };
+  }
+
+  async register(input: RegisterAgentInput, opts: { builtin?: boolean; registeredBy?: string } = {}): Promise<{ agent: AgentRecord; api_key: string; tokens: TokenPair; permissions: string[] }> {
+    const apiKey = this.apiKeys.generate();
+    const agentId = input.agent_id ?? newId();
+    let agent: AgentRecord;
+    try {
+      agent = await this.repo.insert(this.db, {
+        agent_id: agentId,
+        name: input.name,
+        type: input.type,
+        capabilities: input.capabilities,
+        version: input.version,
+        endpoint_url: input.endpoint_url ?? null,
+        health_check_url: input.health_check_url ?? null,
+        max_concurrent_tasks: input.max_concurrent_tasks ?? 5,
+        metadata: input.metadata ?? {},
+        tags: input.tags ?? [],
+        role: input.role ?? 'worker',
+        builtin: opts.builtin ?? false,
+        api_key_hash: this.apiKeys.hash(apiKey),
+      });
+    } catch (err) {
+      if (pgErrorCode(err) === '23505') throw new ConflictError('AGENT_ALREADY_REGISTERED', undefined, { details: { agent_id: agentId } });
+      throw err;
+    }
+    const principal = this.principalOf(agent);
+    const tokens = await this.tokens.issuePair(principal);
+    this.bus.emit('agent:registered', { agent_id: agent.agent_id, type: agent.type, capabilities: agent.capabilities });
+    return { agent, api_key: apiKey, tokens, permissions: permissionsOf(agent.role) };
+  }
+
+  /** API key → token pair (POST /auth/token). Deleted agents and wrong keys look the same. */
+  async exchangeApiKey(agentId: string, apiKey: string): Promise<TokenPair> {
+    const agent = await this.repo.get(this.db, agentId, true);
+    if (!agent || !this.apiKeys.matches(apiKey, agent.api_key_hash)) throw AppErrorFor('INVALID_CREDENTIALS');
+    if (agent.deleted_at) {
+      this.bus.emit('system:security_alert', { alert_id: newId(), rule: 'revoked_agent_credentials', severity: 'high', message: `A deleted agent's API key was used (agent ${agent.agent_id}).` });
+      throw AppErrorFor('INVALID_CREDENTIALS');
+    }
+    return this.tokens.issuePair(this.principalOf(agent));
+  }
+
+  async get(agentId: string): Promise<AgentRecord> {
+    const a = await this.repo.get(this.db, agentId);
+    if (!a) throw new NotFoundError('AGENT_NOT_FOUND');
+    return a;
+  }
+
+  async presence(agentId: string): Promise<AgentPresence | null> {
+    return (await this.coord.getPresence(PRESENCE, agentId)) as AgentPresence | null;
+  }
+
+  /** The status callers see: `busy` at capacity; otherwise the stored status. */
+  effectiveStatus(a: AgentRecord): string {
+    if (a.status === 'active' && this.loadOf(a.agent_id) >= a.max_concurrent_tasks) return 'busy';
+    return a.status;
+  }
+
+  async view(a: AgentRecord, presence?: AgentPresence | null): Promise<AgentView> {
+    const p = presence === undefined ? await this.presence(a.agent_id) : presence;
+    return {
+      agent_id: a.agent_id,
+      name: a.name,
+      type: a.type,
+      capabilities: a.capabilities,
+      version: a.version,
+      endpoint_url: a.endpoint_url,
+      health_check_url: a.health_check_url,
+      max_concurrent_tasks: a.max_concurrent_tasks,
+      metadata: a.metadata,
+      tags: a.tags,
+      role: a.role,
+      status: this.effectiveStatus(a),
+      draining: a.draining,
+      builtin: a.builtin,
+      registered_at: a.registered_at.toISOString(),
+      updated_at: a.updated_at.toISOString(),
+      last_heartbeat: p ? new Date(p.last_heartbeat).toISOString() : a.last_seen_at?.toISOString() ?? null,
+      load: this.loadOf(a.agent_id),
+      score: Number(scoreOf(a).toFixed(4)),
+    };
+  }
+
+  async list(f: AgentFilter, limit: number, offset: number): Promise<{ agents: AgentView[]; total: number }> {
+    const { rows, total } = await this.repo.list(this.db, f, limit, offset);
+    const agents = await Promise.all(rows.map((r) => this.view(r)));
+    return { agents, total };
+  }
+
+  /** Agents holding all capabilities; available (active, under capacity, not draining) first, then best score. */
+  async discover(capabilities: string[], f: { type?: string; status?: string }, limit: number): Promise<AgentView[]> {
+    const rows = await this.repo.all(this.db, { capabilities, type: f.type });
+    const views = await Promise.all(rows.map((r) => this.view(r)));
+    const filtered = f.status ? views.filter((v) => v.status === f.status) : views;
+    const available = (v: AgentView) => v.status === 'active' && !v.draining;
+    filtered.sort((a, b) => Number(available(b)) - Number(available(a)) || Number(a.builtin) - Number(b.builtin) || b.score - a.score || a.load - b.load);
+    return filtered.slice(0, limit);
+  }
+
+  async detail(agentId: string): Promise<AgentView & { current_tasks: string[]; performance_metrics: Record<string, unknown>; system_metrics: Record<string, number> | null }> {
+    const a = await this.get(agentId);
+    const p = await this.presence(agentId);
+    const [current, day] = await Promise.all([this.repo.currentTasks(this.db, agentId), this.repo.last24h(this.db, agentId)]);
+    return {
+      ...(await this.view(a, p)),
+      current_tasks: current,
+      performance_metrics: this.performance(a, day),
+      system_metrics: p?.system_metrics ?? null,
+    };
+  }
+
+  performance(a: AgentRecord, day: { completed: number; failed: number; avg_ms: number | null }): Record<string, unknown> {
+    const dayTotal = day.completed + day.failed;
+    return {
+      tasks_completed: a.tasks_completed,
+      tasks_failed: a.tasks_failed,
+      average_response_time: Number(averageResponseSeconds(a).toFixed(4)),
+      success_rate: Number(successRate(a).toFixed(4)),
+      score: Number(scoreOf(a).toFixed(4)),
+      last_24h: {
+        tasks_completed: day.completed,
+        tasks_failed: day.failed,
+        average_response_time: day.avg_ms === null ? 0 : Number((day.avg_ms / 1000).toFixed(4)),
+        success_rate: dayTotal === 0 ? 1 : Number((day.completed / dayTotal).toFixed(4)),
+      },
+    };
+  }
+
+  async metrics(agentId: string): Promise<Record<string, unknown>> {
+    const a = await this.get(agentId);
+    const [p, day] = await Promise.all([this.presence(agentId), this.repo.last24h(this.db, agentId)]);
+    return { agent_id: a.agent_id, load: this.loadOf(a.agent_id), max_concurrent_tasks: a.max_concurrent_tasks, performance_metrics: this.performance(a, day), system_metrics: p?.system_metrics ?? null };
+  }
+
+  async health(agentId: string): Promise<{ agent_id: string; status: 'healthy' | 'degraded' | 'unhealthy'; agent_status: string; last_heartbeat: string | null; seconds_since_heartbeat: number | null; reasons: string[] }> {
+    const a = await this.get(agentId);
+    const p = await this.presence(agentId);
+    const reasons: string[] = [];
+    const since = p ? (Date.now() - p.last_heartbeat) / 1000 : null;
+    let verdict: 'healthy' | 'degraded' | 'unhealthy' = 'healthy';
+    const status = this.effectiveStatus(a);
+    if (a.builtin) {
+      // in-process agents are alive while the server is
+    } else if (!p || status === 'offline') {
+      verdict = 'unhealthy';
+      reasons.push('no recent heartbeat');
+    } else if (status === 'error') {
+      verdict = 'unhealthy';
+      reasons.push('agent reports error');
+    }
+    if (verdict === 'healthy' && status === 'maintenance') { verdict = 'degraded'; reasons.push('in maintenance'); }
+    const m = p?.system_metrics ?? {};
+    for (const k of ['cpu_usage', 'memory_usage', 'disk_usage'] as const) {
+      if ((m[k] ?? 0) >= 90) { if (verdict === 'healthy') verdict = 'degraded'; reasons.push(`${k} ≥ 90%`); }
+    }
+    return { agent_id: a.agent_id, status: verdict, agent_status: status, last_heartbeat: p ? new Date(p.last_heartbeat).toISOString() : null, seconds_since_heartbeat: since === null ? null : Number(since.toFixed(3)), reasons };
+  }
+
+  async update(agentId: string, patch: UpdateAgentInput, caller: Principal, canManage: boolean): Promise<AgentRecord> {
+    const keys = Object.keys(patch).filter((k) => (patch as Record<string, unknown>)[k] !== undefined);
+    if (keys.length === 0) throw new AppError('EMPTY_UPDATE');
+    const before = await this.get(agentId);
+    if (!canManage) {
+      const self = caller.type === 'agent' && caller.id === agentId;
+      if (!self || keys.some((k) => !['capabilities', 'metadata', 'max_concurrent_tasks'].includes(k))) throw new ForbiddenError('INSUFFICIENT_PERMISSIONS');
+    }
+    const after = await this.repo.update(this.db, agentId, patch);
+    if (!after) throw new NotFoundError('AGENT_NOT_FOUND');
+    if (patch.status && patch.status !== before.status) this.bus.emit('agent:status_changed', { agent_id: agentId, status: patch.status, previous: before.status });
+    if (patch.role && patch.role !== before.role) {
+      await this.tokens.revokeSubject('agent', agentId);
+      this.bus.emit('principal:revoked', { subject_type: 'agent', subject_id: agentId, reason: 'role_changed' });
+    }
+    if (patch.capabilities || patch.max_concurrent_tasks || patch.status) this.bus.emit('task:eligible', { task_ids: [] });
+    return after;
+  }
+
+  /** Soft delete: credentials stop working; its leased tasks go back to the queue (task engine listens). */
+  async remove(agentId: string): Promise<void> {
+    if (!(await this.repo.softDelete(this.db, agentId))) throw new NotFoundError('AGENT_NOT_FOUND');
+    await this.tokens.revokeSubject('agent', agentId);
+    await this.coord.removePresence(PRESENCE, agentId);
+    this.bus.emit('principal:revoked', { subject_type: 'agent', subject_id: agentId, reason: 'deleted' });
+    this.bus.emit('agent:unregistered', { agent_id: agentId });
+  }
+
+  async setStatus(agentId: string, status: AgentStatus, extra: Record<string, unknown> = {}): Promise<AgentRecord | null> {
+    const before = await this.repo.get(this.db, agentId);
+    if (!before) return null;
+    if (before.status === status && Object.keys(extra).length === 0) return before;
+    const after = await this.repo.update(this.db, agentId, { status, ...extra });
+    if (after && before.status !== status) {
+      this.bus.emit('agent:status_changed', { agent_id: agentId, status, previous: before.status });
+      if (status === 'active') this.bus.emit('task:eligible', { task_ids: [] });
+    }
+    return after;
+  }
+
+  async drain(agentId: string): Promise<AgentRecord> {
+    await this.get(agentId);
+    const after = await this.setStatus(agentId, 'inactive', { draining: true });
+    return after!;
+  }
+
+  /**
+   * Records a heartbeat in presence (TTL = the offline timeout). An offline agent comes back
+   * `active`; a reported status is applied when it differs.
+   */
+  async heartbeat(agentId: string, body: HeartbeatInput, transport: 'ws' | 'rest'): Promise<{ status: 'acknowledged'; next_heartbeat: string; agent_status: string }> {
+    const a = await this.get(agentId);
+    const ttl = (transport === 'ws' ? this.opts.timeoutSeconds : this.opts.restTimeoutSeconds) * 1000;
+    const presence: AgentPresence = { transport, last_heartbeat: Date.now(), ...(body.status ? { status: body.status } : {}), ...(body.system_metrics ? { system_metrics: body.system_metrics as Record<string, number> } : {}) };
+    await this.coord.setPresence(PRESENCE, agentId, presence as unknown as Record<string, unknown>, ttl);
+    this.seenAlive.add(agentId);
+    let status = a.status;
+    const wanted = body.status === 'busy' ? 'active' : body.status;
+    if (wanted && wanted !== a.status && !(a.draining && wanted === 'active')) status = wanted;
+    else if (a.status === 'offline') status = a.draining ? 'inactive' : 'active';
+    if (status !== a.status) await this.setStatus(agentId, status as AgentStatus, { last_seen_at: new Date() });
+    return { status: 'acknowledged', next_heartbeat: new Date(Date.now() + this.opts.heartbeatIntervalSeconds * 1000).toISOString(), agent_status: status };
+  }
+
+  /**
+   * Marks agents offline whose presence expired (its TTL is the transport's timeout). An agent
+   * this process never saw alive (e.g. right after a restart) gets the REST timeout, counted from
+   * the later of process start, registration and its last known sighting.
+   */
+  async sweepOffline(now = Date.now()): Promise<string[]> {
+    const live = new Set((await this.coord.listPresence(PRESENCE)).map((p) => p.id));
+    for (const id of live) this.seenAlive.add(id);
+    const offline: string[] = [];
+    for (const a of await this.repo.all(this.db, {})) {
+      if (a.builtin || a.status === 'offline' || live.has(a.agent_id)) continue;
+      const since = Math.max(this.startedAt, a.registered_at.getTime(), a.last_seen_at?.getTime() ?? 0);
+      if (!this.seenAlive.has(a.agent_id) && now - since < this.opts.restTimeoutSeconds * 1000) continue;
+      this.seenAlive.delete(a.agent_id);
+      await this.setStatus(a.agent_id, 'offline');
+      offline.push(a.agent_id);
+    }
+    return offline;
+  }
+}

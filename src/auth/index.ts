@@ -1,0 +1,11 @@
+/**
+ * auth: who the caller is and what it may do. Passwords, JWT signing keys and tokens, the RBAC
+ * table, users, agent API keys. Not here: HTTP plumbing (http/), agent registry (agents/).
+ */
+export * from './rbac.ts';
+export { PasswordHasher, assertPasswordPolicy, MIN_PASSWORD_LENGTH } from './passwords.ts';
+export { SigningKeys, JWT_ALG, plainSealer, type SecretSealer } from './signing-keys.ts';
+export { TokenService, DbRevocationList, type TokenPair, type VerifiedToken, type RevocationList, type TokenServiceOptions } from './token-service.ts';
+export { UserService, toPublicUser, type UserRow, type PublicUser, type LoginLimiters, type MfaVerifier } from './user-service.ts';
+export { PrincipalState } from './principal-state.ts';
+export { ApiKeys } from './api-keys.ts';

@@ -1,0 +1,197 @@
+/**
+ * Issues and verifies JWTs (SPEC §4.3) and rotates refresh tokens with reuse detection:
+ * each refresh token is single use; presenting a used one revokes its whole family.
+ * Verification pins EdDSA, requires a known `kid`, checks iss/aud/typ/exp/nbf and revocation.
+ */
+import { SignJWT, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { AppError, newId, type EventBus } from '../core/index.ts';
+import type { Db, Queryable } from '../store/index.ts';
+import { JWT_ALG, type SigningKeys } from './signing-keys.ts';
+import { ROLES, type Principal, type Role } from './rbac.ts';
+
+export interface TokenLifetimes {
+  user_access_ttl: number;
+  user_refresh_ttl: number;
+  agent_access_ttl: number;
+  agent_refresh_ttl: number;
+}
+
+export interface TokenServiceOptions {
+  issuer: string;
+  audience: string;
+  lifetimes: TokenLifetimes;
+}
+
+export interface TokenPair {
+  access_token: string;
+  refresh_token: string;
+  token_type: 'Bearer';
+  expires_in: number;
+}
+
+export interface VerifiedToken {
+  principal: Principal;
+  typ: 'access' | 'refresh';
+  jti: string;
+  exp: number;
+  family?: string;
+}
+
+/** Whether a token's jti was revoked (logout); backed by the store plus a cache. */
+export interface RevocationList {
+  isRevoked(jti: string): Promise<boolean>;
+  revoke(jti: string, expiresAtSec: number): Promise<void>;
+}
+
+export class DbRevocationList implements RevocationList {
+  private readonly cache = new Set<string>();
+  constructor(private readonly db: Db) {}
+  async isRevoked(jti: string): Promise<boolean> {
+    if (this.cache.has(jti)) return true;
+    const { rows } = await this.db.query('SELECT 1 FROM revoked_tokens WHERE jti = $1', [jti]);
+    if (rows.length) this.cache.add(jti);
+    return rows.length > 0;
+  }
+  async revoke(jti: string, expiresAtSec: number): Promise<void> {
+    await this.db.query('INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, to_timestamp($2)) ON CONFLICT DO NOTHING', [jti, expiresAtSec]);
+    this.cache.add(jti);
+  }
+}
+
+export class TokenService {
+  constructor(
+    private readonly db: Db,
+    private readonly keys: SigningKeys,
+    private readonly opts: TokenServiceOptions,
+    private readonly revocations: RevocationList,
+    private readonly bus: EventBus,
+  ) {}
+
+  private ttl(p: Principal, typ: 'access' | 'refresh'): number {
+    const l = this.opts.lifetimes;
+    if (p.type === 'agent') return typ === 'access' ? l.agent_access_ttl : l.agent_refresh_ttl;
+    return typ === 'access' ? l.user_access_ttl : l.user_refresh_ttl;
+  }
+
+  private async sign(p: Principal, typ: 'access' | 'refresh', jti: string, extra: Record<string, unknown> = {}): Promise<string> {
+    const key = this.keys.current;
+    const claims: JWTPayload = { typ, role: p.role, name: p.name, ...extra };
+    if (p.type === 'agent') claims.agent_id = p.id;
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg: JWT_ALG, kid: key.kid, typ: 'JWT' })
+      .setIssuer(this.opts.issuer)
+      .setAudience(this.opts.audience)
+      .setSubject(`${p.type}:${p.id}`)
+      .setJti(jti)
+      .setIssuedAt()
+      .setNotBefore('0s')
+      .setExpirationTime(`${this.ttl(p, typ)}s`)
+      .sign(key.privateKey!);
+  }
+
+  async issueAccess(p: Principal): Promise<{ token: string; expires_in: number }> {
+    return { token: await this.sign(p, 'access', newId()), expires_in: this.ttl(p, 'access') };
+  }
+
+  /** A new access/refresh pair; `family` continues a rotation chain. */
+  async issuePair(p: Principal, family?: string, q: Queryable = this.db): Promise<TokenPair> {
+    const fam = family ?? newId();
+    const refreshJti = newId();
+    const refreshTtl = this.ttl(p, 'refresh');
+    await q.query(
+      `INSERT INTO refresh_tokens (jti, family_id, subject_type, subject_id, expires_at) VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))`,
+      [refreshJti, fam, p.type, p.id, refreshTtl],
+    );
+    const access = await this.issueAccess(p);
+    return {
+      access_token: access.token,
+      refresh_token: await this.sign(p, 'refresh', refreshJti, { fam }),
+      token_type: 'Bearer',
+      expires_in: access.expires_in,
+    };
+  }
+
+  /** Verifies signature and claims; maps every failure to INVALID_TOKEN or TOKEN_EXPIRED. */
+  async verify(token: string, expectedTyp: 'access' | 'refresh'): Promise<VerifiedToken> {
+    let payload: JWTPayload;
+    try {
+      const header = decodeProtectedHeader(token);
+      if (header.alg !== JWT_ALG || typeof header.kid !== 'string') throw new AppError('INVALID_TOKEN');
+      const key = this.keys.get(header.kid);
+      if (!key) throw new AppError('INVALID_TOKEN');
+      ({ payload } = await jwtVerify(token, key.publicKey, {
+        algorithms: [JWT_ALG],
+        issuer: this.opts.issuer,
+        audience: this.opts.audience,
+        requiredClaims: ['sub', 'jti', 'iat', 'exp', 'typ', 'role'],
+      }));
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      if (err instanceof joseErrors.JWTExpired) throw new AppError('TOKEN_EXPIRED');
+      throw new AppError('INVALID_TOKEN');
+    }
+    if (payload.typ !== expectedTyp) throw new AppError('INVALID_TOKEN', `Expected a${expectedTyp === 'access' ? 'n access' : ' refresh'} token.`);
+    const sub = String(payload.sub);
+    const sep = sub.indexOf(':');
+    const type = sub.slice(0, sep);
+    const id = sub.slice(sep + 1);
+    const role = payload.role as Role;
+    if ((type !== 'user' && type !== 'agent') || !id || !ROLES.includes(role)) throw new AppError('INVALID_TOKEN');
+    const jti = String(payload.jti);
+    if (expectedTyp === 'access' && (await this.revocations.isRevoked(jti))) throw new AppError('INVALID_TOKEN', 'The token was revoked.');
+    return {
+      principal: { type, id, role, name: String(payload.name ?? id), jti, exp: payload.exp },
+      typ: expectedTyp,
+      jti,
+      exp: payload.exp!,
+      family: typeof payload.fam === 'string' ? payload.fam : undefined,
+    };
+  }
+
+  /**
+   * Exchanges a refresh token for a new pair. `current` re-reads the principal's live role and
+   * state (a disabled user or deleted agent cannot refresh).
+   */
+  async refresh(refreshToken: string, current: (p: Principal) => Promise<Principal | null>): Promise<TokenPair> {
+    const v = await this.verify(refreshToken, 'refresh');
+    const claimed = await this.db.query<{ family_id: string }>(
+      `UPDATE refresh_tokens SET used_at = now() WHERE jti = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now() RETURNING family_id`,
+      [v.jti],
+    );
+    const row = claimed.rows[0];
+    if (!row) {
+      const { rows } = await this.db.query<{ family_id: string; used_at: Date | null; revoked_at: Date | null }>(
+        'SELECT family_id, used_at, revoked_at FROM refresh_tokens WHERE jti = $1', [v.jti]);
+      const known = rows[0];
+      if (known && (known.used_at || known.revoked_at)) {
+        await this.revokeFamily(known.family_id);
+        this.bus.emit('system:security_alert', { alert_id: newId(), rule: 'refresh_token_reuse', severity: 'high', message: `Refresh token reuse by ${v.principal.type} ${v.principal.name}; family revoked.` });
+        throw new AppError('TOKEN_REUSED');
+      }
+      throw new AppError('INVALID_TOKEN');
+    }
+    const live = await current(v.principal);
+    if (!live) {
+      await this.revokeFamily(row.family_id);
+      throw new AppError('INVALID_TOKEN', 'The principal is disabled or deleted.');
+    }
+    return this.issuePair(live, row.family_id);
+  }
+
+  async revokeFamily(familyId: string): Promise<void> {
+    await this.db.query('UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL', [familyId]);
+  }
+
+  async revokeSubject(type: 'user' | 'agent', id: string): Promise<void> {
+    await this.db.query('UPDATE refresh_tokens SET revoked_at = now() WHERE subject_type = $1 AND subject_id = $2 AND revoked_at IS NULL', [type, id]);
+  }
+
+  /** Logout: revokes the access token's jti and (when given) the refresh token's family. */
+  async logout(access: VerifiedToken, refreshToken?: string): Promise<void> {
+    await this.revocations.revoke(access.jti, access.exp);
+    if (refreshToken) {
+      const v = await this.verify(refreshToken, 'refresh').catch(() => null);
+      if (v && v.principal.id === access.principal.id && v.family) await this.revokeFamily(v.family);
+    }
+  }
+}

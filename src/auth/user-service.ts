@@ -1,0 +1,154 @@
+/**
+ * Users (people): login, CRUD for admins, first-admin bootstrap. Wrong password and unknown user
+ * answer the same INVALID_CREDENTIALS with similar timing. Disabling a user or changing its role
+ * revokes its refresh tokens and is seen by the auth hook on the next request.
+ */
+import { randomBytes } from 'node:crypto';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import { AppError, ConflictError, NotFoundError, newId, type EventBus } from '../core/index.ts';
+import { pgErrorCode, type Db } from '../store/index.ts';
+import { assertPasswordPolicy, type PasswordHasher } from './passwords.ts';
+import type { Principal, Role } from './rbac.ts';
+import type { TokenPair, TokenService } from './token-service.ts';
+
+export interface UserRow {
+  user_id: string;
+  username: string;
+  password_hash: string;
+  role: Role;
+  disabled: boolean;
+  mfa_enabled: boolean;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export interface PublicUser {
+  user_id: string;
+  username: string;
+  role: Role;
+  disabled: boolean;
+  mfa_enabled: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+export function toPublicUser(u: UserRow): PublicUser {
+  return { user_id: u.user_id, username: u.username, role: u.role, disabled: u.disabled, mfa_enabled: u.mfa_enabled, created_at: u.created_at.toISOString(), updated_at: u.updated_at.toISOString() };
+}
+
+/** Second-factor check, supplied by the MFA service; returns false when the code is wrong. */
+export type MfaVerifier = (user: UserRow, code: string | undefined) => Promise<boolean>;
+
+export interface LoginLimiters {
+  /** consecutive failures per username+IP */
+  userIp: RateLimiterAbstract;
+  /** failures per IP per day */
+  ip: RateLimiterAbstract;
+}
+
+const USER_COLUMNS = 'user_id, username, password_hash, role, disabled, mfa_enabled, created_at, updated_at';
+
+export class UserService {
+  mfaVerifier: MfaVerifier = async (u) => !u.mfa_enabled;
+
+  constructor(
+    private readonly db: Db,
+    private readonly hasher: PasswordHasher,
+    private readonly tokens: TokenService,
+    private readonly bus: EventBus,
+    private readonly limiters: LoginLimiters,
+  ) {}
+
+  async findByUsername(username: string): Promise<UserRow | null> {
+    const { rows } = await this.db.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE lower(username) = lower($1) AND deleted_at IS NULL`, [username]);
+    return rows[0] ?? null;
+  }
+
+  async get(userId: string): Promise<UserRow> {
+    const { rows } = await this.db.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE user_id::text = $1 AND deleted_at IS NULL`, [userId]);
+    if (!rows[0]) throw new NotFoundError('NOT_FOUND', 'User not found.');
+    return rows[0];
+  }
+
+  async list(limit: number, offset: number): Promise<{ users: UserRow[]; total: number }> {
+    const { rows } = await this.db.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE deleted_at IS NULL ORDER BY created_at LIMIT $1 OFFSET $2`, [limit, offset]);
+    const total = await this.db.query<{ n: number }>('SELECT count(*)::int AS n FROM users WHERE deleted_at IS NULL');
+    return { users: rows, total: total.rows[0]?.n ?? 0 };
+  }
+
+  async create(input: { username: string; password: string; role: Role }): Promise<UserRow> {
+    assertPasswordPolicy(input.password);
+    const hash = await this.hasher.hash(input.password);
+    try {
+      const { rows } = await this.db.query<UserRow>(
+        `INSERT INTO users (user_id, username, password_hash, role) VALUES ($1, $2, $3, $4) RETURNING ${USER_COLUMNS}`,
+        [newId(), input.username, hash, input.role],
+      );
+      return rows[0]!;
+    } catch (err) {
+      if (pgErrorCode(err) === '23505') throw new ConflictError('CONFLICT', 'A user with this username exists.');
+      throw err;
+    }
+  }
+
+  async update(userId: string, patch: { role?: Role; disabled?: boolean; password?: string }): Promise<UserRow> {
+    if (patch.role === undefined && patch.disabled === undefined && patch.password === undefined) throw new AppError('EMPTY_UPDATE');
+    const before = await this.get(userId);
+    if (patch.password !== undefined) assertPasswordPolicy(patch.password);
+    const hash = patch.password !== undefined ? await this.hasher.hash(patch.password) : null;
+    const { rows } = await this.db.query<UserRow>(
+      `UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled), password_hash = COALESCE($4, password_hash), updated_at = now()
+       WHERE user_id = $1 AND deleted_at IS NULL RETURNING ${USER_COLUMNS}`,
+      [before.user_id, patch.role ?? null, patch.disabled ?? null, hash],
+    );
+    const after = rows[0]!;
+    const lowered = patch.role !== undefined && patch.role !== before.role;
+    if (after.disabled || lowered || hash) await this.revoke(after.user_id, after.disabled ? 'disabled' : lowered ? 'role_changed' : 'password_changed');
+    return after;
+  }
+
+  async remove(userId: string): Promise<void> {
+    const u = await this.get(userId);
+    await this.db.query('UPDATE users SET deleted_at = now(), updated_at = now() WHERE user_id = $1', [u.user_id]);
+    await this.revoke(u.user_id, 'deleted');
+  }
+
+  private async revoke(userId: string, reason: string): Promise<void> {
+    await this.tokens.revokeSubject('user', userId);
+    this.bus.emit('principal:revoked', { subject_type: 'user', subject_id: userId, reason });
+  }
+
+  /** Login with throttling: per username+IP consecutive failures and per IP daily failures. */
+  async login(input: { username: string; password: string; totp_code?: string }, ip: string): Promise<{ pair: TokenPair; user: UserRow }> {
+    const userIpKey = `${input.username.toLowerCase()}|${ip}`;
+    const [uip, ipRes] = await Promise.all([this.limiters.userIp.get(userIpKey), this.limiters.ip.get(ip)]);
+    const blocked = [uip, ipRes].find((r) => r !== null && r.remainingPoints <= 0);
+    if (blocked) throw new AppError('RATE_LIMIT_EXCEEDED', 'Too many failed logins; try again later.', { retryAfter: Math.ceil(blocked.msBeforeNext / 1000) });
+    const user = await this.findByUsername(input.username);
+    const ok = await this.hasher.verify(user?.password_hash ?? null, input.password);
+    if (!user || !ok || user.disabled) {
+      await Promise.all([this.limiters.userIp.penalty(userIpKey, 1), this.limiters.ip.penalty(ip, 1)]);
+      throw new AppError('INVALID_CREDENTIALS');
+    }
+    if (user.mfa_enabled && !(await this.mfaVerifier(user, input.totp_code))) throw new AppError('MFA_REQUIRED');
+    await this.limiters.userIp.delete(userIpKey);
+    const pair = await this.tokens.issuePair(this.principalOf(user));
+    return { pair, user };
+  }
+
+  principalOf(u: Pick<UserRow, 'user_id' | 'role' | 'username'>): Principal {
+    return { type: 'user', id: u.user_id, role: u.role, name: u.username };
+  }
+
+  /**
+   * Creates `admin` when there is no user. Returns the generated password (to print once) or
+   * null when MCP_ADMIN_PASSWORD was used or users exist.
+   */
+  async bootstrapAdmin(configured: string): Promise<{ created: boolean; generated: string | null }> {
+    const { rows } = await this.db.query<{ n: number }>('SELECT count(*)::int AS n FROM users');
+    if ((rows[0]?.n ?? 0) > 0) return { created: false, generated: null };
+    const password = configured || randomBytes(18).toString('base64url');
+    await this.create({ username: 'admin', password, role: 'admin' });
+    return { created: true, generated: configured ? null : password };
+  }
+}

@@ -1,0 +1,82 @@
+/** Agent REST bodies (SPEC §5). */
+import Type, { type Static } from 'typebox';
+import { Id, JsonObject } from './common.ts';
+
+export const AGENT_TYPES = ['bias-detector', 'emotion-analyzer', 'therapist', 'text-processor', 'report-generator', 'pipeline-worker', 'general'] as const;
+export const AGENT_STATUSES = ['active', 'busy', 'inactive', 'maintenance', 'error', 'offline'] as const;
+export type AgentStatus = (typeof AGENT_STATUSES)[number];
+
+const lit = <T extends readonly string[]>(xs: T) => Type.Union(xs.map((x) => Type.Literal(x)));
+
+export const AgentType = lit(AGENT_TYPES);
+export const Capability = Type.String({ pattern: '^[a-z][a-z0-9_.-]{0,63}$' });
+export const Capabilities = Type.Array(Capability, { minItems: 1, maxItems: 50, uniqueItems: true });
+export const SemVer = Type.String({ pattern: '^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(?:-[0-9A-Za-z.-]+)?(?:\\+[0-9A-Za-z.-]+)?$', description: 'Semantic version' });
+export const RoleSchema = lit(['worker', 'supervisor', 'admin', 'system'] as const);
+const Url = Type.String({ format: 'uri', maxLength: 2048 });
+const Tags = Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 50 });
+
+export const RegisterAgentBody = Type.Object({
+  agent_id: Type.Optional(Id),
+  name: Type.String({ minLength: 1, maxLength: 100 }),
+  type: AgentType,
+  capabilities: Capabilities,
+  version: SemVer,
+  endpoint_url: Type.Optional(Url),
+  health_check_url: Type.Optional(Url),
+  max_concurrent_tasks: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 5 })),
+  metadata: Type.Optional(JsonObject),
+  tags: Type.Optional(Tags),
+  role: Type.Optional(RoleSchema),
+}, { additionalProperties: false });
+export type RegisterAgentInput = Static<typeof RegisterAgentBody>;
+
+export const UpdateAgentBody = Type.Object({
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+  type: Type.Optional(AgentType),
+  capabilities: Type.Optional(Capabilities),
+  version: Type.Optional(SemVer),
+  endpoint_url: Type.Optional(Url),
+  health_check_url: Type.Optional(Url),
+  max_concurrent_tasks: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+  metadata: Type.Optional(JsonObject),
+  tags: Type.Optional(Tags),
+  status: Type.Optional(lit(['active', 'inactive', 'maintenance'] as const)),
+  role: Type.Optional(RoleSchema),
+}, { additionalProperties: false });
+export type UpdateAgentInput = Static<typeof UpdateAgentBody>;
+/** Fields an agent may change on itself without agent:manage. */
+export const SELF_UPDATABLE = ['capabilities', 'metadata', 'max_concurrent_tasks'] as const;
+
+export const SystemMetrics = Type.Object({
+  cpu_usage: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
+  memory_usage: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
+  disk_usage: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
+}, { additionalProperties: false });
+
+export const HeartbeatBody = Type.Object({
+  status: Type.Optional(lit(['active', 'busy', 'inactive', 'maintenance', 'error'] as const)),
+  current_tasks: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Array(Type.String({ maxLength: 64 }), { maxItems: 1000 })])),
+  system_metrics: Type.Optional(SystemMetrics),
+}, { additionalProperties: false });
+export type HeartbeatInput = Static<typeof HeartbeatBody>;
+
+export const ListAgentsQuery = Type.Object({
+  status: Type.Optional(lit(AGENT_STATUSES)),
+  type: Type.Optional(AgentType),
+  capability: Type.Optional(Capability),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
+  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+}, { additionalProperties: false });
+
+export const DiscoverQuery = Type.Object({
+  capabilities: Type.String({ minLength: 1, maxLength: 3300, description: 'Comma-separated; agents must hold all.' }),
+  type: Type.Optional(AgentType),
+  status: Type.Optional(lit(AGENT_STATUSES)),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
+}, { additionalProperties: false });
+
+export const TokenExchangeBody = Type.Object({
+  agent_id: Id,
+  api_key: Type.String({ minLength: 1, maxLength: 200 }),
+}, { additionalProperties: false });

@@ -51,6 +51,7 @@ export class MemoryCoordination implements Coordination {
   readonly #locks = new Map<string, LockEntry>();
   /** Last token issued per lock name; outlives the lock itself. */
   readonly #fences = new Map<string, number>();
+  readonly #limiters = new Map<string, RateLimiterAbstract>();
 
   constructor(options: MemoryCoordinationOptions = {}) {
     this.#logger = options.logger ?? silentLogger;
@@ -236,7 +237,18 @@ export class MemoryCoordination implements Coordination {
     if (held && held.owner === ownerId) this.#locks.delete(name);
   }
 
+  /** Limiters with the same options share their counters, as they do through Redis. */
   createRateLimiter(opts: RateLimiterOptions): RateLimiterAbstract {
+    const id = JSON.stringify([opts.keyPrefix, opts.points, opts.durationSec, opts.blockDurationSec ?? 0]);
+    let limiter = this.#limiters.get(id);
+    if (!limiter) {
+      limiter = this.#newLimiter(opts);
+      this.#limiters.set(id, limiter);
+    }
+    return limiter;
+  }
+
+  #newLimiter(opts: RateLimiterOptions): RateLimiterAbstract {
     return new RateLimiterMemory({
       keyPrefix: opts.keyPrefix,
       points: opts.points,

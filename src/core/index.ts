@@ -4,3 +4,4 @@ export * from './error-codes.ts';
 export * from './ids.ts';
 export * from './clock.ts';
 export * from './events.ts';
+export * from './field-codec.ts';

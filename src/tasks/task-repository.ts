@@ -1,0 +1,201 @@
+/**
+ * SQL for tasks and their history. Parameters and results pass through the field codec
+ * (encrypted for phi/restricted, bound to table+column+row). No business rules here.
+ */
+import type { FieldCodec } from '../core/index.ts';
+import type { Queryable } from '../store/index.ts';
+import type { TaskStatus } from '../contracts/tasks.ts';
+
+export interface TaskRow {
+  task_id: string;
+  task_type: string;
+  status: TaskStatus;
+  priority: number;
+  required_capabilities: string[];
+  parameters: string;
+  result: string | null;
+  error: { code: string; message: string; retryable: boolean; details?: unknown } | null;
+  data_classification: string;
+  metadata: Record<string, unknown>;
+  pipeline_id: string | null;
+  stage: string | null;
+  deadline: Date | null;
+  timeout_seconds: number;
+  max_retries: number;
+  dependencies: string[];
+  pending_deps: number;
+  strategy: string | null;
+  attempt: number;
+  assigned_agent: string | null;
+  lease_expires_at: Date | null;
+  progress: number;
+  progress_message: string | null;
+  dead_letter: boolean;
+  retry_at: Date | null;
+  created_by: string | null;
+  created_at: Date;
+  updated_at: Date;
+  assigned_at: Date | null;
+  started_at: Date | null;
+  completed_at: Date | null;
+}
+
+export interface NewTask {
+  task_id: string;
+  task_type: string;
+  priority: number;
+  required_capabilities: string[];
+  parameters: unknown;
+  data_classification: string;
+  metadata: Record<string, unknown>;
+  pipeline_id: string | null;
+  stage: string | null;
+  deadline: string | null;
+  timeout_seconds: number;
+  max_retries: number;
+  dependencies: string[];
+  strategy: string | null;
+  created_by: string;
+}
+
+export const TASK_COLS = `task_id, task_type, status, priority, required_capabilities, parameters, result, error, data_classification, metadata,
+  pipeline_id, stage, deadline, timeout_seconds, max_retries, dependencies, pending_deps, strategy, attempt, assigned_agent, lease_expires_at,
+  progress, progress_message, dead_letter, retry_at, created_by, created_at, updated_at, assigned_at, started_at, completed_at`;
+
+export const SUMMARY_COLS = TASK_COLS.replace('parameters, result, ', '');
+
+export interface HistoryEntry {
+  from_status: string | null;
+  to_status: string;
+  attempt: number;
+  agent_id: string | null;
+  reason: string | null;
+  at: Date;
+}
+
+export interface TaskListFilter {
+  status?: string;
+  task_type?: string;
+  pipeline_id?: string;
+  agent_id?: string;
+  dead_letter?: boolean;
+  /** Worker principals see only tasks assigned to them or created by them. */
+  visibleTo?: { agentId: string | null; creator: string };
+}
+
+export class TaskRepository {
+  constructor(private readonly codec: FieldCodec) {}
+
+  sealParameters(taskId: string, classification: string, value: unknown): string {
+    return this.codec.seal(value, classification, { table: 'tasks', column: 'parameters', rowId: taskId });
+  }
+
+  openParameters<T = Record<string, unknown>>(row: Pick<TaskRow, 'task_id' | 'parameters'>): T {
+    return this.codec.open<T>(row.parameters, { table: 'tasks', column: 'parameters', rowId: row.task_id });
+  }
+
+  sealResult(taskId: string, classification: string, value: unknown): string {
+    return this.codec.seal(value, classification, { table: 'tasks', column: 'result', rowId: taskId });
+  }
+
+  openResult<T = unknown>(row: Pick<TaskRow, 'task_id' | 'result'>): T | null {
+    return row.result === null ? null : this.codec.open<T>(row.result, { table: 'tasks', column: 'result', rowId: row.task_id });
+  }
+
+  /** Inserts tasks (one statement for the whole batch); pending_deps counts unfinished dependencies. */
+  async insertMany(q: Queryable, tasks: NewTask[]): Promise<TaskRow[]> {
+    if (tasks.length === 0) return [];
+    const col = <K extends keyof NewTask>(k: K) => tasks.map((t) => t[k]);
+    const { rows } = await q.query<TaskRow>(
+      `INSERT INTO tasks (task_id, task_type, status, priority, required_capabilities, parameters, data_classification, metadata, pipeline_id, stage,
+         deadline, timeout_seconds, max_retries, dependencies, pending_deps, strategy, created_by)
+       SELECT x.task_id, x.task_type, 'pending', x.priority, ARRAY(SELECT jsonb_array_elements_text(x.caps)), x.parameters, x.classification, x.metadata,
+         x.pipeline_id, x.stage, x.deadline, x.timeout_seconds, x.max_retries, ARRAY(SELECT jsonb_array_elements_text(x.deps))::uuid[],
+         (SELECT count(*) FROM tasks d WHERE d.task_id = ANY(ARRAY(SELECT jsonb_array_elements_text(x.deps))::uuid[]) AND d.status <> 'completed')::int,
+         x.strategy, x.created_by
+       FROM unnest($1::uuid[], $2::text[], $3::int[], $4::jsonb[], $5::text[], $6::text[], $7::jsonb[], $8::uuid[], $9::text[], $10::timestamptz[],
+                   $11::int[], $12::int[], $13::jsonb[], $14::text[], $15::text[])
+         AS x(task_id, task_type, priority, caps, parameters, classification, metadata, pipeline_id, stage, deadline, timeout_seconds, max_retries, deps, strategy, created_by)
+       RETURNING ${SUMMARY_COLS}`,
+      [
+        col('task_id'), col('task_type'), col('priority'), tasks.map((t) => JSON.stringify(t.required_capabilities)),
+        tasks.map((t) => this.sealParameters(t.task_id, t.data_classification, t.parameters)), col('data_classification'),
+        tasks.map((t) => JSON.stringify(t.metadata)), col('pipeline_id'), col('stage'), col('deadline'), col('timeout_seconds'), col('max_retries'),
+        tasks.map((t) => JSON.stringify(t.dependencies)), col('strategy'), col('created_by'),
+      ],
+    );
+    await q.query(
+      `INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id, reason) SELECT unnest($1::uuid[]), NULL, 'pending', 0, NULL, 'created'`,
+      [col('task_id')],
+    );
+    return rows;
+  }
+
+  async get(q: Queryable, taskId: string, forUpdate = false): Promise<TaskRow | null> {
+    const { rows } = await q.query<TaskRow>(`SELECT ${TASK_COLS} FROM tasks WHERE task_id::text = $1 ${forUpdate ? 'FOR UPDATE' : ''}`, [taskId]);
+    return rows[0] ?? null;
+  }
+
+  async existing(q: Queryable, ids: string[]): Promise<Set<string>> {
+    if (!ids.length) return new Set();
+    const { rows } = await q.query<{ task_id: string }>('SELECT task_id FROM tasks WHERE task_id = ANY($1::uuid[])', [ids]);
+    return new Set(rows.map((r) => r.task_id));
+  }
+
+  async list(q: Queryable, f: TaskListFilter, sort: string, limit: number, offset: number): Promise<{ rows: TaskRow[]; total: number }> {
+    const conds: string[] = [];
+    const params: unknown[] = [];
+    const add = (sql: string, v: unknown) => { params.push(v); conds.push(sql.replace('?', `$${params.length}`)); };
+    if (f.status) add('status = ?', f.status);
+    if (f.task_type) add('task_type = ?', f.task_type);
+    if (f.pipeline_id) add('pipeline_id = ?::uuid', f.pipeline_id);
+    if (f.agent_id) add('assigned_agent = ?', f.agent_id);
+    if (f.dead_letter !== undefined) add('dead_letter = ?', f.dead_letter);
+    if (f.visibleTo) {
+      params.push(f.visibleTo.agentId, f.visibleTo.creator);
+      conds.push(`(assigned_agent = $${params.length - 1} OR created_by = $${params.length})`);
+    }
+    const where = conds.length ? `WHERE ${conds.join(' AND ')}` : '';
+    const [field, dir] = sort.split(':') as [string, string];
+    const { rows } = await q.query<TaskRow>(
+      `SELECT ${SUMMARY_COLS}, NULL AS parameters, NULL AS result FROM tasks ${where} ORDER BY ${field} ${dir === 'asc' ? 'ASC' : 'DESC'} NULLS LAST, task_id LIMIT ${limit} OFFSET ${offset}`,
+      params,
+    );
+    const t = await q.query<{ n: number }>(`SELECT count(*)::int AS n FROM tasks ${where}`, params);
+    return { rows, total: t.rows[0]?.n ?? 0 };
+  }
+
+  async history(q: Queryable, taskId: string): Promise<HistoryEntry[]> {
+    const { rows } = await q.query<HistoryEntry>('SELECT from_status, to_status, attempt, agent_id, reason, at FROM task_events WHERE task_id = $1 ORDER BY event_id', [taskId]);
+    return rows;
+  }
+
+  async recordEvents(q: Queryable, events: Array<{ task_id: string; from: string | null; to: string; attempt: number; agent_id: string | null; reason: string | null }>): Promise<void> {
+    if (!events.length) return;
+    await q.query(
+      `INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id, reason)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[])`,
+      [events.map((e) => e.task_id), events.map((e) => e.from), events.map((e) => e.to), events.map((e) => e.attempt), events.map((e) => e.agent_id), events.map((e) => e.reason)],
+    );
+  }
+
+  /** Position among pending tasks (1 = next), by priority then age. */
+  async queuePosition(q: Queryable, priority: number, createdAt: Date): Promise<number> {
+    const { rows } = await q.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM tasks WHERE status = 'pending' AND (priority > $1 OR (priority = $1 AND created_at <= $2))`,
+      [priority, createdAt],
+    );
+    return rows[0]?.n ?? 1;
+  }
+
+  /** Dependents of completed tasks lose one pending dependency each. Returns the ids now unblocked. */
+  async releaseDependents(q: Queryable, completedIds: string[]): Promise<string[]> {
+    if (!completedIds.length) return [];
+    const { rows } = await q.query<{ task_id: string; pending_deps: number }>(
+      `UPDATE tasks t SET pending_deps = GREATEST(0, t.pending_deps - (SELECT count(*) FROM unnest(t.dependencies) d WHERE d = ANY($1::uuid[])))
+       WHERE t.dependencies && $1::uuid[] AND t.status = 'pending' RETURNING task_id, pending_deps`,
+      [completedIds],
+    );
+    return rows.filter((r) => r.pending_deps === 0).map((r) => r.task_id);
+  }
+}

@@ -1,0 +1,324 @@
+/**
+ * Task use cases (SPEC §6): create (single/batch, all or nothing), read with visibility rules,
+ * cancel, operator retry, and the assigned agent's accept/progress/complete/fail fenced by the
+ * attempt number. Results are recorded at most once: the row is locked and the attempt, agent
+ * and status are checked in the same transaction that records the outcome.
+ * Domain events are emitted only after commit.
+ */
+import { AppError, ConflictError, ForbiddenError, NotFoundError, ValidationError, newId, type DomainEventName, type DomainEvents, type EventBus } from '../core/index.ts';
+import { PRIORITY_ALIASES, TASK_TYPE_CAPABILITIES, type CreateTaskInput, type TaskErrorInput, type TaskStatus } from '../contracts/tasks.ts';
+import type { Db, Queryable } from '../store/index.ts';
+import { hasPermission, principalKey, type Principal } from '../auth/index.ts';
+import type { AgentRepository } from '../agents/index.ts';
+import { TaskRepository, type NewTask, type TaskListFilter, type TaskRow } from './task-repository.ts';
+import { backoffMs, CANCELLABLE_STATUSES, RETRYABLE_BY_OPERATOR } from './task-status.ts';
+import { historyView, taskSummary, type TaskSummary } from './task-view.ts';
+
+export interface TaskServiceOptions {
+  retryBaseMs: number;
+  retryCapMs: number;
+  random?: () => number;
+}
+
+type Emit = <K extends DomainEventName>(name: K, payload: DomainEvents[K]) => void;
+type Pending = Array<() => void>;
+
+export interface TaskDetail extends TaskSummary {
+  parameters: unknown;
+  result: unknown;
+  history: ReturnType<typeof historyView>;
+}
+
+export class TaskService {
+  constructor(
+    private readonly db: Db,
+    readonly repo: TaskRepository,
+    private readonly agents: AgentRepository,
+    private readonly bus: EventBus,
+    private readonly opts: TaskServiceOptions,
+  ) {}
+
+  private deferEmit(pending: Pending): Emit {
+    return (name, payload) => pending.push(() => this.bus.emit(name, payload));
+  }
+
+  private async tx<T>(fn: (q: Queryable, emit: Emit) => Promise<T>): Promise<T> {
+    const pending: Pending = [];
+    const out = await this.db.transaction((q) => fn(q, this.deferEmit(pending)));
+    for (const p of pending) p();
+    return out;
+  }
+
+  // ---- creation -------------------------------------------------------------------------
+
+  normalize(input: CreateTaskInput, creator: string, index?: number): NewTask {
+    const at = (f: string) => (index === undefined ? f : `tasks[${index}].${f}`);
+    const caps = input.required_capabilities ?? (TASK_TYPE_CAPABILITIES[input.task_type] ? [TASK_TYPE_CAPABILITIES[input.task_type]!] : null);
+    if (!caps) throw new ValidationError('Unknown task types must name required_capabilities.', [{ field: at('required_capabilities'), message: `required for task_type '${input.task_type}'` }]);
+    const priority = typeof input.priority === 'string' ? PRIORITY_ALIASES[input.priority] : (input.priority ?? 5);
+    if (input.stage && !input.pipeline_id) throw new ValidationError('stage requires pipeline_id.', [{ field: at('stage'), message: 'requires pipeline_id' }]);
+    return {
+      task_id: newId(),
+      task_type: input.task_type,
+      priority,
+      required_capabilities: caps,
+      parameters: input.parameters ?? {},
+      data_classification: input.data_classification ?? 'phi',
+      metadata: input.metadata ?? {},
+      pipeline_id: input.pipeline_id ?? null,
+      stage: input.stage ?? null,
+      deadline: input.deadline ? new Date(input.deadline).toISOString() : null,
+      timeout_seconds: input.timeout_seconds ?? 300,
+      max_retries: input.max_retries ?? 3,
+      dependencies: input.dependencies ?? [],
+      strategy: input.strategy ?? null,
+      created_by: creator,
+    };
+  }
+
+  /** Creates tasks in one transaction; any invalid one rejects the whole batch. */
+  async createMany(inputs: CreateTaskInput[], creator: Principal, q?: Queryable): Promise<TaskRow[]> {
+    const tasks = inputs.map((t, i) => this.normalize(t, principalKey(creator), inputs.length > 1 ? i : undefined));
+    const run = async (tx: Queryable, emit: Emit) => {
+      const deps = [...new Set(tasks.flatMap((t) => t.dependencies))];
+      const found = await this.repo.existing(tx, deps);
+      const errors = tasks.flatMap((t, i) => t.dependencies.filter((d) => !found.has(d)).map((d) => ({ field: inputs.length > 1 ? `tasks[${i}].dependencies` : 'dependencies', message: `unknown task ${d}` })));
+      if (errors.length) throw new ValidationError('Some dependencies do not exist.', errors);
+      const rows = await this.repo.insertMany(tx, tasks);
+      for (const r of rows) emit('task:created', { task_id: r.task_id, task_type: r.task_type, priority: r.priority, pipeline_id: r.pipeline_id, stage: r.stage });
+      emit('task:eligible', { task_ids: rows.filter((r) => r.pending_deps === 0).map((r) => r.task_id) });
+      return rows;
+    };
+    if (q) return run(q, (n, p) => this.bus.emit(n, p));
+    return this.tx(run);
+  }
+
+  async create(input: CreateTaskInput, creator: Principal): Promise<{ task_id: string; status: 'pending'; created_at: string; queue_position: number }> {
+    const [row] = await this.createMany([input], creator);
+    const position = await this.repo.queuePosition(this.db, row!.priority, row!.created_at);
+    return { task_id: row!.task_id, status: 'pending', created_at: row!.created_at.toISOString(), queue_position: position };
+  }
+
+  // ---- reading ----------------------------------------------------------------------------
+
+  canSee(p: Principal, t: Pick<TaskRow, 'assigned_agent' | 'created_by'>): boolean {
+    if (!hasPermission(p.role, 'task:read')) return false;
+    if (p.role !== 'worker') return true;
+    return (p.type === 'agent' && t.assigned_agent === p.id) || t.created_by === principalKey(p);
+  }
+
+  async getRow(taskId: string, viewer?: Principal): Promise<TaskRow> {
+    const row = await this.repo.get(this.db, taskId);
+    if (!row || (viewer && !this.canSee(viewer, row))) throw new NotFoundError('TASK_NOT_FOUND');
+    return row;
+  }
+
+  async detail(taskId: string, viewer: Principal): Promise<TaskDetail> {
+    const row = await this.getRow(taskId, viewer);
+    const history = await this.repo.history(this.db, row.task_id);
+    return { ...taskSummary(row), parameters: this.repo.openParameters(row), result: this.repo.openResult(row), history: historyView(history) };
+  }
+
+  async list(f: TaskListFilter, viewer: Principal, sort: string, limit: number, offset: number): Promise<{ tasks: TaskSummary[]; total: number }> {
+    const filter = viewer.role === 'worker' ? { ...f, visibleTo: { agentId: viewer.type === 'agent' ? viewer.id : null, creator: principalKey(viewer) } } : f;
+    const { rows, total } = await this.repo.list(this.db, filter, sort, limit, offset);
+    return { tasks: rows.map(taskSummary), total };
+  }
+
+  // ---- operator actions -----------------------------------------------------------------
+
+  async cancel(taskId: string, reason: string, by: Principal): Promise<TaskSummary> {
+    return this.tx(async (q, emit) => {
+      const row = await this.repo.get(q, taskId, true);
+      if (!row || !this.canSee(by, row)) throw new NotFoundError('TASK_NOT_FOUND');
+      if (!CANCELLABLE_STATUSES.includes(row.status)) throw this.transitionError(row.status, 'cancelled');
+      const { rows } = await q.query<TaskRow>(
+        `UPDATE tasks SET status = 'cancelled', lease_expires_at = NULL, retry_at = NULL, completed_at = now(), updated_at = now()
+         WHERE task_id = $1 RETURNING *`, [row.task_id]);
+      await this.repo.recordEvents(q, [{ task_id: row.task_id, from: row.status, to: 'cancelled', attempt: row.attempt, agent_id: row.assigned_agent, reason }]);
+      const leased = row.status === 'assigned' || row.status === 'running';
+      emit('task:cancelled', { task_id: row.task_id, agent_id: leased ? row.assigned_agent : null, reason, pipeline_id: row.pipeline_id });
+      return taskSummary(rows[0]!);
+    });
+  }
+
+  /** Re-queues a failed or timed-out (possibly dead-lettered) task. */
+  async retry(taskId: string, by: Principal): Promise<TaskSummary> {
+    return this.tx(async (q, emit) => {
+      const row = await this.repo.get(q, taskId, true);
+      if (!row || !this.canSee(by, row)) throw new NotFoundError('TASK_NOT_FOUND');
+      if (!RETRYABLE_BY_OPERATOR.includes(row.status)) throw this.transitionError(row.status, 'pending');
+      const { rows } = await q.query<TaskRow>(
+        `UPDATE tasks SET status = 'pending', dead_letter = false, retry_at = NULL, error = NULL, assigned_agent = NULL, lease_expires_at = NULL,
+           progress = 0, progress_message = NULL, max_retries = GREATEST(max_retries, attempt), updated_at = now()
+         WHERE task_id = $1 RETURNING *`, [row.task_id]);
+      await this.repo.recordEvents(q, [{ task_id: row.task_id, from: row.status, to: 'pending', attempt: row.attempt, agent_id: null, reason: `redriven by ${by.name}` }]);
+      emit('task:eligible', { task_ids: [row.task_id] });
+      return taskSummary(rows[0]!);
+    });
+  }
+
+  private transitionError(from: TaskStatus, to: TaskStatus): AppError {
+    return new ConflictError('INVALID_STATUS_TRANSITION', `A ${from} task cannot become ${to}.`, { details: { from, to } });
+  }
+
+  // ---- the assigned agent's side ------------------------------------------------------
+
+  /**
+   * Locks the task and checks the caller holds its current lease. `attempt` undefined means
+   * "the lease I hold" (SPEC §8). Order: unknown → 404; older attempt → STALE_ATTEMPT;
+   * another agent's lease → NOT_ASSIGNED_AGENT.
+   */
+  private async lockLeased(q: Queryable, taskId: string, agentId: string, attempt: number | undefined): Promise<TaskRow> {
+    const row = await this.repo.get(q, taskId, true);
+    if (!row) throw new NotFoundError('TASK_NOT_FOUND');
+    if (attempt !== undefined && attempt !== row.attempt) {
+      throw new ConflictError('STALE_ATTEMPT', undefined, { details: { attempt, current_attempt: row.attempt } });
+    }
+    if (row.assigned_agent !== agentId) {
+      if (attempt === undefined && row.assigned_agent === null) throw new ConflictError('STALE_ATTEMPT', undefined, { details: { current_attempt: row.attempt } });
+      throw new ForbiddenError('NOT_ASSIGNED_AGENT');
+    }
+    return row;
+  }
+
+  async accept(taskId: string, agentId: string, attempt?: number): Promise<TaskSummary> {
+    return this.tx(async (q, emit) => {
+      const row = await this.lockLeased(q, taskId, agentId, attempt);
+      if (row.status === 'running') return taskSummary(row);
+      if (row.status !== 'assigned') throw this.transitionError(row.status, 'running');
+      const { rows } = await q.query<TaskRow>(`UPDATE tasks SET status = 'running', started_at = now(), updated_at = now() WHERE task_id = $1 RETURNING ${'*'}`, [row.task_id]);
+      await this.repo.recordEvents(q, [{ task_id: row.task_id, from: 'assigned', to: 'running', attempt: row.attempt, agent_id: agentId, reason: null }]);
+      emit('task:accepted', { task_id: row.task_id, agent_id: agentId, attempt: row.attempt });
+      return taskSummary(rows[0]!);
+    });
+  }
+
+  /** The agent declines a delivery: back to the queue for someone else, no retry consumed. */
+  async reject(taskId: string, agentId: string, attempt: number | undefined, reason: string): Promise<void> {
+    await this.tx(async (q, emit) => {
+      const row = await this.lockLeased(q, taskId, agentId, attempt);
+      if (row.status !== 'assigned' && row.status !== 'running') throw this.transitionError(row.status, 'pending');
+      await this.requeueRows(q, [row], `rejected: ${reason}`, emit);
+    });
+  }
+
+  async progress(taskId: string, agentId: string, attempt: number | undefined, progress: number, message?: string): Promise<{ task_id: string; attempt: number; progress: number; lease_expires_at: string }> {
+    return this.tx(async (q, emit) => {
+      const row = await this.lockLeased(q, taskId, agentId, attempt);
+      if (row.status !== 'assigned' && row.status !== 'running') throw this.transitionError(row.status, 'running');
+      const { rows } = await q.query<{ lease_expires_at: Date }>(
+        `UPDATE tasks SET progress = $2, progress_message = $3, status = 'running', started_at = COALESCE(started_at, now()),
+           lease_expires_at = now() + make_interval(secs => timeout_seconds), updated_at = now() WHERE task_id = $1 RETURNING lease_expires_at`,
+        [row.task_id, progress, message ?? null]);
+      if (row.status === 'assigned') await this.repo.recordEvents(q, [{ task_id: row.task_id, from: 'assigned', to: 'running', attempt: row.attempt, agent_id: agentId, reason: 'progress' }]);
+      emit('task:progress_updated', { task_id: row.task_id, agent_id: agentId, attempt: row.attempt, progress, message: message ?? null, pipeline_id: row.pipeline_id });
+      return { task_id: row.task_id, attempt: row.attempt, progress, lease_expires_at: rows[0]!.lease_expires_at.toISOString() };
+    });
+  }
+
+  async complete(taskId: string, agentId: string, attempt: number | undefined, result: unknown, metadata?: Record<string, unknown>): Promise<{ task_id: string; status: 'completed'; attempt: number; duplicate: boolean }> {
+    return this.tx(async (q, emit) => {
+      const row = await this.lockLeased(q, taskId, agentId, attempt);
+      if (row.status === 'completed') return { task_id: row.task_id, status: 'completed' as const, attempt: row.attempt, duplicate: true };
+      if (row.status !== 'assigned' && row.status !== 'running') throw this.transitionError(row.status, 'completed');
+      const meta = metadata ? { ...row.metadata, result_metadata: metadata } : row.metadata;
+      const { rows } = await q.query<{ ms: number }>(
+        `UPDATE tasks SET status = 'completed', result = $2, progress = 1, completed_at = now(), lease_expires_at = NULL, metadata = $3, error = NULL,
+           started_at = COALESCE(started_at, assigned_at), updated_at = now()
+         WHERE task_id = $1 RETURNING (extract(epoch FROM (completed_at - assigned_at)) * 1000)::float8 AS ms`,
+        [row.task_id, this.repo.sealResult(row.task_id, row.data_classification, result ?? null), JSON.stringify(meta)]);
+      const ms = rows[0]?.ms ?? 0;
+      await this.repo.recordEvents(q, [{ task_id: row.task_id, from: row.status, to: 'completed', attempt: row.attempt, agent_id: agentId, reason: null }]);
+      await this.agents.recordOutcome(q, agentId, true, ms);
+      const unblocked = await this.repo.releaseDependents(q, [row.task_id]);
+      emit('task:completed', { task_id: row.task_id, agent_id: agentId, attempt: row.attempt, task_type: row.task_type, pipeline_id: row.pipeline_id, stage: row.stage, duration_ms: ms });
+      if (unblocked.length) emit('task:eligible', { task_ids: unblocked });
+      return { task_id: row.task_id, status: 'completed' as const, attempt: row.attempt, duplicate: false };
+    });
+  }
+
+  async fail(taskId: string, agentId: string, attempt: number | undefined, error: TaskErrorInput): Promise<{ task_id: string; status: TaskStatus; attempt: number; will_retry: boolean; retry_at: string | null; dead_letter: boolean }> {
+    return this.tx(async (q, emit) => {
+      const row = await this.lockLeased(q, taskId, agentId, attempt);
+      if (row.status !== 'assigned' && row.status !== 'running') throw this.transitionError(row.status, 'failed');
+      await this.agents.recordOutcome(q, agentId, false, 0);
+      return this.failRow(q, row, 'failed', { code: error.code, message: error.message, retryable: error.retryable ?? true, ...(error.details ? { details: error.details } : {}) }, emit);
+    });
+  }
+
+  /**
+   * failed|timeout, then either retrying (backoff) while attempts remain and the failure is
+   * retryable, or final with dead_letter. Attempt N is the Nth delivery; max_retries more
+   * deliveries are allowed after the first.
+   */
+  private async failRow(q: Queryable, row: TaskRow, status: 'failed' | 'timeout', error: { code: string; message: string; retryable: boolean; details?: unknown }, emit: Emit) {
+    const willRetry = error.retryable && row.attempt <= row.max_retries;
+    const delay = backoffMs(row.attempt, this.opts.retryBaseMs, this.opts.retryCapMs, this.opts.random);
+    const { rows } = await q.query<{ retry_at: Date | null }>(
+      `UPDATE tasks SET status = $2, error = $3, dead_letter = $4, retry_at = CASE WHEN $5::boolean THEN now() + make_interval(secs => $6::float8 / 1000) END,
+         lease_expires_at = NULL, updated_at = now(), completed_at = CASE WHEN $5::boolean THEN NULL ELSE now() END
+       WHERE task_id = $1 RETURNING retry_at`,
+      [row.task_id, willRetry ? 'retrying' : status, JSON.stringify(error), !willRetry, willRetry, delay]);
+    const events: Array<{ task_id: string; from: string | null; to: string; attempt: number; agent_id: string | null; reason: string | null }> = [{ task_id: row.task_id, from: row.status, to: status, attempt: row.attempt, agent_id: row.assigned_agent, reason: error.code }];
+    if (willRetry) events.push({ task_id: row.task_id, from: status, to: 'retrying', attempt: row.attempt, agent_id: null, reason: `backoff ${delay} ms` });
+    await this.repo.recordEvents(q, events);
+    const retryAt = rows[0]?.retry_at ?? null;
+    emit('task:failed', { task_id: row.task_id, agent_id: row.assigned_agent, attempt: row.attempt, task_type: row.task_type, pipeline_id: row.pipeline_id, stage: row.stage, error: { code: error.code, message: error.message, retryable: error.retryable }, dead_letter: !willRetry, will_retry: willRetry });
+    if (retryAt) emit('task:retrying', { task_id: row.task_id, attempt: row.attempt, retry_at: retryAt.toISOString() });
+    return { task_id: row.task_id, status: (willRetry ? 'retrying' : status) as TaskStatus, attempt: row.attempt, will_retry: willRetry, retry_at: retryAt ? retryAt.toISOString() : null, dead_letter: !willRetry };
+  }
+
+  private async requeueRows(q: Queryable, rows: TaskRow[], reason: string, emit: Emit): Promise<void> {
+    if (!rows.length) return;
+    const ids = rows.map((r) => r.task_id);
+    await q.query(
+      `UPDATE tasks SET status = 'pending', assigned_agent = NULL, lease_expires_at = NULL, progress = 0, progress_message = NULL, updated_at = now()
+       WHERE task_id = ANY($1::uuid[])`, [ids]);
+    await this.repo.recordEvents(q, rows.map((r) => ({ task_id: r.task_id, from: r.status, to: 'pending', attempt: r.attempt, agent_id: r.assigned_agent, reason })));
+    emit('task:eligible', { task_ids: ids });
+  }
+
+  // ---- sweeps (run by the leader) -------------------------------------------------------
+
+  /** Leases past their expiry → timeout → retry or dead letter. Returns how many timed out. */
+  async expireLeases(limit = 500): Promise<number> {
+    return this.tx(async (q, emit) => {
+      const { rows } = await q.query<TaskRow>(
+        `SELECT * FROM tasks WHERE status IN ('assigned', 'running') AND lease_expires_at < now() ORDER BY lease_expires_at LIMIT ${limit} FOR UPDATE SKIP LOCKED`);
+      for (const r of rows) await this.failRow(q, r, 'timeout', { code: 'TASK_TIMEOUT', message: `No result within the ${r.timeout_seconds} s lease.`, retryable: true }, emit);
+      return rows.length;
+    });
+  }
+
+  /** The leases an agent holds → timeout (its socket stayed away past the grace period). */
+  async timeoutAgentLeases(agentId: string, reason: string): Promise<number> {
+    return this.tx(async (q, emit) => {
+      const { rows } = await q.query<TaskRow>(`SELECT * FROM tasks WHERE assigned_agent = $1 AND status IN ('assigned', 'running') FOR UPDATE`, [agentId]);
+      for (const r of rows) await this.failRow(q, r, 'timeout', { code: 'AGENT_DISCONNECTED', message: reason, retryable: true }, emit);
+      return rows.length;
+    });
+  }
+
+  /** An agent removed: its leased tasks go straight back to the queue. */
+  async requeueAgentTasks(agentId: string, reason: string): Promise<number> {
+    return this.tx(async (q, emit) => {
+      const { rows } = await q.query<TaskRow>(`SELECT * FROM tasks WHERE assigned_agent = $1 AND status IN ('assigned', 'running') FOR UPDATE`, [agentId]);
+      await this.requeueRows(q, rows, reason, emit);
+      return rows.length;
+    });
+  }
+
+  /** retrying tasks whose backoff elapsed → pending. */
+  async promoteRetries(limit = 1000): Promise<number> {
+    return this.tx(async (q, emit) => {
+      const { rows } = await q.query<{ task_id: string; attempt: number }>(
+        `UPDATE tasks SET status = 'pending', retry_at = NULL, assigned_agent = NULL, progress = 0, progress_message = NULL, updated_at = now()
+         WHERE task_id IN (SELECT task_id FROM tasks WHERE status = 'retrying' AND retry_at <= now() ORDER BY retry_at LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+         RETURNING task_id, attempt`);
+      await this.repo.recordEvents(q, rows.map((r) => ({ task_id: r.task_id, from: 'retrying', to: 'pending', attempt: r.attempt, agent_id: null, reason: 'backoff elapsed' })));
+      if (rows.length) emit('task:eligible', { task_ids: rows.map((r) => r.task_id) });
+      return rows.length;
+    });
+  }
+}

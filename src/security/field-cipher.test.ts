@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import type { FieldCodec } from '../core/index.ts';
 import { DecryptionError, FieldCipher, isEncrypted, keyIdOf, type FieldAad } from './field-cipher.ts';
 import { KeyRing } from './key-ring.ts';
 
@@ -234,5 +235,18 @@ describe('sealForClassification / open', () => {
     expect(decryptFailure(() => cipher.open('{not json', AAD))).toBe('invalid_payload');
     const stored = cipher.sealForClassification('x', 'phi', AAD);
     expect(decryptFailure(() => cipher.open(stored, { ...AAD, column: 'other' }))).toBe('authentication_failed');
+  });
+});
+
+describe('FieldCodec port', () => {
+  it('FieldCipher is a FieldCodec: seal encrypts phi/restricted and unknown classifications, open reverses it', () => {
+    const codec: FieldCodec = setup().cipher;
+    const aad = { table: 'pipelines', column: 'input', rowId: 'p1' };
+    for (const c of ['phi', 'restricted', 'PHI', 'secret', '']) {
+      const stored = codec.seal({ x: 1 }, c, aad);
+      expect(isEncrypted(stored)).toBe(true);
+      expect(codec.open(stored, aad)).toEqual({ x: 1 });
+    }
+    expect(codec.seal({ x: 1 }, 'internal', aad)).toBe('{"x":1}');
   });
 });

@@ -16,8 +16,8 @@
  * for a ciphertext that did not authenticate.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { AppError } from '../core/index.ts';
-import { requiresEncryption, type DataClassification } from './classification.ts';
+import { AppError, type FieldCodec } from '../core/index.ts';
+import { isDataClassification, requiresEncryption, type DataClassification } from './classification.ts';
 import { keyVersion, type KeyId, type KeyRing } from './key-ring.ts';
 
 export const CIPHERTEXT_PREFIX = 'enc:v1:';
@@ -114,7 +114,8 @@ function requireAad(aad: FieldAad): Buffer {
   return Buffer.from(s, 'utf8');
 }
 
-export class FieldCipher {
+/** Implements the core `FieldCodec` port that repositories use (ARCHITECTURE §1.6). */
+export class FieldCipher implements FieldCodec {
   readonly #keys: KeyRing;
 
   constructor(keyRing: KeyRing) {
@@ -192,6 +193,14 @@ export class FieldCipher {
       throw new AppError('INTERNAL_ERROR', 'The value cannot be serialised.', { expose: false });
     }
     return json;
+  }
+
+  /**
+   * `FieldCodec.seal`: `sealForClassification` for a classification given as a string. An
+   * unknown classification is treated as `phi` (encrypted): fail safe, never fail open.
+   */
+  seal(value: unknown, classification: string, aad: FieldAad): string {
+    return this.sealForClassification(value, isDataClassification(classification) ? classification : 'phi', aad);
   }
 
   /**

@@ -230,9 +230,11 @@ export function defineCoordinationContract(label: string, newSpace: () => Promis
 
       it('is a fixed window: it starts at the first increment, later increments do not extend it', async () => {
         expect(await a.incr('w', 400)).toBe(1);
-        await sleep(150);
+        await sleep(250);
         expect(await b.incr('w', 400)).toBe(2);
-        await sleep(400); // 550 ms after the window opened
+        // ~500 ms after the window opened: past a fixed window, inside one a sliding window would
+        // have extended to ~650 ms.
+        await sleep(250);
         expect(await a.incr('w', 400)).toBe(1);
       });
     });

@@ -69,6 +69,15 @@ class CuttableProxy {
     this.port = (server.address() as net.AddressInfo).port;
   }
 
+  /** Keeps connections open but stops passing bytes: a hung server. */
+  freeze(): void {
+    for (const s of this.#sockets) s.pause();
+  }
+
+  thaw(): void {
+    for (const s of this.#sockets) s.resume();
+  }
+
   async cut(): Promise<void> {
     const server = this.#server;
     this.#server = null;
@@ -185,15 +194,6 @@ describe.skipIf(!url)('RedisCoordination', () => {
       expect(inbox).toEqual(['still here']);
     });
 
-    it('rejects quickly with UnavailableError when Redis is unreachable at start', async () => {
-      const started = Date.now();
-      const err: unknown = await createCoordination({ redisUrl: 'redis://127.0.0.1:6390', keyPrefix: prefix }).catch((e: unknown) => e);
-      const elapsed = Date.now() - started;
-      expect(err).toBeInstanceOf(UnavailableError);
-      expect((err as UnavailableError).status).toBe(503);
-      expect(elapsed).toBeLessThan(2500);
-    });
-
     it('fails fast while Redis is down, then recovers commands and subscriptions when it is back', async () => {
       const target = new URL(url);
       const proxy = new CuttableProxy({ host: target.hostname, port: Number(target.port || 6379) });
@@ -237,6 +237,25 @@ describe.skipIf(!url)('RedisCoordination', () => {
       }
     });
 
+    it('fails fast when Redis hangs (connection open, no replies), and carries on once it answers', async () => {
+      const target = new URL(url);
+      const proxy = new CuttableProxy({ host: target.hostname, port: Number(target.port || 6379) });
+      await proxy.listen();
+      try {
+        const c = await open({ url: `redis://127.0.0.1:${proxy.port}${target.pathname}` });
+        await c.set('k', 'v');
+        proxy.freeze();
+        const started = Date.now();
+        const err: unknown = await c.get('k').catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(UnavailableError);
+        expect(Date.now() - started).toBeLessThan(2500);
+        proxy.thaw();
+        expect(await waitFor(async () => (await c.get('k').catch(() => null)) === 'v', 5000, 100)).toBe(true);
+      } finally {
+        await proxy.cut();
+      }
+    });
+
     it('createCoordination picks the adapter from redisUrl', async () => {
       const redis = await createCoordination({ redisUrl: url, keyPrefix: prefix });
       opened.push(redis);
@@ -245,5 +264,31 @@ describe.skipIf(!url)('RedisCoordination', () => {
       expect(redis.kind).toBe('redis');
       expect(memory.kind).toBe('memory');
     });
+  });
+});
+
+describe('RedisCoordination without a reachable Redis', () => {
+  it('rejects quickly with UnavailableError when nothing listens at the URL', async () => {
+    const started = Date.now();
+    const err: unknown = await createCoordination({ redisUrl: 'redis://127.0.0.1:6390' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UnavailableError);
+    expect((err as UnavailableError).status).toBe(503);
+    expect(Date.now() - started).toBeLessThan(2500);
+  });
+
+  it('rejects within the connect timeout when the peer accepts but never answers', async () => {
+    const silent = net.createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()));
+    const { port } = silent.address() as net.AddressInfo;
+    try {
+      const started = Date.now();
+      const err: unknown = await createRedisCoordination({ url: `redis://127.0.0.1:${port}`, connectTimeoutMs: 1000 }).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(UnavailableError);
+      expect(Date.now() - started).toBeLessThan(1500);
+    } finally {
+      silent.close();
+    }
   });
 });

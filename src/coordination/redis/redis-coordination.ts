@@ -114,11 +114,19 @@ export class RedisCoordination implements Coordination {
 
   /** Connects the command connection; rejects with `UnavailableError` if Redis cannot be reached. */
   async connect(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    // connectTimeout only covers TCP; a peer that accepts but never answers would stall the
+    // ready check, so the whole handshake gets the same bound.
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`Redis not ready within ${this.#opts.connectTimeoutMs} ms`)), this.#opts.connectTimeoutMs);
+    });
     try {
-      await this.#client.connect();
+      await Promise.race([this.#client.connect(), timeout]);
     } catch (err) {
       this.#client.disconnect();
       throw new UnavailableError('Coordination store (Redis) is unreachable', 5, err);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -102,6 +102,14 @@ export function defineCoordinationContract(label: string, newSpace: () => Promis
         expect(gone.messages).toEqual([1]);
       });
 
+      it('accepts concurrent first subscriptions on a fresh handle', async () => {
+        const fresh = await space.open();
+        const inboxes = await Promise.all(['c1', 'c2', 'c3', 'c1'].map((ch) => listen(fresh, ch)));
+        await Promise.all(['c1', 'c2', 'c3'].map((ch) => a.publish(ch, ch)));
+        expect(await waitFor(() => inboxes.every((i) => i.messages.length === 1))).toBe(true);
+        expect(inboxes.map((i) => i.messages[0])).toEqual(['c1', 'c2', 'c3', 'c1']);
+      });
+
       it('isolates a throwing handler from the others', async () => {
         await b.subscribe('boom', () => {
           throw new Error('handler bug');

@@ -80,6 +80,7 @@ export class RedisCoordination implements Coordination {
   /** Full channel name → handlers registered in this process. */
   readonly #handlers = new Map<string, Set<Handler>>();
   #closed = false;
+  #subscriberConnecting: Promise<void> | null = null;
 
   /** Builds the adapter without connecting; prefer `createRedisCoordination`, which waits for readiness. */
   constructor(options: RedisCoordinationOptions) {
@@ -146,7 +147,7 @@ export class RedisCoordination implements Coordination {
     }
     set.add(entry);
     try {
-      if (this.#subscriber.status === 'wait') await this.#subscriber.connect();
+      await this.#ensureSubscriberConnected();
       // SUBSCRIBE is idempotent; sending it every time makes concurrent subscribe/unsubscribe
       // on one channel settle in call order on the single subscriber connection.
       await this.#subscriber.subscribe(full);
@@ -336,6 +337,15 @@ export class RedisCoordination implements Coordination {
       // Harmless: with no local handler, stray messages are dropped by #dispatch.
       this.#opts.logger.warn({ err: { message: (err as Error).message }, channel: full }, 'redis unsubscribe failed');
     }
+  }
+
+  /** The subscriber connects on first use; concurrent first subscriptions share one connect. */
+  #ensureSubscriberConnected(): Promise<void> {
+    if (this.#subscriber.status !== 'wait') return Promise.resolve();
+    this.#subscriberConnecting ??= this.#subscriber.connect().finally(() => {
+      this.#subscriberConnecting = null;
+    });
+    return this.#subscriberConnecting;
   }
 
   #assertOpen(): void {

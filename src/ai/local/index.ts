@@ -8,7 +8,7 @@
  * network service (those live in ai/providers and pipelines/stages, which import this surface).
  */
 export * from './conversation-types.ts';
-export { parseInput, parseContent, detectFormat, lineColumnAt, INPUT_FORMATS, MAX_INPUT_CHARS, type InputData } from './input-parser.ts';
+export { parseInput, parseContent, detectFormat, lineColumnAt, isObject, INPUT_FORMATS, MAX_INPUT_CHARS, type InputData } from './input-parser.ts';
 export { findJsonSyntaxError, type JsonSyntaxProblem } from './json-syntax.ts';
 export { parseSpeakerTurns, standardizeRecords, canonicalRole, type StandardizeResult } from './speaker-turns.ts';
 export { detectPii, redactPii, redactText, detectPatternPii, countRemainingPii, PII_TYPES, type PiiType, type PiiFinding, type PiiResult } from './pii-redaction.ts';

@@ -29,7 +29,7 @@ export const ErrorEnvelope = Type.Object({
   }),
 });
 
-export const IdParams = (name: string) => Type.Object({ [name]: Id }, { additionalProperties: false });
+export const IdParams = <K extends string>(name: K) => Type.Object({ [name]: Id } as { [P in K]: typeof Id }, { additionalProperties: false });
 
 export function paginate(total: number, limit: number, offset: number): { total: number; limit: number; offset: number; has_more: boolean; next_offset: number | null } {
   const has_more = offset + limit < total;

@@ -1,0 +1,177 @@
+/**
+ * The composition root (ARCHITECTURE §2): config → store + coordination → services → HTTP,
+ * real-time, built-in agents, periodic jobs; and one shutdown path. Only this file (and main.ts,
+ * the process entry) knows every subsystem.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { EventBus, newId } from './core/index.ts';
+import type { Config } from './config/index.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
+import { migrate, openDb, pendingMigrations, type Db } from './store/index.ts';
+import { createCoordination, LeaderElector, type Coordination } from './coordination/index.ts';
+import { FieldCipher, KeyRing, loadOrCreateMasterKeyFile } from './security/index.ts';
+import { ApiKeys, DbRevocationList, PasswordHasher, PrincipalState, SigningKeys, TokenService, UserService } from './auth/index.ts';
+import { AgentService } from './agents/index.ts';
+import { TaskRepository, TaskService } from './tasks/index.ts';
+import { createApp, type App, type AppServices, type HealthReport } from './http/index.ts';
+
+export const VERSION = '0.1.0';
+
+export interface McpServer {
+  config: Readonly<Config>;
+  app: App;
+  services: AppServices;
+  logger: Logger;
+  /** The bound API port (useful when configured as 0). */
+  port: number;
+  /** Base URL of the API. */
+  url: string;
+  /** Generated admin password when this start created the first admin without MCP_ADMIN_PASSWORD. */
+  generatedAdminPassword: string | null;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  config: Readonly<Config>;
+  logger?: Logger;
+  /** An already-open database (tests share one); the server will not close it. */
+  db?: Db;
+}
+
+interface Secrets {
+  ring: KeyRing;
+  pepper: string;
+}
+
+function loadSecrets(cfg: Readonly<Config>): Secrets {
+  const production = cfg.env === 'production';
+  const memory = cfg.store.data_dir === ':memory:';
+  if (!memory) mkdirSync(cfg.store.data_dir, { recursive: true, mode: 0o700 });
+  const file = (name: string) => path.join(cfg.store.data_dir, name);
+  const generated = () => (memory ? { masterKey: Buffer.from(newId().replace(/-/g, '').padEnd(64, '0').slice(0, 64), 'hex') } : null);
+  const master = cfg.security.master_key || (generated() ?? loadOrCreateMasterKeyFile(file('master.key'), { production })).masterKey;
+  const pepper = cfg.auth.password_pepper || (memory ? 'in-memory-pepper-' + newId() : loadOrCreateMasterKeyFile(file('pepper.key'), { production }).masterKey.toString('hex'));
+  return { ring: KeyRing.fromMasterKey(master), pepper };
+}
+
+export async function startServer(opts: StartOptions): Promise<McpServer> {
+  const cfg = opts.config;
+  const logger = opts.logger ?? createLogger({ level: cfg.log.level, pretty: cfg.log.pretty });
+  const startedAt = Date.now();
+  const bus = new EventBus((err, event) => logger.error({ err, event }, 'event listener failed'));
+
+  const db = opts.db ?? (await openDb({ databaseUrl: cfg.store.database_url || undefined, dataDir: cfg.store.data_dir, inMemory: cfg.store.data_dir === ':memory:', poolSize: cfg.store.pool_size }));
+  const ownsDb = !opts.db;
+  let migrated = false;
+  await migrate(db);
+  migrated = true;
+  const coord: Coordination = await createCoordination({ redisUrl: cfg.coordination.redis_url || undefined, logger: logger.child({ component: 'coordination' }) });
+
+  const secrets = loadSecrets(cfg);
+  const cipher = new FieldCipher(secrets.ring);
+  const sealer = { seal: (v: string, rowId: string) => cipher.encrypt(v, { table: 'signing_keys', column: 'private_key', rowId }), open: (s: string, rowId: string) => cipher.decrypt<string>(s, { table: 'signing_keys', column: 'private_key', rowId }) };
+  const signingKeys = new SigningKeys(db, sealer, cfg.auth.signing_key);
+  await signingKeys.load();
+  const tokens = new TokenService(db, signingKeys, { issuer: cfg.auth.issuer, audience: cfg.auth.audience, lifetimes: cfg.auth }, new DbRevocationList(db), bus);
+  const principals = new PrincipalState(db, bus);
+  const users = new UserService(db, new PasswordHasher(secrets.pepper), tokens, bus, {
+    userIp: coord.createRateLimiter({ keyPrefix: 'login:uip', points: cfg.limits.login_failures_per_user_ip, durationSec: 15 * 60, blockDurationSec: 15 * 60 }),
+    ip: coord.createRateLimiter({ keyPrefix: 'login:ip', points: cfg.limits.login_per_ip_daily, durationSec: 86400 }),
+  });
+  const agents = new AgentService(db, coord, bus, new ApiKeys(secrets.pepper), tokens, {
+    timeoutSeconds: cfg.agents.timeout_seconds,
+    restTimeoutSeconds: cfg.agents.rest_timeout_seconds,
+    heartbeatIntervalSeconds: cfg.agents.heartbeat_interval_seconds,
+  });
+  const tasks = new TaskService(db, new TaskRepository(cipher), agents.repo, bus, { retryBaseMs: cfg.tasks.retry_base_ms, retryCapMs: cfg.tasks.retry_cap_ms });
+  bus.on('agent:unregistered', (e) => {
+    tasks.requeueAgentTasks(e.agent_id, 'agent deleted').catch((err: unknown) => logger.error({ err, agent_id: e.agent_id }, 'requeue failed'));
+  });
+
+  const boot = await users.bootstrapAdmin(cfg.auth.admin_password);
+
+  const health = async (): Promise<HealthReport> => {
+    const checks: HealthReport['checks'] = {};
+    const t0 = performance.now();
+    try {
+      await db.ping();
+      checks.database = { status: 'healthy', engine: db.kind, latency_ms: Number((performance.now() - t0).toFixed(2)) };
+    } catch (err) {
+      checks.database = { status: 'unhealthy', engine: db.kind, error: (err as Error).message };
+    }
+    try {
+      const ms = await coord.ping();
+      checks.coordination = { status: 'healthy', kind: coord.kind, latency_ms: Number(ms.toFixed(2)) };
+    } catch (err) {
+      checks.coordination = { status: 'unhealthy', kind: coord.kind, error: (err as Error).message };
+    }
+    checks.external_services = { status: 'healthy', services: [] };
+    const statuses = Object.values(checks).map((c) => c.status);
+    const status = statuses.includes('unhealthy') ? (checks.database?.status === 'unhealthy' ? 'unhealthy' : 'degraded') : statuses.includes('degraded') ? 'degraded' : 'healthy';
+    return { status, checks };
+  };
+
+  const services: AppServices = {
+    config: cfg, db, coord, bus, codec: cipher, signingKeys, tokens, principals, users, agents, tasks, health,
+    ready: async () => migrated && (await db.ping().then(() => true, () => false)) && (await pendingMigrations(db)) === 0,
+    version: VERSION,
+    startedAt,
+  };
+
+  const tls = cfg.server.tls_cert ? { cert: readFileSync(cfg.server.tls_cert), key: readFileSync(cfg.server.tls_key) } : undefined;
+  const app = await createApp({ services, logger, tls });
+
+  // Periodic jobs run on the leader only (one instance at a time across processes).
+  const ownerId = `${process.pid}-${newId()}`;
+  let sweepTimer: NodeJS.Timeout | undefined;
+  let sweeping = false;
+  const sweep = async () => {
+    if (sweeping) return;
+    sweeping = true;
+    try {
+      await tasks.expireLeases();
+      await tasks.promoteRetries();
+      await agents.sweepOffline();
+    } catch (err) {
+      logger.warn({ err }, 'sweep failed');
+    } finally {
+      sweeping = false;
+    }
+  };
+  const elector = new LeaderElector(coord, {
+    name: 'mcp:leader', ownerId, ttlMs: Math.max(3000, cfg.tasks.sweep_interval_ms * 5),
+    onElected: (token) => {
+      logger.info({ fencing_token: token }, 'elected leader for periodic jobs');
+      sweepTimer = setInterval(() => void sweep(), cfg.tasks.sweep_interval_ms);
+      sweepTimer.unref();
+    },
+    onDemoted: () => {
+      if (sweepTimer) clearInterval(sweepTimer);
+      sweepTimer = undefined;
+    },
+  });
+  await elector.start();
+
+  await app.ready();
+  await app.listen({ port: cfg.server.port, host: cfg.server.host });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : cfg.server.port;
+  const scheme = cfg.server.tls_cert ? 'https' : 'http';
+  const url = cfg.server.public_url || `${scheme}://${cfg.server.host === '0.0.0.0' ? '127.0.0.1' : cfg.server.host}:${port}`;
+
+  let stopped = false;
+  return {
+    config: cfg, app, services, logger, port, url,
+    generatedAdminPassword: boot.generated,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      if (sweepTimer) clearInterval(sweepTimer);
+      await elector.stop().catch(() => {});
+      await app.close();
+      await coord.close().catch(() => {});
+      if (ownsDb) await db.close();
+    },
+  };
+}

@@ -1,0 +1,162 @@
+/**
+ * Builds the Fastify application (no listening): validation, the error envelope, request ids,
+ * security headers, CORS, OpenAPI docs, auth/rate-limit/idempotency plumbing, and the routes.
+ * The process side (ports, TLS, shutdown) is in http-server.ts.
+ */
+import Fastify, { LogController, type FastifyInstance, type FastifyBaseLogger, type RawServerDefault, type RawRequestDefaultExpression, type RawReplyDefaultExpression } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import helmet from '@fastify/helmet';
+import cors from '@fastify/cors';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { Logger } from 'pino';
+import { AppError } from '../core/index.ts';
+import { validatorCompiler } from './validation.ts';
+import { errorHandler, sendError } from './error-handler.ts';
+import { makeAuthenticate, makeRequirePermission } from './auth-hooks.ts';
+import { HttpRateLimits } from './rate-limit.ts';
+import { Idempotency } from './idempotency.ts';
+import type { AppServices, RouteKit } from './http-deps.ts';
+import './request-context.ts';
+import { authRoutes } from './routes/auth-routes.ts';
+import { userRoutes } from './routes/user-routes.ts';
+import { agentRoutes } from './routes/agent-routes.ts';
+import { taskRoutes } from './routes/task-routes.ts';
+import { healthRoutes } from './routes/health-routes.ts';
+
+export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
+
+const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export interface CreateAppOptions {
+  services: AppServices;
+  logger: Logger;
+  /** Metrics hooks (observability) — optional so tests can build a bare app. */
+  onResponse?: (route: string, method: string, status: number, seconds: number, errorCode?: string) => void;
+  onRateLimited?: (route: string) => void;
+  onAuthFailure?: Parameters<typeof makeAuthenticate>[0]['onAuthFailure'];
+  /** PEM certificate and key: HTTPS with TLS 1.3 only. */
+  tls?: { cert: Buffer; key: Buffer };
+}
+
+export async function createApp(opts: CreateAppOptions): Promise<App> {
+  const { services } = opts;
+  const cfg = services.config;
+  let counter = 0;
+  const app = Fastify({
+    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.3' as const } } : {}),
+    loggerInstance: opts.logger as unknown as FastifyBaseLogger,
+    bodyLimit: cfg.server.body_limit,
+    logController: new LogController({ disableRequestLogging: true }),
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      const v = Array.isArray(given) ? given[0] : given;
+      return v && REQUEST_ID_RE.test(v) ? v : `req-${Date.now().toString(36)}-${(counter++).toString(36)}`;
+    },
+    ajv: { customOptions: { removeAdditional: false } },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((request, reply) => sendError(request, reply, new AppError('NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}.`)));
+  app.decorateRequest('principal', null);
+  app.decorateRequest('token', null);
+  app.decorateRequest('idempotency', null);
+
+  app.addHook('onRequest', async (request, reply) => {
+    void reply.header('X-Request-ID', request.id);
+  });
+  // POST routes with an optional body accept none at all.
+  app.addHook('preValidation', async (request) => {
+    if (request.method === 'POST' && request.body === undefined) request.body = {};
+  });
+
+  await app.register(helmet, {
+    global: true,
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'", 'ws:', 'wss:'],
+        frameAncestors: ["'none'"],
+        objectSrc: ["'none'"],
+        baseUri: ["'self'"],
+      },
+    },
+    frameguard: { action: 'deny' },
+    hsts: cfg.server.tls_cert ? { maxAge: 31536000, includeSubDomains: true } : false,
+    crossOriginEmbedderPolicy: false,
+  });
+  await app.register(cors, { origin: cfg.server.cors_origins.length ? [...cfg.server.cors_origins] : false, credentials: false });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'MCP Server API', version: services.version, description: 'Management Control Panel: agents, tasks, pipelines. Errors use the envelope {error: {code, message, details, request_id}}.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+  app.get('/openapi.json', { schema: { hide: true }, config: { public: true } }, async () => app.swagger());
+
+  const authDeps = { tokens: services.tokens, principals: services.principals, bus: services.bus, onAuthFailure: opts.onAuthFailure };
+  const authenticate = makeAuthenticate(authDeps);
+  const requirePermission = makeRequirePermission(authDeps);
+  const rateLimits = new HttpRateLimits(services.coord, cfg.limits, opts.onRateLimited);
+  const idempotency = new Idempotency(services.db, services.codec);
+
+  const kit: RouteKit = {
+    authenticate,
+    require: requirePermission,
+    rateLimits,
+    idempotency,
+    services,
+    guard(permission, rateClass = 'default', cost) {
+      const list = [authenticate];
+      if (permission) list.push(requirePermission(...(Array.isArray(permission) ? permission : [permission])));
+      list.push(async (request, reply) => rateLimits.consume(request, reply, rateClass, cost ? cost(request.body) : 1));
+      list.push(async (request, reply) => {
+        if (request.routeOptions.config.idempotent) await idempotency.begin(request, reply);
+      });
+      return list;
+    },
+  };
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (request.idempotency) await idempotency.finish(request, reply.statusCode, payload);
+    return payload;
+  });
+  // One structured line per request (no bodies: they may hold PHI or secrets).
+  app.addHook('onResponse', async (request, reply) => {
+    const level = reply.statusCode >= 500 ? 'error' : 'info';
+    request.log[level]({
+      component: 'http', request_id: request.id, method: request.method, route: request.routeOptions.url ?? 'unmatched',
+      status: reply.statusCode, duration_ms: Number(reply.elapsedTime.toFixed(2)), principal: request.principal ? `${request.principal.type}:${request.principal.name}` : undefined,
+      error_code: request.errorCode,
+    }, 'request');
+  });
+  if (opts.onResponse) {
+    const onResponse = opts.onResponse;
+    app.addHook('onResponse', async (request, reply) => {
+      onResponse(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000, request.errorCode);
+    });
+  }
+
+  await app.register(async (api) => {
+    const a = api as unknown as App;
+    healthRoutes(a, kit);
+    authRoutes(a, kit);
+    userRoutes(a, kit);
+    agentRoutes(a, kit);
+    taskRoutes(a, kit);
+    for (const extra of services.extraRoutes ?? []) await extra(a, kit);
+  }, { prefix: '/api/v1' });
+  app.get('/.well-known/jwks.json', { schema: { hide: true }, config: { public: true } }, async () => services.signingKeys.jwks());
+  return app;
+}

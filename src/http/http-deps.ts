@@ -1,0 +1,50 @@
+/** Everything route plugins need, built in main.ts and passed as plugin options. */
+import type { preHandlerAsyncHookHandler } from 'fastify';
+import type { Config } from '../config/index.ts';
+import type { Db } from '../store/index.ts';
+import type { Coordination } from '../coordination/index.ts';
+import type { EventBus, FieldCodec } from '../core/index.ts';
+import type { Permission, PrincipalState, TokenService, UserService, SigningKeys } from '../auth/index.ts';
+import type { AgentService } from '../agents/index.ts';
+import type { TaskService } from '../tasks/index.ts';
+import type { HttpRateLimits } from './rate-limit.ts';
+import type { Idempotency } from './idempotency.ts';
+import type { RateClass } from './request-context.ts';
+
+export interface HealthReport {
+  status: 'healthy' | 'degraded' | 'unhealthy';
+  checks: Record<string, { status: 'healthy' | 'degraded' | 'unhealthy'; latency_ms?: number; error?: string; [k: string]: unknown }>;
+}
+
+export interface AppServices {
+  config: Readonly<Config>;
+  db: Db;
+  coord: Coordination;
+  bus: EventBus;
+  codec: FieldCodec;
+  signingKeys: SigningKeys;
+  tokens: TokenService;
+  principals: PrincipalState;
+  users: UserService;
+  agents: AgentService;
+  tasks: TaskService;
+  /** Overall health of the dependencies (store, coordination, external services). */
+  health: () => Promise<HealthReport>;
+  /** Readiness: store reachable and migrations applied. */
+  ready: () => Promise<boolean>;
+  version: string;
+  startedAt: number;
+  /** Extra route plugins contributed by later subsystems (pipelines, security, ai…). */
+  extraRoutes?: Array<(app: import('./create-app.ts').App, kit: RouteKit) => void | Promise<void>>;
+}
+
+/** Per-route helpers handed to every route plugin. */
+export interface RouteKit {
+  authenticate: preHandlerAsyncHookHandler;
+  require: (...p: Permission[]) => preHandlerAsyncHookHandler;
+  /** auth + permission + rate limit in one list, for `preHandler`. */
+  guard: (permission: Permission | Permission[] | null, rateClass?: RateClass, cost?: (body: unknown) => number) => preHandlerAsyncHookHandler[];
+  rateLimits: HttpRateLimits;
+  idempotency: Idempotency;
+  services: AppServices;
+}

@@ -1,0 +1,60 @@
+/**
+ * Per-principal (else per-IP) rate limits by route class (SPEC §9), with X-RateLimit-* headers
+ * on every response and Retry-After on 429. Limiters come from the coordination layer so
+ * several processes share one budget when Redis is used.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
+import { AppError, RateLimitedError } from '../core/index.ts';
+import type { Coordination } from '../coordination/index.ts';
+import type { Config } from '../config/index.ts';
+import { principalKey } from '../auth/index.ts';
+import type { RateClass } from './request-context.ts';
+
+export class HttpRateLimits {
+  private readonly limiters: Record<RateClass, RateLimiterAbstract>;
+  private readonly systemLimiters: Record<RateClass, RateLimiterAbstract>;
+  readonly points: Record<RateClass, number>;
+  private readonly multiplier: number;
+
+  constructor(coord: Coordination, limits: Config['limits'], private readonly onLimited?: (route: string) => void) {
+    this.points = {
+      default: limits.default_per_min,
+      register: limits.register_per_min,
+      task_create: limits.task_create_per_min,
+      delegate: limits.delegate_per_min,
+      health: limits.health_per_min,
+    };
+    this.multiplier = limits.system_multiplier;
+    const mk = (cls: RateClass, mult: number) => coord.createRateLimiter({ keyPrefix: `rl:${cls}${mult > 1 ? ':sys' : ''}`, points: this.points[cls] * mult, durationSec: 60 });
+    const classes = Object.keys(this.points) as RateClass[];
+    this.limiters = Object.fromEntries(classes.map((c) => [c, mk(c, 1)])) as Record<RateClass, RateLimiterAbstract>;
+    this.systemLimiters = Object.fromEntries(classes.map((c) => [c, mk(c, this.multiplier)])) as Record<RateClass, RateLimiterAbstract>;
+  }
+
+  /** Consumes `cost` points for the request's principal/IP; throws 429 when exhausted. */
+  async consume(request: FastifyRequest, reply: FastifyReply, cls: RateClass, cost = 1): Promise<void> {
+    const p = request.principal;
+    const system = p?.role === 'system';
+    const limiter = system ? this.systemLimiters[cls] : this.limiters[cls];
+    const limit = this.points[cls] * (system ? this.multiplier : 1);
+    const key = p ? principalKey(p) : `ip:${request.ip}`;
+    let res: RateLimiterRes;
+    try {
+      res = await limiter.consume(key, cost);
+    } catch (rej) {
+      if (rej instanceof Error) throw new AppError('SERVICE_UNAVAILABLE', 'Rate limiting is unavailable.', { retryAfter: 5, cause: rej, expose: true });
+      const r = rej as RateLimiterRes;
+      this.headers(reply, limit, 0, r.msBeforeNext);
+      this.onLimited?.(request.routeOptions.url ?? 'unknown');
+      throw new RateLimitedError(Math.max(1, Math.ceil(r.msBeforeNext / 1000)));
+    }
+    this.headers(reply, limit, res.remainingPoints, res.msBeforeNext);
+  }
+
+  private headers(reply: FastifyReply, limit: number, remaining: number, msBeforeNext: number): void {
+    void reply.header('X-RateLimit-Limit', String(limit));
+    void reply.header('X-RateLimit-Remaining', String(Math.max(0, remaining)));
+    void reply.header('X-RateLimit-Reset', String(Math.ceil((Date.now() + msBeforeNext) / 1000)));
+  }
+}

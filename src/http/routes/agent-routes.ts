@@ -1,0 +1,82 @@
+/** /agents (SPEC §5). */
+import type { App } from '../create-app.ts';
+import type { RouteKit } from '../http-deps.ts';
+import { AppError, ForbiddenError } from '../../core/index.ts';
+import { IdParams, paginate } from '../../contracts/common.ts';
+import { DiscoverQuery, HeartbeatBody, ListAgentsQuery, RegisterAgentBody, UpdateAgentBody, Capability } from '../../contracts/agents.ts';
+import { hasPermission } from '../../auth/index.ts';
+import Value from 'typebox/value';
+
+const Params = IdParams('agent_id');
+
+export function agentRoutes(app: App, kit: RouteKit): void {
+  const { agents } = kit.services;
+  const tags = ['agents'];
+
+  app.post('/agents/register', { schema: { tags, body: RegisterAgentBody }, config: { idempotent: true }, preHandler: kit.guard('agent:register', 'register') }, async (request, reply) => {
+    const { agent, api_key, tokens, permissions } = await agents.register(request.body, { registeredBy: request.principal!.name });
+    return reply.status(201).send({
+      agent_id: agent.agent_id,
+      status: 'active',
+      registered_at: agent.registered_at.toISOString(),
+      api_key,
+      access_token: tokens.access_token,
+      refresh_token: tokens.refresh_token,
+      token_type: 'Bearer',
+      expires_in: tokens.expires_in,
+      permissions,
+    });
+  });
+
+  app.get('/agents', { schema: { tags, querystring: ListAgentsQuery }, preHandler: kit.guard('agent:read') }, async (request) => {
+    const q = request.query;
+    const limit = q.limit ?? 50;
+    const offset = q.offset ?? 0;
+    const { agents: rows, total } = await agents.list({ status: q.status === 'busy' ? undefined : q.status, type: q.type, capabilities: q.capability ? [q.capability] : undefined }, 1000, 0);
+    // `busy` is derived from live load, so status filtering happens on the view.
+    const filtered = q.status ? rows.filter((a) => a.status === q.status) : rows;
+    const count = q.status ? filtered.length : total;
+    return { agents: filtered.slice(offset, offset + limit), pagination: paginate(count, limit, offset) };
+  });
+
+  app.get('/agents/discover', { schema: { tags, querystring: DiscoverQuery }, preHandler: kit.guard('agent:read') }, async (request) => {
+    const caps = request.query.capabilities.split(',').map((c) => c.trim()).filter(Boolean);
+    const bad = caps.filter((c) => !Value.Check(Capability, c));
+    if (!caps.length || bad.length) {
+      throw new AppError('INVALID_CAPABILITIES', 'Capabilities must be a comma-separated list of names like text_processing.', { details: { field_errors: (bad.length ? bad : ['(empty)']).map((c) => ({ field: 'query.capabilities', message: `invalid capability '${c}'` })) } });
+    }
+    const found = await agents.discover(caps, { type: request.query.type, status: request.query.status }, request.query.limit ?? 50);
+    return { agents: found, capabilities: caps, count: found.length };
+  });
+
+  app.get('/agents/:agent_id', { schema: { tags, params: Params }, preHandler: kit.guard('agent:read') }, async (request) => agents.detail(request.params.agent_id));
+
+  app.put('/agents/:agent_id', { schema: { tags, params: Params, body: UpdateAgentBody }, preHandler: kit.guard(null) }, async (request) => {
+    const p = request.principal!;
+    const after = await agents.update(request.params.agent_id, request.body, p, hasPermission(p.role, 'agent:manage'));
+    return agents.view(after);
+  });
+
+  app.delete('/agents/:agent_id', { schema: { tags, params: Params }, preHandler: kit.guard('agent:manage') }, async (request, reply) => {
+    await agents.remove(request.params.agent_id);
+    return reply.status(204).send();
+  });
+
+  app.post('/agents/:agent_id/heartbeat', { schema: { tags, params: Params, body: HeartbeatBody }, preHandler: kit.guard(null) }, async (request) => {
+    const p = request.principal!;
+    if (p.type !== 'agent' || p.id !== request.params.agent_id) throw new ForbiddenError('UNAUTHORIZED_HEARTBEAT');
+    const r = await agents.heartbeat(p.id, request.body, 'rest');
+    return { status: r.status, next_heartbeat: r.next_heartbeat };
+  });
+
+  app.post('/agents/:agent_id/drain', { schema: { tags, params: Params }, preHandler: kit.guard(null) }, async (request) => {
+    const p = request.principal!;
+    const self = p.type === 'agent' && p.id === request.params.agent_id;
+    if (!self && !hasPermission(p.role, 'agent:manage')) throw new ForbiddenError('INSUFFICIENT_PERMISSIONS');
+    const a = await agents.drain(request.params.agent_id);
+    return { agent_id: a.agent_id, status: a.status, draining: a.draining, current_tasks: await agents.repo.currentTasks(kit.services.db, a.agent_id) };
+  });
+
+  app.get('/agents/:agent_id/health', { schema: { tags, params: Params }, preHandler: kit.guard('agent:read', 'health') }, async (request) => agents.health(request.params.agent_id));
+  app.get('/agents/:agent_id/metrics', { schema: { tags, params: Params }, preHandler: kit.guard('agent:read') }, async (request) => agents.metrics(request.params.agent_id));
+}

@@ -1,0 +1,79 @@
+/** /tasks (SPEC §6). Worker visibility and lease fencing are enforced by the task service. */
+import Type from 'typebox';
+import type { App } from '../create-app.ts';
+import type { RouteKit } from '../http-deps.ts';
+import { AppError, ForbiddenError } from '../../core/index.ts';
+import { IdParams, paginate } from '../../contracts/common.ts';
+import { BatchCreateBody, CancelBody, CompleteBody, CreateTaskBody, FailBody, ListTasksQuery, ProgressBody } from '../../contracts/tasks.ts';
+import type { Principal } from '../../auth/index.ts';
+
+const Params = IdParams('task_id');
+const DeadLetterQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
+  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+}, { additionalProperties: false });
+
+function agentOf(p: Principal): string {
+  if (p.type !== 'agent') throw new ForbiddenError('NOT_ASSIGNED_AGENT', 'Only the assigned agent may report on a task.');
+  return p.id;
+}
+
+export function taskRoutes(app: App, kit: RouteKit): void {
+  const { tasks } = kit.services;
+  const tags = ['tasks'];
+
+  app.post('/tasks', { schema: { tags, body: CreateTaskBody }, config: { idempotent: true }, preHandler: kit.guard('task:create', 'task_create') }, async (request, reply) => {
+    return reply.status(201).send(await tasks.create(request.body, request.principal!));
+  });
+
+  app.post('/tasks/batch', {
+    schema: { tags, body: BatchCreateBody },
+    config: { idempotent: true },
+    preHandler: kit.guard('task:create', 'task_create', (b) => (b as { tasks?: unknown[] }).tasks?.length ?? 1),
+  }, async (request, reply) => {
+    const rows = await tasks.createMany(request.body.tasks, request.principal!);
+    return reply.status(201).send({ task_ids: rows.map((r) => r.task_id), count: rows.length, created_at: rows[0]?.created_at.toISOString() });
+  });
+
+  app.get('/tasks', { schema: { tags, querystring: ListTasksQuery }, preHandler: kit.guard('task:read') }, async (request) => {
+    const q = request.query;
+    const limit = q.limit ?? 50;
+    const offset = q.offset ?? 0;
+    const { tasks: rows, total } = await tasks.list({ status: q.status, task_type: q.task_type, pipeline_id: q.pipeline_id, agent_id: q.agent_id, dead_letter: q.dead_letter }, request.principal!, q.sort ?? 'created_at:desc', limit, offset);
+    return { tasks: rows, pagination: paginate(total, limit, offset) };
+  });
+
+  app.get('/tasks/dead-letter', { schema: { tags, querystring: DeadLetterQuery }, preHandler: kit.guard('task:manage') }, async (request) => {
+    const limit = request.query.limit ?? 50;
+    const offset = request.query.offset ?? 0;
+    const { tasks: rows, total } = await tasks.list({ dead_letter: true }, request.principal!, 'updated_at:desc', limit, offset);
+    return { tasks: rows, pagination: paginate(total, limit, offset) };
+  });
+
+  app.get('/tasks/:task_id', { schema: { tags, params: Params }, preHandler: kit.guard('task:read') }, async (request) => tasks.detail(request.params.task_id, request.principal!));
+
+  app.post('/tasks/:task_id/cancel', { schema: { tags, params: Params, body: CancelBody }, preHandler: kit.guard('task:manage') }, async (request) => {
+    return tasks.cancel(request.params.task_id, request.body.reason ?? `cancelled by ${request.principal!.name}`, request.principal!);
+  });
+
+  app.post('/tasks/:task_id/retry', { schema: { tags, params: Params }, preHandler: kit.guard('task:manage') }, async (request) => tasks.retry(request.params.task_id, request.principal!));
+
+  app.post('/tasks/:task_id/accept', { schema: { tags, params: Params, body: Type.Object({ attempt: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false }) }, preHandler: kit.guard('task:execute') }, async (request) => {
+    return tasks.accept(request.params.task_id, agentOf(request.principal!), request.body.attempt);
+  });
+
+  app.post('/tasks/:task_id/progress', { schema: { tags, params: Params, body: ProgressBody }, preHandler: kit.guard('task:execute') }, async (request) => {
+    const b = request.body;
+    return tasks.progress(request.params.task_id, agentOf(request.principal!), b.attempt, b.progress, b.message);
+  });
+
+  app.post('/tasks/:task_id/complete', { schema: { tags, params: Params, body: CompleteBody }, preHandler: kit.guard('task:execute') }, async (request) => {
+    const b = request.body;
+    if (b.result === undefined) throw new AppError('VALIDATION_ERROR', 'result is required.', { details: { field_errors: [{ field: 'result', message: 'is required' }] } });
+    return tasks.complete(request.params.task_id, agentOf(request.principal!), b.attempt, b.result, b.metadata);
+  });
+
+  app.post('/tasks/:task_id/fail', { schema: { tags, params: Params, body: FailBody }, preHandler: kit.guard('task:execute') }, async (request) => {
+    return tasks.fail(request.params.task_id, agentOf(request.principal!), request.body.attempt, request.body.error);
+  });
+}

@@ -48,7 +48,7 @@ describe('formatExport', () => {
     const f = formatExport([conv, { ...conv, conversation_id: 'c2' }]);
     expect(JSON.parse(f.json)).toEqual([conv, { ...conv, conversation_id: 'c2' }]);
     expect(f.jsonl.trim().split('\n').map((l) => JSON.parse(l) as { conversation_id: string }).map((c) => c.conversation_id)).toEqual(['c1', 'c2']);
-    const rows = parse(f.csv, { columns: true }) as Record<string, string>[];
+    const rows = parse<Record<string, string>>(f.csv, { columns: true });
     expect(Object.keys(rows[0] ?? {})).toEqual([...CSV_COLUMNS]);
     expect(rows).toHaveLength(4);
     expect(rows[0]).toMatchObject({ conversation_id: 'c1', turn_index: '0', speaker: 'therapist', text: 'Hello, [NAME].', sentiment_compound: '0.1' });

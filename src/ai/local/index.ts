@@ -27,3 +27,4 @@ export {
 } from './quality-gates.ts';
 export { checkConversation, analysisConfidence, type AnalysedConversation, type AnalysedTurn, type ConversationChecks } from './conversation-analysis.ts';
 export { formatExport, CSV_COLUMNS, type ExportFormats } from './export-format.ts';
+export { warmUpLocalAnalysers } from './warm-up.ts';

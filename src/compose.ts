@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { EventBus, newId } from './core/index.ts';
 import type { Config } from './config/index.ts';
-import { createLogger, type Logger } from './observability/logger.ts';
+import { createLogger, Metrics, type Logger } from './observability/index.ts';
 import { migrate, openDb, pendingMigrations, type Db } from './store/index.ts';
 import { createCoordination, LeaderElector, type Coordination } from './coordination/index.ts';
 import { FieldCipher, KeyRing, loadOrCreateMasterKeyFile } from './security/index.ts';
@@ -23,6 +23,8 @@ export interface McpServer {
   app: App;
   services: AppServices;
   logger: Logger;
+  /** Prometheus metrics of this instance (realtime, integrations call its methods). */
+  metrics: Metrics;
   /** The bound API port (useful when configured as 0). */
   port: number;
   /** Base URL of the API. */
@@ -66,6 +68,8 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   let migrated = false;
   await migrate(db);
   migrated = true;
+  const metrics = new Metrics({ db, onError: (err, what) => logger.warn({ err, what }, 'metrics collection failed') });
+  metrics.attach(bus);
   const coord: Coordination = await createCoordination({ redisUrl: cfg.coordination.redis_url || undefined, logger: logger.child({ component: 'coordination' }) });
 
   const secrets = loadSecrets(cfg);
@@ -115,12 +119,21 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const services: AppServices = {
     config: cfg, db, coord, bus, codec: cipher, signingKeys, tokens, principals, users, agents, tasks, health,
     ready: async () => migrated && (await db.ping().then(() => true, () => false)) && (await pendingMigrations(db)) === 0,
+    observability: {
+      scrape: () => metrics.scrape(),
+      contentType: metrics.contentType,
+      runtime: async () => ({ queues: await metrics.queueDepths(), event_loop: metrics.eventLoopLag() }),
+    },
     version: VERSION,
     startedAt,
   };
 
   const tls = cfg.server.tls_cert ? { cert: readFileSync(cfg.server.tls_cert), key: readFileSync(cfg.server.tls_key) } : undefined;
-  const app = await createApp({ services, logger, tls });
+  const app = await createApp({
+    services, logger, tls,
+    onResponse: (route, method, status, seconds, errorCode) => metrics.observeRequest(route, method, status, seconds, errorCode),
+    onRateLimited: (route) => metrics.rateLimitedRequest(route),
+  });
 
   // Periodic jobs run on the leader only (one instance at a time across processes).
   const ownerId = `${process.pid}-${newId()}`;
@@ -162,7 +175,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
 
   let stopped = false;
   return {
-    config: cfg, app, services, logger, port, url,
+    config: cfg, app, services, logger, metrics, port, url,
     generatedAdminPassword: boot.generated,
     async stop() {
       if (stopped) return;
@@ -170,6 +183,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       if (sweepTimer) clearInterval(sweepTimer);
       await elector.stop().catch(() => {});
       await app.close();
+      metrics.close();
       await coord.close().catch(() => {});
       if (ownsDb) await db.close();
     },

@@ -23,6 +23,7 @@ import { userRoutes } from './routes/user-routes.ts';
 import { agentRoutes } from './routes/agent-routes.ts';
 import { taskRoutes } from './routes/task-routes.ts';
 import { healthRoutes } from './routes/health-routes.ts';
+import { metricsRoutes } from './routes/metrics-routes.ts';
 
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
 
@@ -61,7 +62,10 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
 
   app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(errorHandler);
-  app.setNotFoundHandler((request, reply) => sendError(request, reply, new AppError('NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}.`)));
+  app.setNotFoundHandler((request, reply) => {
+    request.errorCode = 'NOT_FOUND';
+    return sendError(request, reply, new AppError('NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}.`));
+  });
   app.decorateRequest('principal', null);
   app.decorateRequest('token', null);
   app.decorateRequest('idempotency', null);
@@ -158,5 +162,6 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
     for (const extra of services.extraRoutes ?? []) await extra(a, kit);
   }, { prefix: '/api/v1' });
   app.get('/.well-known/jwks.json', { schema: { hide: true }, config: { public: true } }, async () => services.signingKeys.jwks());
+  metricsRoutes(app, kit); // /metrics at the root, outside /api/v1
   return app;
 }

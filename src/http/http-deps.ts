@@ -34,6 +34,14 @@ export interface AppServices {
   ready: () => Promise<boolean>;
   version: string;
   startedAt: number;
+  /** Observability (src/observability Metrics, wired by compose.ts): /metrics and /health/detailed figures. */
+  observability?: {
+    /** Prometheus text exposition. */
+    scrape(): Promise<string>;
+    contentType: string;
+    /** Queue depths, event-loop lag and similar runtime figures for /health/detailed. */
+    runtime(): Promise<Record<string, unknown>>;
+  };
   /** Extra route plugins contributed by later subsystems (pipelines, security, ai…). */
   extraRoutes?: Array<(app: import('./create-app.ts').App, kit: RouteKit) => void | Promise<void>>;
 }

@@ -24,6 +24,8 @@ export function healthRoutes(app: App, kit: RouteKit): void {
       ...summary(report.status),
       checks: report.checks,
       resources: { rss_bytes: mem.rss, heap_used_bytes: mem.heapUsed, heap_total_bytes: mem.heapTotal, cpu_seconds: process.cpuUsage().user / 1e6, pid: process.pid },
+      // queue depths and event-loop lag (observability); a failing store must not fail the report
+      ...(s.observability ? await s.observability.runtime().catch(() => ({ queues: null })) : {}),
     };
   });
 

@@ -13,7 +13,9 @@ import { createCoordination, LeaderElector, type Coordination } from './coordina
 import { FieldCipher, KeyRing, loadOrCreateMasterKeyFile } from './security/index.ts';
 import { ApiKeys, DbRevocationList, PasswordHasher, PrincipalState, SigningKeys, TokenService, UserService } from './auth/index.ts';
 import { AgentService } from './agents/index.ts';
-import { TaskRepository, TaskService } from './tasks/index.ts';
+import { AssignmentEngine, TaskRepository, TaskService } from './tasks/index.ts';
+import { RealtimeServer } from './realtime/index.ts';
+import { BuiltinAgents } from './builtin/index.ts';
 import { createApp, type App, type AppServices, type HealthReport } from './http/index.ts';
 
 export const VERSION = '0.1.0';
@@ -27,6 +29,9 @@ export interface McpServer {
   metrics: Metrics;
   /** The bound API port (useful when configured as 0). */
   port: number;
+  /** The bound dedicated Socket.IO port (null when disabled). */
+  wsPort: number | null;
+  realtime: RealtimeServer;
   /** Base URL of the API. */
   url: string;
   /** Generated admin password when this start created the first admin without MCP_ADMIN_PASSWORD. */
@@ -89,7 +94,13 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     heartbeatIntervalSeconds: cfg.agents.heartbeat_interval_seconds,
   });
   const tasks = new TaskService(db, new TaskRepository(cipher), agents.repo, bus, { retryBaseMs: cfg.tasks.retry_base_ms, retryCapMs: cfg.tasks.retry_cap_ms });
+  const engine = new AssignmentEngine(db, tasks.repo, bus, {
+    defaultStrategy: cfg.tasks.default_strategy,
+    onError: (err) => logger.error({ err }, 'dispatch round failed'),
+  });
+  agents.loadOf = (id) => engine.loadOf(id);
   bus.on('agent:unregistered', (e) => {
+    engine.removeSlot(e.agent_id);
     tasks.requeueAgentTasks(e.agent_id, 'agent deleted').catch((err: unknown) => logger.error({ err, agent_id: e.agent_id }, 'requeue failed'));
   });
 
@@ -117,7 +128,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   };
 
   const services: AppServices = {
-    config: cfg, db, coord, bus, codec: cipher, signingKeys, tokens, principals, users, agents, tasks, health,
+    config: cfg, db, coord, bus, codec: cipher, signingKeys, tokens, principals, users, agents, tasks, engine, health,
     ready: async () => migrated && (await db.ping().then(() => true, () => false)) && (await pendingMigrations(db)) === 0,
     observability: {
       scrape: () => metrics.scrape(),
@@ -166,8 +177,20 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   });
   await elector.start();
 
+  const realtime = new RealtimeServer({
+    tokens, principals, agents, tasks, engine, bus, coord,
+    logger: logger.child({ component: 'realtime' }),
+    leaseGraceSeconds: cfg.tasks.lease_grace_seconds,
+    tls,
+    onConnectionsChanged: (n) => metrics.wsConnections.set(n),
+    onDeliveryLatency: (s) => metrics.wsLatency.observe(s),
+  });
+  const builtin = cfg.agents.builtin ? new BuiltinAgents(agents, tasks, engine, { concurrency: 8, logger: logger.child({ component: 'builtin-agents' }) }) : null;
+
   await app.ready();
   await app.listen({ port: cfg.server.port, host: cfg.server.host });
+  const wsPort = await realtime.listen(app.server, cfg.server.ws_port, cfg.server.host);
+  await builtin?.start();
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.server.port;
   const scheme = cfg.server.tls_cert ? 'https' : 'http';
@@ -175,14 +198,18 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
 
   let stopped = false;
   return {
-    config: cfg, app, services, logger, metrics, port, url,
+    config: cfg, app, services, logger, metrics, port, url, wsPort, realtime,
     generatedAdminPassword: boot.generated,
     async stop() {
       if (stopped) return;
       stopped = true;
       if (sweepTimer) clearInterval(sweepTimer);
       await elector.stop().catch(() => {});
-      await app.close();
+      await realtime.close().catch((err: unknown) => logger.warn({ err }, 'realtime close failed'));
+      const grace = new Promise<void>((r) => setTimeout(r, cfg.server.shutdown_grace_ms).unref());
+      await Promise.race([builtin?.stop() ?? Promise.resolve(), grace]);
+      engine.stop();
+      await Promise.race([app.close(), grace]);
       metrics.close();
       await coord.close().catch(() => {});
       if (ownsDb) await db.close();

@@ -58,7 +58,7 @@ export class AgentService {
   loadOf: (agentId: string) => number = () => 0;
 
   constructor(
-    private readonly db: Db,
+    readonly db: Db,
     private readonly coord: Coordination,
     private readonly bus: EventBus,
     private readonly apiKeys: ApiKeys,

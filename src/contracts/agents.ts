@@ -6,13 +6,12 @@ export const AGENT_TYPES = ['bias-detector', 'emotion-analyzer', 'therapist', 't
 export const AGENT_STATUSES = ['active', 'busy', 'inactive', 'maintenance', 'error', 'offline'] as const;
 export type AgentStatus = (typeof AGENT_STATUSES)[number];
 
-const lit = <T extends readonly string[]>(xs: T) => Type.Union(xs.map((x) => Type.Literal(x)));
 
-export const AgentType = lit(AGENT_TYPES);
+export const AgentType = Type.Enum(AGENT_TYPES);
 export const Capability = Type.String({ pattern: '^[a-z][a-z0-9_.-]{0,63}$' });
 export const Capabilities = Type.Array(Capability, { minItems: 1, maxItems: 50, uniqueItems: true });
 export const SemVer = Type.String({ pattern: '^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(?:-[0-9A-Za-z.-]+)?(?:\\+[0-9A-Za-z.-]+)?$', description: 'Semantic version' });
-export const RoleSchema = lit(['worker', 'supervisor', 'admin', 'system'] as const);
+export const RoleSchema = Type.Enum(['worker', 'supervisor', 'admin', 'system'] as const);
 const Url = Type.String({ format: 'uri', maxLength: 2048 });
 const Tags = Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 50 });
 
@@ -41,7 +40,7 @@ export const UpdateAgentBody = Type.Object({
   max_concurrent_tasks: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
   metadata: Type.Optional(JsonObject),
   tags: Type.Optional(Tags),
-  status: Type.Optional(lit(['active', 'inactive', 'maintenance'] as const)),
+  status: Type.Optional(Type.Enum(['active', 'inactive', 'maintenance'] as const)),
   role: Type.Optional(RoleSchema),
 }, { additionalProperties: false });
 export type UpdateAgentInput = Static<typeof UpdateAgentBody>;
@@ -55,14 +54,14 @@ export const SystemMetrics = Type.Object({
 }, { additionalProperties: false });
 
 export const HeartbeatBody = Type.Object({
-  status: Type.Optional(lit(['active', 'busy', 'inactive', 'maintenance', 'error'] as const)),
+  status: Type.Optional(Type.Enum(['active', 'busy', 'inactive', 'maintenance', 'error'] as const)),
   current_tasks: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Array(Type.String({ maxLength: 64 }), { maxItems: 1000 })])),
   system_metrics: Type.Optional(SystemMetrics),
 }, { additionalProperties: false });
 export type HeartbeatInput = Static<typeof HeartbeatBody>;
 
 export const ListAgentsQuery = Type.Object({
-  status: Type.Optional(lit(AGENT_STATUSES)),
+  status: Type.Optional(Type.Enum(AGENT_STATUSES)),
   type: Type.Optional(AgentType),
   capability: Type.Optional(Capability),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
@@ -72,7 +71,7 @@ export const ListAgentsQuery = Type.Object({
 export const DiscoverQuery = Type.Object({
   capabilities: Type.String({ minLength: 1, maxLength: 3300, description: 'Comma-separated; agents must hold all.' }),
   type: Type.Optional(AgentType),
-  status: Type.Optional(lit(AGENT_STATUSES)),
+  status: Type.Optional(Type.Enum(AGENT_STATUSES)),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
 }, { additionalProperties: false });
 

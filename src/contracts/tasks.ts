@@ -3,7 +3,6 @@ import Type, { type Static } from 'typebox';
 import { Id, JsonObject, Uuid } from './common.ts';
 import { Capability } from './agents.ts';
 
-const lit = <T extends readonly string[]>(xs: T) => Type.Union(xs.map((x) => Type.Literal(x)));
 
 export const TASK_STATUSES = ['pending', 'assigned', 'running', 'completed', 'failed', 'timeout', 'retrying', 'cancelled'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
@@ -13,7 +12,7 @@ export const STRATEGIES = ['capability_match', 'round_robin', 'least_loaded', 'b
 export type Strategy = (typeof STRATEGIES)[number];
 export const PRIORITY_ALIASES = { critical: 10, high: 8, medium: 5, low: 2 } as const;
 
-export const Priority = Type.Union([Type.Integer({ minimum: 1, maximum: 10 }), lit(['critical', 'high', 'medium', 'low'] as const)], { description: '1–10 (higher first) or critical=10, high=8, medium=5, low=2' });
+export const Priority = Type.Union([Type.Integer({ minimum: 1, maximum: 10 }), Type.Enum(['critical', 'high', 'medium', 'low'] as const)], { description: '1–10 (higher first) or critical=10, high=8, medium=5, low=2' });
 export const TaskType = Type.String({ pattern: '^[a-z][a-z0-9_.-]{0,63}$' });
 
 export const CreateTaskBody = Type.Object({
@@ -27,9 +26,9 @@ export const CreateTaskBody = Type.Object({
   timeout_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 7200 })),
   max_retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 })),
   dependencies: Type.Optional(Type.Array(Uuid, { maxItems: 100, uniqueItems: true })),
-  data_classification: Type.Optional(lit(CLASSIFICATIONS)),
+  data_classification: Type.Optional(Type.Enum(CLASSIFICATIONS)),
   metadata: Type.Optional(JsonObject),
-  strategy: Type.Optional(lit(STRATEGIES)),
+  strategy: Type.Optional(Type.Enum(STRATEGIES)),
 }, { additionalProperties: false });
 export type CreateTaskInput = Static<typeof CreateTaskBody>;
 
@@ -38,7 +37,7 @@ export const BatchCreateBody = Type.Object({
 }, { additionalProperties: false });
 
 export const ListTasksQuery = Type.Object({
-  status: Type.Optional(lit(TASK_STATUSES)),
+  status: Type.Optional(Type.Enum(TASK_STATUSES)),
   task_type: Type.Optional(TaskType),
   pipeline_id: Type.Optional(Uuid),
   agent_id: Type.Optional(Id),
@@ -50,7 +49,7 @@ export const ListTasksQuery = Type.Object({
 
 export const DelegateBody = Type.Object({
   agent_id: Type.Optional(Id),
-  strategy: Type.Optional(lit(STRATEGIES)),
+  strategy: Type.Optional(Type.Enum(STRATEGIES)),
 }, { additionalProperties: false });
 
 export const CancelBody = Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false });

@@ -6,7 +6,7 @@ import type { Coordination } from '../coordination/index.ts';
 import type { EventBus, FieldCodec } from '../core/index.ts';
 import type { Permission, PrincipalState, TokenService, UserService, SigningKeys } from '../auth/index.ts';
 import type { AgentService } from '../agents/index.ts';
-import type { TaskService } from '../tasks/index.ts';
+import type { TaskService, AssignmentEngine } from '../tasks/index.ts';
 import type { HttpRateLimits } from './rate-limit.ts';
 import type { Idempotency } from './idempotency.ts';
 import type { RateClass } from './request-context.ts';
@@ -28,6 +28,7 @@ export interface AppServices {
   users: UserService;
   agents: AgentService;
   tasks: TaskService;
+  engine: AssignmentEngine;
   /** Overall health of the dependencies (store, coordination, external services). */
   health: () => Promise<HealthReport>;
   /** Readiness: store reachable and migrations applied. */

@@ -7,3 +7,5 @@ export { TaskService, type TaskServiceOptions, type TaskDetail } from './task-se
 export { TaskRepository, type TaskRow, type NewTask, type TaskListFilter } from './task-repository.ts';
 export { taskSummary, type TaskSummary } from './task-view.ts';
 export { canTransition, backoffMs, TRANSITIONS } from './task-status.ts';
+export { AssignmentEngine, type AgentSlot, type DeliveredTask, type AssignmentEngineOptions } from './assignment-engine.ts';
+export { pickAgent, type Candidate } from './strategies.ts';

@@ -279,6 +279,12 @@ export class TaskService {
     emit('task:eligible', { task_ids: ids });
   }
 
+  /** Tasks an agent currently holds a lease on. */
+  async leasedBy(agentId: string): Promise<TaskRow[]> {
+    const { rows } = await this.db.query<TaskRow>(`SELECT * FROM tasks WHERE assigned_agent = $1 AND status IN ('assigned', 'running') ORDER BY assigned_at`, [agentId]);
+    return rows;
+  }
+
   // ---- sweeps (run by the leader) -------------------------------------------------------
 
   /** Leases past their expiry → timeout → retry or dead letter. Returns how many timed out. */

@@ -4,7 +4,7 @@ import type { App } from '../create-app.ts';
 import type { RouteKit } from '../http-deps.ts';
 import { AppError, ForbiddenError } from '../../core/index.ts';
 import { IdParams, paginate } from '../../contracts/common.ts';
-import { BatchCreateBody, CancelBody, CompleteBody, CreateTaskBody, FailBody, ListTasksQuery, ProgressBody } from '../../contracts/tasks.ts';
+import { BatchCreateBody, CancelBody, ClaimBody, CompleteBody, CreateTaskBody, DelegateBody, FailBody, ListTasksQuery, ProgressBody } from '../../contracts/tasks.ts';
 import type { Principal } from '../../auth/index.ts';
 
 const Params = IdParams('task_id');
@@ -19,7 +19,7 @@ function agentOf(p: Principal): string {
 }
 
 export function taskRoutes(app: App, kit: RouteKit): void {
-  const { tasks } = kit.services;
+  const { tasks, engine, agents } = kit.services;
   const tags = ['tasks'];
 
   app.post('/tasks', { schema: { tags, body: CreateTaskBody }, config: { idempotent: true }, preHandler: kit.guard('task:create', 'task_create') }, async (request, reply) => {
@@ -57,6 +57,25 @@ export function taskRoutes(app: App, kit: RouteKit): void {
   });
 
   app.post('/tasks/:task_id/retry', { schema: { tags, params: Params }, preHandler: kit.guard('task:manage') }, async (request) => tasks.retry(request.params.task_id, request.principal!));
+
+  app.post('/tasks/:task_id/delegate', { schema: { tags, params: Params, body: DelegateBody }, preHandler: kit.guard('task:manage', 'delegate') }, async (request, reply) => {
+    await tasks.getRow(request.params.task_id, request.principal!);
+    if (request.body.agent_id) await agents.get(request.body.agent_id);
+    const r = await engine.delegate(request.params.task_id, request.body.agent_id, request.body.strategy);
+    if (r) return { task_id: request.params.task_id, status: 'assigned', assigned_agent: r.agent_id, attempt: r.attempt };
+    const row = await tasks.getRow(request.params.task_id);
+    const position = await tasks.repo.queuePosition(kit.services.db, row.priority, row.created_at);
+    return reply.status(202).send({ task_id: row.task_id, status: row.status, queue_position: position, message: 'No capable agent is available; the task stays queued.' });
+  });
+
+  app.post('/tasks/claim', { schema: { tags, body: ClaimBody }, preHandler: kit.guard('task:execute') }, async (request) => {
+    const agentId = agentOf(request.principal!);
+    const a = await agents.get(agentId);
+    const delivered = await engine.claim(
+      { agent_id: a.agent_id, capabilities: new Set(a.capabilities), max: a.max_concurrent_tasks, score: 0, builtin: false, available: a.status !== 'offline' && !a.draining && (a.status === 'active' || a.status === 'busy') },
+      request.body.max ?? 1, request.body.wait_ms ?? 0);
+    return { tasks: delivered, count: delivered.length };
+  });
 
   app.post('/tasks/:task_id/accept', { schema: { tags, params: Params, body: Type.Object({ attempt: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false }) }, preHandler: kit.guard('task:execute') }, async (request) => {
     return tasks.accept(request.params.task_id, agentOf(request.principal!), request.body.attempt);

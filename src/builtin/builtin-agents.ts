@@ -1,0 +1,107 @@
+/**
+ * Built-in agents (SPEC §7.4, ARCHITECTURE §1.5): in-process agents holding every stage's and
+ * known task type's capability, running the local analysers. They get work through the same
+ * assignment engine as remote agents (a slot whose `deliver` runs the handler in this process)
+ * and rank below remote agents, so a connected specialised agent wins.
+ */
+import type { AgentService } from '../agents/index.ts';
+import type { AssignmentEngine, DeliveredTask, TaskService } from '../tasks/index.ts';
+import { LOCAL_STAGE_HANDLERS, StageFailure } from '../pipelines/stages/index.ts';
+import { warmUpLocalAnalysers } from '../ai/index.ts';
+
+export const BUILTIN_AGENT_ID = 'builtin-local';
+
+/** Every capability SPEC §5 gives meaning to. */
+export const BUILTIN_CAPABILITIES = [
+  'text_processing', 'language_detection', 'bias_detection', 'text_analysis', 'emotion_analysis', 'sentiment_analysis',
+  'empathy_scoring', 'therapeutic_recommendations', 'report_generation', 'pii_detection',
+  'ingestion', 'standardization', 'validation', 'processing', 'quality_assessment', 'export',
+];
+
+export interface BuiltinAgentsOptions {
+  concurrency: number;
+  logger: { warn: (o: unknown, m?: string) => void; error: (o: unknown, m?: string) => void };
+}
+
+export class BuiltinAgents {
+  private inFlight = 0;
+  private stopped = false;
+  private readonly idle = new Set<() => void>();
+
+  constructor(
+    private readonly agents: AgentService,
+    private readonly tasks: TaskService,
+    private readonly engine: AssignmentEngine,
+    private readonly opts: BuiltinAgentsOptions,
+  ) {}
+
+  async start(): Promise<void> {
+    let agent = await this.agents.repo.get(this.agentsDb(), BUILTIN_AGENT_ID, true);
+    if (!agent || agent.deleted_at) {
+      if (agent?.deleted_at) await this.agentsDb().query('DELETE FROM agents WHERE agent_id = $1', [BUILTIN_AGENT_ID]);
+      ({ agent } = await this.agents.register({
+        agent_id: BUILTIN_AGENT_ID, name: 'Built-in local analysers', type: 'pipeline-worker', capabilities: BUILTIN_CAPABILITIES,
+        version: '1.0.0', max_concurrent_tasks: this.opts.concurrency, metadata: { provider: 'local' }, tags: ['builtin'], role: 'worker',
+      }, { builtin: true }));
+    } else {
+      await this.agents.repo.update(this.agentsDb(), BUILTIN_AGENT_ID, { capabilities: BUILTIN_CAPABILITIES, max_concurrent_tasks: this.opts.concurrency, status: 'active', draining: false });
+    }
+    warmUpLocalAnalysers();
+    await this.engine.addSlot({
+      agent_id: BUILTIN_AGENT_ID,
+      capabilities: new Set(BUILTIN_CAPABILITIES),
+      max: this.opts.concurrency,
+      score: 0,
+      builtin: true,
+      available: true,
+      deliver: (t) => void this.run(t),
+    });
+  }
+
+  private agentsDb() {
+    return this.agents.db;
+  }
+
+  /** Stops taking work and waits for running handlers (bounded by the caller). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.engine.removeSlot(BUILTIN_AGENT_ID);
+    if (this.inFlight === 0) return;
+    await new Promise<void>((resolve) => this.idle.add(resolve));
+  }
+
+  private async run(t: DeliveredTask): Promise<void> {
+    this.inFlight++;
+    const started = performance.now();
+    try {
+      if (this.stopped) return;
+      const handler = LOCAL_STAGE_HANDLERS[t.task_type];
+      await this.tasks.accept(t.task_id, BUILTIN_AGENT_ID, t.attempt);
+      if (!handler) {
+        await this.tasks.fail(t.task_id, BUILTIN_AGENT_ID, t.attempt, { code: 'UNSUPPORTED_TASK_TYPE', message: `No built-in handler for '${t.task_type}'.`, retryable: false });
+        return;
+      }
+      let result: Record<string, unknown>;
+      try {
+        result = await handler({ task_type: t.task_type, parameters: (t.parameters ?? {}) as Record<string, unknown> });
+      } catch (err) {
+        const f = err instanceof StageFailure ? err : null;
+        await this.tasks.fail(t.task_id, BUILTIN_AGENT_ID, t.attempt, {
+          code: f?.code ?? 'STAGE_FAILED',
+          message: f?.message ?? 'The built-in handler failed.',
+          retryable: f?.retryable ?? true,
+          ...(f?.details !== undefined ? { details: f.details as Record<string, unknown> } : {}),
+        });
+        if (!f) this.opts.logger.error({ err, task_id: t.task_id }, 'built-in handler crashed');
+        return;
+      }
+      await this.tasks.complete(t.task_id, BUILTIN_AGENT_ID, t.attempt, result, { processing_time: (performance.now() - started) / 1000, model_version: 'local-1' });
+    } catch (err) {
+      // Lost the lease (cancelled, timed out, redelivered): nothing to record.
+      this.opts.logger.warn({ err: (err as Error).message, task_id: t.task_id }, 'built-in agent could not record a result');
+    } finally {
+      this.inFlight--;
+      if (this.inFlight === 0) for (const r of this.idle) r();
+    }
+  }
+}

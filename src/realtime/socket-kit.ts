@@ -1,0 +1,48 @@
+/** Small helpers shared by the socket handlers: validated, acked event handlers. */
+import type { Socket } from 'socket.io';
+import type { TSchema } from 'typebox';
+import Value from 'typebox/value';
+import { AppError, ValidationError, isAppError } from '../core/index.ts';
+
+export type Ack = (response: Record<string, unknown>) => void;
+
+export function validate<T>(schema: TSchema, payload: unknown): T {
+  if (Value.Check(schema, payload)) return payload as T;
+  const errors = [...Value.Errors(schema, payload)].slice(0, 20).map((e) => {
+    const path = (e as { instancePath?: string; path?: string }).instancePath ?? (e as { path?: string }).path ?? '';
+    return { field: path.replace(/^\//, '').replace(/\//g, '.') || '(root)', message: e.message };
+  });
+  throw new ValidationError('The event payload is invalid.', errors.length ? errors : [{ field: '(root)', message: 'is invalid' }]);
+}
+
+export function errorBody(err: unknown): { code: string; message: string; details?: Record<string, unknown> } {
+  const e = isAppError(err) ? err : new AppError('INTERNAL_ERROR', undefined, { cause: err, expose: false });
+  return e.toJSON();
+}
+
+/**
+ * Wraps a handler: finds the ack callback (last argument), validates, runs, answers
+ * `{ok: true, ...result}` or `{ok: false, error}`. Without an ack, failures go out as `error`.
+ */
+export function handle<T>(
+  socket: Socket,
+  schema: TSchema,
+  fn: (payload: T) => Promise<Record<string, unknown> | void>,
+  onUnexpected: (err: unknown) => void,
+) {
+  return (...args: unknown[]) => {
+    const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as Ack) : undefined;
+    const payload = args[0];
+    void (async () => {
+      try {
+        const out = await fn(validate<T>(schema, payload));
+        ack?.({ ok: true, ...(out ?? {}) });
+      } catch (err) {
+        if (!isAppError(err)) onUnexpected(err);
+        const body = errorBody(err);
+        if (ack) ack({ ok: false, error: body });
+        else socket.emit('error', { ...body, timestamp: new Date().toISOString() });
+      }
+    })();
+  };
+}

@@ -1,0 +1,341 @@
+/**
+ * The real-time channel (SPEC §8): Socket.IO namespace `/mcp/ws` on the API port and on its own
+ * port. JWT in the handshake; `auth:expired`/`auth:refresh`; validated, acked client events;
+ * agent sessions (task delivery, leases kept for a grace period after a drop and re-sent on
+ * reconnect); authorized subscriptions; per-socket event rate limit; 10 sockets per principal.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { Server, type DefaultEventsMap, type Namespace, type Socket } from 'socket.io';
+import { RateLimiterMemory } from 'rate-limiter-flexible';
+import { AppError, ForbiddenError, type EventBus } from '../core/index.ts';
+import { hasPermission, principalKey, type Principal, type PrincipalState, type TokenService } from '../auth/index.ts';
+import type { AgentService } from '../agents/index.ts';
+import type { AssignmentEngine, DeliveredTask, TaskService } from '../tasks/index.ts';
+import type { Coordination } from '../coordination/index.ts';
+import {
+  SocketAuthRefresh, SocketHeartbeat, SocketStatusUpdate, SocketSubscription, SocketTaskAck, SocketTaskProgress, SocketTaskResult,
+  type SocketTaskResultInput,
+} from '../contracts/socket-events.ts';
+import type { HeartbeatInput } from '../contracts/agents.ts';
+import { FanOut, rooms } from './fan-out.ts';
+import { handle, type Ack } from './socket-kit.ts';
+
+export const NAMESPACE = '/mcp/ws';
+const KNOWN_EVENTS = new Set(['agent:heartbeat', 'agent:status_update', 'task:accepted', 'task:rejected', 'task:progress', 'task:result', 'subscribe', 'unsubscribe', 'auth:refresh']);
+
+export interface RealtimeOptions {
+  tokens: TokenService;
+  principals: PrincipalState;
+  agents: AgentService;
+  tasks: TaskService;
+  engine: AssignmentEngine;
+  bus: EventBus;
+  coord: Coordination;
+  logger: { info: (o: unknown, m?: string) => void; warn: (o: unknown, m?: string) => void; error: (o: unknown, m?: string) => void };
+  leaseGraceSeconds: number;
+  maxSocketsPerPrincipal?: number;
+  eventsPerSecond?: number;
+  /** Whether a pipeline exists (subscription checks); absent → any pipeline id is accepted for pipeline:read holders. */
+  pipelineExists?: (id: string) => Promise<boolean>;
+  tls?: { cert: Buffer; key: Buffer };
+  onConnectionsChanged?: (n: number) => void;
+  onDeliveryLatency?: (seconds: number) => void;
+}
+
+interface SocketData {
+  principal: Principal;
+  exp: number;
+}
+
+type McpSocket = Socket<DefaultEventsMap, DefaultEventsMap, DefaultEventsMap, SocketData>;
+
+export class RealtimeServer {
+  readonly io: Server;
+  readonly nsp: Namespace;
+  private readonly fanOut: FanOut;
+  private wsServer: http.Server | https.Server | undefined;
+  private readonly perPrincipal = new Map<string, number>();
+  private readonly agentSockets = new Map<string, Set<McpSocket>>();
+  private readonly graceTimers = new Map<string, NodeJS.Timeout>();
+  private readonly limiter: RateLimiterMemory;
+  private readonly offs: Array<() => void> = [];
+  private connections = 0;
+
+  constructor(private readonly o: RealtimeOptions) {
+    this.io = new Server({ maxHttpBufferSize: 1024 * 1024, cors: { origin: false }, serveClient: false, pingInterval: 20000, pingTimeout: 20000 });
+    this.nsp = this.io.of(NAMESPACE);
+    this.limiter = new RateLimiterMemory({ points: o.eventsPerSecond ?? 200, duration: 1 });
+    this.fanOut = new FanOut(this.nsp, o.bus);
+    this.nsp.use((socket, next) => {
+      this.authenticate(socket as McpSocket).then(() => next(), (err: unknown) => {
+        const code = err instanceof AppError ? err.code : 'INVALID_TOKEN';
+        const e = new Error(code) as Error & { data?: unknown };
+        e.data = { code, message: err instanceof AppError ? err.message : 'Authentication failed.' };
+        next(e);
+      });
+    });
+    this.nsp.on('connection', (socket) => void this.onConnection(socket as McpSocket));
+    this.offs.push(o.bus.on('principal:revoked', (e) => this.disconnectPrincipal(`${e.subject_type}:${e.subject_id}`, e.reason)));
+    this.offs.push(o.bus.on('agent:status_changed', (e) => void this.refreshSlot(e.agent_id)));
+  }
+
+  /** Attaches to the API's HTTP server and opens the dedicated port (0 = ephemeral, -1 = none). */
+  async listen(apiServer: http.Server | https.Server, wsPort: number, host: string): Promise<number | null> {
+    this.io.attach(apiServer);
+    this.fanOut.start();
+    if (wsPort < 0) return null;
+    this.wsServer = this.o.tls ? https.createServer({ cert: this.o.tls.cert, key: this.o.tls.key, minVersion: 'TLSv1.3' }) : http.createServer();
+    this.wsServer.on('request', (_req, res) => {
+      if (!res.headersSent && !res.writableEnded && !_req.url?.startsWith('/socket.io')) { res.writeHead(404).end(); }
+    });
+    this.io.attach(this.wsServer);
+    await new Promise<void>((resolve, reject) => {
+      this.wsServer!.once('error', reject);
+      this.wsServer!.listen(wsPort, host, () => resolve());
+    });
+    return (this.wsServer.address() as AddressInfo).port;
+  }
+
+  /** Tells every socket the server is going away, then closes. */
+  async close(): Promise<void> {
+    this.nsp.emit('system:shutdown', { message: 'The server is shutting down.', timestamp: new Date().toISOString() });
+    for (const off of this.offs) off();
+    this.fanOut.stop();
+    for (const t of this.graceTimers.values()) clearTimeout(t);
+    await new Promise<void>((r) => setTimeout(r, 50));
+    this.nsp.disconnectSockets(true);
+    await new Promise<void>((resolve) => this.io.close(() => resolve()));
+    if (this.wsServer?.listening) await new Promise<void>((resolve) => this.wsServer!.close(() => resolve()));
+  }
+
+  private async authenticate(socket: McpSocket): Promise<void> {
+    const raw = (socket.handshake.auth as { token?: unknown } | undefined)?.token ?? socket.handshake.headers.authorization;
+    if (typeof raw !== 'string' || !raw.trim()) throw new AppError('MISSING_AUTHENTICATION');
+    const token = raw.replace(/^Bearer\s+/i, '').trim();
+    const v = await this.o.tokens.verify(token, 'access');
+    const live = await this.o.principals.current(v.principal);
+    if (!live) throw new AppError('INVALID_TOKEN', 'The principal is disabled or deleted.');
+    const key = principalKey(live);
+    if ((this.perPrincipal.get(key) ?? 0) >= (this.o.maxSocketsPerPrincipal ?? 10)) throw new AppError('RATE_LIMIT_EXCEEDED', 'Too many sockets for this principal.');
+    socket.data.principal = live;
+    socket.data.exp = v.exp;
+  }
+
+  private async onConnection(socket: McpSocket): Promise<void> {
+    const p = socket.data.principal;
+    const key = principalKey(p);
+    this.perPrincipal.set(key, (this.perPrincipal.get(key) ?? 0) + 1);
+    this.o.onConnectionsChanged?.(++this.connections);
+    await socket.join(rooms.principal(key));
+    if (hasPermission(p.role, 'security:alerts')) await socket.join(rooms.admins);
+    this.scheduleExpiry(socket);
+
+    const unexpected = (err: unknown) => this.o.logger.error({ err, principal: key }, 'socket handler failed');
+    socket.use((event, next) => {
+      const [name] = event as unknown as [string];
+      this.limiter.consume(socket.id).then(() => next(), () => {
+        const ack = event[event.length - 1];
+        const error = { code: 'RATE_LIMIT_EXCEEDED', message: 'Too many events on this socket.' };
+        if (typeof ack === 'function') (ack as Ack)({ ok: false, error });
+        else socket.emit('error', { ...error, timestamp: new Date().toISOString() });
+        void name;
+      });
+    });
+    socket.onAny((event: string, ...args: unknown[]) => {
+      if (KNOWN_EVENTS.has(event)) return;
+      const error = { code: 'UNSUPPORTED_EVENT', message: `The event '${event}' is not supported.` };
+      const ack = args[args.length - 1];
+      if (typeof ack === 'function') (ack as Ack)({ ok: false, error });
+      socket.emit('error', { ...error, timestamp: new Date().toISOString() });
+    });
+
+    socket.on('auth:refresh', handle<{ token: string }>(socket, SocketAuthRefresh, async ({ token }) => {
+      const v = await this.o.tokens.verify(token.replace(/^Bearer\s+/i, ''), 'access');
+      if (principalKey(v.principal) !== key) throw new ForbiddenError('INSUFFICIENT_PERMISSIONS', 'The token belongs to another principal.');
+      socket.data.exp = v.exp;
+      this.scheduleExpiry(socket);
+      return { expires_at: new Date(v.exp * 1000).toISOString() };
+    }, unexpected));
+    socket.on('subscribe', handle<Record<string, string>>(socket, SocketSubscription, async (sub) => ({ room: await this.subscribe(socket, sub, true) }), unexpected));
+    socket.on('unsubscribe', handle<Record<string, string>>(socket, SocketSubscription, async (sub) => ({ room: await this.subscribe(socket, sub, false) }), unexpected));
+
+    if (p.type === 'agent') await this.onAgentConnection(socket, unexpected);
+
+    socket.on('disconnect', () => {
+      const n = (this.perPrincipal.get(key) ?? 1) - 1;
+      if (n <= 0) this.perPrincipal.delete(key);
+      else this.perPrincipal.set(key, n);
+      this.o.onConnectionsChanged?.(--this.connections);
+      const t = (socket as unknown as { expiryTimer?: NodeJS.Timeout }).expiryTimer;
+      if (t) clearTimeout(t);
+      if (p.type === 'agent') this.onAgentDisconnect(socket);
+    });
+  }
+
+  private scheduleExpiry(socket: McpSocket): void {
+    const s = socket as unknown as { expiryTimer?: NodeJS.Timeout };
+    if (s.expiryTimer) clearTimeout(s.expiryTimer);
+    const ms = Math.max(0, socket.data.exp * 1000 - Date.now());
+    s.expiryTimer = setTimeout(() => {
+      socket.emit('auth:expired', { message: 'The access token expired; send auth:refresh {token} within 30 s.', timestamp: new Date().toISOString() });
+      s.expiryTimer = setTimeout(() => socket.disconnect(true), 30_000);
+      s.expiryTimer.unref();
+    }, Math.min(ms, 2 ** 31 - 1));
+    s.expiryTimer.unref();
+  }
+
+  private async subscribe(socket: McpSocket, sub: Record<string, string>, join: boolean): Promise<string> {
+    const p = socket.data.principal;
+    const need = (perm: Parameters<typeof hasPermission>[1]) => {
+      if (!hasPermission(p.role, perm)) throw new ForbiddenError('INSUFFICIENT_PERMISSIONS');
+    };
+    let room: string;
+    if (sub.task_id) {
+      need('task:read');
+      await this.o.tasks.getRow(sub.task_id, p);
+      room = rooms.task(sub.task_id);
+    } else if (sub.pipeline_id) {
+      need('pipeline:read');
+      if (this.o.pipelineExists && !(await this.o.pipelineExists(sub.pipeline_id))) throw new AppError('PIPELINE_NOT_FOUND');
+      room = rooms.pipeline(sub.pipeline_id);
+    } else if (sub.agent_id) {
+      need('agent:read');
+      await this.o.agents.get(sub.agent_id);
+      room = rooms.agentSub(sub.agent_id);
+    } else {
+      const topic = sub.topic!;
+      if (topic === 'tasks') {
+        need('task:read');
+        if (p.role === 'worker') throw new ForbiddenError('INSUFFICIENT_PERMISSIONS', 'Workers may subscribe to their own tasks only.');
+      } else if (topic === 'pipelines') need('pipeline:read');
+      else if (topic === 'agents') need('agent:read');
+      else need('system:health');
+      room = rooms.topic(topic);
+    }
+    if (join) await socket.join(room);
+    else await socket.leave(room);
+    return room;
+  }
+
+  private disconnectPrincipal(key: string, reason: string): void {
+    this.nsp.to(rooms.principal(key)).emit('error', { code: 'INVALID_TOKEN', message: `Credentials revoked (${reason}).`, timestamp: new Date().toISOString() });
+    this.nsp.in(rooms.principal(key)).disconnectSockets(true);
+  }
+
+  // ---- agent sessions ---------------------------------------------------------------------
+
+  private async onAgentConnection(socket: McpSocket, unexpected: (err: unknown) => void): Promise<void> {
+    const agentId = socket.data.principal.id;
+    const grace = this.graceTimers.get(agentId);
+    if (grace) { clearTimeout(grace); this.graceTimers.delete(agentId); }
+    let set = this.agentSockets.get(agentId);
+    if (!set) this.agentSockets.set(agentId, (set = new Set()));
+    set.add(socket);
+    await socket.join(rooms.agentConn(agentId));
+    await this.o.coord.setPresence('agent-socket', agentId, { pid: process.pid }, 24 * 3600 * 1000).catch(() => {});
+
+    socket.on('agent:heartbeat', handle<HeartbeatInput>(socket, SocketHeartbeat, async (body) => {
+      const r = await this.o.agents.heartbeat(agentId, body, 'ws');
+      return { next_heartbeat: r.next_heartbeat, status: r.agent_status };
+    }, unexpected));
+    socket.on('agent:status_update', handle<{ status: 'active' | 'inactive' | 'maintenance' }>(socket, SocketStatusUpdate, async ({ status }) => {
+      const a = await this.o.agents.setStatus(agentId, status, status === 'active' ? { draining: false } : {});
+      await this.refreshSlot(agentId);
+      return { status: a?.status ?? status };
+    }, unexpected));
+    socket.on('task:accepted', handle<{ task_id: string; attempt?: number }>(socket, SocketTaskAck, async (b) => {
+      const t = await this.o.tasks.accept(b.task_id, agentId, b.attempt);
+      return { task_id: t.task_id, status: t.status, attempt: t.attempt };
+    }, unexpected));
+    socket.on('task:rejected', handle<{ task_id: string; attempt?: number; reason?: string }>(socket, SocketTaskAck, async (b) => {
+      await this.o.tasks.reject(b.task_id, agentId, b.attempt, b.reason ?? 'rejected by agent');
+      this.o.engine.forget(agentId, b.task_id);
+      return { task_id: b.task_id, status: 'pending' };
+    }, unexpected));
+    socket.on('task:progress', handle<{ task_id: string; attempt?: number; progress: number; message?: string }>(socket, SocketTaskProgress, async (b) => {
+      const r = await this.o.tasks.progress(b.task_id, agentId, b.attempt, b.progress, b.message);
+      return { lease_expires_at: r.lease_expires_at };
+    }, unexpected));
+    socket.on('task:result', handle<SocketTaskResultInput>(socket, SocketTaskResult, async (b) => this.onResult(agentId, b), unexpected));
+
+    const agent = await this.o.agents.get(agentId);
+    await this.o.agents.heartbeat(agentId, {}, 'ws');
+    await this.o.engine.addSlot({
+      agent_id: agentId,
+      capabilities: new Set(agent.capabilities),
+      max: agent.max_concurrent_tasks,
+      score: this.o.agents.view ? (await this.o.agents.view(agent, null)).score : 0,
+      builtin: false,
+      available: this.isAvailable(agent.status, agent.draining),
+      deliver: (t) => this.deliver(agentId, t),
+    });
+    // Re-send leases it still holds but never acknowledged (SPEC §8).
+    const leased = await this.o.tasks.leasedBy(agentId);
+    for (const t of leased) if (t.status === 'assigned') this.deliver(agentId, this.o.engine.toDelivered(t));
+  }
+
+  private isAvailable(status: string, draining: boolean): boolean {
+    return !draining && (status === 'active' || status === 'busy');
+  }
+
+  private async refreshSlot(agentId: string): Promise<void> {
+    if (!this.o.engine.hasSlot(agentId) || !this.agentSockets.has(agentId)) return;
+    const agent = await this.o.agents.get(agentId).catch(() => null);
+    if (!agent) return;
+    this.o.engine.updateSlot(agentId, { available: this.isAvailable(agent.status, agent.draining), max: agent.max_concurrent_tasks, capabilities: new Set(agent.capabilities) });
+  }
+
+  private async onResult(agentId: string, b: SocketTaskResultInput): Promise<Record<string, unknown>> {
+    const success = b.success ?? (b.error === undefined);
+    if (success) {
+      const data = b.data !== undefined ? b.data : b.result;
+      if (data === undefined) throw new AppError('VALIDATION_ERROR', 'A successful result needs `data` (or the seed form `result`).', { details: { field_errors: [{ field: 'data', message: 'is required' }] } });
+      const r = await this.o.tasks.complete(b.task_id, agentId, b.attempt, data, b.metadata);
+      return { task_id: r.task_id, status: r.status, attempt: r.attempt, duplicate: r.duplicate };
+    }
+    if (!b.error) throw new AppError('VALIDATION_ERROR', 'A failed result needs `error`.', { details: { field_errors: [{ field: 'error', message: 'is required' }] } });
+    const r = await this.o.tasks.fail(b.task_id, agentId, b.attempt, b.error);
+    return { task_id: r.task_id, status: r.status, attempt: r.attempt, will_retry: r.will_retry, dead_letter: r.dead_letter };
+  }
+
+  /** Emits `task:delegate` to one of the agent's sockets; its ack accepts the task. */
+  private deliver(agentId: string, t: DeliveredTask): void {
+    const set = this.agentSockets.get(agentId);
+    const socket = set ? [...set].pop() : undefined;
+    if (!socket) return; // lease stays; re-sent on reconnect or timed out after the grace period
+    const sentAt = performance.now();
+    socket.timeout(30_000).emit('task:delegate', t as never, (err: Error | null, resp?: { ok?: boolean; reason?: string }): void => {
+      if (err) return; // no ack: the agent may still send a result; the lease decides
+      this.o.onDeliveryLatency?.((performance.now() - sentAt) / 1000);
+      if (resp && resp.ok === false) {
+        this.o.tasks.reject(t.task_id, agentId, t.attempt, resp.reason ?? 'declined').then(() => this.o.engine.forget(agentId, t.task_id), () => {});
+        return;
+      }
+      this.o.tasks.accept(t.task_id, agentId, t.attempt).catch(() => {});
+    });
+  }
+
+  private onAgentDisconnect(socket: McpSocket): void {
+    const agentId = socket.data.principal.id;
+    const set = this.agentSockets.get(agentId);
+    set?.delete(socket);
+    if (set && set.size > 0) return;
+    this.agentSockets.delete(agentId);
+    this.o.engine.removeSlot(agentId);
+    void this.o.coord.removePresence('agent-socket', agentId).catch(() => {});
+    const timer = setTimeout(() => {
+      this.graceTimers.delete(agentId);
+      void (async () => {
+        if (this.agentSockets.has(agentId)) return;
+        const elsewhere = await this.o.coord.getPresence('agent-socket', agentId).catch(() => null);
+        if (elsewhere) return; // reconnected to another server process
+        const n = await this.o.tasks.timeoutAgentLeases(agentId, `Agent disconnected for more than ${this.o.leaseGraceSeconds} s.`);
+        if (n) this.o.logger.warn({ agent_id: agentId, tasks: n }, 'leases of a disconnected agent timed out');
+      })().catch((err: unknown) => this.o.logger.error({ err, agent_id: agentId }, 'grace expiry failed'));
+    }, this.o.leaseGraceSeconds * 1000);
+    timer.unref();
+    this.graceTimers.set(agentId, timer);
+  }
+}

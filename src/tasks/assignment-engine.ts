@@ -1,0 +1,320 @@
+/**
+ * The assignment engine (SPEC §6, ARCHITECTURE §1.4): push dispatch, scored. Agents connected
+ * to this process (sockets, long-polling claims, built-ins) register a slot; a dispatch round
+ * locks eligible tasks (`FOR UPDATE SKIP LOCKED`, so several processes never take the same
+ * task), matches each to a capable agent by strategy, leases them in one UPDATE (attempt + 1 is
+ * the fencing token) and only after commit hands them to the slot's `deliver`.
+ * Rounds are coalesced: any number of triggers while a round runs cause one more round.
+ */
+import { AppError, NotFoundError, type EventBus } from '../core/index.ts';
+import type { Db } from '../store/index.ts';
+import type { Strategy } from '../contracts/tasks.ts';
+import type { TaskRepository, TaskRow } from './task-repository.ts';
+import { pickAgent, type Candidate } from './strategies.ts';
+
+/** What an agent receives (the `task:delegate` payload, SPEC §8). */
+export interface DeliveredTask {
+  task_id: string;
+  task_type: string;
+  parameters: unknown;
+  priority: number;
+  deadline: string | null;
+  pipeline_id: string | null;
+  stage: string | null;
+  attempt: number;
+  required_capabilities: string[];
+  data_classification: string;
+  metadata: { assigned_at: string; timeout_seconds: number; lease_expires_at: string };
+}
+
+export interface AgentSlot {
+  agent_id: string;
+  capabilities: ReadonlySet<string>;
+  max: number;
+  score: number;
+  builtin: boolean;
+  /** Only `active`, non-draining slots receive work. */
+  available: boolean;
+  /** Pushes a task to the agent. Long-poll slots collect instead. */
+  deliver(task: DeliveredTask): void;
+}
+
+interface SlotState extends AgentSlot {
+  leased: Set<string>;
+  lastPicked: number;
+}
+
+export interface AssignmentEngineOptions {
+  defaultStrategy: Strategy;
+  /** Max tasks locked per round. */
+  batchSize?: number;
+  /** Priority points gained per minute of waiting (aging), capped at `agingCap`. */
+  agingPerMinute?: number;
+  agingCap?: number;
+  /** Called when the engine audits a PHI read by delivery (parameters decrypted for an agent). */
+  onDelivered?: (agentId: string, tasks: DeliveredTask[]) => void;
+  onError?: (err: unknown) => void;
+}
+
+export class AssignmentEngine {
+  private readonly slots = new Map<string, SlotState>();
+  private running = false;
+  private again = false;
+  private stopped = false;
+  private pickCounter = 0;
+  private readonly waiters = new Set<() => void>();
+  private readonly offs: Array<() => void> = [];
+  private readonly batchSize: number;
+
+  constructor(
+    private readonly db: Db,
+    private readonly repo: TaskRepository,
+    bus: EventBus,
+    private readonly opts: AssignmentEngineOptions,
+  ) {
+    this.batchSize = opts.batchSize ?? 500;
+    this.offs.push(bus.on('task:eligible', () => this.trigger()));
+    const release = (e: { task_id: string; agent_id: string | null }) => this.release(e.task_id, e.agent_id);
+    this.offs.push(bus.on('task:completed', release));
+    this.offs.push(bus.on('task:failed', release));
+    this.offs.push(bus.on('task:cancelled', (e) => this.release(e.task_id, e.agent_id)));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const off of this.offs) off();
+    for (const w of this.waiters) w();
+  }
+
+  /** Live in-flight count for an agent served by this process. */
+  loadOf(agentId: string): number {
+    return this.slots.get(agentId)?.leased.size ?? 0;
+  }
+
+  hasSlot(agentId: string): boolean {
+    return this.slots.has(agentId);
+  }
+
+  /** Registers (or replaces) an agent's slot; its current leases count towards its load. */
+  async addSlot(slot: AgentSlot): Promise<void> {
+    const { rows } = await this.db.query<{ task_id: string }>(`SELECT task_id FROM tasks WHERE assigned_agent = $1 AND status IN ('assigned', 'running')`, [slot.agent_id]);
+    const prev = this.slots.get(slot.agent_id);
+    this.slots.set(slot.agent_id, { ...slot, leased: new Set(rows.map((r) => r.task_id)), lastPicked: prev?.lastPicked ?? 0 });
+    this.trigger();
+  }
+
+  updateSlot(agentId: string, patch: Partial<Pick<AgentSlot, 'available' | 'max' | 'score' | 'capabilities' | 'deliver'>>): void {
+    const s = this.slots.get(agentId);
+    if (!s) return;
+    Object.assign(s, patch);
+    this.trigger();
+  }
+
+  removeSlot(agentId: string): void {
+    this.slots.delete(agentId);
+  }
+
+  private release(taskId: string, agentId: string | null): void {
+    const s = agentId ? this.slots.get(agentId) : undefined;
+    if (s?.leased.delete(taskId)) this.trigger();
+    else if (!agentId) for (const slot of this.slots.values()) if (slot.leased.delete(taskId)) this.trigger();
+  }
+
+  /** Forget a lease without a domain event (e.g. requeued by a reject). */
+  forget(agentId: string, taskId: string): void {
+    this.slots.get(agentId)?.leased.delete(taskId);
+    this.trigger();
+  }
+
+  /** Schedules a dispatch round; concurrent triggers coalesce. */
+  trigger(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    setImmediate(() => void this.loop());
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      do {
+        this.again = false;
+        const full = await this.round();
+        if (full) this.again = true;
+      } while (this.again && !this.stopped);
+    } catch (err) {
+      this.opts.onError?.(err);
+    } finally {
+      this.running = false;
+      for (const w of this.waiters) w();
+    }
+  }
+
+  private candidatesFor(caps: string[], only?: string): SlotState[] {
+    const out: SlotState[] = [];
+    for (const s of this.slots.values()) {
+      if (only && s.agent_id !== only) continue;
+      if (!s.available || s.leased.size >= s.max) continue;
+      if (caps.every((c) => s.capabilities.has(c))) out.push(s);
+    }
+    return out;
+  }
+
+  /** One round over every available slot. Returns true when the batch was full (more may wait). */
+  private async round(onlyAgent?: string, limit = this.batchSize): Promise<boolean> {
+    const avail = [...this.slots.values()].filter((s) => s.available && s.leased.size < s.max && (!onlyAgent || s.agent_id === onlyAgent));
+    if (!avail.length) return false;
+    const capUnion = [...new Set(avail.flatMap((s) => [...s.capabilities]))];
+    const capacity = avail.reduce((n, s) => n + (s.max - s.leased.size), 0);
+    const want = Math.min(limit, capacity);
+    const delivered: Array<{ slot: SlotState; task: DeliveredTask }> = [];
+    const locked = await this.db.transaction(async (q) => {
+      const aging = this.opts.agingPerMinute ?? 1;
+      const cap = this.opts.agingCap ?? 5;
+      const { rows } = await q.query<Pick<TaskRow, 'task_id' | 'required_capabilities' | 'strategy'>>(
+        `SELECT task_id, required_capabilities, strategy FROM tasks
+         WHERE status = 'pending' AND pending_deps = 0 AND required_capabilities <@ $1::text[]
+         ORDER BY priority + LEAST(extract(epoch FROM (now() - created_at)) / 60 * $3, $4) DESC, deadline ASC NULLS LAST, created_at
+         LIMIT $2 FOR UPDATE SKIP LOCKED`,
+        [capUnion, Math.max(want * 2, want + 10), aging, cap]);
+      const pairs: Array<{ task_id: string; slot: SlotState }> = [];
+      const taken = new Map<string, number>();
+      for (const t of rows) {
+        if (pairs.length >= want) break;
+        const cands = this.candidatesFor(t.required_capabilities, onlyAgent).filter((s) => s.leased.size + (taken.get(s.agent_id) ?? 0) < s.max);
+        const pick = pickAgent(
+          cands.map<Candidate>((s) => ({ agent_id: s.agent_id, load: s.leased.size + (taken.get(s.agent_id) ?? 0), max: s.max, score: s.score, builtin: s.builtin, lastPicked: s.lastPicked })),
+          (t.strategy as Strategy | null) ?? this.opts.defaultStrategy,
+        );
+        if (!pick) continue;
+        const slot = this.slots.get(pick.agent_id)!;
+        slot.lastPicked = ++this.pickCounter;
+        taken.set(slot.agent_id, (taken.get(slot.agent_id) ?? 0) + 1);
+        pairs.push({ task_id: t.task_id, slot });
+      }
+      if (!pairs.length) return rows.length;
+      const assigned = await q.query<TaskRow>(
+        `UPDATE tasks t SET status = 'assigned', attempt = t.attempt + 1, assigned_agent = x.agent_id, assigned_at = now(),
+           lease_expires_at = now() + make_interval(secs => t.timeout_seconds), progress = 0, progress_message = NULL, started_at = NULL, updated_at = now()
+         FROM unnest($1::uuid[], $2::text[]) AS x(task_id, agent_id) WHERE t.task_id = x.task_id RETURNING t.*`,
+        [pairs.map((p) => p.task_id), pairs.map((p) => p.slot.agent_id)]);
+      await this.repo.recordEvents(q, assigned.rows.map((r) => ({ task_id: r.task_id, from: 'pending', to: 'assigned', attempt: r.attempt, agent_id: r.assigned_agent, reason: null })));
+      for (const r of assigned.rows) {
+        const slot = this.slots.get(r.assigned_agent!)!;
+        delivered.push({ slot, task: this.toDelivered(r) });
+      }
+      return rows.length;
+    });
+    this.handOut(delivered);
+    return delivered.length > 0 && locked >= want && want === limit;
+  }
+
+  toDelivered(r: TaskRow): DeliveredTask {
+    return {
+      task_id: r.task_id,
+      task_type: r.task_type,
+      parameters: this.repo.openParameters(r),
+      priority: r.priority,
+      deadline: r.deadline ? r.deadline.toISOString() : null,
+      pipeline_id: r.pipeline_id,
+      stage: r.stage,
+      attempt: r.attempt,
+      required_capabilities: r.required_capabilities,
+      data_classification: r.data_classification,
+      metadata: { assigned_at: (r.assigned_at ?? new Date()).toISOString(), timeout_seconds: r.timeout_seconds, lease_expires_at: (r.lease_expires_at ?? new Date()).toISOString() },
+    };
+  }
+
+  private handOut(delivered: Array<{ slot: SlotState; task: DeliveredTask }>): void {
+    const byAgent = new Map<string, DeliveredTask[]>();
+    for (const { slot, task } of delivered) {
+      slot.leased.add(task.task_id);
+      const list = byAgent.get(slot.agent_id) ?? [];
+      list.push(task);
+      byAgent.set(slot.agent_id, list);
+    }
+    for (const [agentId, tasks] of byAgent) {
+      this.opts.onDelivered?.(agentId, tasks);
+      const slot = this.slots.get(agentId);
+      for (const t of tasks) {
+        try {
+          slot?.deliver(t);
+        } catch (err) {
+          this.opts.onError?.(err);
+        }
+      }
+    }
+  }
+
+  /**
+   * Forces assignment of one pending task now (POST /tasks/{id}/delegate). Returns the agent
+   * or null when no capable agent has room (the task stays queued).
+   */
+  async delegate(taskId: string, agentId?: string, strategy?: Strategy): Promise<{ agent_id: string; attempt: number } | null> {
+    const delivered: Array<{ slot: SlotState; task: DeliveredTask }> = [];
+    const out = await this.db.transaction(async (q) => {
+      const row = await this.repo.get(q, taskId, true);
+      if (!row) throw new NotFoundError('TASK_NOT_FOUND');
+      if (row.status === 'assigned' || row.status === 'running') throw new AppError('TASK_ALREADY_ASSIGNED', undefined, { details: { assigned_agent: row.assigned_agent } });
+      if (row.status !== 'pending') throw new AppError('INVALID_STATUS_TRANSITION', `A ${row.status} task cannot be delegated.`, { details: { from: row.status, to: 'assigned' } });
+      if (row.pending_deps > 0) return null;
+      if (agentId && !this.slots.has(agentId)) {
+        return null;
+      }
+      const cands = this.candidatesFor(row.required_capabilities, agentId);
+      const pick = pickAgent(cands.map((s) => ({ agent_id: s.agent_id, load: s.leased.size, max: s.max, score: s.score, builtin: s.builtin, lastPicked: s.lastPicked })), strategy ?? (row.strategy as Strategy | null) ?? this.opts.defaultStrategy);
+      if (!pick) return null;
+      const slot = this.slots.get(pick.agent_id)!;
+      slot.lastPicked = ++this.pickCounter;
+      const { rows } = await q.query<TaskRow>(
+        `UPDATE tasks SET status = 'assigned', attempt = attempt + 1, assigned_agent = $2, assigned_at = now(), lease_expires_at = now() + make_interval(secs => timeout_seconds),
+           progress = 0, progress_message = NULL, started_at = NULL, updated_at = now() WHERE task_id = $1 RETURNING *`, [row.task_id, slot.agent_id]);
+      const r = rows[0]!;
+      await this.repo.recordEvents(q, [{ task_id: r.task_id, from: 'pending', to: 'assigned', attempt: r.attempt, agent_id: slot.agent_id, reason: 'delegated' }]);
+      delivered.push({ slot, task: this.toDelivered(r) });
+      return { agent_id: slot.agent_id, attempt: r.attempt };
+    });
+    this.handOut(delivered);
+    return out;
+  }
+
+  /**
+   * Long-poll claim for an agent without a socket: assigns up to `max` eligible tasks to it,
+   * waiting up to `waitMs` for some to appear. The agent's slot exists only during the call.
+   */
+  async claim(slot: Omit<AgentSlot, 'deliver'>, max: number, waitMs: number): Promise<DeliveredTask[]> {
+    const got: DeliveredTask[] = [];
+    const existing = this.slots.get(slot.agent_id);
+    const deadline = Date.now() + waitMs;
+    const collect = (t: DeliveredTask) => { got.push(t); };
+    if (!existing) await this.addSlot({ ...slot, max: 0, deliver: collect });
+    const s = this.slots.get(slot.agent_id)!;
+    const prevDeliver = s.deliver;
+    const prevMax = s.max;
+    try {
+      s.deliver = collect;
+      s.max = s.leased.size + Math.max(0, Math.min(max, slot.max - s.leased.size));
+      s.available = slot.available;
+      while (!this.stopped) {
+        await this.round(slot.agent_id, Math.max(0, s.max - s.leased.size));
+        if (got.length || Date.now() >= deadline) break;
+        await new Promise<void>((resolve) => {
+          const done = () => { clearTimeout(timer); this.waiters.delete(done); resolve(); };
+          const timer = setTimeout(done, Math.min(deadline - Date.now(), 1000));
+          this.waiters.add(done);
+        });
+      }
+      return got;
+    } finally {
+      if (existing) {
+        s.deliver = prevDeliver;
+        s.max = prevMax;
+      } else {
+        // keep the leases counted only while this process serves the agent
+        this.slots.delete(slot.agent_id);
+      }
+    }
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * Pipeline use cases for the transports (SPEC §7): reading runs (masked for callers without
+ * `phi:read`), their progress and exported output, templates; state changes go to the engine.
+ */
+import { ConflictError, NotFoundError, ValidationError } from '../core/index.ts';
+import type { Db } from '../store/index.ts';
+import { hasPermission, principalKey, type Principal } from '../auth/index.ts';
+import { maskValue } from '../security/index.ts';
+import type { CreatePipelineInput, CreateTemplateInput, ListPipelinesInput, OutputFormat } from '../contracts/pipelines.ts';
+import { BUILTIN_TEMPLATES, validateStages, type PipelineTemplate } from './pipeline-templates.ts';
+import type { PipelineEngine, CreatedPipeline } from './pipeline-engine.ts';
+import type { PipelineRepository, PipelineRow } from './pipeline-repository.ts';
+import { currentStage, detailView, estimatedCompletion, runProgress, stageView, summaryView, type PipelineDetail, type PipelineSummary, type StageView } from './pipeline-view.ts';
+
+export interface PipelineProgress {
+  pipeline_id: string;
+  status: string;
+  progress: number;
+  current_stage: string | null;
+  completed_stages: number;
+  total_stages: number;
+  stages: Array<Pick<StageView, 'stage' | 'status' | 'progress'>>;
+  estimated_completion: string | null;
+}
+
+export interface PipelineOutput {
+  body: string;
+  content_type: string;
+  filename: string;
+}
+
+const CONTENT_TYPES: Record<OutputFormat, string> = { json: 'application/json', jsonl: 'application/x-ndjson', csv: 'text/csv' };
+
+export class PipelineService {
+  constructor(
+    private readonly db: Db,
+    private readonly repo: PipelineRepository,
+    readonly engine: PipelineEngine,
+    private readonly blindIndex?: (purpose: 'patient_id' | 'session_id', value: string) => string,
+  ) {}
+
+  create(input: CreatePipelineInput, creator: Principal): Promise<CreatedPipeline> {
+    return this.engine.create(input, creator);
+  }
+
+  private async row(pipelineId: string): Promise<PipelineRow> {
+    const row = await this.repo.get(this.db, pipelineId);
+    if (!row) throw new NotFoundError('PIPELINE_NOT_FOUND');
+    return row;
+  }
+
+  /**
+   * Outputs of the built-in templates are de-identified exports (PII redacted by the validation /
+   * preprocessing stage), shown as they are; other outputs are phi and masked without `phi:read`.
+   */
+  private showOutput(row: PipelineRow, output: unknown, viewer: Principal): unknown {
+    if (hasPermission(viewer.role, 'phi:read') || BUILTIN_TEMPLATES[row.template]) return output;
+    return maskValue(output, 'phi');
+  }
+
+  async get(pipelineId: string, viewer: Principal): Promise<PipelineDetail> {
+    const row = await this.row(pipelineId);
+    const stages = await this.repo.stages(this.db, row.pipeline_id);
+    const context = this.repo.openContext(row);
+    const detail = detailView(row, stages, hasPermission(viewer.role, 'phi:read') ? context : maskValue(context, 'phi'));
+    const output = this.repo.openOutput(row);
+    if (output !== null) detail.output = this.showOutput(row, output, viewer);
+    return detail;
+  }
+
+  async list(q: ListPipelinesInput): Promise<{ pipelines: PipelineSummary[]; total: number }> {
+    const bidx = (purpose: 'patient_id' | 'session_id', v: string | undefined) => {
+      if (v === undefined) return undefined;
+      // Without a blind index nothing is indexed, so nothing can match.
+      return this.blindIndex ? this.blindIndex(purpose, v) : '\u0000';
+    };
+    const { rows, total } = await this.repo.list(this.db, {
+      status: q.status, template: q.template, patient_bidx: bidx('patient_id', q.patient_id), session_bidx: bidx('session_id', q.session_id),
+    }, q.sort ?? 'created_at:desc', q.limit ?? 50, q.offset ?? 0);
+    return { pipelines: rows.map(summaryView), total };
+  }
+
+  async progress(pipelineId: string): Promise<PipelineProgress> {
+    const row = await this.row(pipelineId);
+    const stages = await this.repo.stages(this.db, row.pipeline_id);
+    const progress = row.status === 'completed' ? 1 : runProgress(stages);
+    return {
+      pipeline_id: row.pipeline_id,
+      status: row.status,
+      progress,
+      current_stage: currentStage(stages),
+      completed_stages: stages.filter((s) => s.status === 'completed').length,
+      total_stages: stages.length,
+      stages: stages.map((s) => { const v = stageView(s); return { stage: v.stage, status: v.status, progress: v.progress }; }),
+      estimated_completion: estimatedCompletion(row, progress),
+    };
+  }
+
+  /**
+   * The exported result: an output carrying `formats` (techdeck's export, the mental-health
+   * report) is served in the format asked for; any other output is JSON (or one JSONL line).
+   */
+  async output(pipelineId: string, format: OutputFormat, viewer: Principal): Promise<PipelineOutput> {
+    const row = await this.row(pipelineId);
+    const raw = this.repo.openOutput(row);
+    if (raw === null) {
+      throw new ConflictError('CONFLICT', `The pipeline has no output (status ${row.status}).`, { details: { status: row.status } });
+    }
+    const output = this.showOutput(row, raw, viewer);
+    const filename = `pipeline-${row.pipeline_id}.${format}`;
+    const formats = (output as { formats?: Record<string, unknown> } | null)?.formats;
+    const given = formats && typeof formats[format] === 'string' ? formats[format] : undefined;
+    if (given !== undefined) return { body: given, content_type: CONTENT_TYPES[format], filename };
+    if (format === 'csv') {
+      throw new ValidationError('This pipeline\'s output has no CSV export.', [{ field: 'format', message: 'csv is available only for outputs with an export (json or jsonl are)' }]);
+    }
+    return { body: format === 'json' ? JSON.stringify(output) : `${JSON.stringify(output)}\n`, content_type: CONTENT_TYPES[format], filename };
+  }
+
+  cancel(pipelineId: string, reason: string): Promise<void> {
+    return this.engine.cancel(pipelineId, reason);
+  }
+
+  pause(pipelineId: string): Promise<void> {
+    return this.engine.pause(pipelineId);
+  }
+
+  resume(pipelineId: string): Promise<void> {
+    return this.engine.resume(pipelineId);
+  }
+
+  retryStage(pipelineId: string, stage: string): Promise<{ task_id: string | null }> {
+    return this.engine.retryStage(pipelineId, stage);
+  }
+
+  // ---- templates ------------------------------------------------------------------------------
+
+  async templates(limit: number, offset: number): Promise<{ templates: PipelineTemplate[]; total: number }> {
+    const { rows, total } = await this.repo.listTemplates(this.db, limit, offset);
+    return { templates: rows, total };
+  }
+
+  async createTemplate(input: CreateTemplateInput, by: Principal): Promise<PipelineTemplate> {
+    const stages = validateStages(input.stages, 'stages');
+    if (BUILTIN_TEMPLATES[input.name]) throw new ConflictError('CONFLICT', `'${input.name}' is a built-in template.`, { details: { name: input.name } });
+    const t = await this.repo.insertTemplate(this.db, { name: input.name, description: input.description ?? '', stages, created_by: principalKey(by) });
+    if (!t) throw new ConflictError('CONFLICT', `A template named '${input.name}' already exists.`, { details: { name: input.name } });
+    return t;
+  }
+}

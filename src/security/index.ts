@@ -3,13 +3,13 @@
  *
  * Belongs here: data classification; the key ring (versioned keys derived from a master key);
  * field encryption (AES-256-GCM bound to table/column/row); blind indexes; masking for callers
- * without `phi:read`; the audit hash chain; TOTP and recovery codes; later rate limits, breach
- * detection, the audit repository and FHE.
+ * without `phi:read`; the audit hash chain; TOTP and recovery codes; and the services built on
+ * them: the audit log (audit-log.ts), security alerts and breach detection, MFA enrolment and
+ * login checks, agent enrollment tokens, the retention job. Later: FHE.
  *
  * Does not belong here: HTTP or Socket.IO (routes live in http/, realtime/), authentication
- * flows and RBAC (auth/), and SQL — except in future `*-repository.ts` files of this folder.
- * Everything exported today is pure (no database, no network); only `loadOrCreateMasterKeyFile`
- * touches the file system.
+ * flows and RBAC (auth/). The primitives are pure; the services take the store (`Db`) and the
+ * coordination port; only `loadOrCreateMasterKeyFile` touches the file system.
  */
 export {
   DATA_CLASSIFICATIONS,
@@ -81,3 +81,41 @@ export {
   verifyTotp,
   type TotpVerification,
 } from './totp.ts';
+export {
+  AUDIT_CHAIN_LOCK,
+  AuditLog,
+  SYSTEM_ACTOR,
+  actorOf,
+  defaultRiskLevel,
+  type AuditContext,
+  type AuditEntryInput,
+  type AuditFilters,
+  type AuditLogOptions,
+  type AuditPage,
+  type AuditVerification,
+  type StoredAuditEntry,
+} from './audit-log.ts';
+export {
+  ALERT_RULES,
+  SecurityAlerts,
+  type AlertFilters,
+  type AlertInput,
+  type AlertSeverity,
+  type SecurityAlert,
+  type SecurityAlertsOptions,
+} from './security-alerts.ts';
+export { BreachDetector, type BreachDetectorOptions } from './breach-detector.ts';
+export { MfaService, type MfaMethod, type MfaServiceOptions, type MfaSetup, type MfaUser } from './mfa-service.ts';
+export {
+  ENROLLMENT_MAX_TTL_SECONDS,
+  ENROLLMENT_MAX_USES,
+  ENROLLMENT_TOKEN_PREFIX,
+  EnrollmentTokens,
+  hashEnrollmentToken,
+  isEnrollmentToken,
+  type EnrollmentGrant,
+  type EnrollmentRole,
+  type EnrollmentTokenInput,
+  type IssuedEnrollmentToken,
+} from './enrollment-tokens.ts';
+export { DEFAULT_RETENTION, RetentionJob, type RetentionJobOptions, type RetentionPeriods, type RetentionResult, type RetentionTarget } from './retention-job.ts';

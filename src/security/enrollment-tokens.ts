@@ -1,0 +1,105 @@
+/**
+ * Agent enrollment tokens (SPEC §4.2): short-lived bearer tokens that may only register agents.
+ *
+ * A token is `mcp_et_` + 256 random bits (base64url), shown once; only its SHA-256 is stored
+ * (a plain hash suffices for a high-entropy random value). Each registration takes one use with
+ * a single atomic `UPDATE … SET uses_left = uses_left - 1 WHERE uses_left > 0 AND expires_at > now`,
+ * so `uses` concurrent registrations can never become `uses + 1`. A registration that then fails
+ * (validation, taken agent_id) gives its use back with `refund`.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { AppError, ValidationError, newId, systemClock, type Clock } from '../core/index.ts';
+import type { Db, Queryable } from '../store/index.ts';
+
+export const ENROLLMENT_TOKEN_PREFIX = 'mcp_et_';
+export const ENROLLMENT_MAX_USES = 1000;
+/** Longest lifetime accepted (7 days): these are meant to be short-lived. */
+export const ENROLLMENT_MAX_TTL_SECONDS = 7 * 86400;
+
+export type EnrollmentRole = 'worker' | 'supervisor' | 'admin' | 'system';
+
+export interface EnrollmentTokenInput {
+  uses: number;
+  ttl_seconds: number;
+  role?: EnrollmentRole;
+  created_by?: string | null;
+}
+
+export interface IssuedEnrollmentToken {
+  token_id: string;
+  enrollment_token: string;
+  expires_at: string;
+  uses: number;
+  role: EnrollmentRole;
+}
+
+/** What one successful `consume` grants: a registration with this role. */
+export interface EnrollmentGrant {
+  token_id: string;
+  role: EnrollmentRole;
+  uses_left: number;
+}
+
+export function isEnrollmentToken(token: string | null | undefined): token is string {
+  return typeof token === 'string' && token.startsWith(ENROLLMENT_TOKEN_PREFIX);
+}
+
+export function hashEnrollmentToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+export class EnrollmentTokens {
+  private readonly clock: Clock;
+
+  constructor(private readonly db: Db, opts: { clock?: Clock } = {}) {
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  async create(input: EnrollmentTokenInput, q: Queryable = this.db): Promise<IssuedEnrollmentToken> {
+    const errors: { field: string; message: string }[] = [];
+    if (!Number.isSafeInteger(input.uses) || input.uses < 1 || input.uses > ENROLLMENT_MAX_USES) errors.push({ field: 'uses', message: `must be an integer from 1 to ${ENROLLMENT_MAX_USES}` });
+    if (!Number.isSafeInteger(input.ttl_seconds) || input.ttl_seconds < 1 || input.ttl_seconds > ENROLLMENT_MAX_TTL_SECONDS) errors.push({ field: 'ttl_seconds', message: `must be an integer from 1 to ${ENROLLMENT_MAX_TTL_SECONDS}` });
+    if (errors.length) throw new ValidationError('The enrollment token request is invalid.', errors);
+    const token = `${ENROLLMENT_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
+    const tokenId = newId();
+    const role = input.role ?? 'worker';
+    const expiresAt = new Date(this.clock.now() + input.ttl_seconds * 1000).toISOString();
+    await q.query(
+      `INSERT INTO enrollment_tokens (token_id, token_hash, uses_left, uses_total, role, expires_at, created_by) VALUES ($1::uuid, $2, $3, $3, $4, $5::timestamptz, $6)`,
+      [tokenId, hashEnrollmentToken(token), input.uses, role, expiresAt, input.created_by ?? null],
+    );
+    return { token_id: tokenId, enrollment_token: token, expires_at: expiresAt, uses: input.uses, role };
+  }
+
+  /**
+   * Takes one use of `token`. Throws 401 INVALID_TOKEN when it is unknown, expired, revoked or
+   * used up (one answer for all, no oracle).
+   */
+  async consume(token: string, q: Queryable = this.db): Promise<EnrollmentGrant> {
+    if (!isEnrollmentToken(token)) throw new AppError('INVALID_TOKEN');
+    const { rows } = await q.query<{ token_id: string; role: EnrollmentRole; uses_left: number }>(
+      `UPDATE enrollment_tokens SET uses_left = uses_left - 1
+       WHERE token_hash = $1 AND uses_left > 0 AND revoked_at IS NULL AND expires_at > $2::timestamptz
+       RETURNING token_id::text AS token_id, role, uses_left`,
+      [hashEnrollmentToken(token), new Date(this.clock.now()).toISOString()],
+    );
+    if (!rows[0]) throw new AppError('INVALID_TOKEN', 'The enrollment token is invalid, expired or used up.');
+    return rows[0];
+  }
+
+  /** Gives back the use taken by a registration that failed afterwards. */
+  async refund(grant: EnrollmentGrant, q: Queryable = this.db): Promise<void> {
+    await q.query('UPDATE enrollment_tokens SET uses_left = uses_left + 1 WHERE token_id = $1::uuid AND uses_left < uses_total', [grant.token_id]);
+  }
+
+  async revoke(tokenId: string): Promise<boolean> {
+    const { rowCount } = await this.db.query('UPDATE enrollment_tokens SET revoked_at = now() WHERE token_id::text = $1 AND revoked_at IS NULL', [tokenId]);
+    return rowCount === 1;
+  }
+
+  /** Deletes tokens expired or used up before `cutoff` (retention housekeeping). */
+  async purge(cutoff: Date, q: Queryable = this.db): Promise<number> {
+    const { rowCount } = await q.query('DELETE FROM enrollment_tokens WHERE expires_at < $1::timestamptz OR (uses_left = 0 AND created_at < $1::timestamptz)', [cutoff.toISOString()]);
+    return rowCount;
+  }
+}

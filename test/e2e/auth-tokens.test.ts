@@ -1,0 +1,137 @@
+/** Token security end to end: forgery battery, refresh rotation and reuse, logout, revocation. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SignJWT, base64url, decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose';
+import { connectSocket, registerAgent, startTestServer, userToken, type TestServer } from '../helpers/server.ts';
+
+function unsigned(claims: Record<string, unknown>, header: Record<string, unknown>): string {
+  return `${base64url.encode(JSON.stringify(header))}.${base64url.encode(JSON.stringify(claims))}.`;
+}
+
+describe('tokens', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer({ 'agents.builtin': false });
+  });
+  afterAll(async () => t?.stop());
+
+  const me = (token: string) => t.api('GET', '/api/v1/auth/me', { token });
+
+  it('publishes EdDSA keys with kid at /.well-known/jwks.json and signs with them', async () => {
+    const jwks = await t.api('GET', '/.well-known/jwks.json');
+    expect(jwks.status).toBe(200);
+    const header = decodeProtectedHeader(t.adminToken);
+    expect(header.alg).toBe('EdDSA');
+    expect(jwks.body.keys.map((k: { kid: string }) => k.kid)).toContain(header.kid);
+    const claims = decodeJwt(t.adminToken);
+    expect(claims).toMatchObject({ iss: 'mcp-server', aud: 'mcp-api', typ: 'access', role: 'admin' });
+    expect(claims.jti).toBeTruthy();
+    expect((await me(t.adminToken)).status).toBe(200);
+  });
+
+  it('refuses forged tokens on REST and on the socket handshake', async () => {
+    const good = decodeJwt(t.adminToken);
+    const kid = decodeProtectedHeader(t.adminToken).kid!;
+    const { privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
+    const sign = (claims: Record<string, unknown>, k = kid) => new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid: k }).sign(privateKey);
+    const jwks = (await t.api('GET', '/.well-known/jwks.json')).body;
+    const pub = JSON.stringify(jwks.keys[0]);
+    const hs = await new SignJWT({ ...good }).setProtectedHeader({ alg: 'HS256', kid }).sign(new TextEncoder().encode(pub));
+    const [h, p] = t.adminToken.split('.');
+    const refreshAsAccess = (await t.api('POST', '/api/v1/auth/login', { body: { username: 'admin', password: 'admin-password-123' } })).body.refresh_token as string;
+    const forged: Record<string, string> = {
+      alg_none: unsigned({ ...good }, { alg: 'none', kid }),
+      hs256_with_public_key: hs,
+      unknown_kid: await sign({ ...good }, 'not-a-kid'),
+      wrong_key_known_kid: await sign({ ...good }),
+      tampered_payload: `${h}.${base64url.encode(JSON.stringify({ ...good, role: 'system' }))}.${t.adminToken.split('.')[2]}`,
+      refresh_as_access: refreshAsAccess,
+      garbage: 'not.a.jwt',
+    };
+    void p;
+    for (const [name, token] of Object.entries(forged)) {
+      const r = await me(token);
+      expect(r.status, name).toBe(401);
+      expect(r.body.error.code, name).toBe('INVALID_TOKEN');
+      await expect(connectSocket(t.wsUrl, token), name).rejects.toThrow('INVALID_TOKEN');
+    }
+  });
+
+  it('rejects expired, not-yet-valid, wrong-audience/issuer/typ tokens signed with the real key', async () => {
+    const key = t.server.services.signingKeys.current;
+    const base = decodeJwt(t.adminToken);
+    const now = Math.floor(Date.now() / 1000);
+    const sign = (claims: Record<string, unknown>) => new SignJWT({ ...base, ...claims }).setProtectedHeader({ alg: 'EdDSA', kid: key.kid }).sign(key.privateKey!);
+    expect((await me(await sign({}))).status).toBe(200);
+    const expired = await me(await sign({ iat: now - 100, exp: now - 10 }));
+    expect(expired.status).toBe(401);
+    expect(expired.body.error.code).toBe('TOKEN_EXPIRED');
+    for (const claims of [{ aud: 'other-api' }, { iss: 'someone-else' }, { typ: 'refresh' }, { nbf: now + 3600 }, { role: 'emperor' }]) {
+      const r = await me(await sign(claims));
+      expect(r.status, JSON.stringify(claims)).toBe(401);
+    }
+    expect((await me('')).body.error.code).toBe('MISSING_AUTHENTICATION');
+  });
+
+  it('rotates refresh tokens and revokes the family on reuse', async () => {
+    const login = await t.api('POST', '/api/v1/auth/login', { body: { username: 'admin', password: 'admin-password-123' } });
+    const r1 = login.body.refresh_token as string;
+    const pair2 = await t.api('POST', '/api/v1/auth/refresh', { body: { refresh_token: r1 } });
+    expect(pair2.status).toBe(200);
+    const r2 = pair2.body.refresh_token as string;
+    expect(r2).not.toBe(r1);
+    const reuse = await t.api('POST', '/api/v1/auth/refresh', { body: { refresh_token: r1 } });
+    expect(reuse.status).toBe(401);
+    expect(reuse.body.error.code).toBe('TOKEN_REUSED');
+    const familyGone = await t.api('POST', '/api/v1/auth/refresh', { body: { refresh_token: r2 } });
+    expect(familyGone.status).toBe(401);
+    const access = await t.api('POST', '/api/v1/auth/refresh', { body: { refresh_token: t.adminToken } });
+    expect(access.status).toBe(401);
+  });
+
+  it('logout revokes the access token and the refresh family', async () => {
+    const login = await t.api('POST', '/api/v1/auth/login', { body: { username: 'admin', password: 'admin-password-123' } });
+    const { access_token, refresh_token } = login.body as { access_token: string; refresh_token: string };
+    expect((await me(access_token)).status).toBe(200);
+    const out = await t.api('POST', '/api/v1/auth/logout', { token: access_token, body: { refresh_token } });
+    expect(out.status).toBe(204);
+    expect((await me(access_token)).status).toBe(401);
+    expect((await t.api('POST', '/api/v1/auth/refresh', { body: { refresh_token } })).status).toBe(401);
+  });
+
+  it('disabling a user or lowering its role takes effect on the next request and drops its sockets', async () => {
+    const token = await userToken(t, 'supervisor', 'sup-to-demote');
+    const list = await t.api('GET', '/api/v1/users', { token: t.adminToken });
+    const user = list.body.users.find((u: { username: string }) => u.username === 'sup-to-demote');
+    expect((await t.api('POST', '/api/v1/tasks', { token, body: { task_type: 'pii_detection' } })).status).toBe(201);
+    const socket = await connectSocket(t.wsUrl, token);
+    const dropped = new Promise<void>((resolve) => socket.on('disconnect', () => resolve()));
+    await t.api('PATCH', `/api/v1/users/${user.user_id}`, { token: t.adminToken, body: { role: 'worker' } });
+    const denied = await t.api('POST', '/api/v1/tasks', { token, body: { task_type: 'pii_detection' } });
+    expect(denied.status).toBe(403);
+    expect(denied.body.error.code).toBe('INSUFFICIENT_PERMISSIONS');
+    await dropped;
+    await t.api('PATCH', `/api/v1/users/${user.user_id}`, { token: t.adminToken, body: { disabled: true } });
+    expect((await me(token)).status).toBe(401);
+    const relog = await t.api('POST', '/api/v1/auth/login', { body: { username: 'sup-to-demote', password: 'password-for-tests-1' } });
+    expect(relog.status).toBe(401);
+  });
+
+  it('agents get tokens from their API key and refresh them', async () => {
+    const a = await registerAgent(t, { agent_id: 'tok-agent' });
+    const claims = decodeJwt(a.access_token);
+    expect(claims).toMatchObject({ agent_id: 'tok-agent', role: 'worker', typ: 'access' });
+    expect(claims.exp! - claims.iat!).toBe(7200);
+    const refreshed = await t.api('POST', '/api/v1/auth/refresh', { body: { refresh_token: a.refresh_token } });
+    expect(refreshed.status).toBe(200);
+    expect(decodeJwt(refreshed.body.access_token).agent_id).toBe('tok-agent');
+  });
+
+  it('refuses short passwords and duplicate usernames', async () => {
+    const short = await t.api('POST', '/api/v1/users', { token: t.adminToken, body: { username: 'shorty', password: 'short', role: 'worker' } });
+    expect(short.status).toBe(400);
+    expect(short.body.error.details.field_errors[0].field).toBe('password');
+    await userToken(t, 'worker', 'dupe-user');
+    const dup = await t.api('POST', '/api/v1/users', { token: t.adminToken, body: { username: 'DUPE-user', password: 'password-for-tests-1', role: 'worker' } });
+    expect(dup.status).toBe(409);
+  });
+});

@@ -10,12 +10,14 @@ import type { Config } from './config/index.ts';
 import { createLogger, Metrics, type Logger } from './observability/index.ts';
 import { migrate, openDb, pendingMigrations, type Db } from './store/index.ts';
 import { createCoordination, LeaderElector, type Coordination } from './coordination/index.ts';
-import { FieldCipher, KeyRing, loadOrCreateMasterKeyFile } from './security/index.ts';
+import { BlindIndex, FieldCipher, KeyRing, loadOrCreateMasterKeyFile } from './security/index.ts';
 import { ApiKeys, DbRevocationList, PasswordHasher, PrincipalState, SigningKeys, TokenService, UserService } from './auth/index.ts';
 import { AgentService } from './agents/index.ts';
 import { AssignmentEngine, TaskRepository, TaskService } from './tasks/index.ts';
 import { RealtimeServer } from './realtime/index.ts';
 import { BuiltinAgents } from './builtin/index.ts';
+import { PipelineEngine, PipelineRepository, PipelineService } from './pipelines/index.ts';
+import { pipelineRoutes } from './http/routes/pipeline-routes.ts';
 import { createApp, type App, type AppServices, type HealthReport } from './http/index.ts';
 
 export const VERSION = '0.1.0';
@@ -104,6 +106,12 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     tasks.requeueAgentTasks(e.agent_id, 'agent deleted').catch((err: unknown) => logger.error({ err, agent_id: e.agent_id }, 'requeue failed'));
   });
 
+  const blindIndex = new BlindIndex(secrets.ring);
+  const bidx = (purpose: 'patient_id' | 'session_id', value: string) => blindIndex.compute(purpose, value);
+  const pipelineRepo = new PipelineRepository(cipher);
+  const pipelineEngine = new PipelineEngine(db, pipelineRepo, tasks, bus, { blindIndex: bidx, logger: logger.child({ component: 'pipelines' }) });
+  const pipelines = new PipelineService(db, pipelineRepo, pipelineEngine, bidx);
+
   const boot = await users.bootstrapAdmin(cfg.auth.admin_password);
 
   const health = async (): Promise<HealthReport> => {
@@ -130,6 +138,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const services: AppServices = {
     config: cfg, db, coord, bus, codec: cipher, signingKeys, tokens, principals, users, agents, tasks, engine, health,
     ready: async () => migrated && (await db.ping().then(() => true, () => false)) && (await pendingMigrations(db)) === 0,
+    extraRoutes: [(a, kit) => pipelineRoutes(a, kit, pipelines)],
     observability: {
       scrape: () => metrics.scrape(),
       contentType: metrics.contentType,
@@ -188,6 +197,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const builtin = cfg.agents.builtin ? new BuiltinAgents(agents, tasks, engine, { concurrency: 8, logger: logger.child({ component: 'builtin-agents' }) }) : null;
 
   await app.ready();
+  await pipelineEngine.start();
   await app.listen({ port: cfg.server.port, host: cfg.server.host });
   const wsPort = await realtime.listen(app.server, cfg.server.ws_port, cfg.server.host);
   await builtin?.start();
@@ -205,6 +215,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       stopped = true;
       if (sweepTimer) clearInterval(sweepTimer);
       await elector.stop().catch(() => {});
+      await pipelineEngine.stop().catch((err: unknown) => logger.warn({ err }, 'pipeline engine stop failed'));
       await realtime.close().catch((err: unknown) => logger.warn({ err }, 'realtime close failed'));
       const grace = new Promise<void>((r) => setTimeout(r, cfg.server.shutdown_grace_ms).unref());
       await Promise.race([builtin?.stop() ?? Promise.resolve(), grace]);

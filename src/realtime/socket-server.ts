@@ -238,6 +238,7 @@ export class RealtimeServer {
 
     socket.on('agent:heartbeat', handle<HeartbeatInput>(socket, SocketHeartbeat, async (body) => {
       const r = await this.o.agents.heartbeat(agentId, body, 'ws');
+      await this.resendUnacknowledged(agentId, 5000);
       return { next_heartbeat: r.next_heartbeat, status: r.agent_status };
     }, unexpected));
     socket.on('agent:status_update', handle<{ status: 'active' | 'inactive' | 'maintenance' }>(socket, SocketStatusUpdate, async ({ status }) => {
@@ -272,8 +273,20 @@ export class RealtimeServer {
       deliver: (t) => this.deliver(agentId, t),
     });
     // Re-send leases it still holds but never acknowledged (SPEC §8).
+    await this.resendUnacknowledged(agentId, 0);
+  }
+
+  /**
+   * Delivery is at-least-once: leases still `assigned` (never acknowledged) for longer than
+   * `olderThanMs` are sent again — on reconnect, and on heartbeats (a delivery that raced the
+   * agent's listener registration is not left to wait for the lease to expire).
+   */
+  private async resendUnacknowledged(agentId: string, olderThanMs: number): Promise<void> {
     const leased = await this.o.tasks.leasedBy(agentId);
-    for (const t of leased) if (t.status === 'assigned') this.deliver(agentId, this.o.engine.toDelivered(t));
+    const cutoff = Date.now() - olderThanMs;
+    for (const t of leased) {
+      if (t.status === 'assigned' && (t.assigned_at?.getTime() ?? 0) <= cutoff) this.deliver(agentId, this.o.engine.toDelivered(t));
+    }
   }
 
   private isAvailable(status: string, draining: boolean): boolean {

@@ -69,7 +69,7 @@ export class AssignmentEngine {
   constructor(
     private readonly db: Db,
     private readonly repo: TaskRepository,
-    bus: EventBus,
+    private readonly bus: EventBus,
     private readonly opts: AssignmentEngineOptions,
   ) {
     this.batchSize = opts.batchSize ?? 500;
@@ -236,6 +236,7 @@ export class AssignmentEngine {
       byAgent.set(slot.agent_id, list);
     }
     for (const [agentId, tasks] of byAgent) {
+      for (const t of tasks) this.bus.emit('task:assigned', { task_id: t.task_id, agent_id: agentId, attempt: t.attempt, pipeline_id: t.pipeline_id });
       this.opts.onDelivered?.(agentId, tasks);
       const slot = this.slots.get(agentId);
       for (const t of tasks) {

@@ -88,10 +88,15 @@ export async function registerAgent(t: TestServer, body: Record<string, unknown>
   return r.body;
 }
 
-/** A connected socket.io-client; resolves once connected or rejects with the connect_error. */
-export function connectSocket(url: string, token: string, opts: { reconnection?: boolean } = {}): Promise<Socket> {
+/**
+ * A connected socket.io-client; resolves once connected or rejects with the connect_error.
+ * `setup` attaches listeners before connecting, as a real agent does (work may arrive at once).
+ */
+export function connectSocket(url: string, token: string, opts: { reconnection?: boolean; setup?: (s: Socket) => void } = {}): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = io(`${url}/mcp/ws`, { auth: { token }, transports: ['websocket'], reconnection: opts.reconnection ?? false, forceNew: true });
+    const s = io(`${url}/mcp/ws`, { auth: { token }, transports: ['websocket'], reconnection: opts.reconnection ?? false, forceNew: true, autoConnect: false });
+    opts.setup?.(s);
+    s.connect();
     s.once('connect', () => resolve(s));
     s.once('connect_error', (err) => { s.close(); reject(err); });
   });

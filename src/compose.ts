@@ -10,7 +10,7 @@ import type { Config } from './config/index.ts';
 import { createLogger, Metrics, type Logger } from './observability/index.ts';
 import { migrate, openDb, pendingMigrations, type Db } from './store/index.ts';
 import { createCoordination, LeaderElector, type Coordination } from './coordination/index.ts';
-import { BlindIndex, FieldCipher, KeyRing, loadOrCreateMasterKeyFile } from './security/index.ts';
+import { AuditLog, BlindIndex, BreachDetector, EnrollmentTokens, FieldCipher, KeyRing, MfaService, RetentionJob, SecurityAlerts, loadOrCreateMasterKeyFile } from './security/index.ts';
 import { ApiKeys, DbRevocationList, PasswordHasher, PrincipalState, SigningKeys, TokenService, UserService } from './auth/index.ts';
 import { AgentService } from './agents/index.ts';
 import { AssignmentEngine, TaskRepository, TaskService } from './tasks/index.ts';
@@ -18,6 +18,7 @@ import { RealtimeServer } from './realtime/index.ts';
 import { BuiltinAgents } from './builtin/index.ts';
 import { PipelineEngine, PipelineRepository, PipelineService } from './pipelines/index.ts';
 import { pipelineRoutes } from './http/routes/pipeline-routes.ts';
+import { noteAuthFailure, securityRoutes } from './http/routes/security-routes.ts';
 import { createApp, type App, type AppServices, type HealthReport } from './http/index.ts';
 
 export const VERSION = '0.1.0';
@@ -38,6 +39,8 @@ export interface McpServer {
   url: string;
   /** Generated admin password when this start created the first admin without MCP_ADMIN_PASSWORD. */
   generatedAdminPassword: string | null;
+  /** Security services (audit log, alerts, breach detection, MFA, enrollment tokens, retention). */
+  security: { audit: AuditLog; alerts: SecurityAlerts; detector: BreachDetector; mfa: MfaService; enrollment: EnrollmentTokens; retention: RetentionJob };
   stop(): Promise<void>;
 }
 
@@ -114,6 +117,18 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
 
   const boot = await users.bootstrapAdmin(cfg.auth.admin_password);
 
+  // Security (SPEC §4.1, §4.2, §9): audit log, alerts (stored, on the bus → metrics/sockets, webhook), breach rules, MFA, enrollment, retention.
+  const securityError = (err: unknown, what: string) => logger.warn({ err, what }, 'security side effect failed');
+  const audit = new AuditLog(db, { key: secrets.ring.auditChainKey });
+  const alerts = new SecurityAlerts(db, bus, { webhookUrl: cfg.security.webhook_url, onError: securityError });
+  const detachAlerts = alerts.attach();
+  const detector = new BreachDetector(coord, alerts, { onError: securityError });
+  const mfa = new MfaService(db, cipher, { issuer: cfg.auth.issuer, requiredRoles: cfg.auth.mfa_required_roles });
+  users.mfaVerifier = mfa.verifier;
+  const enrollment = new EnrollmentTokens(db);
+  const retention = new RetentionJob(db, audit, { periods: cfg.retention });
+  const security = { audit, alerts, detector, mfa, enrollment, retention };
+
   const health = async (): Promise<HealthReport> => {
     const checks: HealthReport['checks'] = {};
     const t0 = performance.now();
@@ -138,7 +153,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const services: AppServices = {
     config: cfg, db, coord, bus, codec: cipher, signingKeys, tokens, principals, users, agents, tasks, engine, health,
     ready: async () => migrated && (await db.ping().then(() => true, () => false)) && (await pendingMigrations(db)) === 0,
-    extraRoutes: [(a, kit) => pipelineRoutes(a, kit, pipelines)],
+    extraRoutes: [(a, kit) => pipelineRoutes(a, kit, pipelines), securityRoutes({ audit, alerts, detector, mfa, enrollment, onError: securityError })],
     observability: {
       scrape: () => metrics.scrape(),
       contentType: metrics.contentType,
@@ -153,6 +168,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     services, logger, tls,
     onResponse: (route, method, status, seconds, errorCode) => metrics.observeRequest(route, method, status, seconds, errorCode),
     onRateLimited: (route) => metrics.rateLimitedRequest(route),
+    onAuthFailure: noteAuthFailure,
   });
 
   // Periodic jobs run on the leader only (one instance at a time across processes).
@@ -172,16 +188,36 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       sweeping = false;
     }
   };
+  // Retention purge and audit-chain check: leader only, at a lower frequency (default hourly).
+  let retentionTimer: NodeJS.Timeout | undefined;
+  let retaining = false;
+  const retain = async () => {
+    if (retaining) return;
+    retaining = true;
+    try {
+      const purged = (await retention.run()).filter((r) => r.purged > 0);
+      if (purged.length) logger.info({ purged }, 'retention purge');
+      await detector.checkAuditChain(await audit.verify());
+    } catch (err) {
+      logger.warn({ err }, 'retention job failed');
+    } finally {
+      retaining = false;
+    }
+  };
   const elector = new LeaderElector(coord, {
     name: 'mcp:leader', ownerId, ttlMs: Math.max(3000, cfg.tasks.sweep_interval_ms * 5),
     onElected: (token) => {
       logger.info({ fencing_token: token }, 'elected leader for periodic jobs');
       sweepTimer = setInterval(() => void sweep(), cfg.tasks.sweep_interval_ms);
       sweepTimer.unref();
+      retentionTimer = setInterval(() => void retain(), cfg.retention.interval_ms);
+      retentionTimer.unref();
     },
     onDemoted: () => {
       if (sweepTimer) clearInterval(sweepTimer);
       sweepTimer = undefined;
+      if (retentionTimer) clearInterval(retentionTimer);
+      retentionTimer = undefined;
     },
   });
   await elector.start();
@@ -210,10 +246,13 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   return {
     config: cfg, app, services, logger, metrics, port, url, wsPort, realtime,
     generatedAdminPassword: boot.generated,
+    security,
     async stop() {
       if (stopped) return;
       stopped = true;
       if (sweepTimer) clearInterval(sweepTimer);
+      if (retentionTimer) clearInterval(retentionTimer);
+      detachAlerts();
       await elector.stop().catch(() => {});
       await pipelineEngine.stop().catch((err: unknown) => logger.warn({ err }, 'pipeline engine stop failed'));
       await realtime.close().catch((err: unknown) => logger.warn({ err }, 'realtime close failed'));

@@ -13,7 +13,8 @@ export interface Config {
   store: { database_url: string; data_dir: string; pool_size: number };
   coordination: { redis_url: string };
   auth: { issuer: string; audience: string; user_access_ttl: number; user_refresh_ttl: number; agent_access_ttl: number; agent_refresh_ttl: number; password_pepper: string; admin_password: string; mfa_required_roles: Array<'worker' | 'supervisor' | 'admin' | 'system'>; signing_key: string };
-  security: { master_key: string; metrics_token: string };
+  security: { master_key: string; metrics_token: string; webhook_url: string };
+  retention: { tasks_days: number; pipelines_days: number; events_days: number; metrics_days: number; offline_agents_days: number; audit_days: number; interval_ms: number };
   agents: { timeout_seconds: number; rest_timeout_seconds: number; heartbeat_interval_seconds: number; builtin: boolean };
   tasks: { retry_base_ms: number; retry_cap_ms: number; lease_grace_seconds: number; default_strategy: 'capability_match' | 'round_robin' | 'least_loaded' | 'best_performance'; sweep_interval_ms: number };
   limits: { default_per_min: number; register_per_min: number; task_create_per_min: number; delegate_per_min: number; health_per_min: number; system_multiplier: number; login_failures_per_user_ip: number; login_per_ip_daily: number };

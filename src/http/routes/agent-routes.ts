@@ -5,6 +5,7 @@ import { AppError, ForbiddenError } from '../../core/index.ts';
 import { IdParams, paginate } from '../../contracts/common.ts';
 import { DiscoverQuery, HeartbeatBody, ListAgentsQuery, RegisterAgentBody, UpdateAgentBody, Capability } from '../../contracts/agents.ts';
 import { hasPermission } from '../../auth/index.ts';
+import { enrollmentAware, enrollmentGrantOf } from './security-routes.ts';
 import Value from 'typebox/value';
 
 const Params = IdParams('agent_id');
@@ -13,8 +14,11 @@ export function agentRoutes(app: App, kit: RouteKit): void {
   const { agents } = kit.services;
   const tags = ['agents'];
 
-  app.post('/agents/register', { schema: { tags, body: RegisterAgentBody }, config: { idempotent: true }, preHandler: kit.guard('agent:register', 'register') }, async (request, reply) => {
-    const { agent, api_key, tokens, permissions } = await agents.register(request.body, { registeredBy: request.principal!.name });
+  // `Bearer mcp_et_…` (an enrollment token, SPEC §4.2) also authorises registration, with the token's role.
+  app.post('/agents/register', { schema: { tags, body: RegisterAgentBody }, config: { idempotent: true }, preHandler: enrollmentAware(kit, kit.guard('agent:register', 'register')) }, async (request, reply) => {
+    const grant = enrollmentGrantOf(request);
+    const { agent, api_key, tokens, permissions } = await agents.register(grant ? { ...request.body, role: grant.role } : request.body, { registeredBy: request.principal!.name })
+      .catch(async (err: unknown) => { await grant?.refund(); throw err; });
     return reply.status(201).send({
       agent_id: agent.agent_id,
       status: 'active',

@@ -133,7 +133,7 @@ describe('PromQL selector extraction (the checker must itself be right)', () => 
 });
 
 describe('deploy/prometheus/alerts.yml', () => {
-  const doc = parse(read('prometheus/alerts.yml')) as Any;
+  const doc = parse(read('prometheus/alerts.yml'));
   const rules: Any[] = doc.groups.flatMap((g: Any) => g.rules);
   const byName = new Map<string, Any>(rules.map((r) => [r.alert, r]));
 
@@ -176,7 +176,7 @@ describe('deploy/prometheus/alerts.yml', () => {
 
 describe('deploy/prometheus/prometheus.yml', () => {
   it('loads the alert rules and scrapes both compose instances at /metrics', () => {
-    const doc = parse(read('prometheus/prometheus.yml')) as Any;
+    const doc = parse(read('prometheus/prometheus.yml'));
     expect(doc.rule_files).toContain('/etc/prometheus/alerts.yml');
     const job = doc.scrape_configs.find((j: Any) => j.job_name === 'mcp-server');
     expect(job.metrics_path).toBe('/metrics');
@@ -185,7 +185,7 @@ describe('deploy/prometheus/prometheus.yml', () => {
 });
 
 describe('deploy/grafana/mcp-dashboard.json', () => {
-  const dash = JSON.parse(read('grafana/mcp-dashboard.json')) as Any;
+  const dash = JSON.parse(read('grafana/mcp-dashboard.json'));
 
   it('is a valid dashboard: unique panel ids, every panel has queries, layout inside 24 columns', () => {
     expect(dash.uid).toBe('mcp-server');
@@ -281,7 +281,7 @@ describe('deploy/k8s', () => {
 });
 
 describe('deploy/docker-compose.yml, nginx, Dockerfile', () => {
-  const compose = parse(read('docker-compose.yml'), { merge: true }) as Any;
+  const compose = parse(read('docker-compose.yml'), { merge: true });
 
   it('compose: two server instances sharing PostgreSQL + Redis, secrets required from the environment, nginx in front', () => {
     const s = compose.services;

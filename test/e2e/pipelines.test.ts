@@ -69,5 +69,108 @@ for (const engine of engines()) {
         throw e;
       }
     });
+
+    it('runs mental_health_analysis end to end: both middle stages start after text_preprocessing', async () => {
+      try {
+        const created = await post('/pipelines', { template: 'mental_health_analysis', input_data: { text: loadFixture('pii-session.txt') }, context: { session_type: 'individual' } });
+        expect(created.status).toBe(201);
+        const run = await finished(created.body.pipeline_id);
+        expect(run.status).toBe('completed');
+        const at = Object.fromEntries(run.stages.map((s: { stage: string; started_at: string; completed_at: string }) => [s.stage, s]));
+        for (const mid of ['bias_detection', 'emotion_analysis']) {
+          expect(Date.parse(at[mid].started_at)).toBeGreaterThanOrEqual(Date.parse(at.text_preprocessing.completed_at));
+          expect(Date.parse(at.empathy_scoring.started_at)).toBeGreaterThanOrEqual(Date.parse(at[mid].completed_at));
+        }
+        expect(run.output.report.conversation_count).toBe(1);
+        for (const format of ['json', 'jsonl', 'csv']) {
+          const out = await get(`/pipelines/${created.body.pipeline_id}/output?format=${format}`);
+          expect(out.status).toBe(200);
+          for (const id of IDENTIFIERS) expect(out.text).not.toContain(id);
+        }
+        const progress = await get(`/pipelines/${created.body.pipeline_id}/progress`);
+        expect(progress.body).toMatchObject({ status: 'completed', progress: 1, completed_stages: 6, total_stages: 6 });
+      } catch (e) {
+        passed = false;
+        throw e;
+      }
+    });
+
+    it('templates, validation, permissions, idempotency and control over HTTP', async () => {
+      try {
+        const supervisor = await userToken(t, 'supervisor');
+        const worker = await userToken(t, 'worker');
+        const templates = await get('/pipelines/templates');
+        expect(templates.status).toBe(200);
+        expect(templates.body.templates.filter((x: { builtin: boolean }) => x.builtin).map((x: { name: string }) => x.name).sort()).toEqual(['mental_health_analysis', 'techdeck']);
+        expect(templates.body.pagination).toMatchObject({ limit: 50, offset: 0 });
+
+        const stuckStages = [{ stage: 'wait', task_type: 'wait_forever', required_capabilities: ['nobody_has_this'] }, { stage: 'after', task_type: 'export', depends_on: ['wait'] }];
+        expect((await post('/pipelines/templates', { name: 'stuck', stages: stuckStages }, supervisor)).status).toBe(403);
+        const tpl = await post('/pipelines/templates', { name: 'stuck', description: 'waits for an agent that never comes', stages: stuckStages });
+        expect(tpl.status).toBe(201);
+        expect((await post('/pipelines/templates', { name: 'stuck', stages: stuckStages })).body.error.code).toBe('CONFLICT');
+        const cyc = await post('/pipelines/templates', { name: 'cyclic', stages: [{ stage: 'a', task_type: 'export', depends_on: ['b'] }, { stage: 'b', task_type: 'export', depends_on: ['a'] }] });
+        expect(cyc.status).toBe(400);
+        expect(cyc.body.error.code).toBe('VALIDATION_ERROR');
+        expect(cyc.body.error.details.field_errors[0].message).toMatch(/cycle: a → b → a/);
+        const unknownField = await post('/pipelines', { input_data: { text: 'hi' }, surprise: 1 });
+        expect(unknownField.status).toBe(400);
+        const badInput = await post('/pipelines', { input_data: { format: 'jsonl', content: loadFixture('malformed.jsonl') } });
+        expect(badInput.status).toBe(400);
+        expect(badInput.body.error.details.field_errors[0]).toMatchObject({ field: 'input_data.content' });
+
+        expect((await get('/pipelines', worker)).status).toBe(403);
+        expect((await get('/pipelines/00000000-0000-7000-8000-00000000beef')).body.error.code).toBe('PIPELINE_NOT_FOUND');
+        expect((await get('/pipelines/not-a-uuid')).status).toBe(404);
+
+        const key = { 'idempotency-key': `stuck-${engine.name}` };
+        const body = { template: 'stuck', input_data: { text: 'Client: hello there' } };
+        const first = await post('/pipelines', body, supervisor, key);
+        expect(first.status).toBe(201);
+        const replay = await post('/pipelines', body, supervisor, key);
+        expect(replay.status).toBe(201);
+        expect(replay.body.pipeline_id).toBe(first.body.pipeline_id);
+        const id = first.body.pipeline_id as string;
+        expect((await get(`/pipelines?template=stuck`)).body.pipelines).toHaveLength(1);
+
+        const detail = await get(`/pipelines/${id}`, supervisor);
+        expect(detail.body).toMatchObject({ status: 'running', current_stage: 'wait', progress: 0 });
+        expect(detail.body.stages.map((s: { status: string }) => s.status)).toEqual(['ready', 'pending']);
+        expect((await get(`/pipelines/${id}/output`)).status).toBe(409);
+        expect((await post(`/pipelines/${id}/pause`, {}, supervisor)).status).toBe(403);
+        const paused = await post(`/pipelines/${id}/pause`, {});
+        expect(paused.body).toMatchObject({ status: 'paused' });
+        expect((await post(`/pipelines/${id}/resume`, {})).body).toMatchObject({ status: 'running' });
+        expect((await post(`/pipelines/${id}/stages/wait/retry`, {})).status).toBe(409);
+        const cancelled = await post(`/pipelines/${id}/cancel`, { reason: 'no agent for this' });
+        expect(cancelled.body).toMatchObject({ status: 'cancelled' });
+        expect((await post(`/pipelines/${id}/cancel`, {})).status).toBe(409);
+        const tasks = await get(`/tasks?pipeline_id=${id}`);
+        expect(tasks.body.tasks.map((x: { status: string }) => x.status)).toEqual(['cancelled']);
+      } catch (e) {
+        passed = false;
+        throw e;
+      }
+    });
+
+    it('retries a failed stage over HTTP with a fresh task', async () => {
+      try {
+        const created = await post('/pipelines', { input_data: { text: loadFixture('biased-session.txt') }, parameters: { quality_thresholds: { bias_score_max: 0 } } });
+        const run = await finished(created.body.pipeline_id);
+        expect(run.status).toBe('failed');
+        expect(run.error).toMatchObject({ code: 'QUALITY_GATE_FAILED', stage: 'quality_assessment' });
+        const before = run.stages.find((s: { stage: string }) => s.stage === 'quality_assessment');
+        const retried = await post(`/pipelines/${created.body.pipeline_id}/stages/quality_assessment/retry`, {});
+        expect(retried.status).toBe(200);
+        expect(retried.body.task_id).not.toBe(before.task_id);
+        const again = await finished(created.body.pipeline_id);
+        expect(again.status).toBe('failed');
+        const after = again.stages.find((s: { stage: string }) => s.stage === 'quality_assessment');
+        expect(after).toMatchObject({ runs: 2, previous_task_ids: [before.task_id], task_id: retried.body.task_id });
+      } catch (e) {
+        passed = false;
+        throw e;
+      }
+    });
   });
 }

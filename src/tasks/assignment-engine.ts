@@ -86,6 +86,11 @@ export class AssignmentEngine {
     for (const w of this.waiters) w();
   }
 
+  /** Resolves once no dispatch round is running or pending (tests, shutdown). */
+  async settle(): Promise<void> {
+    while (this.running) await new Promise<void>((resolve) => this.waiters.add(() => resolve()));
+  }
+
   /** Live in-flight count for an agent served by this process. */
   loadOf(agentId: string): number {
     return this.slots.get(agentId)?.leased.size ?? 0;
@@ -148,7 +153,9 @@ export class AssignmentEngine {
       this.opts.onError?.(err);
     } finally {
       this.running = false;
-      for (const w of this.waiters) w();
+      const waiting = [...this.waiters];
+      this.waiters.clear();
+      for (const w of waiting) w();
     }
   }
 
@@ -303,6 +310,7 @@ export class AssignmentEngine {
         if (got.length || Date.now() >= deadline) break;
         await new Promise<void>((resolve) => {
           const done = () => { clearTimeout(timer); this.waiters.delete(done); resolve(); };
+          // re-registered each wait; loop() clears the set after notifying
           const timer = setTimeout(done, Math.min(deadline - Date.now(), 1000));
           this.waiters.add(done);
         });

@@ -4,7 +4,6 @@ import { Id, JsonObject } from './common.ts';
 import { Capability } from './agents.ts';
 import { Priority, TaskType } from './tasks.ts';
 
-const lit = <T extends readonly string[]>(xs: T) => Type.Union(xs.map((x) => Type.Literal(x)));
 
 export const PIPELINE_STATUSES = ['created', 'running', 'paused', 'completed', 'partially_completed', 'failed', 'cancelled'] as const;
 export type PipelineStatus = (typeof PIPELINE_STATUSES)[number];
@@ -45,7 +44,7 @@ export type CreateTemplateInput = Static<typeof CreateTemplateBody>;
 
 /** `{format, content}` or `{text}`; which combination is valid is checked by the engine. */
 export const InputDataSchema = Type.Object({
-  format: Type.Optional(lit(INPUT_FORMATS)),
+  format: Type.Optional(Type.Enum(INPUT_FORMATS)),
   content: Type.Optional(Type.Unknown({ description: 'string; for format json also an already-parsed JSON value' })),
   text: Type.Optional(Type.String()),
 }, { additionalProperties: false });
@@ -60,12 +59,12 @@ export const CreatePipelineBody = Type.Object({
   parameters: Type.Optional(JsonObject),
   priority: Type.Optional(Priority),
   metadata: Type.Optional(JsonObject),
-  error_strategy: Type.Optional(lit(ERROR_STRATEGIES)),
+  error_strategy: Type.Optional(Type.Enum(ERROR_STRATEGIES)),
 }, { additionalProperties: false });
 export type CreatePipelineInput = Static<typeof CreatePipelineBody>;
 
 export const ListPipelinesQuery = Type.Object({
-  status: Type.Optional(lit(PIPELINE_STATUSES)),
+  status: Type.Optional(Type.Enum(PIPELINE_STATUSES)),
   template: Type.Optional(TemplateName),
   patient_id: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'exact match through the blind index' })),
   session_id: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'exact match through the blind index' })),
@@ -76,7 +75,7 @@ export const ListPipelinesQuery = Type.Object({
 export type ListPipelinesInput = Static<typeof ListPipelinesQuery>;
 
 export const OutputQuery = Type.Object({
-  format: Type.Optional(lit(OUTPUT_FORMATS)),
+  format: Type.Optional(Type.Enum(OUTPUT_FORMATS)),
 }, { additionalProperties: false });
 
 export const PipelineParams = Type.Object({ pipeline_id: Id }, { additionalProperties: false });

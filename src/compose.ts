@@ -153,7 +153,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const services: AppServices = {
     config: cfg, db, coord, bus, codec: cipher, signingKeys, tokens, principals, users, agents, tasks, engine, health,
     ready: async () => migrated && (await db.ping().then(() => true, () => false)) && (await pendingMigrations(db)) === 0,
-    extraRoutes: [(a, kit) => pipelineRoutes(a, kit, pipelines), securityRoutes({ audit, alerts, detector, mfa, enrollment, onError: securityError })],
+    extraRoutes: [(a, kit) => pipelineRoutes(a, kit, pipelines, { audit }), securityRoutes({ audit, alerts, detector, mfa, enrollment, onError: securityError })],
     observability: {
       scrape: () => metrics.scrape(),
       contentType: metrics.contentType,
@@ -261,6 +261,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       engine.stop();
       await Promise.race([app.close(), grace]);
       metrics.close();
+      await alerts.settle().catch(() => {});
       await coord.close().catch(() => {});
       if (ownsDb) await db.close();
     },

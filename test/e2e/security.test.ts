@@ -10,6 +10,12 @@ import { engines, type TestDb } from '../helpers/stores.ts';
 import { ADMIN_PASSWORD, registerAgent, startTestServer, userToken, waitFor, type TestServer } from '../helpers/server.ts';
 import { generateTotp } from '../../src/security/index.ts';
 
+interface AuditRow {
+  audit_id: string; seq: number; action: string; outcome: string; resource_type: string; resource_id: string | null; fields: string[];
+  actor: { type: string; id: string | null; role: string | null; ip: string | null }; request_id: string | null; risk_level: string; hash: string; prev_hash: string;
+}
+interface AlertRow { alert_id: string; rule: string; severity: string; message: string; principal: string | null; details: Record<string, unknown> }
+
 const uniq = (p: string) => `${p}-${Math.random().toString(36).slice(2, 8)}`;
 
 for (const engine of engines()) {
@@ -40,9 +46,9 @@ for (const engine of engines()) {
     const auditOf = async (query: string) => {
       const r = await t.api('GET', `/api/v1/audit?${query}`, { token: t.adminToken });
       expect(r.status).toBe(200);
-      return r.body as { entries: Array<Record<string, any>>; pagination: Record<string, unknown> };
+      return r.body as { entries: AuditRow[]; pagination: Record<string, unknown> };
     };
-    const alertsOf = async (rule: string) => (await t.api('GET', `/api/v1/security/alerts?rule=${rule}&limit=1000`, { token: t.adminToken })).body.alerts as Array<Record<string, any>>;
+    const alertsOf = async (rule: string) => (await t.api('GET', `/api/v1/security/alerts?rule=${rule}&limit=1000`, { token: t.adminToken })).body.alerts as AlertRow[];
 
     it('audit and alert routes need audit:read / security:alerts: worker and supervisor get 403, and the denial is audited', () => track(async () => {
       for (const role of ['worker', 'supervisor']) {

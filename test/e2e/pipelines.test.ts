@@ -64,6 +64,12 @@ for (const engine of engines()) {
         const byPatient = await get('/pipelines?patient_id=patient-42');
         expect(byPatient.body.pipelines.map((p: { pipeline_id: string }) => p.pipeline_id)).toContain(created.body.pipeline_id);
         expect((await get('/pipelines?patient_id=someone-else')).body.pipelines).toHaveLength(0);
+        const audited = await get(`/audit?resource_type=pipeline&resource_id=${created.body.pipeline_id}&limit=100`);
+        expect(audited.status).toBe(200);
+        const actions = (audited.body.entries as Array<{ action: string }>).map((e) => e.action);
+        expect(actions.filter((x) => x === 'export')).toHaveLength(4);
+        expect(actions).toContain('create');
+        expect(actions).toContain('read');
       } catch (e) {
         passed = false;
         throw e;

@@ -1,18 +1,33 @@
 /** /pipelines (SPEC §7). Business rules live in the pipeline service and engine. */
 import Type from 'typebox';
+import type { FastifyRequest } from 'fastify';
 import type { App } from '../create-app.ts';
 import type { RouteKit } from '../http-deps.ts';
 import { paginate } from '../../contracts/common.ts';
 import { ControlBody, CreatePipelineBody, CreateTemplateBody, ListPipelinesQuery, OutputQuery, PipelineParams, StageParams } from '../../contracts/pipelines.ts';
 import type { PipelineService } from '../../pipelines/index.ts';
+import { hasPermission } from '../../auth/index.ts';
+import { actorOf, type AuditLog } from '../../security/index.ts';
 
 const TemplatesQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
   offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
 }, { additionalProperties: false });
 
-export function pipelineRoutes(app: App, kit: RouteKit, pipelines: PipelineService): void {
+export interface PipelineRouteOptions {
+  /** When given, PHI writes, unmasked reads and exports of runs are audited (a failed audit write fails the request). */
+  audit?: AuditLog;
+}
+
+export function pipelineRoutes(app: App, kit: RouteKit, pipelines: PipelineService, opts: PipelineRouteOptions = {}): void {
   const tags = ['pipelines'];
+  const audit = async (request: FastifyRequest, action: 'create' | 'read' | 'export', pipelineId: string, fields: string[]) => {
+    if (!opts.audit) return;
+    const ua = request.headers['user-agent'];
+    await opts.audit.audit(kit.services.db, { actor: actorOf(request.principal, request.ip, typeof ua === 'string' ? ua : null), request_id: request.id }, {
+      action, resource_type: 'pipeline', resource_id: pipelineId, fields, data_classification: 'phi', outcome: 'success',
+    });
+  };
 
   app.get('/pipelines/templates', { schema: { tags, querystring: TemplatesQuery }, preHandler: kit.guard('pipeline:read') }, async (request) => {
     const limit = request.query.limit ?? 50;
@@ -26,7 +41,9 @@ export function pipelineRoutes(app: App, kit: RouteKit, pipelines: PipelineServi
   });
 
   app.post('/pipelines', { schema: { tags, body: CreatePipelineBody }, config: { idempotent: true }, preHandler: kit.guard('pipeline:create', 'task_create') }, async (request, reply) => {
-    return reply.status(201).send(await pipelines.create(request.body, request.principal!));
+    const created = await pipelines.create(request.body, request.principal!);
+    await audit(request, 'create', created.pipeline_id, ['input_data', 'context']);
+    return reply.status(201).send(created);
   });
 
   app.get('/pipelines', { schema: { tags, querystring: ListPipelinesQuery }, preHandler: kit.guard('pipeline:read') }, async (request) => {
@@ -37,7 +54,9 @@ export function pipelineRoutes(app: App, kit: RouteKit, pipelines: PipelineServi
   });
 
   app.get('/pipelines/:pipeline_id', { schema: { tags, params: PipelineParams }, preHandler: kit.guard('pipeline:read') }, async (request) => {
-    return pipelines.get(request.params.pipeline_id, request.principal!);
+    const detail = await pipelines.get(request.params.pipeline_id, request.principal!);
+    if (hasPermission(request.principal!.role, 'phi:read')) await audit(request, 'read', detail.pipeline_id, detail.output === undefined ? ['context'] : ['context', 'output']);
+    return detail;
   });
 
   app.get('/pipelines/:pipeline_id/progress', { schema: { tags, params: PipelineParams }, preHandler: kit.guard('pipeline:read') }, async (request) => {
@@ -46,6 +65,7 @@ export function pipelineRoutes(app: App, kit: RouteKit, pipelines: PipelineServi
 
   app.get('/pipelines/:pipeline_id/output', { schema: { tags, params: PipelineParams, querystring: OutputQuery }, preHandler: kit.guard('pipeline:read') }, async (request, reply) => {
     const out = await pipelines.output(request.params.pipeline_id, request.query.format ?? 'json', request.principal!);
+    await audit(request, 'export', request.params.pipeline_id, ['output']);
     return reply
       .header('Content-Type', `${out.content_type}; charset=utf-8`)
       .header('Content-Disposition', `inline; filename="${out.filename}"`)

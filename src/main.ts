@@ -8,7 +8,7 @@ import { startServer, type McpServer } from './compose.ts';
 export async function main(overrides?: Record<string, unknown>): Promise<McpServer> {
   let config: Readonly<Config>;
   try {
-    config = loadConfig({ overrides: { ...(process.stdout.isTTY && !process.env.MCP_LOG_PRETTY ? { 'log.pretty': true } : {}), ...overrides } });
+    config = loadConfig({ overrides, prettyInTerminal: true });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);

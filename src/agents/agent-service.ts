@@ -280,7 +280,7 @@ export class AgentService {
   async heartbeat(agentId: string, body: HeartbeatInput, transport: 'ws' | 'rest'): Promise<{ status: 'acknowledged'; next_heartbeat: string; agent_status: string }> {
     const a = await this.get(agentId);
     const ttl = (transport === 'ws' ? this.opts.timeoutSeconds : this.opts.restTimeoutSeconds) * 1000;
-    const presence: AgentPresence = { transport, last_heartbeat: Date.now(), ...(body.status ? { status: body.status } : {}), ...(body.system_metrics ? { system_metrics: body.system_metrics as Record<string, number> } : {}) };
+    const presence: AgentPresence = { transport, last_heartbeat: Date.now(), ...(body.status ? { status: body.status } : {}), ...(body.system_metrics ? { system_metrics: body.system_metrics } : {}) };
     await this.coord.setPresence(PRESENCE, agentId, presence as unknown as Record<string, unknown>, ttl);
     this.seenAlive.add(agentId);
     let status = a.status;

@@ -140,7 +140,7 @@ export class TokenService {
     const jti = String(payload.jti);
     if (expectedTyp === 'access' && (await this.revocations.isRevoked(jti))) throw new AppError('INVALID_TOKEN', 'The token was revoked.');
     return {
-      principal: { type, id, role, name: String(payload.name ?? id), jti, exp: payload.exp },
+      principal: { type, id, role, name: typeof payload.name === 'string' ? payload.name : id, jti, exp: payload.exp },
       typ: expectedTyp,
       jti,
       exp: payload.exp!,

@@ -36,13 +36,13 @@ export class BuiltinAgents {
   ) {}
 
   async start(): Promise<void> {
-    let agent = await this.agents.repo.get(this.agentsDb(), BUILTIN_AGENT_ID, true);
+    const agent = await this.agents.repo.get(this.agentsDb(), BUILTIN_AGENT_ID, true);
     if (!agent || agent.deleted_at) {
       if (agent?.deleted_at) await this.agentsDb().query('DELETE FROM agents WHERE agent_id = $1', [BUILTIN_AGENT_ID]);
-      ({ agent } = await this.agents.register({
+      await this.agents.register({
         agent_id: BUILTIN_AGENT_ID, name: 'Built-in local analysers', type: 'pipeline-worker', capabilities: BUILTIN_CAPABILITIES,
         version: '1.0.0', max_concurrent_tasks: this.opts.concurrency, metadata: { provider: 'local' }, tags: ['builtin'], role: 'worker',
-      }, { builtin: true }));
+      }, { builtin: true });
     } else {
       await this.agents.repo.update(this.agentsDb(), BUILTIN_AGENT_ID, { capabilities: BUILTIN_CAPABILITIES, max_concurrent_tasks: this.opts.concurrency, status: 'active', draining: false });
     }

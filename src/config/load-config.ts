@@ -33,6 +33,8 @@ export interface LoadConfigOptions {
   env?: Record<string, string | undefined>;
   /** Overrides by config path, e.g. {'server.port': 0}; highest precedence. */
   overrides?: Record<string, unknown>;
+  /** Turn on pretty logs when stdout is a terminal and MCP_LOG_PRETTY is unset (the CLI/server entry). */
+  prettyInTerminal?: boolean;
 }
 
 function getPath(obj: Record<string, unknown>, path: string): unknown {
@@ -63,7 +65,7 @@ function fromEnv(field: ConfigField, raw: string): unknown {
 function describeExpected(schema: ConfigField['schema']): string {
   const s = schema as Record<string, unknown>;
   if (Array.isArray(s.anyOf)) return `one of ${(s.anyOf as Array<{ const?: unknown }>).map((x) => String(x.const)).join(', ')}`;
-  if (s.type === 'integer') return `an integer${s.minimum !== undefined ? ` ≥ ${String(s.minimum)}` : ''}${s.maximum !== undefined ? ` ≤ ${String(s.maximum)}` : ''}`;
+  if (s.type === 'integer') return `an integer${typeof s.minimum === 'number' ? ` ≥ ${s.minimum}` : ''}${typeof s.maximum === 'number' ? ` ≤ ${s.maximum}` : ''}`;
   if (s.type === 'boolean') return 'true or false';
   if (s.type === 'array') return 'a comma-separated list';
   return 'a string';
@@ -95,6 +97,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Readonly<Config> {
     setPath(out, field.path, value);
   }
   const cfg = out as unknown as Config;
+  if (opts.prettyInTerminal && env.MCP_LOG_PRETTY === undefined && !(opts.overrides && 'log.pretty' in opts.overrides)) cfg.log.pretty = !!process.stdout.isTTY;
   if (!!cfg.server.tls_cert !== !!cfg.server.tls_key) problems.push('MCP_TLS_CERT and MCP_TLS_KEY: set both or neither');
   if (cfg.tasks.retry_cap_ms < cfg.tasks.retry_base_ms) problems.push('MCP_RETRY_CAP_MS: expected a value ≥ MCP_RETRY_BASE_MS');
   if (cfg.env === 'production') {

@@ -39,8 +39,9 @@ export class EventBus {
   on<K extends DomainEventName>(name: K, listener: Listener<K>): () => void {
     let set = this.listeners.get(name);
     if (!set) this.listeners.set(name, (set = new Set()));
-    set.add(listener as Listener<never>);
-    return () => set.delete(listener as Listener<never>);
+    const l = listener as Listener<never>;
+    set.add(l);
+    return () => set.delete(l);
   }
 
   /** Listen to every event (fan-out transports). */

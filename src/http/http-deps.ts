@@ -44,7 +44,7 @@ export interface AppServices {
     runtime(): Promise<Record<string, unknown>>;
   };
   /** Extra route plugins contributed by later subsystems (pipelines, security, ai…). */
-  extraRoutes?: Array<(app: import('./create-app.ts').App, kit: RouteKit) => void | Promise<void>>;
+  extraRoutes?: Array<(app: import('./app-types.ts').App, kit: RouteKit) => void | Promise<void>>;
 }
 
 /** Per-route helpers handed to every route plugin. */

@@ -106,8 +106,9 @@ export class RealtimeServer {
     for (const t of this.graceTimers.values()) clearTimeout(t);
     await new Promise<void>((r) => setTimeout(r, 50));
     this.nsp.disconnectSockets(true);
-    await new Promise<void>((resolve) => this.io.close(() => resolve()));
-    if (this.wsServer?.listening) await new Promise<void>((resolve) => this.wsServer!.close(() => resolve()));
+    await this.io.close().catch(() => {});
+    const ws = this.wsServer;
+    if (ws?.listening) await new Promise<void>((resolve) => ws.close(() => resolve()));
   }
 
   private async authenticate(socket: McpSocket): Promise<void> {
@@ -319,7 +320,7 @@ export class RealtimeServer {
     const socket = set ? [...set].pop() : undefined;
     if (!socket) return; // lease stays; re-sent on reconnect or timed out after the grace period
     const sentAt = performance.now();
-    socket.timeout(30_000).emit('task:delegate', t as never, (err: Error | null, resp?: { ok?: boolean; reason?: string }): void => {
+    socket.timeout(30_000).emit('task:delegate', t, (err: Error | null, resp?: { ok?: boolean; reason?: string }): void => {
       if (err) return; // no ack: the agent may still send a result; the lease decides
       this.o.onDeliveryLatency?.((performance.now() - sentAt) / 1000);
       if (resp && resp.ok === false) {

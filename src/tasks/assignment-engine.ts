@@ -299,7 +299,7 @@ export class AssignmentEngine {
     const collect = (t: DeliveredTask) => { got.push(t); };
     if (!existing) await this.addSlot({ ...slot, max: 0, deliver: collect });
     const s = this.slots.get(slot.agent_id)!;
-    const prevDeliver = s.deliver;
+    const prevDeliver = s.deliver.bind(s);
     const prevMax = s.max;
     try {
       s.deliver = collect;

@@ -16,7 +16,8 @@ const admin: Principal = { type: 'user', id: 'prop-admin', role: 'admin', name: 
 
 type Op =
   | { kind: 'create'; priority: number; maxRetries: number }
-  | { kind: 'connect' | 'disconnect'; agent: number }
+  | { kind: 'connect'; agent: number }
+  | { kind: 'disconnect'; agent: number }
   | { kind: 'accept' | 'progress' | 'complete' | 'fail' | 'stale'; pick: number; retryable: boolean }
   | { kind: 'cancel'; pick: number }
   | { kind: 'sweep' };
@@ -71,7 +72,7 @@ describe.each(engines())('task lifecycle property on $name', (engine) => {
               if (created.length) await tasks.cancel(created[op.pick % created.length]!, 'prop', admin);
             } else if (op.kind === 'sweep') {
               await tasks.expireLeases();
-            } else if (deliveries.length) {
+            } else if ('pick' in op && deliveries.length) {
               const redelivered = deliveries.filter((x) => x.attempt > 1);
               const pool = op.kind === 'stale' && redelivered.length ? redelivered : deliveries;
               const d = pool[op.pick % pool.length]!;

@@ -19,6 +19,7 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON bodies
 export interface ApiResponse<T = any> {
   status: number;
   body: T;
@@ -26,6 +27,7 @@ export interface ApiResponse<T = any> {
   text: string;
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON bodies
 export type Api = <T = any>(method: string, path: string, opts?: { body?: unknown; token?: string; headers?: Record<string, string>; raw?: string }) => Promise<ApiResponse<T>>;
 
 export function makeApi(base: string): Api {
@@ -53,7 +55,7 @@ export async function startTestServer(overrides: Record<string, unknown> = {}, o
       ...overrides,
     },
   });
-  const server = await startServer({ config, db: opts.db, logger: createLogger({ level: String(overrides['log.level'] ?? 'silent') }) });
+  const server = await startServer({ config, db: opts.db, logger: createLogger({ level: typeof overrides['log.level'] === 'string' ? overrides['log.level'] : 'silent' }) });
   const api = makeApi(server.url);
   const login = await api<{ access_token: string }>('POST', '/api/v1/auth/login', { body: { username: 'admin', password: ADMIN_PASSWORD } });
   if (login.status !== 200) throw new Error(`admin login failed: ${login.status} ${login.text}`);
@@ -110,7 +112,7 @@ export function waitFor<T>(fn: () => T | undefined | null | false | Promise<T | 
         const v = await fn();
         if (v) return resolve(v);
       } catch (err) {
-        if (Date.now() - started > timeoutMs) return reject(err as Error);
+        if (Date.now() - started > timeoutMs) return reject(err instanceof Error ? err : new Error(String(err)));
       }
       if (Date.now() - started > timeoutMs) return reject(new Error('waitFor timed out'));
       setTimeout(() => void tick(), stepMs);
@@ -119,6 +121,7 @@ export function waitFor<T>(fn: () => T | undefined | null | false | Promise<T | 
   });
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- acks are arbitrary JSON
 export function emitAck<T = any>(socket: Socket, event: string, payload: unknown, timeoutMs = 5000): Promise<T> {
   return socket.timeout(timeoutMs).emitWithAck(event, payload) as Promise<T>;
 }

@@ -1,5 +1,5 @@
 /** /agents (SPEC §5). */
-import type { App } from '../create-app.ts';
+import type { App } from '../app-types.ts';
 import type { RouteKit } from '../http-deps.ts';
 import { AppError, ForbiddenError } from '../../core/index.ts';
 import { IdParams, paginate } from '../../contracts/common.ts';

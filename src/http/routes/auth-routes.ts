@@ -1,6 +1,6 @@
 /** /auth: login, refresh, logout, agent token exchange (SPEC §4). */
 import Type from 'typebox';
-import type { App } from '../create-app.ts';
+import type { App } from '../app-types.ts';
 import type { RouteKit } from '../http-deps.ts';
 import { TokenExchangeBody } from '../../contracts/agents.ts';
 import { toPublicUser } from '../../auth/index.ts';

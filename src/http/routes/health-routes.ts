@@ -1,5 +1,5 @@
 /** Health, liveness, readiness (SPEC §11). `/health` is public; details need a valid token. */
-import type { App } from '../create-app.ts';
+import type { App } from '../app-types.ts';
 import type { RouteKit } from '../http-deps.ts';
 import { bearerToken } from '../auth-hooks.ts';
 

@@ -4,7 +4,7 @@
  * otherwise the endpoint is open (behind the deployment's network policy) and per-IP limited.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { App } from '../create-app.ts';
+import type { App } from '../app-types.ts';
 import type { RouteKit } from '../http-deps.ts';
 import { AppError } from '../../core/index.ts';
 import { bearerToken } from '../auth-hooks.ts';

@@ -1,7 +1,7 @@
 /** /pipelines (SPEC §7). Business rules live in the pipeline service and engine. */
 import Type from 'typebox';
 import type { FastifyRequest } from 'fastify';
-import type { App } from '../create-app.ts';
+import type { App } from '../app-types.ts';
 import type { RouteKit } from '../http-deps.ts';
 import { paginate } from '../../contracts/common.ts';
 import { ControlBody, CreatePipelineBody, CreateTemplateBody, ListPipelinesQuery, OutputQuery, PipelineParams, StageParams } from '../../contracts/pipelines.ts';

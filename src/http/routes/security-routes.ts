@@ -20,7 +20,7 @@
  */
 import Type from 'typebox';
 import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
-import type { App } from '../create-app.ts';
+import type { App } from '../app-types.ts';
 import type { RouteKit } from '../http-deps.ts';
 import { bearerToken } from '../auth-hooks.ts';
 import { AppError, ForbiddenError, RateLimitedError } from '../../core/index.ts';

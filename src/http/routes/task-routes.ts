@@ -1,6 +1,6 @@
 /** /tasks (SPEC §6). Worker visibility and lease fencing are enforced by the task service. */
 import Type from 'typebox';
-import type { App } from '../create-app.ts';
+import type { App } from '../app-types.ts';
 import type { RouteKit } from '../http-deps.ts';
 import { AppError, ForbiddenError } from '../../core/index.ts';
 import { IdParams, paginate } from '../../contracts/common.ts';

@@ -1,6 +1,6 @@
 /** /users: user management for admins (SPEC §4.1, `user:manage`). */
 import Type from 'typebox';
-import type { App } from '../create-app.ts';
+import type { App } from '../app-types.ts';
 import type { RouteKit } from '../http-deps.ts';
 import { IdParams, paginate } from '../../contracts/common.ts';
 import { RoleSchema } from '../../contracts/agents.ts';

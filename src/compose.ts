@@ -13,7 +13,7 @@ import { createCoordination, LeaderElector, type Coordination } from './coordina
 import { AuditLog, BlindIndex, BreachDetector, EnrollmentTokens, FieldCipher, KeyRing, MfaService, RetentionJob, SecurityAlerts, loadOrCreateMasterKeyFile } from './security/index.ts';
 import { ApiKeys, DbRevocationList, PasswordHasher, PrincipalState, SigningKeys, TokenService, UserService } from './auth/index.ts';
 import { AgentService } from './agents/index.ts';
-import { AssignmentEngine, TaskRepository, TaskService } from './tasks/index.ts';
+import { AssignmentEngine, OrphanLeaseSweeper, TaskRepository, TaskService } from './tasks/index.ts';
 import { RealtimeServer } from './realtime/index.ts';
 import { BuiltinAgents } from './builtin/index.ts';
 import { PipelineEngine, PipelineRepository, PipelineService } from './pipelines/index.ts';
@@ -104,6 +104,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     onError: (err) => logger.error({ err }, 'dispatch round failed'),
   });
   agents.loadOf = (id) => engine.loadOf(id);
+  const orphans = new OrphanLeaseSweeper(db, coord, engine, tasks, cfg.tasks.lease_grace_seconds * 1000);
   bus.on('agent:unregistered', (e) => {
     engine.removeSlot(e.agent_id);
     tasks.requeueAgentTasks(e.agent_id, 'agent deleted').catch((err: unknown) => logger.error({ err, agent_id: e.agent_id }, 'requeue failed'));
@@ -180,6 +181,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     sweeping = true;
     try {
       await tasks.expireLeases();
+      await orphans.sweep();
       await tasks.promoteRetries();
       await agents.sweepOffline();
     } catch (err) {

@@ -20,6 +20,11 @@ export const BUILTIN_CAPABILITIES = [
 
 export interface BuiltinAgentsOptions {
   concurrency: number;
+  /**
+   * One id per server process that runs built-ins: `builtin-local` for a single process; with
+   * several processes (Redis) each needs its own, stable across restarts of that process.
+   */
+  agentId?: string;
   logger: { warn: (o: unknown, m?: string) => void; error: (o: unknown, m?: string) => void };
 }
 
@@ -35,20 +40,29 @@ export class BuiltinAgents {
     private readonly opts: BuiltinAgentsOptions,
   ) {}
 
+  get agentId(): string {
+    return this.opts.agentId ?? BUILTIN_AGENT_ID;
+  }
+
   async start(): Promise<void> {
-    const agent = await this.agents.repo.get(this.agentsDb(), BUILTIN_AGENT_ID, true);
+    const id = this.agentId;
+    const agent = await this.agents.repo.get(this.agentsDb(), id, true);
     if (!agent || agent.deleted_at) {
-      if (agent?.deleted_at) await this.agentsDb().query('DELETE FROM agents WHERE agent_id = $1', [BUILTIN_AGENT_ID]);
+      if (agent?.deleted_at) await this.agentsDb().query('DELETE FROM agents WHERE agent_id = $1', [id]);
       await this.agents.register({
-        agent_id: BUILTIN_AGENT_ID, name: 'Built-in local analysers', type: 'pipeline-worker', capabilities: BUILTIN_CAPABILITIES,
+        agent_id: id, name: 'Built-in local analysers', type: 'pipeline-worker', capabilities: BUILTIN_CAPABILITIES,
         version: '1.0.0', max_concurrent_tasks: this.opts.concurrency, metadata: { provider: 'local' }, tags: ['builtin'], role: 'worker',
       }, { builtin: true });
     } else {
-      await this.agents.repo.update(this.agentsDb(), BUILTIN_AGENT_ID, { capabilities: BUILTIN_CAPABILITIES, max_concurrent_tasks: this.opts.concurrency, status: 'active', draining: false });
+      await this.agents.repo.update(this.agentsDb(), id, { capabilities: BUILTIN_CAPABILITIES, max_concurrent_tasks: this.opts.concurrency, status: 'active', draining: false });
     }
+    // Leases this id still holds belong to a previous incarnation of this process (it crashed
+    // or was killed mid-task): nobody is working on them, so they go straight back to the queue.
+    const orphaned = await this.tasks.requeueAgentTasks(id, 'built-in agent restarted');
+    if (orphaned) this.opts.logger.warn({ agent_id: id, tasks: orphaned }, 'requeued tasks of a previous built-in incarnation');
     warmUpLocalAnalysers();
     await this.engine.addSlot({
-      agent_id: BUILTIN_AGENT_ID,
+      agent_id: id,
       capabilities: new Set(BUILTIN_CAPABILITIES),
       max: this.opts.concurrency,
       score: 0,
@@ -65,7 +79,7 @@ export class BuiltinAgents {
   /** Stops taking work and waits for running handlers (bounded by the caller). */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.engine.removeSlot(BUILTIN_AGENT_ID);
+    this.engine.removeSlot(this.agentId);
     if (this.inFlight === 0) return;
     await new Promise<void>((resolve) => this.idle.add(resolve));
   }
@@ -76,9 +90,9 @@ export class BuiltinAgents {
     try {
       if (this.stopped) return;
       const handler = LOCAL_STAGE_HANDLERS[t.task_type];
-      await this.tasks.accept(t.task_id, BUILTIN_AGENT_ID, t.attempt);
+      await this.tasks.accept(t.task_id, this.agentId, t.attempt);
       if (!handler) {
-        await this.tasks.fail(t.task_id, BUILTIN_AGENT_ID, t.attempt, { code: 'UNSUPPORTED_TASK_TYPE', message: `No built-in handler for '${t.task_type}'.`, retryable: false });
+        await this.tasks.fail(t.task_id, this.agentId, t.attempt, { code: 'UNSUPPORTED_TASK_TYPE', message: `No built-in handler for '${t.task_type}'.`, retryable: false });
         return;
       }
       let result: Record<string, unknown>;
@@ -86,7 +100,7 @@ export class BuiltinAgents {
         result = await handler({ task_type: t.task_type, parameters: (t.parameters ?? {}) as Record<string, unknown> });
       } catch (err) {
         const f = err instanceof StageFailure ? err : null;
-        await this.tasks.fail(t.task_id, BUILTIN_AGENT_ID, t.attempt, {
+        await this.tasks.fail(t.task_id, this.agentId, t.attempt, {
           code: f?.code ?? 'STAGE_FAILED',
           message: f?.message ?? 'The built-in handler failed.',
           retryable: f?.retryable ?? true,
@@ -95,7 +109,7 @@ export class BuiltinAgents {
         if (!f) this.opts.logger.error({ err, task_id: t.task_id }, 'built-in handler crashed');
         return;
       }
-      await this.tasks.complete(t.task_id, BUILTIN_AGENT_ID, t.attempt, result, { processing_time: (performance.now() - started) / 1000, model_version: 'local-1' });
+      await this.tasks.complete(t.task_id, this.agentId, t.attempt, result, { processing_time: (performance.now() - started) / 1000, model_version: 'local-1' });
     } catch (err) {
       // Lost the lease (cancelled, timed out, redelivered): nothing to record.
       this.opts.logger.warn({ err: (err as Error).message, task_id: t.task_id }, 'built-in agent could not record a result');

@@ -4,3 +4,4 @@
  */
 export { RealtimeServer, NAMESPACE, type RealtimeOptions } from './socket-server.ts';
 export { rooms } from './fan-out.ts';
+export { SOCKET_PRESENCE_TTL_MS } from './socket-server.ts';

@@ -3,17 +3,26 @@
  * port. JWT in the handshake; `auth:expired`/`auth:refresh`; validated, acked client events;
  * agent sessions (task delivery, leases kept for a grace period after a drop and re-sent on
  * reconnect); authorized subscriptions; per-socket event rate limit; 10 sockets per principal.
+ *
+ * Several processes: with the coordination's Socket.IO adapter (`adapter`), room emits reach
+ * sockets on every process. Each socket is a presence record (`ws:<principal>`, TTL refreshed
+ * by its process) so the per-principal cap counts sockets on all processes and a killed
+ * process's sockets age out; `agent-socket` presence names the process serving an agent so a
+ * grace timer elsewhere does not time out leases of an agent that reconnected here. Agent
+ * status changes are relayed (`realtime:agent-changed`) so the serving process refreshes the
+ * agent's slot when another process drains or re-activates it.
  */
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { Server, type DefaultEventsMap, type Namespace, type Socket } from 'socket.io';
+import { randomUUID } from 'node:crypto';
+import { Server, type DefaultEventsMap, type Namespace, type ServerOptions, type Socket } from 'socket.io';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { AppError, ForbiddenError, type EventBus } from '../core/index.ts';
 import { hasPermission, principalKey, type Principal, type PrincipalState, type TokenService } from '../auth/index.ts';
 import type { AgentService } from '../agents/index.ts';
 import type { AssignmentEngine, DeliveredTask, TaskService } from '../tasks/index.ts';
-import type { Coordination } from '../coordination/index.ts';
+import type { Coordination, Unsubscribe } from '../coordination/index.ts';
 import {
   SocketAuthRefresh, SocketHeartbeat, SocketStatusUpdate, SocketSubscription, SocketTaskAck, SocketTaskProgress, SocketTaskResult,
   type SocketTaskResultInput,
@@ -23,6 +32,8 @@ import { FanOut, rooms } from './fan-out.ts';
 import { handle, type Ack } from './socket-kit.ts';
 
 export const NAMESPACE = '/mcp/ws';
+export const SOCKET_PRESENCE_TTL_MS = 30_000;
+const AGENT_CHANGED = 'realtime:agent-changed';
 const KNOWN_EVENTS = new Set(['agent:heartbeat', 'agent:status_update', 'task:accepted', 'task:rejected', 'task:progress', 'task:result', 'subscribe', 'unsubscribe', 'auth:refresh']);
 
 export interface RealtimeOptions {
@@ -42,6 +53,8 @@ export interface RealtimeOptions {
   tls?: { cert: Buffer; key: Buffer };
   onConnectionsChanged?: (n: number) => void;
   onDeliveryLatency?: (seconds: number) => void;
+  /** Socket.IO adapter shared by all processes (coordination `socketIoAdapterFor`); default in-memory. */
+  adapter?: ServerOptions['adapter'];
 }
 
 interface SocketData {
@@ -62,12 +75,16 @@ export class RealtimeServer {
   private readonly limiter: RateLimiterMemory;
   private readonly offs: Array<() => void> = [];
   private connections = 0;
+  /** Names this process in presence records. */
+  readonly serverId = `${process.pid}-${randomUUID()}`;
+  private readonly sockets = new Set<McpSocket>();
+  private unsubAgentChanged: Unsubscribe | undefined;
 
   constructor(private readonly o: RealtimeOptions) {
-    this.io = new Server({ maxHttpBufferSize: 1024 * 1024, cors: { origin: false }, serveClient: false, pingInterval: 20000, pingTimeout: 20000 });
+    this.io = new Server({ maxHttpBufferSize: 1024 * 1024, cors: { origin: false }, serveClient: false, pingInterval: 20000, pingTimeout: 20000, ...(o.adapter ? { adapter: o.adapter } : {}) });
     this.nsp = this.io.of(NAMESPACE);
     this.limiter = new RateLimiterMemory({ points: o.eventsPerSecond ?? 200, duration: 1 });
-    this.fanOut = new FanOut(this.nsp, o.bus);
+    this.fanOut = new FanOut(this.nsp, o.bus, o.coord, (err) => o.logger.warn({ err }, 'event sequence unavailable; using a local one'));
     this.nsp.use((socket, next) => {
       this.authenticate(socket as McpSocket).then(() => next(), (err: unknown) => {
         const code = err instanceof AppError ? err.code : 'INVALID_TOKEN';
@@ -78,13 +95,26 @@ export class RealtimeServer {
     });
     this.nsp.on('connection', (socket) => void this.onConnection(socket as McpSocket));
     this.offs.push(o.bus.on('principal:revoked', (e) => this.disconnectPrincipal(`${e.subject_type}:${e.subject_id}`, e.reason)));
-    this.offs.push(o.bus.on('agent:status_changed', (e) => void this.refreshSlot(e.agent_id)));
+    this.offs.push(o.bus.on('agent:status_changed', (e) => {
+      void this.refreshSlot(e.agent_id);
+      if (!this.agentSockets.has(e.agent_id)) o.coord.publish(AGENT_CHANGED, { origin: this.serverId, agent_id: e.agent_id }).catch(() => {});
+    }));
+    const refresh = setInterval(() => void this.refreshPresence(), SOCKET_PRESENCE_TTL_MS / 3);
+    refresh.unref();
+    this.offs.push(() => clearInterval(refresh));
   }
 
   /** Attaches to the API's HTTP server and opens the dedicated port (0 = ephemeral, -1 = none). */
   async listen(apiServer: http.Server | https.Server, wsPort: number, host: string): Promise<number | null> {
     this.io.attach(apiServer);
     this.fanOut.start();
+    this.unsubAgentChanged = await this.o.coord.subscribe(AGENT_CHANGED, (m) => {
+      const msg = m as { origin?: string; agent_id?: string } | null;
+      if (msg?.agent_id && msg.origin !== this.serverId) void this.refreshSlot(msg.agent_id);
+    }).catch((err: unknown) => {
+      this.o.logger.warn({ err }, 'agent status relay unavailable');
+      return undefined;
+    });
     if (wsPort < 0) return null;
     this.wsServer = this.o.tls ? https.createServer({ cert: this.o.tls.cert, key: this.o.tls.key, minVersion: 'TLSv1.3' }) : http.createServer();
     this.wsServer.on('request', (_req, res) => {
@@ -103,6 +133,7 @@ export class RealtimeServer {
     this.nsp.emit('system:shutdown', { message: 'The server is shutting down.', timestamp: new Date().toISOString() });
     for (const off of this.offs) off();
     this.fanOut.stop();
+    await this.unsubAgentChanged?.().catch(() => {});
     for (const t of this.graceTimers.values()) clearTimeout(t);
     await new Promise<void>((r) => setTimeout(r, 50));
     this.nsp.disconnectSockets(true);
@@ -119,14 +150,64 @@ export class RealtimeServer {
     const live = await this.o.principals.current(v.principal);
     if (!live) throw new AppError('INVALID_TOKEN', 'The principal is disabled or deleted.');
     const key = principalKey(live);
-    if ((this.perPrincipal.get(key) ?? 0) >= (this.o.maxSocketsPerPrincipal ?? 10)) throw new AppError('RATE_LIMIT_EXCEEDED', 'Too many sockets for this principal.');
+    await this.admitSocket(socket.id, key);
     socket.data.principal = live;
     socket.data.exp = v.exp;
+  }
+
+  /**
+   * The per-principal socket cap across processes: the socket's presence record is written
+   * first, then the live records are counted, so two concurrent connects cannot both squeeze
+   * under the cap (at worst both are refused). While the coordination store is unreachable
+   * the cap falls back to this process's own count rather than refusing agents their reconnect.
+   */
+  private async admitSocket(socketId: string, key: string): Promise<void> {
+    const max = this.o.maxSocketsPerPrincipal ?? 10;
+    const kind = `ws:${key}`;
+    let count: number;
+    try {
+      await this.o.coord.setPresence(kind, socketId, { server: this.serverId }, SOCKET_PRESENCE_TTL_MS);
+      count = (await this.o.coord.listPresence(kind)).length;
+    } catch (err) {
+      this.o.logger.warn({ err, principal: key }, 'socket cap checked locally: coordination unavailable');
+      count = (this.perPrincipal.get(key) ?? 0) + 1;
+    }
+    if (count > max || (this.perPrincipal.get(key) ?? 0) >= max) {
+      await this.o.coord.removePresence(kind, socketId).catch(() => {});
+      throw new AppError('RATE_LIMIT_EXCEEDED', 'Too many sockets for this principal.');
+    }
+  }
+
+  /** Keeps this process's presence records alive (its sockets, the agents it serves). */
+  private async refreshPresence(): Promise<void> {
+    try {
+      for (const socket of this.sockets) await this.o.coord.setPresence(`ws:${principalKey(socket.data.principal)}`, socket.id, { server: this.serverId }, SOCKET_PRESENCE_TTL_MS);
+    } catch (err) {
+      this.o.logger.warn({ err }, 'socket presence refresh failed');
+    }
+    for (const agentId of this.agentSockets.keys()) await this.markSocketPresence(agentId);
+  }
+
+  /**
+   * Rebuilds what this process owns in the coordination store after it was lost (Redis flushed,
+   * restarted empty or unreachable): socket and agent-socket presence, heartbeat presence of
+   * the agents connected here, their slots (re-read from PostgreSQL) and a redelivery of
+   * unacknowledged leases; then a dispatch round. Idempotent.
+   */
+  async rebuildCoordinationState(): Promise<void> {
+    await this.refreshPresence();
+    for (const agentId of [...this.agentSockets.keys()]) {
+      await this.o.agents.heartbeat(agentId, {}, 'ws').catch((err: unknown) => this.o.logger.warn({ err, agent_id: agentId }, 'presence rebuild failed'));
+      await this.refreshSlot(agentId);
+      await this.resendUnacknowledged(agentId, 5000).catch(() => {});
+    }
+    this.o.engine.trigger();
   }
 
   private async onConnection(socket: McpSocket): Promise<void> {
     const p = socket.data.principal;
     const key = principalKey(p);
+    this.sockets.add(socket);
     this.perPrincipal.set(key, (this.perPrincipal.get(key) ?? 0) + 1);
     this.o.onConnectionsChanged?.(++this.connections);
     await socket.join(rooms.principal(key));
@@ -165,6 +246,8 @@ export class RealtimeServer {
     if (p.type === 'agent') await this.onAgentConnection(socket, unexpected);
 
     socket.on('disconnect', () => {
+      this.sockets.delete(socket);
+      void this.o.coord.removePresence(`ws:${key}`, socket.id).catch(() => {});
       const n = (this.perPrincipal.get(key) ?? 1) - 1;
       if (n <= 0) this.perPrincipal.delete(key);
       else this.perPrincipal.set(key, n);
@@ -235,10 +318,11 @@ export class RealtimeServer {
     if (!set) this.agentSockets.set(agentId, (set = new Set()));
     set.add(socket);
     await socket.join(rooms.agentConn(agentId));
-    await this.o.coord.setPresence('agent-socket', agentId, { pid: process.pid }, 24 * 3600 * 1000).catch(() => {});
+    await this.markSocketPresence(agentId);
 
     socket.on('agent:heartbeat', handle<HeartbeatInput>(socket, SocketHeartbeat, async (body) => {
       const r = await this.o.agents.heartbeat(agentId, body, 'ws');
+      await this.markSocketPresence(agentId);
       await this.resendUnacknowledged(agentId, 5000);
       return { next_heartbeat: r.next_heartbeat, status: r.agent_status };
     }, unexpected));
@@ -290,6 +374,15 @@ export class RealtimeServer {
     }
   }
 
+  /**
+   * `agent-socket` presence says "this agent holds a socket on some server process". Its TTL is
+   * short and refreshed while connected, so a crashed process's agents stop counting as
+   * connected and the leader's orphan sweep can time out their leases.
+   */
+  private async markSocketPresence(agentId: string): Promise<void> {
+    await this.o.coord.setPresence('agent-socket', agentId, { pid: process.pid, server: this.serverId }, SOCKET_PRESENCE_TTL_MS).catch(() => {});
+  }
+
   private isAvailable(status: string, draining: boolean): boolean {
     return !draining && (status === 'active' || status === 'busy');
   }
@@ -338,13 +431,14 @@ export class RealtimeServer {
     if (set && set.size > 0) return;
     this.agentSockets.delete(agentId);
     this.o.engine.removeSlot(agentId);
-    void this.o.coord.removePresence('agent-socket', agentId).catch(() => {});
+    // Only our own record: the agent may already have reconnected to another process.
+    void this.o.coord.getPresence('agent-socket', agentId).then((rec) => (rec?.server === this.serverId ? this.o.coord.removePresence('agent-socket', agentId) : undefined)).catch(() => {});
     const timer = setTimeout(() => {
       this.graceTimers.delete(agentId);
       void (async () => {
         if (this.agentSockets.has(agentId)) return;
         const elsewhere = await this.o.coord.getPresence('agent-socket', agentId).catch(() => null);
-        if (elsewhere) return; // reconnected to another server process
+        if (elsewhere && elsewhere.server !== this.serverId) return; // reconnected to another server process
         const n = await this.o.tasks.timeoutAgentLeases(agentId, `Agent disconnected for more than ${this.o.leaseGraceSeconds} s.`);
         if (n) this.o.logger.warn({ agent_id: agentId, tasks: n }, 'leases of a disconnected agent timed out');
       })().catch((err: unknown) => this.o.logger.error({ err, agent_id: agentId }, 'grace expiry failed'));

@@ -9,3 +9,4 @@ export { taskSummary, type TaskSummary } from './task-view.ts';
 export { canTransition, backoffMs, TRANSITIONS } from './task-status.ts';
 export { AssignmentEngine, type AgentSlot, type DeliveredTask, type AssignmentEngineOptions } from './assignment-engine.ts';
 export { pickAgent, type Candidate } from './strategies.ts';
+export { OrphanLeaseSweeper } from './orphan-lease-sweeper.ts';

@@ -212,6 +212,19 @@ describe('delegation over Socket.IO', () => {
     expect(empty.body.tasks).toEqual([]);
   });
 
+  it('times out the leases of an agent no process serves any more (crashed server), after the grace period', async () => {
+    const a = await registerAgent(t, { agent_id: 'orphan-agent', capabilities: ['cap_orphan'] });
+    const id = await task(t, { task_type: 'orph', required_capabilities: ['cap_orphan'] });
+    const claimed = await t.api('POST', '/api/v1/tasks/claim', { token: a.access_token, body: { max: 1 } });
+    expect(claimed.body.tasks[0].task_id).toBe(id);
+    // Presence as a crashed process would leave it: gone.
+    await t.server.services.coord.removePresence('agent', 'orphan-agent');
+    const r = await waitFor(async () => { const x = await getTask(t, id); return x.attempt === 1 && x.status !== 'assigned' && x; }, 10_000);
+    expect(['retrying', 'pending']).toContain(r.status);
+    expect(r.history.map((h: { to_status: string }) => h.to_status)).toContain('timeout');
+    expect(r.error.code).toBe('AGENT_DISCONNECTED');
+  });
+
   it('delegates on demand: 409 when already assigned, 202 when nobody can take it', async () => {
     const id = await task(t, { task_type: 'nobody', required_capabilities: ['cap_nobody'] });
     const queued = await t.api('POST', `/api/v1/tasks/${id}/delegate`, { token: t.adminToken });

@@ -71,6 +71,7 @@ export function taskRoutes(app: App, kit: RouteKit): void {
   app.post('/tasks/claim', { schema: { tags, body: ClaimBody }, preHandler: kit.guard('task:execute') }, async (request) => {
     const agentId = agentOf(request.principal!);
     const a = await agents.get(agentId);
+    await agents.heartbeat(agentId, {}, 'rest'); // claiming is a sign of life (presence for REST-only agents)
     const delivered = await engine.claim(
       { agent_id: a.agent_id, capabilities: new Set(a.capabilities), max: a.max_concurrent_tasks, score: 0, builtin: false, available: a.status !== 'offline' && !a.draining && (a.status === 'active' || a.status === 'busy') },
       request.body.max ?? 1, request.body.wait_ms ?? 0);

@@ -1,0 +1,52 @@
+/**
+ * Leases held by agents no server process serves any more (the process that held their socket
+ * crashed, and they did not come back): after the grace period they time out and are retried.
+ * Run by the leader next to lease expiry. An agent counts as served when some process holds its
+ * socket (`agent-socket` presence, refreshed while connected), when this process has its slot
+ * (built-ins, long-poll claims), or when it heartbeats over REST (those rely on lease expiry).
+ */
+import type { Coordination } from '../coordination/index.ts';
+import type { Db } from '../store/index.ts';
+import type { AssignmentEngine } from './assignment-engine.ts';
+import type { TaskService } from './task-service.ts';
+
+export class OrphanLeaseSweeper {
+  private readonly missingSince = new Map<string, number>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly coord: Coordination,
+    private readonly engine: AssignmentEngine,
+    private readonly tasks: TaskService,
+    private readonly graceMs: number,
+  ) {}
+
+  /** Returns the number of leases timed out. */
+  async sweep(now = Date.now()): Promise<number> {
+    const { rows } = await this.db.query<{ agent_id: string }>(
+      `SELECT DISTINCT t.assigned_agent AS agent_id FROM tasks t JOIN agents a ON a.agent_id = t.assigned_agent
+       WHERE t.status IN ('assigned', 'running') AND NOT a.builtin`);
+    const holders = new Set(rows.map((r) => r.agent_id));
+    for (const id of this.missingSince.keys()) if (!holders.has(id)) this.missingSince.delete(id);
+    let timedOut = 0;
+    for (const agentId of holders) {
+      if (await this.served(agentId)) {
+        this.missingSince.delete(agentId);
+        continue;
+      }
+      const since = this.missingSince.get(agentId) ?? now;
+      this.missingSince.set(agentId, since);
+      if (now - since < this.graceMs) continue;
+      this.missingSince.delete(agentId);
+      timedOut += await this.tasks.timeoutAgentLeases(agentId, 'No server process serves this agent any more (lost connection).');
+    }
+    return timedOut;
+  }
+
+  private async served(agentId: string): Promise<boolean> {
+    if (this.engine.hasSlot(agentId)) return true;
+    if (await this.coord.getPresence('agent-socket', agentId)) return true;
+    const p = await this.coord.getPresence('agent', agentId);
+    return p?.transport === 'rest';
+  }
+}

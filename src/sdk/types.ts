@@ -1,0 +1,261 @@
+/**
+ * Wire types the SDK speaks (SPEC §4–§8). Request bodies come from `src/contracts` (the same
+ * schemas the server validates with); response shapes are declared here so that the SDK does not
+ * depend on server internals.
+ */
+import type { CreateTaskInput, TaskErrorInput, TaskStatus } from '../contracts/tasks.ts';
+import type { RegisterAgentInput, UpdateAgentInput, HeartbeatInput, AgentStatus } from '../contracts/agents.ts';
+import type { CreatePipelineInput, CreateTemplateInput, OutputFormat, PipelineStatus, StageStatus } from '../contracts/pipelines.ts';
+
+export type { CreateTaskInput, TaskErrorInput, TaskStatus, RegisterAgentInput, UpdateAgentInput, HeartbeatInput, AgentStatus, CreatePipelineInput, CreateTemplateInput, OutputFormat, PipelineStatus, StageStatus };
+
+export type Role = 'worker' | 'supervisor' | 'admin' | 'system';
+
+export interface Pagination {
+  total: number;
+  limit: number;
+  offset: number;
+  has_more: boolean;
+  next_offset: number | null;
+}
+
+export interface ListOptions {
+  limit?: number;
+  offset?: number;
+}
+
+export interface TokenPair {
+  access_token: string;
+  refresh_token: string;
+  token_type: 'Bearer';
+  expires_in: number;
+}
+
+export interface LoginResponse extends TokenPair {
+  user: { user_id: string; username: string; role: Role; mfa_enabled: boolean; mfa_setup_required?: boolean };
+}
+
+export interface PublicUser {
+  user_id: string;
+  username: string;
+  role: Role;
+  disabled: boolean;
+  mfa_enabled: boolean;
+  created_at: string;
+  updated_at?: string;
+  last_login_at?: string | null;
+  [k: string]: unknown;
+}
+
+export interface Agent {
+  agent_id: string;
+  name: string;
+  type: string;
+  capabilities: string[];
+  version: string;
+  endpoint_url: string | null;
+  health_check_url: string | null;
+  max_concurrent_tasks: number;
+  metadata: Record<string, unknown>;
+  tags: string[];
+  role: Role;
+  status: AgentStatus;
+  draining: boolean;
+  builtin: boolean;
+  registered_at: string;
+  updated_at: string;
+  last_heartbeat: string | null;
+  load: number;
+  score: number;
+  current_tasks?: unknown;
+  performance_metrics?: Record<string, unknown>;
+}
+
+export interface RegisteredAgent extends TokenPair {
+  agent_id: string;
+  status: 'active';
+  registered_at: string;
+  api_key: string;
+  permissions: string[];
+}
+
+export interface TaskError {
+  code: string;
+  message: string;
+  retryable?: boolean;
+  details?: Record<string, unknown>;
+}
+
+export interface Task {
+  task_id: string;
+  task_type: string;
+  status: TaskStatus;
+  priority: number;
+  required_capabilities: string[];
+  data_classification: string;
+  pipeline_id: string | null;
+  stage: string | null;
+  deadline: string | null;
+  timeout_seconds: number;
+  max_retries: number;
+  dependencies: string[];
+  strategy: string | null;
+  attempt: number;
+  assigned_agent: string | null;
+  progress: number;
+  progress_message: string | null;
+  error: TaskError | null;
+  dead_letter: boolean;
+  retry_at: string | null;
+  lease_expires_at: string | null;
+  metadata: Record<string, unknown>;
+  created_by: string | null;
+  created_at: string;
+  updated_at: string;
+  assigned_at: string | null;
+  started_at: string | null;
+  completed_at: string | null;
+}
+
+export interface TaskDetail extends Task {
+  parameters: unknown;
+  result: unknown;
+  history: Array<{ from_status: string | null; to_status: string; at?: string; [k: string]: unknown }>;
+}
+
+export interface CreatedTask {
+  task_id: string;
+  status: 'pending';
+  created_at: string;
+  queue_position: number;
+}
+
+/** What an agent receives in `task:delegate` (SPEC §8) and from `POST /tasks/claim`. */
+export interface DelegatedTask {
+  task_id: string;
+  task_type: string;
+  parameters: unknown;
+  priority: number;
+  deadline: string | null;
+  pipeline_id: string | null;
+  stage: string | null;
+  attempt: number;
+  required_capabilities?: string[];
+  data_classification?: string;
+  metadata: { assigned_at: string; timeout_seconds: number; lease_expires_at?: string; [k: string]: unknown };
+}
+
+export interface TaskListQuery extends ListOptions {
+  status?: TaskStatus;
+  task_type?: string;
+  pipeline_id?: string;
+  agent_id?: string;
+  dead_letter?: boolean;
+  sort?: string;
+}
+
+export interface AgentListQuery extends ListOptions {
+  status?: AgentStatus;
+  type?: string;
+  capability?: string;
+}
+
+export interface PipelineStage {
+  stage: string;
+  name: string;
+  task_type: string;
+  depends_on: string[];
+  status: StageStatus;
+  task_id: string | null;
+  runs: number;
+  previous_task_ids: string[];
+  started_at: string | null;
+  completed_at: string | null;
+  progress: number;
+  error: unknown;
+}
+
+export interface Pipeline {
+  pipeline_id: string;
+  name: string;
+  description: string;
+  template: string;
+  status: PipelineStatus;
+  error_strategy: string;
+  priority: number;
+  progress: number;
+  error: unknown;
+  created_by: string | null;
+  created_at: string;
+  started_at: string | null;
+  completed_at: string | null;
+  updated_at: string;
+  estimated_duration: number | null;
+}
+
+export interface PipelineDetail extends Pipeline {
+  current_stage: string | null;
+  stages: PipelineStage[];
+  estimated_completion: string | null;
+  context: unknown;
+  parameters: Record<string, unknown>;
+  metadata: Record<string, unknown>;
+  output?: unknown;
+}
+
+export interface PipelineListQuery extends ListOptions {
+  status?: PipelineStatus;
+  template?: string;
+  patient_id?: string;
+  session_id?: string;
+  sort?: string;
+}
+
+export interface AuditEntry {
+  audit_id: string;
+  timestamp: string;
+  actor: { type: string; id: string | null; role: string | null; ip: string | null; user_agent: string | null };
+  action: string;
+  resource_type: string;
+  resource_id: string | null;
+  fields: string[];
+  data_classification: string | null;
+  outcome: string;
+  request_id: string | null;
+  risk_level: string;
+  [k: string]: unknown;
+}
+
+export interface AuditQuery extends ListOptions {
+  actor?: string;
+  actor_type?: 'user' | 'agent' | 'system' | 'anonymous';
+  action?: string;
+  resource_type?: string;
+  resource_id?: string;
+  outcome?: string;
+  from?: string;
+  to?: string;
+  sort?: 'timestamp:asc' | 'timestamp:desc';
+}
+
+export interface AuditVerification {
+  ok: boolean;
+  checked?: number;
+  first_broken?: unknown;
+  [k: string]: unknown;
+}
+
+export interface Health {
+  status: 'healthy' | 'degraded' | 'unhealthy';
+  timestamp: string;
+  version: string;
+  uptime: number;
+  checks?: Record<string, unknown>;
+  [k: string]: unknown;
+}
+
+export interface RequestOptions {
+  /** Sent as `Idempotency-Key` (POSTs that create something; SPEC §2). */
+  idempotencyKey?: string;
+  signal?: AbortSignal;
+}

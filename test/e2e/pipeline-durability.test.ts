@@ -67,8 +67,8 @@ async function startChild(env: Record<string, string>): Promise<{ child: ChildPr
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  child.stdout!.on('data', (d: Buffer) => { output += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { output += d.toString(); });
+  child.stdout.on('data', (d: Buffer) => { output += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { output += d.toString(); });
   const url = `http://127.0.0.1:${port}`;
   const api = makeApi(url);
   await waitFor(async () => (await api('GET', '/api/v1/ready').catch(() => ({ status: 0 }))).status === 200, 60_000, 100).catch(() => {

@@ -1,0 +1,58 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, describeConfig, loadConfig } from './index.ts';
+
+describe('loadConfig', () => {
+  it('applies defaults, then file, then environment, then overrides', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mcp-cfg-'));
+    const file = path.join(dir, 'c.json');
+    writeFileSync(file, JSON.stringify({ server: { port: 9000, ws_port: 9001 }, log: { level: 'debug' } }));
+    const cfg = loadConfig({ env: { MCP_CONFIG: file, MCP_WS_PORT: '7001', MCP_BUILTIN_AGENTS: 'false', MCP_CORS_ORIGINS: 'https://a.example, https://b.example' }, overrides: { 'log.level': 'warn' } });
+    expect(cfg.server.port).toBe(9000);
+    expect(cfg.server.ws_port).toBe(7001);
+    expect(cfg.log.level).toBe('warn');
+    expect(cfg.agents.builtin).toBe(false);
+    expect(cfg.server.cors_origins).toEqual(['https://a.example', 'https://b.example']);
+    expect(cfg.tasks.retry_base_ms).toBe(1000);
+    expect(Object.isFrozen(cfg.server)).toBe(true);
+  });
+
+  it('reports every bad value by its environment name', () => {
+    let err: unknown;
+    try {
+      loadConfig({ env: { MCP_PORT: 'eighty', MCP_LOG_LEVEL: 'loud', MCP_BUILTIN_AGENTS: 'maybe', MCP_TLS_CERT: '/x.pem' } });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const problems = (err as ConfigError).problems.join('\n');
+    expect(problems).toContain('MCP_PORT');
+    expect(problems).toContain('an integer');
+    expect(problems).toContain('MCP_LOG_LEVEL');
+    expect(problems).toContain('MCP_BUILTIN_AGENTS');
+    expect(problems).toContain('MCP_TLS_CERT and MCP_TLS_KEY');
+  });
+
+  it('refuses generated secrets in production', () => {
+    expect(() => loadConfig({ env: { NODE_ENV: 'production' } })).toThrow(/MCP_MASTER_KEY.*required/s);
+    const ok = loadConfig({ env: { NODE_ENV: 'production', MCP_MASTER_KEY: 'k'.repeat(44), MCP_PASSWORD_PEPPER: 'p', MCP_SIGNING_KEY: 'pem' } });
+    expect(ok.env).toBe('production');
+  });
+
+  it('redacts secrets when printed', () => {
+    const rows = describeConfig(loadConfig({ env: { MCP_ADMIN_PASSWORD: 'super-secret-value', DATABASE_URL: 'postgres://u:pw@h/db' } }));
+    const text = JSON.stringify(rows);
+    expect(text).not.toContain('super-secret-value');
+    expect(text).not.toContain('pw@h');
+    expect(rows.find((r) => r.env === 'MCP_ADMIN_PASSWORD')?.value).toBe('[REDACTED]');
+  });
+
+  it('makes the server process exit with code 2 on an invalid value', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env: { ...process.env, MCP_PORT: 'not-a-port', MCP_DATA_DIR: ':memory:' }, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('MCP_PORT');
+  });
+});

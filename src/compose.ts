@@ -9,7 +9,7 @@ import { EventBus, newId } from './core/index.ts';
 import type { Config } from './config/index.ts';
 import { createLogger, Metrics, type Logger } from './observability/index.ts';
 import { migrate, openDb, pendingMigrations, type Db } from './store/index.ts';
-import { createCoordination, LeaderElector, type Coordination } from './coordination/index.ts';
+import { createCoordination, LeaderElector, socketIoAdapterFor, StoreWatch, type Coordination } from './coordination/index.ts';
 import { AuditLog, BlindIndex, BreachDetector, EnrollmentTokens, FieldCipher, KeyRing, MfaService, RetentionJob, SecurityAlerts, loadOrCreateMasterKeyFile } from './security/index.ts';
 import { ApiKeys, DbRevocationList, PasswordHasher, PrincipalState, SigningKeys, TokenService, UserService } from './auth/index.ts';
 import { AgentService } from './agents/index.ts';
@@ -80,7 +80,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   migrated = true;
   const metrics = new Metrics({ db, onError: (err, what) => logger.warn({ err, what }, 'metrics collection failed') });
   metrics.attach(bus);
-  const coord: Coordination = await createCoordination({ redisUrl: cfg.coordination.redis_url || undefined, logger: logger.child({ component: 'coordination' }) });
+  const coord: Coordination = await createCoordination({ redisUrl: cfg.coordination.redis_url || undefined, keyPrefix: cfg.coordination.key_prefix, logger: logger.child({ component: 'coordination' }) });
 
   const secrets = loadSecrets(cfg);
   const cipher = new FieldCipher(secrets.ring);
@@ -176,6 +176,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const ownerId = `${process.pid}-${newId()}`;
   let sweepTimer: NodeJS.Timeout | undefined;
   let sweeping = false;
+  let offlineSweepFrom = 0;
   const sweep = async () => {
     if (sweeping) return;
     sweeping = true;
@@ -183,7 +184,9 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       await tasks.expireLeases();
       await orphans.sweep();
       await tasks.promoteRetries();
-      await agents.sweepOffline();
+      // A new leader (failover, or Redis back after a flush/outage) waits one agent timeout so
+      // the agents' heartbeats can rebuild presence before silence is read as "offline".
+      if (Date.now() >= offlineSweepFrom) await agents.sweepOffline();
     } catch (err) {
       logger.warn({ err }, 'sweep failed');
     } finally {
@@ -209,6 +212,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const elector = new LeaderElector(coord, {
     name: 'mcp:leader', ownerId, ttlMs: Math.max(3000, cfg.tasks.sweep_interval_ms * 5),
     onElected: (token) => {
+      offlineSweepFrom = Date.now() + cfg.agents.timeout_seconds * 1000;
       logger.info({ fencing_token: token }, 'elected leader for periodic jobs');
       sweepTimer = setInterval(() => void sweep(), cfg.tasks.sweep_interval_ms);
       sweepTimer.unref();
@@ -224,7 +228,11 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   });
   await elector.start();
 
+  // Several processes: wake-ups across processes, and room emits that reach every process's sockets.
+  await engine.connect(coord, cfg.coordination.safety_net_ms);
+  const ioAdapter = await socketIoAdapterFor(coord, logger.child({ component: 'socket.io-adapter' }));
   const realtime = new RealtimeServer({
+    ...(ioAdapter ? { adapter: ioAdapter } : {}),
     tokens, principals, agents, tasks, engine, bus, coord,
     logger: logger.child({ component: 'realtime' }),
     leaseGraceSeconds: cfg.tasks.lease_grace_seconds,
@@ -239,6 +247,9 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   await app.listen({ port: cfg.server.port, host: cfg.server.host });
   const wsPort = await realtime.listen(app.server, cfg.server.ws_port, cfg.server.host);
   await builtin?.start();
+  // Redis flushed, restarted empty or unreachable for a while → rebuild this process's share of coordination state.
+  const storeWatch = new StoreWatch(coord, { intervalMs: 1000, onReset: () => realtime.rebuildCoordinationState(), logger: logger.child({ component: 'coordination' }) });
+  await storeWatch.start();
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.server.port;
   const scheme = cfg.server.tls_cert ? 'https' : 'http';
@@ -255,6 +266,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       if (sweepTimer) clearInterval(sweepTimer);
       if (retentionTimer) clearInterval(retentionTimer);
       detachAlerts();
+      await storeWatch.stop().catch(() => {});
       await elector.stop().catch(() => {});
       await pipelineEngine.stop().catch((err: unknown) => logger.warn({ err }, 'pipeline engine stop failed'));
       await realtime.close().catch((err: unknown) => logger.warn({ err }, 'realtime close failed'));

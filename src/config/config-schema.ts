@@ -35,6 +35,8 @@ export const CONFIG_FIELDS: ConfigField[] = [
   { path: 'store.data_dir', env: 'MCP_DATA_DIR', schema: Type.String({ minLength: 1 }), default: './data', description: 'Directory for the embedded store and generated key files.' },
   { path: 'store.pool_size', env: 'MCP_DB_POOL_SIZE', schema: Type.Integer({ minimum: 1, maximum: 200 }), default: 10, description: 'PostgreSQL connection pool size.' },
   { path: 'coordination.redis_url', env: 'REDIS_URL', schema: Type.String(), default: '', description: 'redis://… for multi-process coordination; empty = in-process.', secret: true },
+  { path: 'coordination.key_prefix', env: 'MCP_REDIS_PREFIX', schema: Type.String({ minLength: 1, maxLength: 64 }), default: 'mcp:', description: 'Prefix of every Redis key and channel (several deployments or test runs can share one Redis).' },
+  { path: 'coordination.safety_net_ms', env: 'MCP_DISPATCH_SAFETY_NET_MS', schema: Type.Integer({ minimum: 0, maximum: 600000 }), default: 2000, description: 'Every process runs a dispatch round this often even without a wake-up (lost pub/sub message, Redis outage). 0 = off.' },
   { path: 'auth.issuer', env: 'MCP_JWT_ISSUER', schema: Type.String({ minLength: 1 }), default: 'mcp-server', description: 'JWT `iss`.' },
   { path: 'auth.audience', env: 'MCP_JWT_AUDIENCE', schema: Type.String({ minLength: 1 }), default: 'mcp-api', description: 'JWT `aud`.' },
   { path: 'auth.user_access_ttl', env: 'MCP_USER_ACCESS_TTL', schema: Seconds(30, 86400), default: 900, description: 'User access-token lifetime (s).' },

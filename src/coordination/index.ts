@@ -8,6 +8,8 @@
  * PHI in clear — keys and values here are readable by anyone with access to Redis.
  */
 import type { Coordination, CoordinationLogger } from './coordination.ts';
+import { silentLogger } from './coordination.ts';
+import type { SocketIoAdapterFactory } from './redis/socket-io-adapter.ts';
 import { MemoryCoordination } from './memory/memory-coordination.ts';
 
 export type {
@@ -23,6 +25,9 @@ export type { MemoryCoordinationOptions } from './memory/memory-coordination.ts'
 export type { RedisCoordination, RedisCoordinationOptions } from './redis/redis-coordination.ts';
 export { LeaderElector } from './leader-elector.ts';
 export type { LeaderElectorOptions } from './leader-elector.ts';
+export { StoreWatch } from './store-watch.ts';
+export type { StoreWatchOptions } from './store-watch.ts';
+export type { SocketIoAdapterFactory } from './redis/socket-io-adapter.ts';
 
 export interface CreateCoordinationOptions {
   /** Set → Redis adapter (any number of processes); unset or empty → in-process adapter. */
@@ -45,4 +50,16 @@ export async function createCoordination(opts: CreateCoordinationOptions = {}): 
     ...(opts.keyPrefix === undefined ? {} : { keyPrefix: opts.keyPrefix }),
     ...(opts.logger ? { logger: opts.logger } : {}),
   });
+}
+
+/**
+ * The Socket.IO adapter that makes room emits reach every process sharing this coordination:
+ * the Redis adapter for Redis, null in-process (Socket.IO's default in-memory adapter is right
+ * for one process). socket.io's Redis adapter is only loaded when Redis is used.
+ */
+export async function socketIoAdapterFor(coord: Coordination, logger?: CoordinationLogger): Promise<SocketIoAdapterFactory | null> {
+  if (coord.kind !== 'redis') return null;
+  const [{ RedisCoordination }, { createSocketIoAdapter }] = await Promise.all([import('./redis/redis-coordination.ts'), import('./redis/socket-io-adapter.ts')]);
+  if (!(coord instanceof RedisCoordination)) return null;
+  return createSocketIoAdapter(coord, logger ?? silentLogger);
 }

@@ -2,9 +2,20 @@
  * Domain events → Socket.IO rooms (SPEC §8). Each event carries a per-resource `seq` so a
  * subscriber can see gaps after a reconnect and re-read state over REST. Internal events
  * (eligibility, revocations) are never sent out. Payloads carry ids and statuses, not PHI.
+ *
+ * Several processes: events of one resource are emitted by whichever process handled the
+ * change (a task is created on A, assigned and completed on B), so `seq` comes from a shared
+ * coordination counter (`seq:<resource>`, a 24 h window per resource) rather than a local one.
+ * The counter increments are sent in event order on one connection and emits wait for them in
+ * that order, so each process emits its events in seq order. While the store is unreachable
+ * the seq falls back to a per-process counter (subscribers may then see a repeated or
+ * out-of-order seq — the signal to re-read over REST, as after any gap).
  */
 import type { Namespace } from 'socket.io';
 import type { DomainEventName, EventBus } from '../core/index.ts';
+import type { Coordination } from '../coordination/index.ts';
+
+const SEQ_WINDOW_MS = 24 * 3600 * 1000;
 
 export const rooms = {
   task: (id: string) => `task:${id}`,
@@ -26,8 +37,16 @@ const PUBLIC_EVENTS = new Set<DomainEventName>([
 export class FanOut {
   private readonly seqs = new Map<string, number>();
   private off: (() => void) | undefined;
+  /** Emits in bus order even though each waits for its shared seq. */
+  private chain: Promise<void> = Promise.resolve();
+  private seqFailing = false;
 
-  constructor(private readonly nsp: Namespace, private readonly bus: EventBus) {}
+  constructor(private readonly nsp: Namespace, private readonly bus: EventBus, private readonly coord?: Coordination, private readonly onSeqError?: (err: unknown) => void) {}
+
+  /** Resolves once every event seen so far was emitted (tests). */
+  flushed(): Promise<void> {
+    return this.chain;
+  }
 
   private nextSeq(key: string): number {
     const n = (this.seqs.get(key) ?? 0) + 1;
@@ -59,10 +78,25 @@ export class FanOut {
       } else {
         targets.push(rooms.topic('system'));
       }
-      this.nsp.to(targets).emit(name, { ...(payload as Record<string, unknown>), seq: this.nextSeq(key), timestamp });
-      if (name === 'task:cancelled' && p.agent_id) {
-        this.nsp.to(rooms.agentConn(p.agent_id)).emit('task:cancel', { task_id: p.task_id, reason: p.reason ?? 'cancelled' });
+      const emit = (seq: number) => {
+        this.nsp.to(targets).emit(name, { ...(payload as Record<string, unknown>), seq, timestamp });
+        if (name === 'task:cancelled' && p.agent_id) {
+          this.nsp.to(rooms.agentConn(p.agent_id)).emit('task:cancel', { task_id: p.task_id, reason: p.reason ?? 'cancelled' });
+        }
+      };
+      if (!this.coord) {
+        emit(this.nextSeq(key));
+        return;
       }
+      const seq = this.coord.incr(`seq:${key}`, SEQ_WINDOW_MS).then((n) => {
+        this.seqFailing = false;
+        return n;
+      }, (err: unknown) => {
+        if (!this.seqFailing) this.onSeqError?.(err); // once per outage
+        this.seqFailing = true;
+        return this.nextSeq(key);
+      });
+      this.chain = this.chain.then(() => seq.then(emit)).catch(() => undefined);
     });
   }
 

@@ -5,8 +5,18 @@
  * task), matches each to a capable agent by strategy, leases them in one UPDATE (attempt + 1 is
  * the fencing token) and only after commit hands them to the slot's `deliver`.
  * Rounds are coalesced: any number of triggers while a round runs cause one more round.
+ *
+ * Several processes (`connect(coord)`): a process only dispatches to agents connected to it, so
+ * new work on process A must wake process B. Local `task:eligible` events are published (at
+ * most one message per tick) on the coordination channel `engine:wake`; every other process
+ * runs a round when it hears one. Releases of leases held by an agent served elsewhere
+ * (a REST result or a cancel handled here) go out on `engine:release` so that process frees the
+ * slot. Pub/sub is at-most-once, so a periodic safety-net round catches any lost wake-up (and
+ * a Redis outage); correctness never depends on a message arriving — only latency does.
  */
+import { randomUUID } from 'node:crypto';
 import { AppError, NotFoundError, type EventBus } from '../core/index.ts';
+import type { Coordination, Unsubscribe } from '../coordination/index.ts';
 import type { Db } from '../store/index.ts';
 import type { Strategy } from '../contracts/tasks.ts';
 import type { TaskRepository, TaskRow } from './task-repository.ts';
@@ -56,6 +66,12 @@ export interface AssignmentEngineOptions {
   onError?: (err: unknown) => void;
 }
 
+/** Coordination channels of the engine (prefixed by the adapter). */
+export const ENGINE_CHANNELS = { wake: 'engine:wake', release: 'engine:release' } as const;
+
+interface WakeMessage { origin: string }
+interface ReleaseMessage { origin: string; task_id: string; agent_id: string }
+
 export class AssignmentEngine {
   private readonly slots = new Map<string, SlotState>();
   private running = false;
@@ -65,6 +81,12 @@ export class AssignmentEngine {
   private readonly waiters = new Set<() => void>();
   private readonly offs: Array<() => void> = [];
   private readonly batchSize: number;
+  /** Identifies this engine's own messages on the shared channels. */
+  readonly instanceId = randomUUID();
+  private coord: Coordination | undefined;
+  private readonly unsubs: Unsubscribe[] = [];
+  private wakePending = false;
+  private safetyTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly db: Db,
@@ -73,17 +95,53 @@ export class AssignmentEngine {
     private readonly opts: AssignmentEngineOptions,
   ) {
     this.batchSize = opts.batchSize ?? 500;
-    this.offs.push(bus.on('task:eligible', () => this.trigger()));
+    this.offs.push(bus.on('task:eligible', () => {
+      this.trigger();
+      this.publishWake();
+    }));
     const release = (e: { task_id: string; agent_id: string | null }) => this.release(e.task_id, e.agent_id);
     this.offs.push(bus.on('task:completed', release));
     this.offs.push(bus.on('task:failed', release));
     this.offs.push(bus.on('task:cancelled', (e) => this.release(e.task_id, e.agent_id)));
   }
 
+  /**
+   * Joins the other processes sharing `coord`: cross-process wake-ups and releases, plus a
+   * safety-net round every `safetyNetMs` (0 = none). Resolves once subscribed.
+   */
+  async connect(coord: Coordination, safetyNetMs: number): Promise<void> {
+    this.coord = coord;
+    this.unsubs.push(await coord.subscribe(ENGINE_CHANNELS.wake, (m) => {
+      if ((m as WakeMessage | null)?.origin !== this.instanceId) this.trigger();
+    }));
+    this.unsubs.push(await coord.subscribe(ENGINE_CHANNELS.release, (m) => {
+      const r = m as ReleaseMessage | null;
+      if (!r || r.origin === this.instanceId || typeof r.agent_id !== 'string' || typeof r.task_id !== 'string') return;
+      if (this.slots.get(r.agent_id)?.leased.delete(r.task_id)) this.trigger();
+    }));
+    if (safetyNetMs > 0) {
+      this.safetyTimer = setInterval(() => this.trigger(), safetyNetMs);
+      this.safetyTimer.unref();
+    }
+  }
+
   stop(): void {
     this.stopped = true;
     for (const off of this.offs) off();
     for (const w of this.waiters) w();
+    if (this.safetyTimer) clearInterval(this.safetyTimer);
+    for (const u of this.unsubs.splice(0)) void u().catch(() => {});
+  }
+
+  /** Tells the other processes there is work (coalesced to one message per tick). */
+  private publishWake(): void {
+    const coord = this.coord;
+    if (!coord || this.wakePending || this.stopped) return;
+    this.wakePending = true;
+    setImmediate(() => {
+      this.wakePending = false;
+      coord.publish(ENGINE_CHANNELS.wake, { origin: this.instanceId } satisfies WakeMessage).catch((err: unknown) => this.opts.onError?.(err));
+    });
   }
 
   /** Resolves once no dispatch round is running or pending (tests, shutdown). */
@@ -120,9 +178,19 @@ export class AssignmentEngine {
   }
 
   private release(taskId: string, agentId: string | null): void {
-    const s = agentId ? this.slots.get(agentId) : undefined;
-    if (s?.leased.delete(taskId)) this.trigger();
-    else if (!agentId) for (const slot of this.slots.values()) if (slot.leased.delete(taskId)) this.trigger();
+    if (!agentId) {
+      for (const slot of this.slots.values()) if (slot.leased.delete(taskId)) this.trigger();
+      return;
+    }
+    const s = this.slots.get(agentId);
+    if (s) {
+      if (s.leased.delete(taskId)) this.trigger();
+      return;
+    }
+    // The agent may be served by another process, whose slot still counts this lease.
+    if (this.coord && !this.stopped) {
+      this.coord.publish(ENGINE_CHANNELS.release, { origin: this.instanceId, task_id: taskId, agent_id: agentId } satisfies ReleaseMessage).catch((err: unknown) => this.opts.onError?.(err));
+    }
   }
 
   /** Forget a lease without a domain event (e.g. requeued by a reject). */

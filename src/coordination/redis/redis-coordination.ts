@@ -81,6 +81,8 @@ export class RedisCoordination implements Coordination {
   readonly #handlers = new Map<string, Set<Handler>>();
   #closed = false;
   #subscriberConnecting: Promise<void> | null = null;
+  /** Extra connections handed out by `duplicateConnections` (closed with this adapter). */
+  readonly #extra: Redis[] = [];
 
   /** Builds the adapter without connecting; prefer `createRedisCoordination`, which waits for readiness. */
   constructor(options: RedisCoordinationOptions) {
@@ -274,11 +276,45 @@ export class RedisCoordination implements Coordination {
     return performance.now() - started;
   }
 
+  /** The key/channel prefix every name of this adapter carries. */
+  get keyPrefix(): string {
+    return this.#opts.keyPrefix;
+  }
+
+  /**
+   * Opens `count` more connections with this adapter's options (fail-fast timeouts, reconnect
+   * backoff), connected and ready, for libraries that need their own clients (the Socket.IO
+   * Redis adapter needs a publisher and a subscriber). They are closed by `close()`.
+   */
+  async duplicateConnections(count: number, name: string): Promise<Redis[]> {
+    this.#assertOpen();
+    const conns: Redis[] = [];
+    for (let i = 0; i < count; i++) {
+      const conn = this.#client.duplicate({ connectionName: `${name}-${i}` });
+      let warned = false;
+      conn.on('error', (err: Error) => {
+        if (!warned && !this.#closed) this.#opts.logger.warn({ err: { message: err.message }, connection: `${name}-${i}` }, 'redis connection error');
+        warned = true;
+      });
+      conn.on('ready', () => {
+        warned = false;
+      });
+      conns.push(conn);
+      this.#extra.push(conn);
+    }
+    try {
+      await Promise.all(conns.map((c) => c.connect()));
+    } catch (err) {
+      throw this.#mapError(err);
+    }
+    return conns;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#handlers.clear();
-    await Promise.all([RedisCoordination.#shutdown(this.#client), RedisCoordination.#shutdown(this.#subscriber)]);
+    await Promise.all([this.#client, this.#subscriber, ...this.#extra].map((c) => RedisCoordination.#shutdown(c)));
   }
 
   static async #shutdown(conn: Redis): Promise<void> {

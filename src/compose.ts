@@ -10,12 +10,12 @@ import type { Config } from './config/index.ts';
 import { createLogger, Metrics, type Logger } from './observability/index.ts';
 import { migrate, openDb, pendingMigrations, type Db } from './store/index.ts';
 import { createCoordination, LeaderElector, socketIoAdapterFor, StoreWatch, type Coordination } from './coordination/index.ts';
-import { AuditLog, BlindIndex, BreachDetector, EnrollmentTokens, FieldCipher, KeyRing, MfaService, RetentionJob, SecurityAlerts, loadOrCreateMasterKeyFile } from './security/index.ts';
+import { AuditLog, BlindIndex, BreachDetector, EnrollmentTokens, FieldCipher, KeyRing, KeyRotation, MfaService, PhiAccessLog, RetentionJob, SecurityAlerts, loadOrCreateMasterKeyFile, longestTokenLifetime } from './security/index.ts';
 import { ApiKeys, DbRevocationList, PasswordHasher, PrincipalState, SigningKeys, TokenService, UserService } from './auth/index.ts';
 import { AgentService } from './agents/index.ts';
 import { AssignmentEngine, OrphanLeaseSweeper, TaskRepository, TaskService } from './tasks/index.ts';
 import { RealtimeServer } from './realtime/index.ts';
-import { BuiltinAgents } from './builtin/index.ts';
+import { BUILTIN_AGENT_ID, BuiltinAgents } from './builtin/index.ts';
 import { PipelineEngine, PipelineRepository, PipelineService } from './pipelines/index.ts';
 import { pipelineRoutes } from './http/routes/pipeline-routes.ts';
 import { noteAuthFailure, securityRoutes } from './http/routes/security-routes.ts';
@@ -40,7 +40,7 @@ export interface McpServer {
   /** Generated admin password when this start created the first admin without MCP_ADMIN_PASSWORD. */
   generatedAdminPassword: string | null;
   /** Security services (audit log, alerts, breach detection, MFA, enrollment tokens, retention). */
-  security: { audit: AuditLog; alerts: SecurityAlerts; detector: BreachDetector; mfa: MfaService; enrollment: EnrollmentTokens; retention: RetentionJob };
+  security: { audit: AuditLog; alerts: SecurityAlerts; detector: BreachDetector; mfa: MfaService; enrollment: EnrollmentTokens; retention: RetentionJob; phi: PhiAccessLog; keys: KeyRotation };
   stop(): Promise<void>;
 }
 
@@ -56,7 +56,7 @@ interface Secrets {
   pepper: string;
 }
 
-function loadSecrets(cfg: Readonly<Config>): Secrets {
+function loadSecrets(cfg: Readonly<Config>, keyVersions = 1): Secrets {
   const production = cfg.env === 'production';
   const memory = cfg.store.data_dir === ':memory:';
   if (!memory) mkdirSync(cfg.store.data_dir, { recursive: true, mode: 0o700 });
@@ -64,7 +64,9 @@ function loadSecrets(cfg: Readonly<Config>): Secrets {
   const generated = () => (memory ? { masterKey: Buffer.from(newId().replace(/-/g, '').padEnd(64, '0').slice(0, 64), 'hex') } : null);
   const master = cfg.security.master_key || (generated() ?? loadOrCreateMasterKeyFile(file('master.key'), { production })).masterKey;
   const pepper = cfg.auth.password_pepper || (memory ? 'in-memory-pepper-' + newId() : loadOrCreateMasterKeyFile(file('pepper.key'), { production }).masterKey.toString('hex'));
-  return { ring: KeyRing.fromMasterKey(master), pepper };
+  // The ring holds every persisted key version (rotations) and can derive a few newer ones on demand, so a
+  // rotation made by another process never makes this one fail to decrypt (see KeyRotation).
+  return { ring: KeyRing.fromMasterKey(master, keyVersions - 1, { lookahead: 8 }), pepper };
 }
 
 export async function startServer(opts: StartOptions): Promise<McpServer> {
@@ -82,7 +84,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   metrics.attach(bus);
   const coord: Coordination = await createCoordination({ redisUrl: cfg.coordination.redis_url || undefined, keyPrefix: cfg.coordination.key_prefix, logger: logger.child({ component: 'coordination' }) });
 
-  const secrets = loadSecrets(cfg);
+  const secrets = loadSecrets(cfg, await KeyRotation.loadVersionCount(db));
   const cipher = new FieldCipher(secrets.ring);
   const sealer = { seal: (v: string, rowId: string) => cipher.encrypt(v, { table: 'signing_keys', column: 'private_key', rowId }), open: (s: string, rowId: string) => cipher.decrypt<string>(s, { table: 'signing_keys', column: 'private_key', rowId }) };
   const signingKeys = new SigningKeys(db, sealer, cfg.auth.signing_key);
@@ -102,6 +104,8 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const engine = new AssignmentEngine(db, tasks.repo, bus, {
     defaultStrategy: cfg.tasks.default_strategy,
     onError: (err) => logger.error({ err }, 'dispatch round failed'),
+    // Deliveries disclose task parameters to the agent: audited in batches (phiAccess is built below).
+    onDelivered: (agentId, delivered) => phiAccess.delivered(agentId, delivered),
   });
   agents.loadOf = (id) => engine.loadOf(id);
   const orphans = new OrphanLeaseSweeper(db, coord, engine, tasks, cfg.tasks.lease_grace_seconds * 1000);
@@ -128,7 +132,16 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   users.mfaVerifier = mfa.verifier;
   const enrollment = new EnrollmentTokens(db);
   const retention = new RetentionJob(db, audit, { periods: cfg.retention });
-  const security = { audit, alerts, detector, mfa, enrollment, retention };
+  // PHI reads (task detail, deliveries) audited; the built-in agent is the server itself: audited, not counted as a bulk reader.
+  const phiAccess = new PhiAccessLog(db, audit, detector, { breachExempt: [`agent:${BUILTIN_AGENT_ID}`], onError: securityError });
+  tasks.phiAudit = phiAccess;
+  // Field-key versions (rotation → background re-encryption on the leader) and signing-key rotation.
+  const keys = new KeyRotation(db, secrets.ring, cipher, {
+    coord, audit, signingKeys, signingOverlapSeconds: longestTokenLifetime(cfg.auth), pollMs: cfg.security.key_poll_ms,
+    onError: securityError, onInfo: (msg, data) => logger.info({ component: 'keys', ...data }, msg),
+  });
+  await keys.start();
+  const security = { audit, alerts, detector, mfa, enrollment, retention, phi: phiAccess, keys };
 
   const health = async (): Promise<HealthReport> => {
     const checks: HealthReport['checks'] = {};
@@ -218,8 +231,10 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       sweepTimer.unref();
       retentionTimer = setInterval(() => void retain(), cfg.retention.interval_ms);
       retentionTimer.unref();
+      keys.startJob(); // re-encryption after a field-key rotation (resumes an interrupted one)
     },
     onDemoted: () => {
+      void keys.stopJob();
       if (sweepTimer) clearInterval(sweepTimer);
       sweepTimer = undefined;
       if (retentionTimer) clearInterval(retentionTimer);
@@ -273,6 +288,8 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       const grace = new Promise<void>((r) => setTimeout(r, cfg.server.shutdown_grace_ms).unref());
       await Promise.race([builtin?.stop() ?? Promise.resolve(), grace]);
       engine.stop();
+      await keys.stop().catch((err: unknown) => logger.warn({ err }, 'key rotation stop failed'));
+      await phiAccess.stop().catch((err: unknown) => logger.warn({ err }, 'delivery audit flush failed'));
       await Promise.race([app.close(), grace]);
       metrics.close();
       await alerts.settle().catch(() => {});

@@ -10,7 +10,8 @@ import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
-import { AppError } from '../core/index.ts';
+import { AppError, ValidationError } from '../core/index.ts';
+import { jsonDepthExceeds } from '../security/index.ts';
 import { validatorCompiler } from './validation.ts';
 import { errorHandler, sendError } from './error-handler.ts';
 import { makeAuthenticate, makeRequirePermission } from './auth-hooks.ts';
@@ -49,6 +50,7 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
     ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.3' as const } } : {}),
     loggerInstance: opts.logger as unknown as FastifyBaseLogger,
     bodyLimit: cfg.server.body_limit,
+    trustProxy: cfg.server.trust_proxy,
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: false,
     genReqId: (req) => {
@@ -63,9 +65,23 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
 
   app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(errorHandler);
+  // JSON bodies: Fastify's own parser (prototype-poisoning checks kept) behind a nesting-depth
+  // limit checked on the raw text, before anything deep is built.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  const maxDepth = cfg.server.json_max_depth;
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (jsonDepthExceeds(text, maxDepth)) {
+      done(new ValidationError(`The JSON body is nested too deeply (at most ${maxDepth} levels).`, [{ field: '(body)', message: `nesting deeper than ${maxDepth}` }]), undefined);
+      return;
+    }
+    parseJson(request, text, done);
+  });
+  // The path is not echoed: it may hold PHI (ids, names typed into a URL).
   app.setNotFoundHandler((request, reply) => {
     request.errorCode = 'NOT_FOUND';
-    return sendError(request, reply, new AppError('NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}.`));
+    return sendError(request, reply, new AppError('NOT_FOUND', 'No such route.'));
   });
   app.decorateRequest('principal', null);
   app.decorateRequest('token', null);

@@ -4,8 +4,9 @@
  * Belongs here: data classification; the key ring (versioned keys derived from a master key);
  * field encryption (AES-256-GCM bound to table/column/row); blind indexes; masking for callers
  * without `phi:read`; the audit hash chain; TOTP and recovery codes; and the services built on
- * them: the audit log (audit-log.ts), security alerts and breach detection, MFA enrolment and
- * login checks, agent enrollment tokens, the retention job. Later: FHE.
+ * them: the audit log (audit-log.ts), PHI-read auditing (phi-access.ts), security alerts and
+ * breach detection, MFA enrolment and login checks, agent enrollment tokens, the retention job,
+ * key rotation with background re-encryption (key-rotation.ts), JSON input limits. Later: FHE.
  *
  * Does not belong here: HTTP or Socket.IO (routes live in http/, realtime/), authentication
  * flows and RBAC (auth/). The primitives are pure; the services take the store (`Db`) and the
@@ -26,6 +27,7 @@ export {
   loadOrCreateMasterKeyFile,
   parseMasterKey,
   type KeyId,
+  type KeyRingOptions,
   type LoadKeyFileOptions,
   type MasterKeyFile,
 } from './key-ring.ts';
@@ -119,3 +121,20 @@ export {
   type IssuedEnrollmentToken,
 } from './enrollment-tokens.ts';
 export { DEFAULT_RETENTION, RetentionJob, type RetentionJobOptions, type RetentionPeriods, type RetentionResult, type RetentionTarget } from './retention-job.ts';
+export { PhiAccessLog, type DeliveredPhi, type PhiAccessLogOptions, type PhiFailureInput, type PhiReadInput } from './phi-access.ts';
+export {
+  KEYS_CHANNEL,
+  KeyRotation,
+  SEALED_COLUMNS,
+  longestTokenLifetime,
+  rotateKeys,
+  type ColumnStats,
+  type KeyRotationOptions,
+  type KeyStatus,
+  type ReencryptResult,
+  type RotatableSigningKeys,
+  type RotateKeysOptions,
+  type RotateKeysResult,
+  type SealedColumn,
+} from './key-rotation.ts';
+export { DEFAULT_JSON_MAX_DEPTH, jsonDepthExceeds } from './json-limits.ts';

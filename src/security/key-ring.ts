@@ -50,6 +50,18 @@ export interface LoadKeyFileOptions {
   extraVersions?: number;
 }
 
+export interface KeyRingOptions {
+  /**
+   * How many versions beyond the current one `find`/`get` may derive on demand (default 0).
+   * A server process that has not yet heard of a rotation made by another process can then
+   * still decrypt values written under the new key (keys are derived, so nothing needs to be
+   * fetched); it keeps *writing* with its current key until it syncs. A bounded window, so a
+   * forged key id cannot make the ring derive and cache keys without limit. Decryption still
+   * authenticates: a ciphertext relabelled with another key id fails.
+   */
+  lookahead?: number;
+}
+
 export interface MasterKeyFile {
   masterKey: Buffer;
   /** True when this call generated and wrote the file. */
@@ -139,14 +151,17 @@ export function loadOrCreateMasterKeyFile(path: string, options: { production?: 
 export class KeyRing {
   readonly #master: KeyObject;
   readonly #keys = new Map<KeyId, KeyObject>();
+  readonly #ahead = new Map<KeyId, KeyObject>();
+  readonly #lookahead: number;
   #version = 0;
   /** HMAC key for blind indexes. Fixed (does not rotate): rotating it would orphan every index. */
   readonly blindIndexKey: KeyObject;
   /** HMAC key for the audit hash chain. Fixed for the same reason. */
   readonly auditChainKey: KeyObject;
 
-  private constructor(master: Buffer, versions: number) {
+  private constructor(master: Buffer, versions: number, lookahead: number) {
     this.#master = createSecretKey(master);
+    this.#lookahead = lookahead;
     this.blindIndexKey = deriveKey(this.#master, BLIND_INDEX_INFO);
     this.auditChainKey = deriveKey(this.#master, AUDIT_CHAIN_INFO);
     for (let i = 0; i < versions; i++) this.rotate();
@@ -156,13 +171,17 @@ export class KeyRing {
    * Builds the ring from a master key. The ring holds `k1 … k(1 + extraVersions)`; the newest is
    * current. `extraVersions` is the number of rotations performed so far (persisted elsewhere).
    */
-  static fromMasterKey(masterKey: Buffer | Uint8Array | string, extraVersions = 0): KeyRing {
+  static fromMasterKey(masterKey: Buffer | Uint8Array | string, extraVersions = 0, options: KeyRingOptions = {}): KeyRing {
     if (!Number.isSafeInteger(extraVersions) || extraVersions < 0) {
       throw new KeyRingError('extraVersions must be a non-negative integer.');
     }
+    const lookahead = options.lookahead ?? 0;
+    if (!Number.isSafeInteger(lookahead) || lookahead < 0 || lookahead > 64) {
+      throw new KeyRingError('lookahead must be an integer between 0 and 64.');
+    }
     const bytes = parseMasterKey(masterKey);
     try {
-      return new KeyRing(bytes, 1 + extraVersions);
+      return new KeyRing(bytes, 1 + extraVersions, lookahead);
     } finally {
       bytes.fill(0);
     }
@@ -198,9 +217,20 @@ export class KeyRing {
   rotate(): KeyId {
     const next = this.#version + 1;
     const kid = `k${next}`;
-    this.#keys.set(kid, deriveKey(this.#master, `${FIELD_KEY_INFO_PREFIX}${next}`));
+    this.#keys.set(kid, this.#ahead.get(kid) ?? deriveKey(this.#master, `${FIELD_KEY_INFO_PREFIX}${next}`));
+    this.#ahead.delete(kid);
     this.#version = next;
     return kid;
+  }
+
+  /**
+   * Rotates until the ring holds `versions` versions (a rotation persisted by another process).
+   * Never goes back. Returns the kids added.
+   */
+  syncTo(versions: number): KeyId[] {
+    const added: KeyId[] = [];
+    while (this.#version < versions) added.push(this.rotate());
+    return added;
   }
 
   has(kid: string): boolean {
@@ -214,8 +244,20 @@ export class KeyRing {
     return key;
   }
 
-  /** Like `get` but undefined for an unknown id. */
+  /**
+   * Like `get` but undefined for an unknown id. With a `lookahead` (see `KeyRingOptions`), a
+   * version up to that many beyond the current one is derived on demand.
+   */
   find(kid: string): KeyObject | undefined {
-    return this.#keys.get(kid);
+    const key = this.#keys.get(kid);
+    if (key || this.#lookahead === 0) return key;
+    const v = keyVersion(kid);
+    if (v === null || v <= this.#version || v > this.#version + this.#lookahead) return undefined;
+    let ahead = this.#ahead.get(kid);
+    if (!ahead) {
+      ahead = deriveKey(this.#master, `${FIELD_KEY_INFO_PREFIX}${v}`);
+      this.#ahead.set(kid, ahead);
+    }
+    return ahead;
   }
 }

@@ -6,6 +6,7 @@ import { AppError, ForbiddenError } from '../../core/index.ts';
 import { IdParams, paginate } from '../../contracts/common.ts';
 import { BatchCreateBody, CancelBody, ClaimBody, CompleteBody, CreateTaskBody, DelegateBody, FailBody, ListTasksQuery, ProgressBody } from '../../contracts/tasks.ts';
 import type { Principal } from '../../auth/index.ts';
+import { actorOf } from '../../security/index.ts';
 
 const Params = IdParams('task_id');
 const DeadLetterQuery = Type.Object({
@@ -50,7 +51,11 @@ export function taskRoutes(app: App, kit: RouteKit): void {
     return { tasks: rows, pagination: paginate(total, limit, offset) };
   });
 
-  app.get('/tasks/:task_id', { schema: { tags, params: Params }, preHandler: kit.guard('task:read') }, async (request) => tasks.detail(request.params.task_id, request.principal!));
+  // Decrypts PHI: audited (and masked for callers without phi:read) by the task service.
+  app.get('/tasks/:task_id', { schema: { tags, params: Params }, preHandler: kit.guard('task:read') }, async (request) => {
+    const ua = request.headers['user-agent'];
+    return tasks.detail(request.params.task_id, request.principal!, { actor: actorOf(request.principal, request.ip, typeof ua === 'string' ? ua : null), request_id: request.id });
+  });
 
   app.post('/tasks/:task_id/cancel', { schema: { tags, params: Params, body: CancelBody }, preHandler: kit.guard('task:manage') }, async (request) => {
     return tasks.cancel(request.params.task_id, request.body.reason ?? `cancelled by ${request.principal!.name}`, request.principal!);

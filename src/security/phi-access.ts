@@ -1,0 +1,213 @@
+/**
+ * PhiAccessLog: the audit trail of PHI reads (SPEC §9) — what services call whenever they
+ * decrypt a classified value for someone.
+ *
+ * - `read(q, ctx, input)` writes one audit entry inside `q` (the caller's transaction, or the
+ *   Db, which opens one) and THROWS when it cannot, so the read fails with it; then it feeds the
+ *   breach detector's `phi_bulk_read` rule (best effort: a coordination outage must not turn
+ *   every read into an error — it is reported through `onError`).
+ * - `failure(ctx, input)` records a read that failed to decrypt (tampered or moved ciphertext):
+ *   its own transaction, since the caller's work is being abandoned; outcome `failure`, risk
+ *   `high`. Never the value, only the field names and the failure reason.
+ * - `delivered(agentId, tasks)` records deliveries of task parameters to agents (the assignment
+ *   engine's `onDelivered` hook, called after the lease committed). Deliveries are buffered and
+ *   written in batches (one audit transaction per flush, default every 200 ms or 500 entries),
+ *   so a dispatch round of hundreds of tasks costs one chained insert, not hundreds. A failed
+ *   flush keeps its entries and is retried (bounded; beyond `maxBuffered` the oldest are
+ *   dropped and reported). Principals in `breachExempt` (the built-in in-process agent: it is
+ *   the server itself) are audited but not counted by the bulk-read rule.
+ */
+import type { Db, Queryable } from '../store/index.ts';
+import type { AuditActor } from './audit-chain.ts';
+import type { AuditContext, AuditEntryInput, AuditLog } from './audit-log.ts';
+import type { BreachDetector } from './breach-detector.ts';
+import { isDataClassification, requiresEncryption, type DataClassification } from './classification.ts';
+
+export interface PhiReadInput {
+  resource_type: string;
+  resource_id: string;
+  /** Names of the fields disclosed (never their values). */
+  fields: string[];
+  classification: DataClassification | string;
+  /** False when the caller got masked values: audited, but not counted as a PHI disclosure. */
+  unmasked?: boolean;
+  /** Records disclosed (default 1). */
+  count?: number;
+}
+
+export interface PhiFailureInput {
+  resource_type: string;
+  resource_id: string;
+  fields: string[];
+  classification: DataClassification | string;
+  /** e.g. the DecryptionError reason (`authentication_failed`, `malformed`, …). */
+  reason: string;
+}
+
+export interface DeliveredPhi {
+  task_id: string;
+  data_classification: string;
+  pipeline_id?: string | null;
+}
+
+export interface PhiAccessLogOptions {
+  /** Principal keys (`agent:<id>`) audited but exempt from the bulk-read breach rule. */
+  breachExempt?: Iterable<string>;
+  /** Delivery batches are flushed this often (ms, default 200). */
+  flushMs?: number;
+  /** …or as soon as this many entries wait (default 500). */
+  maxBatch?: number;
+  /** Entries kept while the store refuses writes (default 50 000); older ones are dropped and reported. */
+  maxBuffered?: number;
+  onError?: (err: unknown, what: string) => void;
+}
+
+const classificationOf = (c: string): DataClassification => (isDataClassification(c) ? c : 'phi');
+
+/** `type:id`, the principal key the breach detector counts by. */
+function principalOf(actor: AuditActor): string {
+  return `${actor.type}:${actor.id ?? actor.ip ?? 'anonymous'}`;
+}
+
+export class PhiAccessLog {
+  readonly #exempt: Set<string>;
+  readonly #flushMs: number;
+  readonly #maxBatch: number;
+  readonly #maxBuffered: number;
+  readonly #onError: (err: unknown, what: string) => void;
+  #buffer: Array<{ entry: AuditEntryInput; principal: string; counted: boolean }> = [];
+  #timer: NodeJS.Timeout | undefined;
+  #flushing: Promise<void> | null = null;
+  #stopped = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly audit: AuditLog,
+    private readonly detector: BreachDetector | null,
+    opts: PhiAccessLogOptions = {},
+  ) {
+    this.#exempt = new Set(opts.breachExempt ?? []);
+    this.#flushMs = opts.flushMs ?? 200;
+    this.#maxBatch = opts.maxBatch ?? 500;
+    this.#maxBuffered = opts.maxBuffered ?? 50_000;
+    this.#onError = opts.onError ?? (() => {});
+  }
+
+  /** True when the principal is exempt from the bulk-read rule (still audited). */
+  isExempt(principal: string): boolean {
+    return this.#exempt.has(principal);
+  }
+
+  /** Audits a read inside `q` (throws when the entry cannot be written), then counts it. */
+  async read(q: Queryable, ctx: AuditContext, input: PhiReadInput): Promise<void> {
+    const classification = classificationOf(String(input.classification));
+    await this.audit.append(q, [{
+      actor: ctx.actor,
+      action: 'read',
+      resource_type: input.resource_type,
+      resource_id: input.resource_id,
+      fields: input.fields,
+      data_classification: classification,
+      outcome: 'success',
+      request_id: ctx.request_id ?? null,
+    }]);
+    if (input.unmasked !== false && requiresEncryption(classification)) await this.count(principalOf(ctx.actor), input.count ?? 1);
+  }
+
+  /** Audits a read that failed to decrypt (own transaction; outcome failure, risk high). */
+  async failure(ctx: AuditContext, input: PhiFailureInput): Promise<void> {
+    try {
+      await this.audit.append(this.db, [{
+        actor: ctx.actor,
+        action: 'read',
+        resource_type: input.resource_type,
+        resource_id: input.resource_id,
+        // the reason rides with the field names: a fixed vocabulary, never data
+        fields: [...input.fields, `decryption:${input.reason}`],
+        data_classification: classificationOf(String(input.classification)),
+        outcome: 'failure',
+        request_id: ctx.request_id ?? null,
+        risk_level: 'high',
+      }]);
+    } catch (err) {
+      this.#onError(err, 'audit of a decryption failure');
+      throw err;
+    }
+  }
+
+  /** Records that `agentId` was sent these tasks' parameters (buffered; see the file comment). */
+  delivered(agentId: string, tasks: DeliveredPhi[], role: string | null = null): void {
+    if (tasks.length === 0) return;
+    const actor: AuditActor = { type: 'agent', id: agentId, role, ip: null, user_agent: null };
+    const principal = principalOf(actor);
+    for (const t of tasks) {
+      const classification = classificationOf(t.data_classification);
+      this.#buffer.push({
+        principal,
+        counted: requiresEncryption(classification) && !this.#exempt.has(principal),
+        entry: { actor, action: 'read', resource_type: 'task', resource_id: t.task_id, fields: ['parameters'], data_classification: classification, outcome: 'success', request_id: `delivery:${t.task_id}` },
+      });
+    }
+    if (this.#buffer.length > this.#maxBuffered) {
+      const dropped = this.#buffer.splice(0, this.#buffer.length - this.#maxBuffered);
+      this.#onError(new Error(`${dropped.length} delivery audit entries dropped (audit store unavailable)`), 'delivery audit');
+    }
+    if (this.#buffer.length >= this.#maxBatch) void this.flush();
+    else this.#schedule();
+  }
+
+  /** Number of delivery entries waiting to be written. */
+  get pending(): number {
+    return this.#buffer.length;
+  }
+
+  #schedule(): void {
+    if (this.#timer || this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.flush();
+    }, this.#flushMs);
+    this.#timer.unref();
+  }
+
+  /** Writes the buffered delivery entries now (one transaction per batch of `maxBatch`). */
+  async flush(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+    if (this.#buffer.length === 0) return;
+    const run = async () => {
+      while (this.#buffer.length > 0) {
+        const batch = this.#buffer.slice(0, this.#maxBatch);
+        try {
+          await this.audit.append(this.db, batch.map((b) => b.entry));
+        } catch (err) {
+          this.#onError(err, 'delivery audit');
+          if (!this.#stopped) this.#schedule();
+          return;
+        }
+        this.#buffer.splice(0, batch.length);
+        const counts = new Map<string, number>();
+        for (const b of batch) if (b.counted) counts.set(b.principal, (counts.get(b.principal) ?? 0) + 1);
+        for (const [principal, n] of counts) await this.count(principal, n);
+      }
+    };
+    this.#flushing = run().finally(() => { this.#flushing = null; });
+    await this.#flushing;
+  }
+
+  /** Flushes what is buffered and stops the timer (shutdown). */
+  async stop(): Promise<void> {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.flush();
+    this.#stopped = true;
+  }
+
+  private async count(principal: string, n: number): Promise<void> {
+    if (!this.detector) return;
+    try {
+      await this.detector.notePhiRead(principal, n);
+    } catch (err) {
+      this.#onError(err, 'phi read breach rule');
+    }
+  }
+}

@@ -120,7 +120,7 @@ export interface Task {
 export interface TaskDetail extends Task {
   parameters: unknown;
   result: unknown;
-  history: Array<{ from_status: string | null; to_status: string; at?: string; [k: string]: unknown }>;
+  history: Array<{ from_status: string | null; to_status: string; attempt: number; agent_id: string | null; reason: string | null; at: string }>;
 }
 
 export interface CreatedTask {

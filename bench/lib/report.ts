@@ -1,0 +1,106 @@
+/** Renders a benchmark result file as the markdown summary (bench/results/latest.md). */
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- renders arbitrary result JSON */
+type Any = any;
+
+const fmt = (n: unknown, digits = 1): string => (typeof n === 'number' && Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits }) : '–');
+
+function status(s: Any): string | null {
+  if (!s) return 'not run';
+  if (s.skipped) return `skipped: ${s.skipped}`;
+  if (s.error) return `failed: ${String(s.error).split('\n')[0]}`;
+  return null;
+}
+
+export function renderMarkdown(r: Any): string {
+  const L: string[] = [];
+  const sc = r.scenarios ?? {};
+  L.push(`# MCP server benchmark — ${r.started_at}${r.mode === 'smoke' ? ' (smoke: tiny sizes, not figures to quote)' : ''}`);
+  L.push('');
+  L.push(`Machine: ${r.machine.cpus} × ${r.machine.cpu_model}, ${r.machine.memory_gb} GiB, Node ${r.machine.node}, commit \`${r.git_commit}\`. Total ${fmt(r.duration_s, 0)} s. Reproduce: \`npm run bench\` (see docs/benchmarks.md).`);
+  L.push('');
+
+  L.push('## 1–2. End-to-end throughput (no-op tasks) vs BullMQ');
+  L.push('');
+  const tp = sc.throughput;
+  const tpStatus = status(tp);
+  const bull = sc.bullmq;
+  if (tpStatus) L.push(`Throughput: ${tpStatus}`);
+  else {
+    L.push('| store | tasks | agents × in-flight | completed | create /s | **tasks/s** | server RSS MB |');
+    L.push('|---|---:|---:|---:|---:|---:|---:|');
+    for (const x of tp.runs) {
+      if (x.error) { L.push(`| ${x.store} | failed: ${String(x.error).split('\n')[0]} ||||||`); continue; }
+      L.push(`| ${x.store} | ${fmt(x.n, 0)} | ${x.agents} × ${x.max_concurrent_per_agent} | ${fmt(x.completed, 0)} | ${fmt(x.create_per_s)} | **${fmt(x.tasks_per_s)}** | ${fmt(x.server_rss_mb)} |`);
+    }
+  }
+  L.push('');
+  const bStatus = status(bull);
+  if (bStatus) L.push(`BullMQ: ${bStatus}`);
+  else {
+    L.push('| BullMQ (same Redis) | jobs | concurrency | completed | **jobs/s** |');
+    L.push('|---|---:|---:|---:|---:|');
+    for (const x of bull.runs) L.push(`| Queue.addBulk + Worker | ${fmt(x.n, 0)} | ${x.concurrency} | ${fmt(x.completed, 0)} | **${fmt(x.jobs_per_s)}** |`);
+    if (bull.ratios?.length) {
+      L.push('');
+      for (const q of bull.ratios) L.push(`- ${q.store}: ${fmt(q.ours_tasks_per_s)} tasks/s ÷ BullMQ ${fmt(q.bullmq_jobs_per_s)} jobs/s (concurrency ${q.bullmq_concurrency}) = **${fmt(q.ratio, 3)}**`);
+    }
+  }
+  L.push('');
+
+  L.push('## 3. Create → `task:delegate` latency at a fixed offered rate');
+  L.push('');
+  const lat = sc.latency;
+  const latStatus = status(lat);
+  if (latStatus) L.push(latStatus);
+  else {
+    L.push('| store | offered /s × s | sent | delegated | p50 ms | p95 ms | p99 ms | max ms | POST p95 ms |');
+    L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    const d = lat.delegate_latency_ms;
+    L.push(`| ${lat.store} | ${lat.offered_rate} × ${lat.seconds} | ${lat.sent} | ${lat.delegated} | ${fmt(d.p50, 2)} | ${fmt(d.p95, 2)} | ${fmt(d.p99, 2)} | ${fmt(d.max, 2)} | ${fmt(lat.create_response_ms.p95, 2)} |`);
+  }
+  L.push('');
+
+  L.push('## 4. REST latency under load (autocannon)');
+  L.push('');
+  const rest = sc.rest;
+  const restStatus = status(rest);
+  if (restStatus) L.push(restStatus);
+  else {
+    L.push(`Store: ${rest.store}.`);
+    L.push('');
+    L.push('| route | connections | req/s | p50 ms | p95 ms | p99 ms | non-2xx |');
+    L.push('|---|---:|---:|---:|---:|---:|---:|');
+    for (const x of rest.routes) L.push(`| ${x.route} | ${x.connections} | ${fmt(x.rps)} | ${fmt(x.latency_ms.p50, 2)} | ${fmt(x.latency_ms.p95, 2)} | ${fmt(x.latency_ms.p99, 2)} | ${x.non_2xx} |`);
+  }
+  L.push('');
+
+  L.push('## 5. Concurrent agents (sockets) and heartbeats');
+  L.push('');
+  const so = sc.sockets;
+  const soStatus = status(so);
+  if (soStatus) L.push(soStatus);
+  else {
+    L.push(`Store: ${so.store}; ${so.identities} agent identities registered in ${fmt(so.register_seconds)} s.`);
+    L.push('');
+    L.push('| sockets | per identity | connect s | server RSS MB (before → connected, peak) | KiB/socket | heartbeat every | acked/sent | ack p50 ms | ack p99 ms |');
+    L.push('|---:|---:|---:|---|---:|---:|---:|---:|---:|');
+    for (const x of so.levels) L.push(`| ${fmt(x.connected, 0)} | ${x.sockets_per_identity} | ${fmt(x.connect_seconds)} | ${fmt(x.server_rss_mb_before)} → ${fmt(x.server_rss_mb_connected)}, ${fmt(x.server_rss_mb_peak)} | ${fmt(x.rss_kb_per_socket)} | ${x.heartbeat_interval_s} s | ${x.heartbeats_acked}/${x.heartbeats_sent} | ${fmt(x.heartbeat_ack_ms.p50, 2)} | ${fmt(x.heartbeat_ack_ms.p99, 2)} |`);
+  }
+  L.push('');
+
+  L.push('## 6. Pipelines (`techdeck`, 6 stages, 50-turn transcript, built-in agents)');
+  L.push('');
+  const pl = sc.pipelines;
+  const plStatus = status(pl);
+  if (plStatus) L.push(plStatus);
+  else {
+    L.push(`Store: ${pl.store}.`);
+    L.push('');
+    L.push('| concurrent runs | runs | statuses | runs/s | p50 ms | p95 ms | client p95 ms |');
+    L.push('|---:|---:|---|---:|---:|---:|---:|');
+    for (const x of pl.levels) L.push(`| ${x.concurrency} | ${x.runs} | ${Object.entries(x.statuses).map(([k, v]) => `${k} ${v as number}`).join(', ')} | ${fmt(x.runs_per_s, 2)} | ${fmt(x.latency_ms.p50, 0)} | ${fmt(x.latency_ms.p95, 0)} | ${fmt(x.client_latency_ms.p95, 0)} |`);
+  }
+  L.push('');
+  return L.join('\n');
+}

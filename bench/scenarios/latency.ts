@@ -1,0 +1,83 @@
+/**
+ * Scenario 3, create → `task:delegate` latency at a fixed offered rate (open loop): single
+ * POST /api/v1/tasks at `rate`/s for `seconds`, each carrying `parameters.sent_at` (and
+ * `metadata.sent_at`), a high-resolution wall-clock timestamp taken just before the request.
+ * The agents (another process, same machine) subtract it from their receive time.
+ * `parameters` is used because the `task:delegate` payload (SPEC §8) carries the task's
+ * parameters, not its metadata.
+ */
+import { AgentsWorker } from '../lib/agents-client.ts';
+import type { ConnectResult, WorkerStats } from '../agents-worker.ts';
+import { engineLabel, type BenchContext } from '../lib/context.ts';
+import { registerAgents, withServerLog } from '../lib/server-process.ts';
+import { percentiles, round, sleep, wallMs } from '../lib/stats.ts';
+
+export interface LatencyParams { rate: number; seconds: number; agents: number; perAgent: number }
+
+export function latencyParams(smoke: boolean): LatencyParams {
+  return smoke ? { rate: 100, seconds: 2, agents: 10, perAgent: 20 } : { rate: 500, seconds: 10, agents: 50, perAgent: 20 };
+}
+
+export async function runLatency(ctx: BenchContext, p: LatencyParams) {
+  const store = ctx.defaultEngine;
+  ctx.log(`latency on ${engineLabel(store)}: ${p.rate}/s for ${p.seconds} s, ${p.agents} agents`);
+  const server = await ctx.server({ ...store, builtinAgents: false, label: 'latency' });
+  const worker = await AgentsWorker.start();
+  try {
+    const agents = await registerAgents(server.api, p.agents, { capabilities: ['noop'], max_concurrent_tasks: p.perAgent, prefix: 'lat' });
+    const conn = await worker.call<ConnectResult>({ cmd: 'connect', url: server.wsUrl, agents, socketsPerAgent: 1, concurrency: 50, timeoutMs: 30_000 });
+    if (conn.connected !== p.agents) throw new Error(`only ${conn.connected}/${p.agents} agents connected`);
+    // Warm-up (JIT, connection pool) outside the measured window.
+    for (let i = 0; i < 20; i++) await server.api.expect(201, 'POST', '/api/v1/tasks', { task_type: 'noop', required_capabilities: ['noop'] });
+    await worker.call({ cmd: 'waitResults', n: 20, timeoutMs: 10_000 });
+    await worker.call({ cmd: 'reset' });
+
+    const total = p.rate * p.seconds;
+    const createMs: number[] = [];
+    const statuses: Record<string, number> = {};
+    const inflight = new Set<Promise<void>>();
+    const start = performance.now();
+    let sent = 0;
+    let maxLagMs = 0;
+    while (sent < total) {
+      const due = Math.min(total, Math.floor(((performance.now() - start) * p.rate) / 1000) + 1);
+      maxLagMs = Math.max(maxLagMs, performance.now() - start - ((due - 1) * 1000) / p.rate);
+      for (; sent < due; sent++) {
+        const sentAt = wallMs();
+        const t0 = performance.now();
+        const req = server.api.call('POST', '/api/v1/tasks', { task_type: 'noop', required_capabilities: ['noop'], parameters: { sent_at: sentAt }, metadata: { sent_at: sentAt } })
+          .then((r) => { statuses[r.status] = (statuses[r.status] ?? 0) + 1; createMs.push(performance.now() - t0); }, () => { statuses.error = (statuses.error ?? 0) + 1; });
+        inflight.add(req);
+        void req.finally(() => inflight.delete(req));
+      }
+      await sleep(1);
+    }
+    const offeredSeconds = (performance.now() - start) / 1000;
+    await Promise.all(inflight);
+    const stats = await worker.call<WorkerStats>({ cmd: 'waitResults', n: total, timeoutMs: 30_000 });
+    const res = {
+      store: engineLabel(store),
+      offered_rate: p.rate,
+      seconds: p.seconds,
+      agents: p.agents,
+      sent,
+      achieved_rate: round(sent / offeredSeconds, 1),
+      created: statuses['201'] ?? 0,
+      create_statuses: statuses,
+      delegated: stats.delegates,
+      completed: stats.results_ok,
+      delegate_latency_ms: percentiles(stats.delivery_ms),
+      create_response_ms: percentiles(createMs),
+      sender_max_lag_ms: round(maxLagMs, 1),
+      server_rss_mb: round(server.rssKb() / 1024, 1),
+    };
+    const d = res.delegate_latency_ms;
+    ctx.log(`  delivered ${res.delegated}/${sent}; create→delegate p50 ${d.p50} p95 ${d.p95} p99 ${d.p99} ms; POST p95 ${res.create_response_ms.p95} ms`);
+    return res;
+  } catch (err) {
+    throw withServerLog(err, server);
+  } finally {
+    await worker.stop();
+    await server.stop();
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * The benchmark cannot rot: `bench/run.ts --smoke` runs every scenario at tiny sizes against a
+ * real server child process, and the result file must hold numeric figures for each of them.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = path.resolve(import.meta.dirname, '../..');
+const out = mkdtempSync(path.join(os.tmpdir(), 'mcp-bench-smoke-'));
+
+function run(): Promise<{ code: number | null; log: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--smoke', '--out', out], {
+      cwd: root,
+      env: { ...process.env, MCP_BENCH_PG_URL: process.env.MCP_TEST_PG_URL ?? '', MCP_BENCH_REDIS_URL: process.env.MCP_TEST_REDIS_URL ?? '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let log = '';
+    child.stdout.on('data', (d: Buffer) => { log += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { log += d.toString(); });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 170_000);
+    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, log }); });
+  });
+}
+
+const num = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+
+describe('npm run bench -- --smoke', () => {
+  afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+  it('runs every scenario and writes numeric figures for each', async () => {
+    const { code, log } = await run();
+    expect(code, log).toBe(0);
+    const files = readdirSync(out).filter((f) => /^\d{4}-\d\d-\d\dT.*\.json$/.test(f));
+    expect(files, log).toHaveLength(1);
+    const r = JSON.parse(readFileSync(path.join(out, files[0]!), 'utf8'));
+    const md = readFileSync(path.join(out, 'latest.md'), 'utf8');
+    expect(md).toContain('End-to-end throughput');
+    expect(r.mode).toBe('smoke');
+    const s = r.scenarios;
+    for (const name of ['throughput', 'bullmq', 'latency', 'rest', 'sockets', 'pipelines']) {
+      expect(s[name], name).toBeDefined();
+      expect(s[name].error, `${name}: ${s[name].error}`).toBeUndefined();
+    }
+
+    // 1. every task created was completed, at a measured rate
+    expect(s.throughput.runs.length).toBeGreaterThanOrEqual(1);
+    for (const t of s.throughput.runs) {
+      expect(t.completed).toBe(t.n);
+      expect(num(t.tasks_per_s) && t.tasks_per_s > 0).toBe(true);
+    }
+    // 2. BullMQ on the same Redis (skipped only where Redis is unreachable)
+    if (process.env.MCP_TEST_REDIS_URL) {
+      for (const b of s.bullmq.runs) {
+        expect(b.completed).toBe(b.n);
+        expect(num(b.jobs_per_s) && b.jobs_per_s > 0).toBe(true);
+      }
+      expect(num(s.bullmq.ratios[0].ratio)).toBe(true);
+    } else expect(s.bullmq.skipped).toMatch(/Redis/);
+    // 3. every task sent was delegated; latency percentiles ordered
+    const d = s.latency.delegate_latency_ms;
+    expect(s.latency.delegated).toBe(s.latency.sent);
+    expect(d.count).toBe(s.latency.sent);
+    for (const k of ['p50', 'p95', 'p99']) expect(num(d[k]) && d[k] >= 0, k).toBe(true);
+    expect(d.p50 <= d.p95 && d.p95 <= d.p99).toBe(true);
+    // 4. three routes, all 2xx, with percentiles
+    expect(s.rest.routes).toHaveLength(3);
+    for (const x of s.rest.routes) {
+      expect(x.requests, x.route).toBeGreaterThan(0);
+      expect(x.non_2xx, x.route).toBe(0);
+      expect(num(x.latency_ms.p95) && num(x.latency_ms.p99), x.route).toBe(true);
+    }
+    // 5. both levels connected, heartbeats acked, RSS read from /proc
+    expect(s.sockets.levels).toHaveLength(2);
+    for (const l of s.sockets.levels) {
+      expect(l.connected).toBe(l.target);
+      expect(l.heartbeats_acked).toBeGreaterThan(0);
+      expect(l.heartbeats_acked).toBe(l.heartbeats_sent);
+      expect(num(l.server_rss_mb_connected) && l.server_rss_mb_connected > 0).toBe(true);
+      expect(num(l.heartbeat_ack_ms.p99)).toBe(true);
+    }
+    // 6. pipeline runs completed, with latency and rate
+    for (const l of s.pipelines.levels) {
+      expect(l.statuses.completed, JSON.stringify(l.statuses)).toBe(l.runs);
+      expect(num(l.runs_per_s) && l.runs_per_s > 0).toBe(true);
+      expect(num(l.latency_ms.p50) && num(l.latency_ms.p95)).toBe(true);
+    }
+  }, 180_000);
+});

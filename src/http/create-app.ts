@@ -76,7 +76,7 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
       done(new ValidationError(`The JSON body is nested too deeply (at most ${maxDepth} levels).`, [{ field: '(body)', message: `nesting deeper than ${maxDepth}` }]), undefined);
       return;
     }
-    parseJson(request, text, done);
+    void parseJson(request, text, done);
   });
   // The path is not echoed: it may hold PHI (ids, names typed into a URL).
   app.setNotFoundHandler((request, reply) => {

@@ -28,7 +28,8 @@ export interface PhiReadInput {
   resource_id: string;
   /** Names of the fields disclosed (never their values). */
   fields: string[];
-  classification: DataClassification | string;
+  /** A DataClassification; anything else is treated as `phi`. */
+  classification: string;
   /** False when the caller got masked values: audited, but not counted as a PHI disclosure. */
   unmasked?: boolean;
   /** Records disclosed (default 1). */
@@ -39,7 +40,8 @@ export interface PhiFailureInput {
   resource_type: string;
   resource_id: string;
   fields: string[];
-  classification: DataClassification | string;
+  /** A DataClassification; anything else is treated as `phi`. */
+  classification: string;
   /** e.g. the DecryptionError reason (`authentication_failed`, `malformed`, …). */
   reason: string;
 }

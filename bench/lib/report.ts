@@ -54,10 +54,14 @@ export function renderMarkdown(r: Any): string {
   const latStatus = status(lat);
   if (latStatus) L.push(latStatus);
   else {
-    L.push('| store | offered /s × s | sent | delegated | p50 ms | p95 ms | p99 ms | max ms | POST p95 ms |');
+    L.push(`Store: ${lat.store}; ${lat.agents} agents.`);
+    L.push('');
+    L.push('| offered /s × s | achieved /s | sent | delegated | p50 ms | p95 ms | p99 ms | max ms | POST p50 / p95 ms |');
     L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
-    const d = lat.delegate_latency_ms;
-    L.push(`| ${lat.store} | ${lat.offered_rate} × ${lat.seconds} | ${lat.sent} | ${lat.delegated} | ${fmt(d.p50, 2)} | ${fmt(d.p95, 2)} | ${fmt(d.p99, 2)} | ${fmt(d.max, 2)} | ${fmt(lat.create_response_ms.p95, 2)} |`);
+    for (const x of lat.runs) {
+      const d = x.delegate_latency_ms;
+      L.push(`| ${x.offered_rate} × ${x.seconds} | ${fmt(x.achieved_rate)} | ${x.sent} | ${x.delegated} | ${fmt(d.p50, 2)} | ${fmt(d.p95, 2)} | ${fmt(d.p99, 2)} | ${fmt(d.max, 2)} | ${fmt(x.create_response_ms.p50, 2)} / ${fmt(x.create_response_ms.p95, 2)} |`);
+    }
   }
   L.push('');
 

@@ -38,6 +38,8 @@ export interface ServerHandle {
   adminToken: string;
   /** Resident set size of the server process in KiB (VmRSS). */
   rssKb(): number;
+  /** Seconds from spawn to /ready answering 200. */
+  startSeconds: number;
   /** SIGTERM, wait for exit (SIGKILL after 15 s), drop the schema / temp dir. */
   stop(): Promise<void>;
   output(): string;
@@ -129,6 +131,7 @@ export async function startServer(o: ServerOptions): Promise<ServerHandle> {
     }
     await sleep(100);
   }
+  const startSeconds = (Date.now() - started) / 1000;
   const login = await api.expect<{ access_token: string }>(200, 'POST', '/api/v1/auth/login', { username: 'admin', password: ADMIN_PASSWORD });
   api.token = login.access_token;
 
@@ -138,6 +141,7 @@ export async function startServer(o: ServerOptions): Promise<ServerHandle> {
     pid: child.pid!,
     api,
     adminToken: login.access_token,
+    startSeconds,
     rssKb: () => rssKbOf(child.pid!),
     output: () => out,
     async stop() {

@@ -9,18 +9,20 @@
 import { AgentsWorker } from '../lib/agents-client.ts';
 import type { ConnectResult, WorkerStats } from '../agents-worker.ts';
 import { engineLabel, type BenchContext } from '../lib/context.ts';
-import { registerAgents, withServerLog } from '../lib/server-process.ts';
+import { registerAgents, withServerLog, type ServerHandle } from '../lib/server-process.ts';
 import { percentiles, round, sleep, wallMs } from '../lib/stats.ts';
 
-export interface LatencyParams { rate: number; seconds: number; agents: number; perAgent: number }
+export interface LatencyParams { rates: number[]; seconds: number; agents: number; perAgent: number; drainMs: number }
 
 export function latencyParams(smoke: boolean): LatencyParams {
-  return smoke ? { rate: 100, seconds: 2, agents: 10, perAgent: 20 } : { rate: 500, seconds: 10, agents: 50, perAgent: 20 };
+  return smoke
+    ? { rates: [50], seconds: 1, agents: 10, perAgent: 20, drainMs: 30_000 }
+    : { rates: [100, 500], seconds: 10, agents: 50, perAgent: 20, drainMs: 60_000 };
 }
 
 export async function runLatency(ctx: BenchContext, p: LatencyParams) {
   const store = ctx.defaultEngine;
-  ctx.log(`latency on ${engineLabel(store)}: ${p.rate}/s for ${p.seconds} s, ${p.agents} agents`);
+  ctx.log(`latency on ${engineLabel(store)}: ${p.rates.join(' and ')}/s for ${p.seconds} s, ${p.agents} agents`);
   const server = await ctx.server({ ...store, builtinAgents: false, label: 'latency' });
   const worker = await AgentsWorker.start();
   try {
@@ -30,6 +32,19 @@ export async function runLatency(ctx: BenchContext, p: LatencyParams) {
     // Warm-up (JIT, connection pool) outside the measured window.
     for (let i = 0; i < 20; i++) await server.api.expect(201, 'POST', '/api/v1/tasks', { task_type: 'noop', required_capabilities: ['noop'] });
     await worker.call({ cmd: 'waitResults', n: 20, timeoutMs: 10_000 });
+    const runs = [];
+    for (const rate of p.rates) runs.push(await offered(ctx, server, worker, { ...p, rate }));
+    return { store: engineLabel(store), agents: p.agents, runs, server_rss_mb: round(server.rssKb() / 1024, 1) };
+  } catch (err) {
+    throw withServerLog(err, server);
+  } finally {
+    await worker.stop();
+    await server.stop();
+  }
+}
+
+async function offered(ctx: BenchContext, server: ServerHandle, worker: AgentsWorker, p: LatencyParams & { rate: number }) {
+  {
     await worker.call({ cmd: 'reset' });
 
     const total = p.rate * p.seconds;
@@ -54,12 +69,10 @@ export async function runLatency(ctx: BenchContext, p: LatencyParams) {
     }
     const offeredSeconds = (performance.now() - start) / 1000;
     await Promise.all(inflight);
-    const stats = await worker.call<WorkerStats>({ cmd: 'waitResults', n: total, timeoutMs: 30_000 });
+    const stats = await worker.call<WorkerStats>({ cmd: 'waitResults', n: total, timeoutMs: p.drainMs });
     const res = {
-      store: engineLabel(store),
       offered_rate: p.rate,
       seconds: p.seconds,
-      agents: p.agents,
       sent,
       achieved_rate: round(sent / offeredSeconds, 1),
       created: statuses['201'] ?? 0,
@@ -69,15 +82,9 @@ export async function runLatency(ctx: BenchContext, p: LatencyParams) {
       delegate_latency_ms: percentiles(stats.delivery_ms),
       create_response_ms: percentiles(createMs),
       sender_max_lag_ms: round(maxLagMs, 1),
-      server_rss_mb: round(server.rssKb() / 1024, 1),
     };
     const d = res.delegate_latency_ms;
-    ctx.log(`  delivered ${res.delegated}/${sent}; create→delegate p50 ${d.p50} p95 ${d.p95} p99 ${d.p99} ms; POST p95 ${res.create_response_ms.p95} ms`);
+    ctx.log(`  ${p.rate}/s: delivered ${res.delegated}/${sent}; create→delegate p50 ${d.p50} p95 ${d.p95} p99 ${d.p99} ms; POST p95 ${res.create_response_ms.p95} ms`);
     return res;
-  } catch (err) {
-    throw withServerLog(err, server);
-  } finally {
-    await worker.stop();
-    await server.stop();
   }
 }

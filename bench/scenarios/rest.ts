@@ -12,7 +12,7 @@ import { percentiles, round } from '../lib/stats.ts';
 export interface RestParams { seconds: number; connections: number }
 
 export function restParams(smoke: boolean): RestParams {
-  return smoke ? { seconds: 2, connections: 10 } : { seconds: 10, connections: 20 };
+  return smoke ? { seconds: 1, connections: 10 } : { seconds: 10, connections: 20 };
 }
 
 function cannon(opts: { url: string; method: string; token: string; body?: unknown; seconds: number; connections: number }) {

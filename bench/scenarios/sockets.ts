@@ -15,7 +15,7 @@ export interface SocketParams { identities: number; levels: number[]; intervalMs
 
 export function socketParams(smoke: boolean): SocketParams {
   return smoke
-    ? { identities: 20, levels: [20, 100], intervalMs: 1000, durationMs: 3000 }
+    ? { identities: 20, levels: [20, 100], intervalMs: 1000, durationMs: 2000 }
     : { identities: 1000, levels: [1000, 10_000], intervalMs: 5000, durationMs: 20_000 };
 }
 
@@ -42,7 +42,7 @@ export async function runSockets(ctx: BenchContext, p: SocketParams) {
       const connectSeconds = (performance.now() - t0) / 1000;
       perAgentSoFar = perAgent;
       connected += conn.connected;
-      await sleep(1000);
+      await sleep(ctx.smoke ? 200 : 1000);
       const rssConnected = server.rssKb();
       let peak = rssConnected;
       const sampler = setInterval(() => { peak = Math.max(peak, server.rssKb()); }, 250);

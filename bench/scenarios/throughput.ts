@@ -13,7 +13,7 @@ import { round, sleep, wallMs } from '../lib/stats.ts';
 export interface ThroughputParams { n: number; agents: number; perAgent: number; timeoutMs: number }
 
 export function throughputParams(smoke: boolean): ThroughputParams {
-  return smoke ? { n: 500, agents: 10, perAgent: 20, timeoutMs: 20_000 } : { n: 20_000, agents: 50, perAgent: 20, timeoutMs: 120_000 };
+  return smoke ? { n: 200, agents: 10, perAgent: 20, timeoutMs: 30_000 } : { n: 5000, agents: 50, perAgent: 20, timeoutMs: 120_000 };
 }
 
 export async function runThroughput(ctx: BenchContext, store: Pick<ServerOptions, 'engine' | 'redisUrl'>, p: ThroughputParams) {
@@ -65,6 +65,7 @@ export async function runThroughput(ctx: BenchContext, store: Pick<ServerOptions
       seconds: round(seconds, 3),
       tasks_per_s: round(completed / seconds, 1),
       server_rss_mb: round(server.rssKb() / 1024, 1),
+      server_start_s: round(server.startSeconds, 1),
     };
     ctx.log(`  ${res.completed}/${p.n} completed in ${res.seconds} s → ${res.tasks_per_s} tasks/s (create ${res.create_per_s}/s)`);
     return res;

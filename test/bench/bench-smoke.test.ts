@@ -21,7 +21,7 @@ function run(): Promise<{ code: number | null; log: string }> {
     let log = '';
     child.stdout.on('data', (d: Buffer) => { log += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { log += d.toString(); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 170_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 230_000);
     child.on('exit', (code) => { clearTimeout(timer); resolve({ code, log }); });
   });
 }
@@ -61,11 +61,13 @@ describe('npm run bench -- --smoke', () => {
       expect(num(s.bullmq.ratios[0].ratio)).toBe(true);
     } else expect(s.bullmq.skipped).toMatch(/Redis/);
     // 3. every task sent was delegated; latency percentiles ordered
-    const d = s.latency.delegate_latency_ms;
-    expect(s.latency.delegated).toBe(s.latency.sent);
-    expect(d.count).toBe(s.latency.sent);
-    for (const k of ['p50', 'p95', 'p99']) expect(num(d[k]) && d[k] >= 0, k).toBe(true);
-    expect(d.p50 <= d.p95 && d.p95 <= d.p99).toBe(true);
+    for (const x of s.latency.runs) {
+      const d = x.delegate_latency_ms;
+      expect(x.delegated).toBe(x.sent);
+      expect(d.count).toBe(x.sent);
+      for (const k of ['p50', 'p95', 'p99']) expect(num(d[k]) && d[k] >= 0, k).toBe(true);
+      expect(d.p50 <= d.p95 && d.p95 <= d.p99).toBe(true);
+    }
     // 4. three routes, all 2xx, with percentiles
     expect(s.rest.routes).toHaveLength(3);
     for (const x of s.rest.routes) {
@@ -88,5 +90,5 @@ describe('npm run bench -- --smoke', () => {
       expect(num(l.runs_per_s) && l.runs_per_s > 0).toBe(true);
       expect(num(l.latency_ms.p50) && num(l.latency_ms.p95)).toBe(true);
     }
-  }, 180_000);
+  }, 240_000);
 });

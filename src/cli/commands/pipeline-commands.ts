@@ -133,6 +133,7 @@ export function registerPipelineCommands(program: Command, kit: Kit): void {
         return;
       }
       const final = await watchPipeline(ctx, client, created.pipeline_id, { timeoutMs: (parseIntOption('--timeout', o.timeout, 1, 86400) ?? 600) * 1000 });
+      if (!ctx.out.json) ctx.out.stdout(`Pipeline ${final.pipeline_id} ${final.status}.`);
       return final.status === 'completed' ? EXIT.ok : EXIT.failure;
     }));
 

@@ -1,6 +1,7 @@
 /** Token security end to end: forgery battery, refresh rotation and reuse, logout, revocation. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT, base64url, decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose';
+import { io } from 'socket.io-client';
 import { connectSocket, registerAgent, startTestServer, userToken, type TestServer } from '../helpers/server.ts';
 
 function unsigned(claims: Record<string, unknown>, header: Record<string, unknown>): string {
@@ -70,6 +71,34 @@ describe('tokens', () => {
       expect(r.status, JSON.stringify(claims)).toBe(401);
     }
     expect((await me('')).body.error.code).toBe('MISSING_AUTHENTICATION');
+
+    // The same battery on the Socket.IO handshake: connect_error carries the code, no socket opens.
+    const handshake = async (token: string) => connectSocket(t.wsUrl, token).then((s) => { s.close(); return 'connected'; }, (err: Error) => err.message);
+    expect(await handshake(await sign({}))).toBe('connected');
+    const refreshAsAccess = (await t.api('POST', '/api/v1/auth/login', { body: { username: 'admin', password: 'admin-password-123' } })).body.refresh_token as string;
+    const refused: Record<string, [string, string[]]> = {
+      expired: [await sign({ iat: now - 100, exp: now - 10 }), ['TOKEN_EXPIRED']],
+      wrong_audience: [await sign({ aud: 'other-api' }), ['INVALID_TOKEN']],
+      wrong_issuer: [await sign({ iss: 'someone-else' }), ['INVALID_TOKEN']],
+      typ_refresh: [await sign({ typ: 'refresh' }), ['INVALID_TOKEN']],
+      typ_missing: [await sign({ typ: undefined }), ['INVALID_TOKEN']],
+      not_yet_valid: [await sign({ nbf: now + 3600 }), ['INVALID_TOKEN', 'TOKEN_EXPIRED']],
+      refresh_as_access: [refreshAsAccess, ['INVALID_TOKEN']],
+      bearer_prefixed_refresh: [`Bearer ${refreshAsAccess}`, ['INVALID_TOKEN']],
+      empty: ['', ['MISSING_AUTHENTICATION']],
+    };
+    for (const [name, [token, codes]] of Object.entries(refused)) {
+      expect(codes, name).toContain(await handshake(token));
+    }
+    // the handshake reads the Authorization header too, with the same checks
+    const viaHeader = (token: string) => new Promise<string>((resolve) => {
+      const s = io(`${t.wsUrl}/mcp/ws`, { extraHeaders: { authorization: `Bearer ${token}` }, transports: ['polling'], reconnection: false, forceNew: true });
+      s.once('connect', () => { s.close(); resolve('connected'); });
+      s.once('connect_error', (err) => { s.close(); resolve(err.message); });
+    });
+    expect(await viaHeader(await sign({}))).toBe('connected');
+    expect(await viaHeader(await sign({ aud: 'other-api' }))).toBe('INVALID_TOKEN');
+    expect(await viaHeader(await sign({ iat: now - 100, exp: now - 10 }))).toBe('TOKEN_EXPIRED');
   });
 
   it('rotates refresh tokens and revokes the family on reuse', async () => {

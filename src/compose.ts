@@ -100,7 +100,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     restTimeoutSeconds: cfg.agents.rest_timeout_seconds,
     heartbeatIntervalSeconds: cfg.agents.heartbeat_interval_seconds,
   });
-  const tasks = new TaskService(db, new TaskRepository(cipher), agents.repo, bus, { retryBaseMs: cfg.tasks.retry_base_ms, retryCapMs: cfg.tasks.retry_cap_ms });
+  const tasks = new TaskService(db, new TaskRepository(cipher), agents.outcomes, bus, { retryBaseMs: cfg.tasks.retry_base_ms, retryCapMs: cfg.tasks.retry_cap_ms });
   const engine = new AssignmentEngine(db, tasks.repo, bus, {
     defaultStrategy: cfg.tasks.default_strategy,
     onError: (err) => logger.error({ err }, 'dispatch round failed'),
@@ -108,6 +108,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     onDelivered: (agentId, delivered) => phiAccess.delivered(agentId, delivered),
   });
   agents.loadOf = (id) => engine.loadOf(id);
+  agents.outcomes.start();
   const orphans = new OrphanLeaseSweeper(db, coord, engine, tasks, cfg.tasks.lease_grace_seconds * 1000);
   bus.on('agent:unregistered', (e) => {
     engine.removeSlot(e.agent_id);
@@ -288,6 +289,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       const grace = new Promise<void>((r) => setTimeout(r, cfg.server.shutdown_grace_ms).unref());
       await Promise.race([builtin?.stop() ?? Promise.resolve(), grace]);
       engine.stop();
+      await agents.outcomes.stop().catch(() => {});
       await keys.stop().catch((err: unknown) => logger.warn({ err }, 'key rotation stop failed'));
       await phiAccess.stop().catch((err: unknown) => logger.warn({ err }, 'delivery audit flush failed'));
       await Promise.race([app.close(), grace]);

@@ -92,15 +92,6 @@ export class AgentRepository {
     return r.rowCount > 0;
   }
 
-  async recordOutcome(q: Queryable, agentId: string, ok: boolean, responseMs: number): Promise<void> {
-    await q.query(
-      ok
-        ? 'UPDATE agents SET tasks_completed = tasks_completed + 1, total_response_ms = total_response_ms + $2 WHERE agent_id = $1'
-        : 'UPDATE agents SET tasks_failed = tasks_failed + 1 WHERE agent_id = $1 AND $2::float8 >= 0',
-      [agentId, responseMs],
-    );
-  }
-
   async last24h(q: Queryable, agentId: string): Promise<{ completed: number; failed: number; avg_ms: number | null }> {
     const { rows } = await q.query<{ completed: number; failed: number; avg_ms: number | null }>(
       `SELECT count(*) FILTER (WHERE status = 'completed')::int AS completed,

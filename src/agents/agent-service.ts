@@ -9,7 +9,8 @@ import type { Coordination } from '../coordination/index.ts';
 import { pgErrorCode, type Db } from '../store/index.ts';
 import { permissionsOf, type ApiKeys, type Principal, type TokenPair, type TokenService, AppErrorFor } from './auth-deps.ts';
 import { AgentRepository, type AgentRecord, type AgentFilter } from './agent-repository.ts';
-import { averageResponseSeconds, scoreOf, successRate } from './scoring.ts';
+import { averageResponseSeconds, scoreOf, successRate, type PerformanceCounters } from './scoring.ts';
+import { AgentOutcomes } from './agent-outcomes.ts';
 
 export interface AgentServiceOptions {
   /** Heartbeat silence (s) before a socket-connected agent is offline. */
@@ -54,6 +55,8 @@ export class AgentService {
   readonly repo = new AgentRepository();
   private readonly startedAt = Date.now();
   private readonly seenAlive = new Set<string>();
+  /** Outcome counters, buffered (see AgentOutcomes); started by the composition root. */
+  readonly outcomes: AgentOutcomes;
   /** Live in-flight counts per agent, maintained by the task engine. */
   loadOf: (agentId: string) => number = () => 0;
 
@@ -64,7 +67,15 @@ export class AgentService {
     private readonly apiKeys: ApiKeys,
     private readonly tokens: TokenService,
     private readonly opts: AgentServiceOptions,
-  ) {}
+  ) {
+    this.outcomes = new AgentOutcomes(db);
+  }
+
+  /** Stored counters plus this process's unflushed ones. */
+  counters(a: AgentRecord): PerformanceCounters {
+    const d = this.outcomes.unflushed(a.agent_id);
+    return { tasks_completed: a.tasks_completed + d.completed, tasks_failed: a.tasks_failed + d.failed, total_response_ms: a.total_response_ms + d.ms };
+  }
 
   principalOf(a: Pick<AgentRecord, 'agent_id' | 'role'>): Principal {
     return { type: 'agent', id: a.agent_id, role: a.role, name: a.agent_id };
@@ -148,7 +159,7 @@ export class AgentService {
       updated_at: a.updated_at.toISOString(),
       last_heartbeat: p ? new Date(p.last_heartbeat).toISOString() : a.last_seen_at?.toISOString() ?? null,
       load: this.loadOf(a.agent_id),
-      score: Number(scoreOf(a).toFixed(4)),
+      score: Number(scoreOf(this.counters(a)).toFixed(4)),
     };
   }
 
@@ -182,12 +193,13 @@ export class AgentService {
 
   performance(a: AgentRecord, day: { completed: number; failed: number; avg_ms: number | null }): Record<string, unknown> {
     const dayTotal = day.completed + day.failed;
+    const c = this.counters(a);
     return {
-      tasks_completed: a.tasks_completed,
-      tasks_failed: a.tasks_failed,
-      average_response_time: Number(averageResponseSeconds(a).toFixed(4)),
-      success_rate: Number(successRate(a).toFixed(4)),
-      score: Number(scoreOf(a).toFixed(4)),
+      tasks_completed: c.tasks_completed,
+      tasks_failed: c.tasks_failed,
+      average_response_time: Number(averageResponseSeconds(c).toFixed(4)),
+      success_rate: Number(successRate(c).toFixed(4)),
+      score: Number(scoreOf(c).toFixed(4)),
       last_24h: {
         tasks_completed: day.completed,
         tasks_failed: day.failed,

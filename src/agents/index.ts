@@ -6,3 +6,4 @@
 export { AgentService, type AgentServiceOptions, type AgentView, type AgentPresence } from './agent-service.ts';
 export { AgentRepository, type AgentRecord, type AgentFilter } from './agent-repository.ts';
 export { performanceScore, scoreOf, successRate, averageResponseSeconds } from './scoring.ts';
+export { AgentOutcomes } from './agent-outcomes.ts';

@@ -3,7 +3,7 @@
  * its role or deleting an agent takes effect on its next request (SPEC §4.1). A tiny per-process
  * cache is invalidated through the event bus (principal:revoked).
  */
-import type { EventBus } from '../core/index.ts';
+import { isUuid, type EventBus } from '../core/index.ts';
 import type { Db } from '../store/index.ts';
 import type { Principal, Role } from './rbac.ts';
 
@@ -25,8 +25,9 @@ export class PrincipalState {
     if (hit !== undefined && (hit === null || Date.now() - hit.at < this.ttlMs)) {
       return hit ? { ...p, role: hit.role, name: hit.name } : null;
     }
+    if (p.type === 'user' && !isUuid(p.id)) return null;
     const { rows } = p.type === 'user'
-      ? await this.db.query<{ role: Role; name: string }>('SELECT role, username AS name FROM users WHERE user_id::text = $1 AND deleted_at IS NULL AND NOT disabled', [p.id])
+      ? await this.db.query<{ role: Role; name: string }>('SELECT role, username AS name FROM users WHERE user_id = $1::uuid AND deleted_at IS NULL AND NOT disabled', [p.id])
       : await this.db.query<{ role: Role; name: string }>('SELECT role, agent_id AS name FROM agents WHERE agent_id = $1 AND deleted_at IS NULL', [p.id]);
     const row = rows[0];
     this.cache.set(key, row ? { role: row.role, name: row.name, at: Date.now() } : null);

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
-import { AppError, ConflictError, NotFoundError, newId, type EventBus } from '../core/index.ts';
+import { AppError, ConflictError, NotFoundError, isUuid, newId, type EventBus } from '../core/index.ts';
 import { pgErrorCode, type Db } from '../store/index.ts';
 import { assertPasswordPolicy, type PasswordHasher } from './passwords.ts';
 import type { Principal, Role } from './rbac.ts';
@@ -65,7 +65,8 @@ export class UserService {
   }
 
   async get(userId: string): Promise<UserRow> {
-    const { rows } = await this.db.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE user_id::text = $1 AND deleted_at IS NULL`, [userId]);
+    if (!isUuid(userId)) throw new NotFoundError('NOT_FOUND', 'User not found.');
+    const { rows } = await this.db.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE user_id = $1::uuid AND deleted_at IS NULL`, [userId]);
     if (!rows[0]) throw new NotFoundError('NOT_FOUND', 'User not found.');
     return rows[0];
   }

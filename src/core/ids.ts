@@ -8,6 +8,13 @@ export function newId(): string {
   return uuidv7();
 }
 
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Server-generated ids are UUIDs; a path id that is not one cannot name a row (and must not reach a ::uuid cast). */
+export function isUuid(id: string): boolean {
+  return UUID_RE.test(id);
+}
+
 export function isValidId(id: string): boolean {
   return ID_RE.test(id);
 }

@@ -5,3 +5,4 @@ export * from './ids.ts';
 export * from './clock.ts';
 export * from './events.ts';
 export * from './field-codec.ts';
+export * from './micro-batcher.ts';

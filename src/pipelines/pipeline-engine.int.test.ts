@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventBus, type DomainEventName } from '../core/index.ts';
 import { BlindIndex, FieldCipher, KeyRing } from '../security/index.ts';
 import { AgentRepository } from '../agents/index.ts';
-import { TaskRepository, TaskService } from '../tasks/index.ts';
+import { TaskRepository, TaskService, noOutcomes } from '../tasks/index.ts';
 import type { Principal } from '../auth/index.ts';
 import type { Db } from '../store/index.ts';
 import { engines, type TestDb } from '../../test/helpers/stores.ts';
@@ -53,7 +53,7 @@ async function harness(db: Db): Promise<Harness> {
     agent_id: AGENT, name: 'test agent', type: 'pipeline-worker', capabilities: ['everything'], version: '1.0.0', endpoint_url: null, health_check_url: null,
     max_concurrent_tasks: 100, metadata: {}, tags: [], role: 'worker', builtin: false, api_key_hash: 'x',
   });
-  const tasks = new TaskService(db, new TaskRepository(cipher), agents, bus, { retryBaseMs: 1, retryCapMs: 2 });
+  const tasks = new TaskService(db, new TaskRepository(cipher), noOutcomes, bus, { retryBaseMs: 1, retryCapMs: 2 });
   const repo = new PipelineRepository(cipher);
   const newEngine = () => new PipelineEngine(db, repo, tasks, bus, { reconcileIntervalMs: 0, blindIndex });
   const engine = newEngine();

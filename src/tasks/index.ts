@@ -3,7 +3,7 @@
  * with backoff, dead letter — and (assignment-engine) choosing an agent and delivering to it.
  * Transport-free: http/ and realtime/ call these services.
  */
-export { TaskService, type TaskServiceOptions, type TaskDetail } from './task-service.ts';
+export { TaskService, noOutcomes, type TaskServiceOptions, type TaskDetail, type OutcomeSink } from './task-service.ts';
 export { TaskRepository, type TaskRow, type NewTask, type TaskListFilter } from './task-repository.ts';
 export { taskSummary, type TaskSummary } from './task-view.ts';
 export { canTransition, backoffMs, TRANSITIONS } from './task-status.ts';

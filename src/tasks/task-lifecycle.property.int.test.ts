@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { EventBus, isAppError, jsonCodec } from '../core/index.ts';
 import { AgentRepository } from '../agents/index.ts';
 import { engines, type TestDb } from '../../test/helpers/stores.ts';
-import { AssignmentEngine, TaskRepository, TaskService, canTransition, type DeliveredTask } from './index.ts';
+import { AssignmentEngine, TaskRepository, TaskService, canTransition, noOutcomes, type DeliveredTask } from './index.ts';
 import type { Principal } from '../auth/index.ts';
 
 const ALLOWED_ERRORS = new Set(['STALE_ATTEMPT', 'NOT_ASSIGNED_AGENT', 'INVALID_STATUS_TRANSITION', 'TASK_NOT_FOUND']);
@@ -44,7 +44,7 @@ describe.each(engines())('task lifecycle property on $name', (engine) => {
       const bus = new EventBus();
       const agentsRepo = new AgentRepository();
       const repo = new TaskRepository(jsonCodec);
-      const tasks = new TaskService(db, repo, agentsRepo, bus, { retryBaseMs: 1, retryCapMs: 2 });
+      const tasks = new TaskService(db, repo, noOutcomes, bus, { retryBaseMs: 1, retryCapMs: 2 });
       const eng = new AssignmentEngine(db, repo, bus, { defaultStrategy: 'capability_match' });
       const cap = `cap_run_${run}`;
       const agentIds = [0, 1, 2].map((i) => `prop-${run}-${i}`);

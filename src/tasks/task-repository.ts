@@ -2,7 +2,7 @@
  * SQL for tasks and their history. Parameters and results pass through the field codec
  * (encrypted for phi/restricted, bound to table+column+row). No business rules here.
  */
-import type { FieldCodec } from '../core/index.ts';
+import { isUuid, type FieldCodec } from '../core/index.ts';
 import type { Queryable } from '../store/index.ts';
 import type { TaskStatus } from '../contracts/tasks.ts';
 
@@ -132,7 +132,8 @@ export class TaskRepository {
   }
 
   async get(q: Queryable, taskId: string, forUpdate = false): Promise<TaskRow | null> {
-    const { rows } = await q.query<TaskRow>(`SELECT ${TASK_COLS} FROM tasks WHERE task_id::text = $1 ${forUpdate ? 'FOR UPDATE' : ''}`, [taskId]);
+    if (!isUuid(taskId)) return null;
+    const { rows } = await q.query<TaskRow>(`SELECT ${TASK_COLS} FROM tasks WHERE task_id = $1::uuid ${forUpdate ? 'FOR UPDATE' : ''}`, [taskId]);
     return rows[0] ?? null;
   }
 

@@ -5,20 +5,44 @@
  * and status are checked in the same transaction that records the outcome.
  * Domain events are emitted only after commit.
  */
-import { AppError, ConflictError, ForbiddenError, NotFoundError, ValidationError, newId, type DomainEventName, type DomainEvents, type EventBus } from '../core/index.ts';
+import { AppError, ConflictError, ForbiddenError, MicroBatcher, NotFoundError, ValidationError, isUuid, newId, type DomainEventName, type DomainEvents, type EventBus } from '../core/index.ts';
 import { PRIORITY_ALIASES, TASK_TYPE_CAPABILITIES, type CreateTaskInput, type TaskErrorInput, type TaskStatus } from '../contracts/tasks.ts';
 import type { Db, Queryable } from '../store/index.ts';
 import { hasPermission, principalKey, type Principal } from '../auth/index.ts';
-import type { AgentRepository } from '../agents/index.ts';
 import { DecryptionError, actorOf, isDataClassification, maskValue, type AuditContext, type PhiAccessLog } from '../security/index.ts';
 import { TaskRepository, type NewTask, type TaskListFilter, type TaskRow } from './task-repository.ts';
 import { backoffMs, CANCELLABLE_STATUSES, RETRYABLE_BY_OPERATOR } from './task-status.ts';
 import { historyView, taskSummary, type TaskSummary } from './task-view.ts';
 
+/** Where per-agent outcome statistics go (AgentService.outcomes; buffered, off the hot path). */
+export interface OutcomeSink {
+  record(agentId: string, ok: boolean, responseMs: number): void;
+}
+
+export const noOutcomes: OutcomeSink = { record: () => {} };
+
 export interface TaskServiceOptions {
   retryBaseMs: number;
   retryCapMs: number;
   random?: () => number;
+}
+
+interface CompletionInput {
+  taskId: string;
+  agentId: string;
+  attempt: number | null;
+  sealed: string;
+  meta: string | null;
+}
+
+interface CompletionRow {
+  task_id: string;
+  attempt: number;
+  task_type: string;
+  pipeline_id: string | null;
+  stage: string | null;
+  ms: number;
+  unblocked: string[];
 }
 
 type Emit = <K extends DomainEventName>(name: K, payload: DomainEvents[K]) => void;
@@ -31,10 +55,13 @@ export interface TaskDetail extends TaskSummary {
 }
 
 export class TaskService {
+  private readonly acceptances = new MicroBatcher<{ taskId: string; agentId: string; attempt: number | null }, TaskRow | null>((items) => this.acceptBatch(items), { maxSize: 500, maxInFlight: 4 });
+  private readonly completions = new MicroBatcher<CompletionInput, CompletionRow | null>((items) => this.completeBatch(items), { maxSize: 500, maxInFlight: 4 });
+
   constructor(
     private readonly db: Db,
     readonly repo: TaskRepository,
-    private readonly agents: AgentRepository,
+    private readonly outcomes: OutcomeSink,
     private readonly bus: EventBus,
     private readonly opts: TaskServiceOptions,
   ) {}
@@ -218,15 +245,53 @@ export class TaskService {
     return row;
   }
 
+  /**
+   * Why a fenced single-statement update matched nothing: unknown task (404), older attempt
+   * (STALE_ATTEMPT), someone else's lease (NOT_ASSIGNED_AGENT), or a status the transition does
+   * not start from (INVALID_STATUS_TRANSITION). Read without a lock: it only picks the error.
+   */
+  private async explainMiss(taskId: string, agentId: string, attempt: number | undefined, to: TaskStatus): Promise<{ row: TaskRow; error: AppError | null }> {
+    const row = await this.repo.get(this.db, taskId);
+    if (!row) throw new NotFoundError('TASK_NOT_FOUND');
+    if (attempt !== undefined && attempt !== row.attempt) return { row, error: new ConflictError('STALE_ATTEMPT', undefined, { details: { attempt, current_attempt: row.attempt } }) };
+    if (row.assigned_agent !== agentId) {
+      if (attempt === undefined && row.assigned_agent === null) return { row, error: new ConflictError('STALE_ATTEMPT', undefined, { details: { current_attempt: row.attempt } }) };
+      return { row, error: new ForbiddenError('NOT_ASSIGNED_AGENT') };
+    }
+    return { row, error: this.transitionError(row.status, to) };
+  }
+
+  /** assigned → running (the agent acknowledged the delivery). Batched with concurrent acceptances. */
   async accept(taskId: string, agentId: string, attempt?: number): Promise<TaskSummary> {
-    return this.tx(async (q, emit) => {
-      const row = await this.lockLeased(q, taskId, agentId, attempt);
-      if (row.status === 'running') return taskSummary(row);
-      if (row.status !== 'assigned') throw this.transitionError(row.status, 'running');
-      const { rows } = await q.query<TaskRow>(`UPDATE tasks SET status = 'running', started_at = now(), updated_at = now() WHERE task_id = $1 RETURNING ${'*'}`, [row.task_id]);
-      await this.repo.recordEvents(q, [{ task_id: row.task_id, from: 'assigned', to: 'running', attempt: row.attempt, agent_id: agentId, reason: null }]);
-      emit('task:accepted', { task_id: row.task_id, agent_id: agentId, attempt: row.attempt });
-      return taskSummary(rows[0]!);
+    if (!isUuid(taskId)) throw new NotFoundError('TASK_NOT_FOUND');
+    const row = await this.acceptances.submit({ taskId, agentId, attempt: attempt ?? null });
+    if (row) {
+      this.bus.emit('task:accepted', { task_id: row.task_id, agent_id: agentId, attempt: row.attempt });
+      return taskSummary(row);
+    }
+    const miss = await this.explainMiss(taskId, agentId, attempt, 'running');
+    if (!miss.error || (miss.row.status === 'running' && miss.row.assigned_agent === agentId)) return taskSummary(miss.row);
+    throw miss.error;
+  }
+
+  private async acceptBatch(items: Array<{ taskId: string; agentId: string; attempt: number | null }>): Promise<Array<TaskRow | null>> {
+    const { rows } = await this.db.query<TaskRow>(
+      `WITH input AS (
+         SELECT DISTINCT ON (task_id) * FROM unnest($1::uuid[], $2::text[], $3::int[]) AS x(task_id, agent_id, attempt)
+       ), upd AS (
+         UPDATE tasks t SET status = 'running', started_at = now(), updated_at = now()
+         FROM input x WHERE t.task_id = x.task_id AND t.assigned_agent = x.agent_id AND t.status = 'assigned' AND (x.attempt IS NULL OR t.attempt = x.attempt)
+         RETURNING t.*
+       ), ev AS (
+         INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id) SELECT task_id, 'assigned', 'running', attempt, assigned_agent FROM upd
+       ) SELECT * FROM upd`,
+      [items.map((x) => x.taskId), items.map((x) => x.agentId), items.map((x) => x.attempt)]);
+    const byId = new Map(rows.map((r) => [r.task_id, r]));
+    const seen = new Set<string>();
+    return items.map((it) => {
+      if (seen.has(it.taskId)) return null;
+      seen.add(it.taskId);
+      return byId.get(it.taskId) ?? null;
     });
   }
 
@@ -239,46 +304,101 @@ export class TaskService {
     });
   }
 
+  /** Records progress and extends the lease by the task's timeout. One statement. */
   async progress(taskId: string, agentId: string, attempt: number | undefined, progress: number, message?: string): Promise<{ task_id: string; attempt: number; progress: number; lease_expires_at: string }> {
-    return this.tx(async (q, emit) => {
-      const row = await this.lockLeased(q, taskId, agentId, attempt);
-      if (row.status !== 'assigned' && row.status !== 'running') throw this.transitionError(row.status, 'running');
-      const { rows } = await q.query<{ lease_expires_at: Date }>(
-        `UPDATE tasks SET progress = $2, progress_message = $3, status = 'running', started_at = COALESCE(started_at, now()),
-           lease_expires_at = now() + make_interval(secs => timeout_seconds), updated_at = now() WHERE task_id = $1 RETURNING lease_expires_at`,
-        [row.task_id, progress, message ?? null]);
-      if (row.status === 'assigned') await this.repo.recordEvents(q, [{ task_id: row.task_id, from: 'assigned', to: 'running', attempt: row.attempt, agent_id: agentId, reason: 'progress' }]);
-      emit('task:progress_updated', { task_id: row.task_id, agent_id: agentId, attempt: row.attempt, progress, message: message ?? null, pipeline_id: row.pipeline_id });
-      return { task_id: row.task_id, attempt: row.attempt, progress, lease_expires_at: rows[0]!.lease_expires_at.toISOString() };
-    });
+    if (!isUuid(taskId)) throw new NotFoundError('TASK_NOT_FOUND');
+    const { rows } = await this.db.query<{ task_id: string; attempt: number; lease_expires_at: Date; pipeline_id: string | null; was: string }>(
+      `WITH cur AS (
+         SELECT task_id, status AS was FROM tasks
+         WHERE task_id = $1::uuid AND assigned_agent = $2 AND status IN ('assigned', 'running') AND ($3::int IS NULL OR attempt = $3) FOR UPDATE
+       ), upd AS (
+         UPDATE tasks t SET progress = $4, progress_message = $5, status = 'running', started_at = COALESCE(t.started_at, now()),
+           lease_expires_at = now() + make_interval(secs => t.timeout_seconds), updated_at = now()
+         FROM cur WHERE t.task_id = cur.task_id
+         RETURNING t.task_id, t.attempt, t.lease_expires_at, t.pipeline_id, cur.was
+       ), ev AS (
+         INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id, reason)
+         SELECT task_id, 'assigned', 'running', attempt, $2, 'progress' FROM upd WHERE was = 'assigned'
+       ) SELECT * FROM upd`,
+      [taskId, agentId, attempt ?? null, progress, message ?? null]);
+    const row = rows[0];
+    if (!row) throw (await this.explainMiss(taskId, agentId, attempt, 'running')).error ?? new AppError('INVALID_STATUS_TRANSITION');
+    this.bus.emit('task:progress_updated', { task_id: row.task_id, agent_id: agentId, attempt: row.attempt, progress, message: message ?? null, pipeline_id: row.pipeline_id });
+    return { task_id: row.task_id, attempt: row.attempt, progress, lease_expires_at: row.lease_expires_at.toISOString() };
   }
 
+  /**
+   * Records the result of the caller's current lease, at most once: the row is locked and the
+   * agent, attempt and status are checked by the same statement that records the outcome, the
+   * history entry and the release of dependents. A repeat of an already recorded result by the
+   * same lease answers `duplicate: true` and changes nothing.
+   */
   async complete(taskId: string, agentId: string, attempt: number | undefined, result: unknown, metadata?: Record<string, unknown>): Promise<{ task_id: string; status: 'completed'; attempt: number; duplicate: boolean }> {
-    return this.tx(async (q, emit) => {
-      const row = await this.lockLeased(q, taskId, agentId, attempt);
-      if (row.status === 'completed') return { task_id: row.task_id, status: 'completed' as const, attempt: row.attempt, duplicate: true };
-      if (row.status !== 'assigned' && row.status !== 'running') throw this.transitionError(row.status, 'completed');
-      const meta = metadata ? { ...row.metadata, result_metadata: metadata } : row.metadata;
-      const { rows } = await q.query<{ ms: number }>(
-        `UPDATE tasks SET status = 'completed', result = $2, progress = 1, completed_at = now(), lease_expires_at = NULL, metadata = $3, error = NULL,
-           started_at = COALESCE(started_at, assigned_at), updated_at = now()
-         WHERE task_id = $1 RETURNING (extract(epoch FROM (completed_at - assigned_at)) * 1000)::float8 AS ms`,
-        [row.task_id, this.repo.sealResult(row.task_id, row.data_classification, result ?? null), JSON.stringify(meta)]);
-      const ms = rows[0]?.ms ?? 0;
-      await this.repo.recordEvents(q, [{ task_id: row.task_id, from: row.status, to: 'completed', attempt: row.attempt, agent_id: agentId, reason: null }]);
-      await this.agents.recordOutcome(q, agentId, true, ms);
-      const unblocked = await this.repo.releaseDependents(q, [row.task_id]);
-      emit('task:completed', { task_id: row.task_id, agent_id: agentId, attempt: row.attempt, task_type: row.task_type, pipeline_id: row.pipeline_id, stage: row.stage, duration_ms: ms });
-      if (unblocked.length) emit('task:eligible', { task_ids: unblocked });
-      return { task_id: row.task_id, status: 'completed' as const, attempt: row.attempt, duplicate: false };
+    if (!isUuid(taskId)) throw new NotFoundError('TASK_NOT_FOUND');
+    // Results are sealed as PHI whatever the task's classification: the classification is only
+    // known inside the statement, and sealing too much is the safe direction.
+    const row = await this.completions.submit({
+      taskId, agentId, attempt: attempt ?? null,
+      sealed: this.repo.sealResult(taskId, 'phi', result ?? null),
+      meta: metadata ? JSON.stringify(metadata) : null,
     });
+    if (!row) {
+      const miss = await this.explainMiss(taskId, agentId, attempt, 'completed');
+      if (miss.row.status === 'completed' && miss.row.assigned_agent === agentId && (attempt === undefined || attempt === miss.row.attempt)) {
+        return { task_id: miss.row.task_id, status: 'completed', attempt: miss.row.attempt, duplicate: true };
+      }
+      throw miss.error ?? this.transitionError(miss.row.status, 'completed');
+    }
+    this.outcomes.record(agentId, true, row.ms);
+    this.bus.emit('task:completed', { task_id: row.task_id, agent_id: agentId, attempt: row.attempt, task_type: row.task_type, pipeline_id: row.pipeline_id, stage: row.stage, duration_ms: row.ms });
+    if (row.unblocked.length) this.bus.emit('task:eligible', { task_ids: row.unblocked });
+    return { task_id: row.task_id, status: 'completed', attempt: row.attempt, duplicate: false };
+  }
+
+  /**
+   * Records a batch of results in one statement: each row is locked and its agent, attempt and
+   * status checked by the same statement that records the outcome, writes the history entry and
+   * releases dependents — so a result is recorded at most once and only for the current lease.
+   * Items that did not match (stale, foreign, already final, or a repeat within the batch) get null.
+   */
+  private async completeBatch(items: CompletionInput[]): Promise<Array<CompletionRow | null>> {
+    const first = new Map<string, number>();
+    items.forEach((it, i) => { if (!first.has(it.taskId)) first.set(it.taskId, i); });
+    const unique = [...first.values()].map((i) => items[i]!);
+    const { rows } = await this.db.query<CompletionRow>(
+      `WITH input AS (
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::jsonb[]) AS x(task_id, agent_id, attempt, result, meta)
+       ), cur AS (
+         SELECT t.task_id, t.status AS was, x.agent_id, x.result, x.meta FROM tasks t JOIN input x ON t.task_id = x.task_id
+         WHERE t.assigned_agent = x.agent_id AND t.status IN ('assigned', 'running') AND (x.attempt IS NULL OR t.attempt = x.attempt)
+         FOR UPDATE OF t
+       ), upd AS (
+         UPDATE tasks t SET status = 'completed', result = cur.result, progress = 1, completed_at = now(), lease_expires_at = NULL, error = NULL,
+           metadata = CASE WHEN cur.meta IS NULL THEN t.metadata ELSE t.metadata || jsonb_build_object('result_metadata', cur.meta) END,
+           started_at = COALESCE(t.started_at, t.assigned_at), updated_at = now()
+         FROM cur WHERE t.task_id = cur.task_id
+         RETURNING t.task_id, t.attempt, t.task_type, t.pipeline_id, t.stage, cur.was, cur.agent_id,
+           (extract(epoch FROM (now() - t.assigned_at)) * 1000)::float8 AS ms
+       ), ev AS (
+         INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id) SELECT task_id, was, 'completed', attempt, agent_id FROM upd
+       ), dep AS (
+         UPDATE tasks d SET pending_deps = GREATEST(0, d.pending_deps - (SELECT count(*) FROM upd u WHERE u.task_id = ANY(d.dependencies)))
+         WHERE d.dependencies && (SELECT array_agg(task_id) FROM upd) AND d.status = 'pending'
+         RETURNING d.task_id, d.pending_deps, d.dependencies
+       )
+       SELECT upd.task_id, upd.attempt, upd.task_type, upd.pipeline_id, upd.stage, upd.ms,
+         COALESCE((SELECT array_agg(dep.task_id) FROM dep WHERE dep.pending_deps = 0 AND upd.task_id = ANY(dep.dependencies)), '{}') AS unblocked
+       FROM upd`,
+      [unique.map((x) => x.taskId), unique.map((x) => x.agentId), unique.map((x) => x.attempt), unique.map((x) => x.sealed), unique.map((x) => x.meta)]);
+    const byId = new Map(rows.map((r) => [r.task_id, r]));
+    return items.map((it, i) => (first.get(it.taskId) === i ? byId.get(it.taskId) ?? null : null));
   }
 
   async fail(taskId: string, agentId: string, attempt: number | undefined, error: TaskErrorInput): Promise<{ task_id: string; status: TaskStatus; attempt: number; will_retry: boolean; retry_at: string | null; dead_letter: boolean }> {
     return this.tx(async (q, emit) => {
       const row = await this.lockLeased(q, taskId, agentId, attempt);
       if (row.status !== 'assigned' && row.status !== 'running') throw this.transitionError(row.status, 'failed');
-      await this.agents.recordOutcome(q, agentId, false, 0);
+      this.outcomes.record(agentId, false, 0);
       return this.failRow(q, row, 'failed', { code: error.code, message: error.message, retryable: error.retryable ?? true, ...(error.details ? { details: error.details } : {}) }, emit);
     });
   }

@@ -1,0 +1,55 @@
+/**
+ * Groups calls that arrive close together into one batch (one SQL statement, one commit),
+ * so a burst of N task results costs a few round trips and fsyncs instead of N. A batch is
+ * flushed on the next turn of the event loop or when it reaches `maxSize`; at most
+ * `maxInFlight` batches run at once, so under load batches grow instead of queueing.
+ * Each caller gets its own item's outcome.
+ */
+export interface MicroBatcherOptions {
+  maxSize: number;
+  maxInFlight: number;
+}
+
+interface Pending<I, O> {
+  item: I;
+  resolve: (o: O) => void;
+  reject: (e: unknown) => void;
+}
+
+export class MicroBatcher<I, O> {
+  private queue: Array<Pending<I, O>> = [];
+  private inFlight = 0;
+  private scheduled = false;
+
+  constructor(private readonly run: (items: I[]) => Promise<O[]>, private readonly opts: MicroBatcherOptions) {}
+
+  submit(item: I): Promise<O> {
+    return new Promise<O>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.inFlight >= this.opts.maxInFlight || this.queue.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.drain();
+    });
+  }
+
+  private drain(): void {
+    while (this.inFlight < this.opts.maxInFlight && this.queue.length) {
+      const batch = this.queue.splice(0, this.opts.maxSize);
+      this.inFlight++;
+      this.run(batch.map((p) => p.item)).then(
+        (out) => batch.forEach((p, i) => p.resolve(out[i]!)),
+        (err: unknown) => batch.forEach((p) => p.reject(err)),
+      ).finally(() => {
+        this.inFlight--;
+        this.schedule();
+      });
+    }
+  }
+}

@@ -16,6 +16,8 @@ function reachable(host: string, port: number): Promise<boolean> {
 }
 
 export default async function setup(): Promise<void> {
+  // Tools fetched by .ci/run (promtool) live in .cache/bin.
+  process.env.PATH = `${process.cwd()}/.cache/bin:${process.env.PATH ?? ''}`;
   const pgUrl = process.env.MCP_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
   const redisUrl = process.env.MCP_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
   const pg = new URL(pgUrl);

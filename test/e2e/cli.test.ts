@@ -59,6 +59,9 @@ describe('mcp CLI against a running server', { timeout: 180_000 }, () => {
     expect((await mcp(['frobnicate'], env)).code).toBe(2);
     expect((await mcp(['tasks', 'ls', '--no-such-option'], env)).code).toBe(2);
     expect((await mcp(['tasks', 'create'], env)).code).toBe(2); // --type is required
+    const busy = await mcp(['migrate'], { ...env, MCP_PORT: String(t.server.port), MCP_DATA_DIR: path.join(home, 'data') });
+    expect(busy.code).toBe(2);
+    expect(busy.stderr).toContain('stop the server first');
     const help = await mcp(['--help'], env);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/Exit codes:[\s\S]*3 {2}not found[\s\S]*4 {2}authentication/);
@@ -191,7 +194,7 @@ describe('mcp CLI server-side commands', { timeout: 300_000 }, () => {
   it('migrate, keys rotate --signing and config print (secrets redacted) on a data directory', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'mcp-cli-data-'));
     try {
-      const env = { HOME: dir, MCP_DATA_DIR: dir };
+      const env = { HOME: dir, MCP_DATA_DIR: dir, MCP_PORT: '1' }; // port 1: no server there, so the store-in-use check passes
       const m = await mcp(['migrate', '--json'], env);
       expect(m.code).toBe(0);
       expect(JSON.parse(m.stdout)).toMatchObject({ store: 'pglite' });

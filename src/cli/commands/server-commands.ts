@@ -21,11 +21,21 @@ async function openStore(cfg: Readonly<Config>): Promise<Db> {
   return openDb({ databaseUrl: cfg.store.database_url || undefined, dataDir: cfg.store.data_dir, poolSize: 2 });
 }
 
+/**
+ * The embedded PGlite store belongs to one process: opening its data directory while a server
+ * uses it would corrupt it. Refuse when a server answers on the configured port (`--force` skips).
+ */
+async function assertStoreFree(cfg: Readonly<Config>, force: boolean): Promise<void> {
+  if (force || cfg.store.database_url) return;
+  const live = await fetch(`http://127.0.0.1:${cfg.server.port}/api/v1/live`, { signal: AbortSignal.timeout(700) }).then((r) => r.ok, () => false);
+  if (live) throw new CliError(`a server is running on port ${cfg.server.port} and the store is the embedded PGlite in ${cfg.store.data_dir}: stop the server first (or pass --force if it uses another data directory)`, EXIT.usage);
+}
+
 export function registerServerCommands(program: Command, kit: Kit): void {
   program.command('start')
     .description('start the server (same as npm start): REST, Socket.IO, built-in agents')
     .option('--port <port>', 'API port (overrides MCP_PORT)')
-    .option('--ws-port <port>', 'Socket.IO port (overrides MCP_WS_PORT; -1 = API port only)')
+    .option('--ws-port <port>', 'Socket.IO port (overrides MCP_WS_PORT; 0 = ephemeral)')
     .action(kit.action(async (_ctx, _a, o) => {
       const overrides: Record<string, unknown> = {};
       if (o.port !== undefined) overrides['server.port'] = Number(o.port);
@@ -39,8 +49,10 @@ export function registerServerCommands(program: Command, kit: Kit): void {
   program.command('migrate')
     .description('apply pending database migrations (DATABASE_URL or the PGlite data directory)')
     .option('--status', 'only list applied and pending migrations')
+    .option('--force', 'skip the check that no local server is using the embedded store')
     .action(kit.action(async (ctx, _a, o) => {
       const cfg = await loadConfig();
+      await assertStoreFree(cfg, !!o.force);
       const db = await openStore(cfg);
       const { listMigrations, migrate } = await import('../../store/index.ts');
       try {
@@ -71,8 +83,10 @@ export function registerServerCommands(program: Command, kit: Kit): void {
     .description('rotate the field-encryption key (default; data re-encrypted in the background by the server) and/or the JWT signing key. With the embedded PGlite store, run it while the server is stopped')
     .option('--signing', 'rotate the JWT signing key (live tokens keep working until they expire)')
     .option('--field', 'rotate the field-encryption key (the default when --signing is not given)')
+    .option('--force', 'skip the check that no local server is using the embedded store')
     .action(kit.action(async (ctx, _a, o) => {
       const cfg = await loadConfig();
+      await assertStoreFree(cfg, !!o.force);
       const [{ migrate }, { AuditLog, FieldCipher, KeyRing, KeyRotation, loadOrCreateMasterKeyFile, longestTokenLifetime, rotateKeys }, { SigningKeys }, { createCoordination }] = await Promise.all([
         import('../../store/index.ts'), import('../../security/index.ts'), import('../../auth/index.ts'), import('../../coordination/index.ts'),
       ]);

@@ -95,6 +95,38 @@ describe('KeyRing', () => {
   });
 });
 
+describe('KeyRing lookahead and syncTo', () => {
+  const exported = (k: import('node:crypto').KeyObject | undefined) => k?.export().toString('hex');
+
+  it('derives up to `lookahead` newer versions on demand for decryption, never beyond, and keeps writing with the current key', () => {
+    const ring = KeyRing.fromMasterKey(MASTER, 0, { lookahead: 2 });
+    const ahead = KeyRing.fromMasterKey(MASTER, 2);
+    expect(ring.current).toBe('k1');
+    expect(exported(ring.find('k2'))).toBe(bytes(ahead, 'k2'));
+    expect(exported(ring.find('k3'))).toBe(bytes(ahead, 'k3'));
+    expect(ring.find('k4')).toBeUndefined();
+    expect(ring.find('k0')).toBeUndefined();
+    expect(() => ring.get('k2')).toThrow(KeyRingError);
+    expect(ring.kids).toEqual(['k1']);
+    expect(ring.current).toBe('k1');
+  });
+
+  it('syncTo rotates forward to a persisted count, never back; the window moves with it', () => {
+    const ring = KeyRing.fromMasterKey(MASTER, 0, { lookahead: 1 });
+    expect(ring.syncTo(3)).toEqual(['k2', 'k3']);
+    expect(ring.syncTo(2)).toEqual([]);
+    expect(ring.current).toBe('k3');
+    expect(bytes(ring, 'k3')).toBe(bytes(KeyRing.fromMasterKey(MASTER, 2), 'k3'));
+    expect(ring.find('k4')).toBeDefined();
+    expect(ring.find('k5')).toBeUndefined();
+  });
+
+  it('refuses a lookahead outside 0..64', () => {
+    expect(() => KeyRing.fromMasterKey(MASTER, 0, { lookahead: -1 })).toThrow(KeyRingError);
+    expect(() => KeyRing.fromMasterKey(MASTER, 0, { lookahead: 65 })).toThrow(KeyRingError);
+  });
+});
+
 describe('keyVersion', () => {
   it.each([
     ['k1', 1],

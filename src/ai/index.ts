@@ -5,3 +5,4 @@
  * in here behind the same functions. No transport, no persistence.
  */
 export * from './local/index.ts';
+export { AiHub, isFinalFailure, type AiProvider, type AnalysisOutcome } from './ai-provider.ts';

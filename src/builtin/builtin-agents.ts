@@ -6,8 +6,9 @@
  */
 import type { AgentService } from '../agents/index.ts';
 import type { AssignmentEngine, DeliveredTask, TaskService } from '../tasks/index.ts';
-import { LOCAL_STAGE_HANDLERS, StageFailure } from '../pipelines/stages/index.ts';
-import { warmUpLocalAnalysers } from '../ai/index.ts';
+import { StageFailure } from '../pipelines/stages/index.ts';
+import { AiHub, warmUpLocalAnalysers } from '../ai/index.ts';
+import { localProvider } from './local-provider.ts';
 
 export const BUILTIN_AGENT_ID = 'builtin-local';
 
@@ -28,6 +29,12 @@ export interface BuiltinAgentsOptions {
   logger: { warn: (o: unknown, m?: string) => void; error: (o: unknown, m?: string) => void };
 }
 
+function defaultHub(): AiHub {
+  const hub = new AiHub();
+  hub.register(localProvider);
+  return hub;
+}
+
 export class BuiltinAgents {
   private inFlight = 0;
   private stopped = false;
@@ -38,6 +45,8 @@ export class BuiltinAgents {
     private readonly tasks: TaskService,
     private readonly engine: AssignmentEngine,
     private readonly opts: BuiltinAgentsOptions,
+    /** Routes each task type to its providers; by default everything runs on `local`. */
+    private readonly hub: AiHub = defaultHub(),
   ) {}
 
   get agentId(): string {
@@ -89,15 +98,14 @@ export class BuiltinAgents {
     const started = performance.now();
     try {
       if (this.stopped) return;
-      const handler = LOCAL_STAGE_HANDLERS[t.task_type];
       await this.tasks.accept(t.task_id, this.agentId, t.attempt);
-      if (!handler) {
+      if (!this.hub.supports(t.task_type)) {
         await this.tasks.fail(t.task_id, this.agentId, t.attempt, { code: 'UNSUPPORTED_TASK_TYPE', message: `No built-in handler for '${t.task_type}'.`, retryable: false });
         return;
       }
       let result: Record<string, unknown>;
       try {
-        result = await handler({ task_type: t.task_type, parameters: (t.parameters ?? {}) as Record<string, unknown> });
+        result = (await this.hub.analyze(t.task_type, (t.parameters ?? {}) as Record<string, unknown>)).result;
       } catch (err) {
         const f = err instanceof StageFailure ? err : null;
         await this.tasks.fail(t.task_id, this.agentId, t.attempt, {

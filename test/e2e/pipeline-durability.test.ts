@@ -45,7 +45,7 @@ describe('remote agent takes a pipeline stage', () => {
     for (const stage of TECHDECK.filter((x) => x !== 'processing')) expect(byStage[stage], stage).toBe('builtin-local');
     expect(run.stages.find((x: { stage: string }) => x.stage === 'processing').status).toBe('completed');
     s.close();
-  });
+  }, 120_000);
 });
 
 function freePort(): Promise<number> {

@@ -18,6 +18,8 @@ export function renderMarkdown(r: Any): string {
   L.push(`# MCP server benchmark — ${r.started_at}${r.mode === 'smoke' ? ' (smoke: tiny sizes, not figures to quote)' : ''}`);
   L.push('');
   L.push(`Machine: ${r.machine.cpus} × ${r.machine.cpu_model}, ${r.machine.memory_gb} GiB, Node ${r.machine.node}, commit \`${r.git_commit}\`. Total ${fmt(r.duration_s, 0)} s. Reproduce: \`npm run bench\` (see docs/benchmarks.md).`);
+  const ls = (r.machine.load_avg_start ?? []) as number[];
+  if (ls.length) L.push('', `Load average (1/5/15 min) at start ${ls.join(' / ')}, at end ${(r.machine.load_avg_end ?? []).join(' / ')}${(ls[0] ?? 0) > r.machine.cpus ? ': other work was running on this machine, so these figures are pessimistic' : ''}.`);
   L.push('');
 
   L.push('## 1–2. End-to-end throughput (no-op tasks) vs BullMQ');
@@ -56,11 +58,12 @@ export function renderMarkdown(r: Any): string {
   else {
     L.push(`Store: ${lat.store}; ${lat.agents} agents.`);
     L.push('');
-    L.push('| offered /s × s | achieved /s | sent | delegated | p50 ms | p95 ms | p99 ms | max ms | POST p50 / p95 ms |');
-    L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    L.push('| offered /s × s | achieved /s | sent | POST not 201 | delegated | p50 ms | p95 ms | p99 ms | max ms | POST p50 / p95 ms |');
+    L.push('|---|---:|---:|---|---:|---:|---:|---:|---:|---:|');
     for (const x of lat.runs) {
       const d = x.delegate_latency_ms;
-      L.push(`| ${x.offered_rate} × ${x.seconds} | ${fmt(x.achieved_rate)} | ${x.sent} | ${x.delegated} | ${fmt(d.p50, 2)} | ${fmt(d.p95, 2)} | ${fmt(d.p99, 2)} | ${fmt(d.max, 2)} | ${fmt(x.create_response_ms.p50, 2)} / ${fmt(x.create_response_ms.p95, 2)} |`);
+      const bad = Object.entries(x.create_statuses ?? {}).filter(([k]) => k !== '201').map(([k, v]) => `${k}: ${v as number}`).join(', ') || '0';
+      L.push(`| ${x.offered_rate} × ${x.seconds} | ${fmt(x.achieved_rate)} | ${x.sent} | ${bad} | ${x.delegated} | ${fmt(d.p50, 2)} | ${fmt(d.p95, 2)} | ${fmt(d.p99, 2)} | ${fmt(d.max, 2)} | ${fmt(x.create_response_ms.p50, 2)} / ${fmt(x.create_response_ms.p95, 2)} |`);
     }
   }
   L.push('');
@@ -87,9 +90,9 @@ export function renderMarkdown(r: Any): string {
   else {
     L.push(`Store: ${so.store}; ${so.identities} agent identities registered in ${fmt(so.register_seconds)} s.`);
     L.push('');
-    L.push('| sockets | per identity | connect s | server RSS MB (before → connected, peak) | KiB/socket | heartbeat every | acked/sent | ack p50 ms | ack p99 ms |');
-    L.push('|---:|---:|---:|---|---:|---:|---:|---:|---:|');
-    for (const x of so.levels) L.push(`| ${fmt(x.connected, 0)} | ${x.sockets_per_identity} | ${fmt(x.connect_seconds)} | ${fmt(x.server_rss_mb_before)} → ${fmt(x.server_rss_mb_connected)}, ${fmt(x.server_rss_mb_peak)} | ${fmt(x.rss_kb_per_socket)} | ${x.heartbeat_interval_s} s | ${x.heartbeats_acked}/${x.heartbeats_sent} | ${fmt(x.heartbeat_ack_ms.p50, 2)} | ${fmt(x.heartbeat_ack_ms.p99, 2)} |`);
+    L.push('| sockets | per identity | connect s | server RSS MB (before → connected, peak) | KiB/socket | heartbeat every | acked/sent | errors | ack p50 ms | ack p99 ms |');
+    L.push('|---:|---:|---:|---|---:|---:|---:|---|---:|---:|');
+    for (const x of so.levels) L.push(`| ${fmt(x.connected, 0)} | ${x.sockets_per_identity} | ${fmt(x.connect_seconds)} | ${fmt(x.server_rss_mb_before)} → ${fmt(x.server_rss_mb_connected)}, ${fmt(x.server_rss_mb_peak)} | ${fmt(x.rss_kb_per_socket)} | ${x.heartbeat_interval_s} s | ${x.heartbeats_acked}/${x.heartbeats_sent} | ${Object.entries(x.heartbeat_errors ?? {}).map(([k, v]) => `${k}: ${v as number}`).join(', ') || '0'} | ${fmt(x.heartbeat_ack_ms.p50, 2)} | ${fmt(x.heartbeat_ack_ms.p99, 2)} |`);
   }
   L.push('');
 

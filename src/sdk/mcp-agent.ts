@@ -143,11 +143,18 @@ export class McpAgent extends EventEmitter<AgentEvents> {
   async start(): Promise<void> {
     if (this.state !== 'idle' && this.state !== 'stopped') throw new Error(`McpAgent.start(): already ${this.state}`);
     this.state = 'starting';
+    this.everConnected = false;
+    this.finished.clear();
     try {
       await this.client.auth.token(this.o.agentId, this.o.apiKey);
       if (this.o.syncConcurrency !== false) {
-        const me = await this.client.agents.get(this.o.agentId);
-        if (me.max_concurrent_tasks !== this.concurrency) await this.client.agents.update(this.o.agentId, { max_concurrent_tasks: this.concurrency });
+        // So the server never sends more than we run (else extra deliveries are declined and re-queued).
+        try {
+          const me = await this.client.agents.get(this.o.agentId);
+          if (me.max_concurrent_tasks !== this.concurrency) await this.client.agents.update(this.o.agentId, { max_concurrent_tasks: this.concurrency });
+        } catch (err) {
+          this.log.warn('could not announce the concurrency to the server', { error: (err as Error).message });
+        }
       }
       await this.connect();
       if (this.o.activateOnStart !== false) await this.emitAck('agent:status_update', { status: 'active' }).catch((err: unknown) => this.fail(err));

@@ -79,7 +79,7 @@ export class FanOut {
         targets.push(rooms.topic('system'));
       }
       const emit = (seq: number) => {
-        this.nsp.to(targets).emit(name, { ...(payload as Record<string, unknown>), seq, timestamp });
+        this.nsp.to(targets).emit(name, { ...withoutFreeText(payload as Record<string, unknown>), seq, timestamp });
         if (name === 'task:cancelled' && p.agent_id) {
           this.nsp.to(rooms.agentConn(p.agent_id)).emit('task:cancel', { task_id: p.task_id, reason: p.reason ?? 'cancelled' });
         }
@@ -103,4 +103,17 @@ export class FanOut {
   stop(): void {
     this.off?.();
   }
+}
+
+/**
+ * Free text written by agents (progress messages, error messages) may quote the PHI they were
+ * working on; subscribers get codes and numbers only and can read details over REST, where
+ * access is audited and masked.
+ */
+function withoutFreeText(p: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...p };
+  if ('message' in out && 'progress' in out) delete out.message;
+  const err = out.error as { code?: unknown; retryable?: unknown } | null | undefined;
+  if (err && typeof err === 'object') out.error = { code: err.code, retryable: err.retryable };
+  return out;
 }

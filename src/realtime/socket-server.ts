@@ -369,9 +369,8 @@ export class RealtimeServer {
   private async resendUnacknowledged(agentId: string, olderThanMs: number): Promise<void> {
     const leased = await this.o.tasks.leasedBy(agentId);
     const cutoff = Date.now() - olderThanMs;
-    for (const t of leased) {
-      if (t.status === 'assigned' && (t.assigned_at?.getTime() ?? 0) <= cutoff) this.deliver(agentId, this.o.engine.toDelivered(t));
-    }
+    const due = leased.filter((t) => t.status === 'assigned' && (t.assigned_at?.getTime() ?? 0) <= cutoff);
+    for (const t of this.o.engine.redeliveries(agentId, due)) this.deliver(agentId, t);
   }
 
   /**

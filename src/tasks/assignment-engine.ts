@@ -286,6 +286,16 @@ export class AssignmentEngine {
     return delivered.length > 0 && locked >= want && want === limit;
   }
 
+  /**
+   * Payloads for leases being sent again (reconnect, unacknowledged delivery). Decrypting them
+   * is a PHI disclosure like the first delivery, so it goes through the same `onDelivered` audit.
+   */
+  redeliveries(agentId: string, rows: TaskRow[]): DeliveredTask[] {
+    const tasks = rows.map((r) => this.toDelivered(r));
+    if (tasks.length) this.opts.onDelivered?.(agentId, tasks);
+    return tasks;
+  }
+
   toDelivered(r: TaskRow): DeliveredTask {
     return {
       task_id: r.task_id,

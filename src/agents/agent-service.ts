@@ -55,6 +55,7 @@ export class AgentService {
   readonly repo = new AgentRepository();
   private readonly startedAt = Date.now();
   private readonly seenAlive = new Set<string>();
+  private readonly hbCache = new Map<string, { status: string; draining: boolean; at: number }>();
   /** Outcome counters, buffered (see AgentOutcomes); started by the composition root. */
   readonly outcomes: AgentOutcomes;
   /** Live in-flight counts per agent, maintained by the task engine. */
@@ -248,6 +249,7 @@ export class AgentService {
       if (!self || keys.some((k) => !['capabilities', 'metadata', 'max_concurrent_tasks'].includes(k))) throw new ForbiddenError('INSUFFICIENT_PERMISSIONS');
     }
     const after = await this.repo.update(this.db, agentId, patch);
+    this.hbCache.delete(agentId);
     if (!after) throw new NotFoundError('AGENT_NOT_FOUND');
     if (patch.status && patch.status !== before.status) this.bus.emit('agent:status_changed', { agent_id: agentId, status: patch.status, previous: before.status });
     if (patch.role && patch.role !== before.role) {
@@ -260,6 +262,7 @@ export class AgentService {
 
   /** Soft delete: credentials stop working; its leased tasks go back to the queue (task engine listens). */
   async remove(agentId: string): Promise<void> {
+    this.hbCache.delete(agentId);
     if (!(await this.repo.softDelete(this.db, agentId))) throw new NotFoundError('AGENT_NOT_FOUND');
     await this.tokens.revokeSubject('agent', agentId);
     await this.coord.removePresence(PRESENCE, agentId);
@@ -272,6 +275,7 @@ export class AgentService {
     if (!before) return null;
     if (before.status === status && Object.keys(extra).length === 0) return before;
     const after = await this.repo.update(this.db, agentId, { status, ...extra });
+    this.hbCache.delete(agentId);
     if (after && before.status !== status) {
       this.bus.emit('agent:status_changed', { agent_id: agentId, status, previous: before.status });
       if (status === 'active') this.bus.emit('task:eligible', { task_ids: [] });
@@ -290,7 +294,7 @@ export class AgentService {
    * `active`; a reported status is applied when it differs.
    */
   async heartbeat(agentId: string, body: HeartbeatInput, transport: 'ws' | 'rest'): Promise<{ status: 'acknowledged'; next_heartbeat: string; agent_status: string }> {
-    const a = await this.get(agentId);
+    const a = await this.heartbeatState(agentId);
     const ttl = (transport === 'ws' ? this.opts.timeoutSeconds : this.opts.restTimeoutSeconds) * 1000;
     const presence: AgentPresence = { transport, last_heartbeat: Date.now(), ...(body.status ? { status: body.status } : {}), ...(body.system_metrics ? { system_metrics: body.system_metrics } : {}) };
     await this.coord.setPresence(PRESENCE, agentId, presence as unknown as Record<string, unknown>, ttl);
@@ -301,6 +305,19 @@ export class AgentService {
     else if (a.status === 'offline') status = a.draining ? 'inactive' : 'active';
     if (status !== a.status) await this.setStatus(agentId, status as AgentStatus, { last_seen_at: new Date() });
     return { status: 'acknowledged', next_heartbeat: new Date(Date.now() + this.opts.heartbeatIntervalSeconds * 1000).toISOString(), agent_status: status };
+  }
+
+  /**
+   * The agent fields a heartbeat needs, cached for a few seconds so that thousands of agents
+   * heartbeating cost no database reads; every status change made here refreshes the entry.
+   */
+  private async heartbeatState(agentId: string): Promise<Pick<AgentRecord, 'status' | 'draining'>> {
+    const hit = this.hbCache.get(agentId);
+    if (hit && Date.now() - hit.at < 5000) return hit;
+    const a = await this.get(agentId);
+    this.hbCache.set(agentId, { status: a.status, draining: a.draining, at: Date.now() });
+    if (this.hbCache.size > 50_000) this.hbCache.clear();
+    return a;
   }
 
   /**

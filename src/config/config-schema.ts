@@ -35,7 +35,7 @@ export const CONFIG_FIELDS: ConfigField[] = [
   { path: 'server.shutdown_grace_ms', env: 'MCP_SHUTDOWN_GRACE_MS', schema: Type.Integer({ minimum: 0, maximum: 120000 }), default: 10000, description: 'How long in-flight requests may run after SIGTERM.' },
   { path: 'store.database_url', env: 'DATABASE_URL', schema: Type.String(), default: '', description: 'postgres://… to use PostgreSQL; empty = embedded PGlite.', secret: true },
   { path: 'store.data_dir', env: 'MCP_DATA_DIR', schema: Type.String({ minLength: 1 }), default: './data', description: 'Directory for the embedded store and generated key files.' },
-  { path: 'store.pool_size', env: 'MCP_DB_POOL_SIZE', schema: Type.Integer({ minimum: 1, maximum: 200 }), default: 10, description: 'PostgreSQL connection pool size.' },
+  { path: 'store.pool_size', env: 'MCP_DB_POOL_SIZE', schema: Type.Integer({ minimum: 1, maximum: 200 }), default: 20, description: 'PostgreSQL connection pool size.' },
   { path: 'coordination.redis_url', env: 'REDIS_URL', schema: Type.String(), default: '', description: 'redis://… for multi-process coordination; empty = in-process.', secret: true },
   { path: 'coordination.key_prefix', env: 'MCP_REDIS_PREFIX', schema: Type.String({ minLength: 1, maxLength: 64 }), default: 'mcp:', description: 'Prefix of every Redis key and channel (several deployments or test runs can share one Redis).' },
   { path: 'coordination.safety_net_ms', env: 'MCP_DISPATCH_SAFETY_NET_MS', schema: Type.Integer({ minimum: 0, maximum: 600000 }), default: 2000, description: 'Every process runs a dispatch round this often even without a wake-up (lost pub/sub message, Redis outage). 0 = off.' },

@@ -323,7 +323,8 @@ export class RealtimeServer {
     socket.on('agent:heartbeat', handle<HeartbeatInput>(socket, SocketHeartbeat, async (body) => {
       const r = await this.o.agents.heartbeat(agentId, body, 'ws');
       await this.markSocketPresence(agentId);
-      await this.resendUnacknowledged(agentId, 5000);
+      // Only an agent holding leases can have an unacknowledged delivery to re-send.
+      if (this.o.engine.loadOf(agentId) > 0) await this.resendUnacknowledged(agentId, 5000);
       return { next_heartbeat: r.next_heartbeat, status: r.agent_status };
     }, unexpected));
     socket.on('agent:status_update', handle<{ status: 'active' | 'inactive' | 'maintenance' }>(socket, SocketStatusUpdate, async ({ status }) => {

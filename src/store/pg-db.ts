@@ -21,7 +21,8 @@ export class PgDb implements Db {
       connectionString: opts.connectionString,
       max: opts.poolSize ?? 10,
       options: opts.schema ? `-c search_path=${opts.schema}` : undefined,
-      connectionTimeoutMillis: 5000,
+      // Bursts queue for a connection rather than fail: a request waits up to 30 s.
+      connectionTimeoutMillis: 30_000,
     });
     // An idle client erroring (server restart) must not crash the process; the pool replaces it.
     this.pool.on('error', () => {});

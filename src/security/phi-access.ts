@@ -116,6 +116,24 @@ export class PhiAccessLog {
     if (input.unmasked !== false && requiresEncryption(classification)) await this.count(principalOf(ctx.actor), input.count ?? 1);
   }
 
+  /**
+   * Audits writes of PHI (task parameters on creation, results on completion) in the caller's
+   * transaction, one chained entry per resource, so a failed audit write fails the write.
+   */
+  async writes(q: Queryable, actor: AuditActor, action: 'create' | 'update', items: Array<{ resource_type: string; resource_id: string; fields: string[]; classification: string }>, requestId: string | null = null): Promise<void> {
+    const entries = items.filter((i) => requiresEncryption(classificationOf(i.classification))).map((i) => ({
+      actor,
+      action,
+      resource_type: i.resource_type,
+      resource_id: i.resource_id,
+      fields: i.fields,
+      data_classification: classificationOf(i.classification),
+      outcome: 'success' as const,
+      request_id: requestId,
+    }));
+    if (entries.length) await this.audit.append(q, entries);
+  }
+
   /** Audits a read that failed to decrypt (own transaction; outcome failure, risk high). */
   async failure(ctx: AuditContext, input: PhiFailureInput): Promise<void> {
     try {

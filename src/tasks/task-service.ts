@@ -37,6 +37,8 @@ interface CompletionInput {
 
 interface CompletionRow {
   task_id: string;
+  agent_id: string;
+  data_classification: string;
   attempt: number;
   task_type: string;
   pipeline_id: string | null;
@@ -113,6 +115,7 @@ export class TaskService {
       const errors = tasks.flatMap((t, i) => t.dependencies.filter((d) => !found.has(d)).map((d) => ({ field: inputs.length > 1 ? `tasks[${i}].dependencies` : 'dependencies', message: `unknown task ${d}` })));
       if (errors.length) throw new ValidationError('Some dependencies do not exist.', errors);
       const rows = await this.repo.insertMany(tx, tasks);
+      await this.phiAudit?.writes(tx, actorOf(creator), 'create', rows.map((r) => ({ resource_type: 'task', resource_id: r.task_id, fields: ['parameters'], classification: r.data_classification })));
       for (const r of rows) emit('task:created', { task_id: r.task_id, task_type: r.task_type, priority: r.priority, pipeline_id: r.pipeline_id, stage: r.stage });
       emit('task:eligible', { task_ids: rows.filter((r) => r.pending_deps === 0).map((r) => r.task_id) });
       return rows;
@@ -365,7 +368,8 @@ export class TaskService {
     const first = new Map<string, number>();
     items.forEach((it, i) => { if (!first.has(it.taskId)) first.set(it.taskId, i); });
     const unique = [...first.values()].map((i) => items[i]!);
-    const { rows } = await this.db.query<CompletionRow>(
+    const rows = await this.db.transaction(async (q) => {
+      const r = await q.query<CompletionRow>(
       `WITH input AS (
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::jsonb[]) AS x(task_id, agent_id, attempt, result, meta)
        ), cur AS (
@@ -377,7 +381,7 @@ export class TaskService {
            metadata = CASE WHEN cur.meta IS NULL THEN t.metadata ELSE t.metadata || jsonb_build_object('result_metadata', cur.meta) END,
            started_at = COALESCE(t.started_at, t.assigned_at), updated_at = now()
          FROM cur WHERE t.task_id = cur.task_id
-         RETURNING t.task_id, t.attempt, t.task_type, t.pipeline_id, t.stage, cur.was, cur.agent_id,
+         RETURNING t.task_id, t.attempt, t.task_type, t.pipeline_id, t.stage, t.data_classification, cur.was, cur.agent_id,
            (extract(epoch FROM (now() - t.assigned_at)) * 1000)::float8 AS ms
        ), ev AS (
          INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id) SELECT task_id, was, 'completed', attempt, agent_id FROM upd
@@ -386,10 +390,20 @@ export class TaskService {
          WHERE d.dependencies && (SELECT array_agg(task_id) FROM upd) AND d.status = 'pending'
          RETURNING d.task_id, d.pending_deps, d.dependencies
        )
-       SELECT upd.task_id, upd.attempt, upd.task_type, upd.pipeline_id, upd.stage, upd.ms,
+       SELECT upd.task_id, upd.attempt, upd.task_type, upd.pipeline_id, upd.stage, upd.ms, upd.agent_id, upd.data_classification,
          COALESCE((SELECT array_agg(dep.task_id) FROM dep WHERE dep.pending_deps = 0 AND upd.task_id = ANY(dep.dependencies)), '{}') AS unblocked
        FROM upd`,
       [unique.map((x) => x.taskId), unique.map((x) => x.agentId), unique.map((x) => x.attempt), unique.map((x) => x.sealed), unique.map((x) => x.meta)]);
+      // The results written are PHI writes by their agents: audited in the same transaction.
+      if (this.phiAudit) {
+        const byAgent = new Map<string, CompletionRow[]>();
+        for (const row of r.rows) byAgent.set(row.agent_id, [...(byAgent.get(row.agent_id) ?? []), row]);
+        for (const [agentId, list] of byAgent) {
+          await this.phiAudit.writes(q, { type: 'agent', id: agentId, role: null, ip: null, user_agent: null }, 'update', list.map((x) => ({ resource_type: 'task', resource_id: x.task_id, fields: ['result'], classification: x.data_classification })));
+        }
+      }
+      return r.rows;
+    });
     const byId = new Map(rows.map((r) => [r.task_id, r]));
     return items.map((it, i) => (first.get(it.taskId) === i ? byId.get(it.taskId) ?? null : null));
   }

@@ -61,6 +61,16 @@ describe('delegation over Socket.IO', () => {
     await waitFor(() => events.some((e) => e.name === 'task:completed'));
     expect(events.map((e) => e.name)).toEqual(['task:created', 'task:assigned', 'task:progress_updated', 'task:completed']);
     expect(events.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+    // Every PHI access of this task is in the audit log: the creation, the delivery to the agent,
+    // the result it wrote, and the admin's read above.
+    const audit = await waitFor(async () => {
+      const r = await t.api('GET', `/api/v1/audit?resource_type=task&resource_id=${id}&limit=50`, { token: t.adminToken });
+      const entries = r.body.entries as Array<{ action: string; actor: { type: string; id: string }; fields: string[] }>;
+      return entries.some((e) => e.actor.type === 'agent' && e.action !== 'update') && entries;
+    });
+    expect(audit.find((e) => e.action === 'create')?.fields).toEqual(['parameters']);
+    expect(audit.find((e) => e.action === 'update')).toMatchObject({ actor: { type: 'agent', id: 'flow-agent' }, fields: ['result'] });
+    expect(audit.some((e) => e.action === 'read' && e.actor.type === 'user')).toBe(true);
     const again = await emitAck(socket, 'task:result', { task_id: id, attempt: 1, success: true, data: { score: 0.1 } });
     expect(again).toMatchObject({ ok: true, duplicate: true });
     expect((await getTask(t, id)).result).toEqual({ score: 0.9 });

@@ -17,6 +17,7 @@
  *   dropped and reported). Principals in `breachExempt` (the built-in in-process agent: it is
  *   the server itself) are audited but not counted by the bulk-read rule.
  */
+import { MicroBatcher } from '../core/index.ts';
 import type { Db, Queryable } from '../store/index.ts';
 import type { AuditActor } from './audit-chain.ts';
 import type { AuditContext, AuditEntryInput, AuditLog } from './audit-log.ts';
@@ -99,6 +100,32 @@ export class PhiAccessLog {
   isExempt(principal: string): boolean {
     return this.#exempt.has(principal);
   }
+
+  /**
+   * Audits a read in a transaction of its own, grouped with concurrent reads (one chained
+   * insert and one commit per group instead of one per request, since the chain serialises
+   * appends). Resolves only once the entry is committed; throws when it cannot be written, so
+   * the caller fails instead of disclosing unaudited. Then counts it like `read`.
+   */
+  async readCommitted(ctx: AuditContext, input: PhiReadInput): Promise<void> {
+    await this.#reads.submit({ ctx, input });
+    const classification = classificationOf(String(input.classification));
+    if (input.unmasked !== false && requiresEncryption(classification)) await this.count(principalOf(ctx.actor), input.count ?? 1);
+  }
+
+  readonly #reads = new MicroBatcher<{ ctx: AuditContext; input: PhiReadInput }, void>(async (items) => {
+    await this.db.transaction((q) => this.audit.append(q, items.map(({ ctx, input }) => ({
+      actor: ctx.actor,
+      action: 'read',
+      resource_type: input.resource_type,
+      resource_id: input.resource_id,
+      fields: input.fields,
+      data_classification: classificationOf(String(input.classification)),
+      outcome: 'success' as const,
+      request_id: ctx.request_id ?? null,
+    }))));
+    return items.map(() => undefined);
+  }, { maxSize: 500, maxInFlight: 1 });
 
   /** Audits a read inside `q` (throws when the entry cannot be written), then counts it. */
   async read(q: Queryable, ctx: AuditContext, input: PhiReadInput): Promise<void> {

@@ -150,34 +150,32 @@ export class TaskService {
   /**
    * The task with its decrypted parameters/result (SPEC §6, §9). Callers without `phi:read`
    * get them masked per the task's classification, except the assigned agent, which sees its
-   * own task in full. The read is audited in the same transaction (a failed audit write fails
-   * the read). A value that does not decrypt (tampered, moved) fails closed with a 500 and is
+   * own task in full. The read is audited (grouped with concurrent reads) and committed before
+   * the answer is returned; a failed audit write fails the read. A value that does not decrypt (tampered, moved) fails closed with a 500 and is
    * audited as a high-risk failure in a transaction of its own.
    */
   async detail(taskId: string, viewer: Principal, ctx: AuditContext = { actor: actorOf(viewer) }): Promise<TaskDetail> {
     let failing: { task_id: string; field: string; classification: string } | null = null;
     try {
-      return await this.db.transaction(async (q) => {
-        const row = await this.repo.get(q, taskId);
-        if (!row || !this.canSee(viewer, row)) throw new NotFoundError('TASK_NOT_FOUND');
-        const history = await this.repo.history(q, row.task_id);
-        const classification = isDataClassification(row.data_classification) ? row.data_classification : 'phi';
-        failing = { task_id: row.task_id, field: 'parameters', classification };
-        const parameters: unknown = this.repo.openParameters(row);
-        failing.field = 'result';
-        const result: unknown = this.repo.openResult(row);
-        failing = null;
-        const full = hasPermission(viewer.role, 'phi:read') || (viewer.type === 'agent' && row.assigned_agent === viewer.id);
-        await this.phiAudit?.read(q, ctx, { resource_type: 'task', resource_id: row.task_id, fields: row.result === null ? ['parameters'] : ['parameters', 'result'], classification, unmasked: full });
-        return {
-          ...taskSummary(row),
-          parameters: full ? parameters : maskValue(parameters, classification),
-          result: full ? result : maskValue(result, classification),
-          history: historyView(history),
-        };
-      });
+      const row = await this.repo.get(this.db, taskId);
+      if (!row || !this.canSee(viewer, row)) throw new NotFoundError('TASK_NOT_FOUND');
+      const history = await this.repo.history(this.db, row.task_id);
+      const classification = isDataClassification(row.data_classification) ? row.data_classification : 'phi';
+      failing = { task_id: row.task_id, field: 'parameters', classification };
+      const parameters: unknown = this.repo.openParameters(row);
+      failing.field = 'result';
+      const result: unknown = this.repo.openResult(row);
+      failing = null;
+      const full = hasPermission(viewer.role, 'phi:read') || (viewer.type === 'agent' && row.assigned_agent === viewer.id);
+      await this.phiAudit?.readCommitted(ctx, { resource_type: 'task', resource_id: row.task_id, fields: row.result === null ? ['parameters'] : ['parameters', 'result'], classification, unmasked: full });
+      return {
+        ...taskSummary(row),
+        parameters: full ? parameters : maskValue(parameters, classification),
+        result: full ? result : maskValue(result, classification),
+        history: historyView(history),
+      };
     } catch (err) {
-      const f = failing as { task_id: string; field: string; classification: string } | null;
+      const f = failing;
       if (err instanceof DecryptionError && f && this.phiAudit) {
         await this.phiAudit.failure(ctx, { resource_type: 'task', resource_id: f.task_id, fields: [f.field], classification: f.classification, reason: err.reason }).catch(() => {});
       }

@@ -57,6 +57,7 @@ export interface TaskDetail extends TaskSummary {
 }
 
 export class TaskService {
+  private readonly singleCreates = new MicroBatcher<{ task: NewTask; creator: Principal }, TaskRow | Error>((items) => this.createGroup(items), { maxSize: 200, maxInFlight: 2 });
   private readonly acceptances = new MicroBatcher<{ taskId: string; agentId: string; attempt: number | null }, TaskRow | null>((items) => this.acceptBatch(items), { maxSize: 500, maxInFlight: 4 });
   private readonly completions = new MicroBatcher<CompletionInput, CompletionRow | null>((items) => this.completeBatch(items), { maxSize: 500, maxInFlight: 4 });
 
@@ -125,9 +126,49 @@ export class TaskService {
   }
 
   async create(input: CreateTaskInput, creator: Principal): Promise<{ task_id: string; status: 'pending'; created_at: string; queue_position: number }> {
-    const [row] = await this.createMany([input], creator);
-    const position = await this.repo.queuePosition(this.db, row!.priority, row!.created_at);
-    return { task_id: row!.task_id, status: 'pending', created_at: row!.created_at.toISOString(), queue_position: position };
+    const task = this.normalize(input, principalKey(creator));
+    const row = await this.singleCreates.submit({ task, creator });
+    if (row instanceof Error) throw row;
+    const position = await this.repo.queuePosition(this.db, row.priority, row.created_at);
+    return { task_id: row.task_id, status: 'pending', created_at: row.created_at.toISOString(), queue_position: position };
+  }
+
+  /**
+   * Concurrent single creates share one transaction (one insert, one audit append, one commit).
+   * When the group fails (e.g. one task names an unknown dependency) each is retried alone, so
+   * a caller only ever sees its own error.
+   */
+  private async createGroup(items: Array<{ task: NewTask; creator: Principal }>): Promise<Array<TaskRow | Error>> {
+    const insert = (group: typeof items) => this.tx(async (tx, emit) => {
+      const deps = [...new Set(group.flatMap((g) => g.task.dependencies))];
+      const found = await this.repo.existing(tx, deps);
+      const missing = group.flatMap((g) => g.task.dependencies.filter((d) => !found.has(d)));
+      if (missing.length) throw new ValidationError('Some dependencies do not exist.', missing.map((d) => ({ field: 'dependencies', message: `unknown task ${d}` })));
+      const rows = await this.repo.insertMany(tx, group.map((g) => g.task));
+      const byCreator = new Map<string, { creator: Principal; rows: TaskRow[] }>();
+      group.forEach((g, i) => {
+        const k = principalKey(g.creator);
+        const e = byCreator.get(k) ?? { creator: g.creator, rows: [] };
+        e.rows.push(rows[i]!);
+        byCreator.set(k, e);
+      });
+      for (const { creator, rows: mine } of byCreator.values()) {
+        await this.phiAudit?.writes(tx, actorOf(creator), 'create', mine.map((r) => ({ resource_type: 'task', resource_id: r.task_id, fields: ['parameters'], classification: r.data_classification })));
+      }
+      for (const r of rows) emit('task:created', { task_id: r.task_id, task_type: r.task_type, priority: r.priority, pipeline_id: r.pipeline_id, stage: r.stage });
+      emit('task:eligible', { task_ids: rows.filter((r) => r.pending_deps === 0).map((r) => r.task_id) });
+      return rows;
+    });
+    try {
+      return await insert(items);
+    } catch (err) {
+      if (items.length === 1) return [err instanceof Error ? err : new Error(String(err))];
+      const out: Array<TaskRow | Error> = [];
+      for (const it of items) {
+        out.push(await insert([it]).then((rows) => rows[0]!, (e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
+      }
+      return out;
+    }
   }
 
   // ---- reading ----------------------------------------------------------------------------

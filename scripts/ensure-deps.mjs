@@ -6,6 +6,7 @@ import { execSync } from 'node:child_process';
 const marker = 'node_modules/.package-lock.json';
 const stale = !existsSync(marker) || statSync(marker).mtimeMs < statSync('package-lock.json').mtimeMs;
 if (stale) {
-  console.log('[mcp] installing dependencies (npm ci)…');
-  execSync('npm ci --no-audit --no-fund', { stdio: 'inherit' });
+  console.log('[mcp] installing dependencies…');
+  // npm install honours the lock file; npm ci would refuse it (see .ci/run).
+  execSync('npm install --no-audit --no-fund', { stdio: 'inherit' });
 }

@@ -7,7 +7,7 @@
  *   npm run bench                      full run (~10 min on 2 cores)
  *   npm run bench -- --smoke           tiny sizes, every scenario, < 60 s
  *   npm run bench -- --only latency    one scenario (comma-separated list allowed):
- *                                      throughput, bullmq, latency, rest, sockets, pipelines
+ *                                      throughput, bullmq, latency, rest, sockets, pipelines, multiprocess
  *   npm run bench -- --engine pglite   store for scenarios 3–6 (default: postgres when reachable)
  *   npm run bench -- --profile         V8 CPU profiles of each server child in <out>/profiles
  *   npm run bench -- --out DIR         where to write results (default bench/results)
@@ -25,11 +25,12 @@ import { round } from './lib/stats.ts';
 import { runThroughput, throughputParams } from './scenarios/throughput.ts';
 import { runBullmq } from './scenarios/bullmq.ts';
 import { latencyParams, runLatency } from './scenarios/latency.ts';
+import { multiprocessParams, runMultiprocess } from './scenarios/multiprocess.ts';
 import { restParams, runRest } from './scenarios/rest.ts';
 import { runSockets, socketParams } from './scenarios/sockets.ts';
 import { pipelineParams, runPipelines } from './scenarios/pipelines.ts';
 
-export const SCENARIOS = ['throughput', 'bullmq', 'latency', 'rest', 'sockets', 'pipelines'] as const;
+export const SCENARIOS = ['throughput', 'bullmq', 'latency', 'rest', 'sockets', 'pipelines', 'multiprocess'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 interface Args { smoke: boolean; only: Scenario[]; out: string; profile: boolean; engine: 'pglite' | 'postgres' | '' }
@@ -173,6 +174,7 @@ async function main(): Promise<void> {
   if (want('rest')) scenarios.rest = await guarded('rest', ctx, () => runRest(ctx, restParams(args.smoke)));
   if (want('sockets')) scenarios.sockets = await guarded('sockets', ctx, () => runSockets(ctx, socketParams(args.smoke)));
   if (want('pipelines')) scenarios.pipelines = await guarded('pipelines', ctx, () => runPipelines(ctx, pipelineParams(args.smoke)));
+  if (want('multiprocess')) scenarios.multiprocess = await guarded('multiprocess', ctx, () => runMultiprocess(ctx, multiprocessParams(args.smoke)));
 
   for (const s of shared.values()) await s.stop();
   const finishedAt = new Date();

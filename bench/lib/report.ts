@@ -109,5 +109,20 @@ export function renderMarkdown(r: Any): string {
     for (const x of pl.levels) L.push(`| ${x.concurrency} | ${x.runs} | ${Object.entries(x.statuses).map(([k, v]) => `${k} ${v as number}`).join(', ')} | ${fmt(x.runs_per_s, 2)} | ${fmt(x.latency_ms.p50, 0)} | ${fmt(x.latency_ms.p95, 0)} | ${fmt(x.client_latency_ms.p95, 0)} |`);
   }
   L.push('');
+
+  const mp = sc.multiprocess;
+  if (mp) {
+    L.push('## 7. Two server processes (PostgreSQL + Redis): tasks created on A, agents on B');
+    L.push('');
+    const mpStatus = status(mp);
+    if (mpStatus) L.push(mpStatus);
+    else {
+      const d = mp.latency.delegate_latency_ms;
+      L.push('| agents | tasks | completed | **tasks/s** | offered /s | create→delegate p50 / p95 / p99 ms |');
+      L.push('|---:|---:|---:|---:|---:|---|');
+      L.push(`| ${mp.agents} | ${mp.throughput.n} | ${mp.throughput.completed} | **${fmt(mp.throughput.tasks_per_s)}** | ${mp.latency.offered_rate} | ${fmt(d.p50, 2)} / ${fmt(d.p95, 2)} / ${fmt(d.p99, 2)} |`);
+    }
+    L.push('');
+  }
   return L.join('\n');
 }

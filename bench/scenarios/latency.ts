@@ -43,7 +43,7 @@ export async function runLatency(ctx: BenchContext, p: LatencyParams) {
   }
 }
 
-async function offered(ctx: BenchContext, server: ServerHandle, worker: AgentsWorker, p: LatencyParams & { rate: number }) {
+export async function offered(ctx: BenchContext, server: ServerHandle, worker: AgentsWorker, p: LatencyParams & { rate: number }) {
   {
     await worker.call({ cmd: 'reset' });
 

@@ -311,6 +311,11 @@ export class AgentService {
    * The agent fields a heartbeat needs, cached for a few seconds so that thousands of agents
    * heartbeating cost no database reads; every status change made here refreshes the entry.
    */
+  /** Drops the cached heartbeat state (another process changed the agent, or coordination was rebuilt). */
+  invalidate(agentId: string): void {
+    this.hbCache.delete(agentId);
+  }
+
   private async heartbeatState(agentId: string): Promise<Pick<AgentRecord, 'status' | 'draining'>> {
     const hit = this.hbCache.get(agentId);
     if (hit && Date.now() - hit.at < 5000) return hit;

@@ -96,6 +96,7 @@ export class RealtimeServer {
     this.nsp.on('connection', (socket) => void this.onConnection(socket as McpSocket));
     this.offs.push(o.bus.on('principal:revoked', (e) => this.disconnectPrincipal(`${e.subject_type}:${e.subject_id}`, e.reason)));
     this.offs.push(o.bus.on('agent:status_changed', (e) => {
+      o.agents.invalidate(e.agent_id);
       void this.refreshSlot(e.agent_id);
       if (!this.agentSockets.has(e.agent_id)) o.coord.publish(AGENT_CHANGED, { origin: this.serverId, agent_id: e.agent_id }).catch(() => {});
     }));
@@ -110,7 +111,10 @@ export class RealtimeServer {
     this.fanOut.start();
     this.unsubAgentChanged = await this.o.coord.subscribe(AGENT_CHANGED, (m) => {
       const msg = m as { origin?: string; agent_id?: string } | null;
-      if (msg?.agent_id && msg.origin !== this.serverId) void this.refreshSlot(msg.agent_id);
+      if (msg?.agent_id && msg.origin !== this.serverId) {
+        this.o.agents.invalidate(msg.agent_id);
+        void this.refreshSlot(msg.agent_id);
+      }
     }).catch((err: unknown) => {
       this.o.logger.warn({ err }, 'agent status relay unavailable');
       return undefined;
@@ -197,6 +201,7 @@ export class RealtimeServer {
   async rebuildCoordinationState(): Promise<void> {
     await this.refreshPresence();
     for (const agentId of [...this.agentSockets.keys()]) {
+      this.o.agents.invalidate(agentId);
       await this.o.agents.heartbeat(agentId, {}, 'ws').catch((err: unknown) => this.o.logger.warn({ err, agent_id: agentId }, 'presence rebuild failed'));
       await this.refreshSlot(agentId);
       await this.resendUnacknowledged(agentId, 5000).catch(() => {});

@@ -155,7 +155,8 @@ export class KeyRotation {
     this.#opts = {
       pollMs,
       batchSize: opts.batchSize ?? 200,
-      settleMs: opts.settleMs ?? (opts.coord && opts.coord.kind !== 'memory' ? 2 * pollMs : 0),
+      // In-process too: a value sealed just before the rotation may still be on its way to the store.
+      settleMs: opts.settleMs ?? (opts.coord && opts.coord.kind !== 'memory' ? 2 * pollMs : 1000),
       maxPasses: opts.maxPasses ?? 5,
       signingOverlapSeconds: opts.signingOverlapSeconds ?? 86400,
     };

@@ -31,7 +31,7 @@ interface CompletionInput {
   taskId: string;
   agentId: string;
   attempt: number | null;
-  sealed: string;
+  result: unknown;
   meta: string | null;
 }
 
@@ -377,13 +377,7 @@ export class TaskService {
    */
   async complete(taskId: string, agentId: string, attempt: number | undefined, result: unknown, metadata?: Record<string, unknown>): Promise<{ task_id: string; status: 'completed'; attempt: number; duplicate: boolean }> {
     if (!isUuid(taskId)) throw new NotFoundError('TASK_NOT_FOUND');
-    // Results are sealed as PHI whatever the task's classification: the classification is only
-    // known inside the statement, and sealing too much is the safe direction.
-    const row = await this.completions.submit({
-      taskId, agentId, attempt: attempt ?? null,
-      sealed: this.repo.sealResult(taskId, 'phi', result ?? null),
-      meta: metadata ? JSON.stringify(metadata) : null,
-    });
+    const row = await this.completions.submit({ taskId, agentId, attempt: attempt ?? null, result: result ?? null, meta: metadata ? JSON.stringify(metadata) : null });
     if (!row) {
       const miss = await this.explainMiss(taskId, agentId, attempt, 'completed');
       if (miss.row.status === 'completed' && miss.row.assigned_agent === agentId && (attempt === undefined || attempt === miss.row.attempt)) {
@@ -432,7 +426,10 @@ export class TaskService {
        SELECT upd.task_id, upd.attempt, upd.task_type, upd.pipeline_id, upd.stage, upd.ms, upd.agent_id, upd.data_classification,
          COALESCE((SELECT array_agg(dep.task_id) FROM dep WHERE dep.pending_deps = 0 AND upd.task_id = ANY(dep.dependencies)), '{}') AS unblocked
        FROM upd`,
-      [unique.map((x) => x.taskId), unique.map((x) => x.agentId), unique.map((x) => x.attempt), unique.map((x) => x.sealed), unique.map((x) => x.meta)]);
+      // Sealed right before the statement (with the key current now), as PHI whatever the task's
+      // classification: the classification is only known inside the statement, and sealing too
+      // much is the safe direction.
+      [unique.map((x) => x.taskId), unique.map((x) => x.agentId), unique.map((x) => x.attempt), unique.map((x) => this.repo.sealResult(x.taskId, 'phi', x.result)), unique.map((x) => x.meta)]);
       // The results written are PHI writes by their agents: audited in the same transaction.
       if (this.phiAudit) {
         const byAgent = new Map<string, CompletionRow[]>();

@@ -155,8 +155,7 @@ export class KeyRotation {
     this.#opts = {
       pollMs,
       batchSize: opts.batchSize ?? 200,
-      // In-process too: a value sealed just before the rotation may still be on its way to the store.
-      settleMs: opts.settleMs ?? (opts.coord && opts.coord.kind !== 'memory' ? 2 * pollMs : 1000),
+      settleMs: opts.settleMs ?? (opts.coord && opts.coord.kind !== 'memory' ? 2 * pollMs : 0),
       maxPasses: opts.maxPasses ?? 5,
       signingOverlapSeconds: opts.signingOverlapSeconds ?? 86400,
     };

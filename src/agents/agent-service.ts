@@ -6,6 +6,7 @@
 import { AppError, ConflictError, ForbiddenError, NotFoundError, newId, type EventBus } from '../core/index.ts';
 import type { RegisterAgentInput, UpdateAgentInput, HeartbeatInput, AgentStatus } from '../contracts/agents.ts';
 import type { Coordination } from '../coordination/index.ts';
+import type { AgentView } from '../contracts/views.ts';
 import { pgErrorCode, type Db } from '../store/index.ts';
 import { permissionsOf, type ApiKeys, type Principal, type TokenPair, type TokenService, AppErrorFor } from './auth-deps.ts';
 import { AgentRepository, type AgentRecord, type AgentFilter } from './agent-repository.ts';
@@ -27,27 +28,7 @@ export interface AgentPresence {
   system_metrics?: Record<string, number>;
 }
 
-export interface AgentView {
-  agent_id: string;
-  name: string;
-  type: string;
-  capabilities: string[];
-  version: string;
-  endpoint_url: string | null;
-  health_check_url: string | null;
-  max_concurrent_tasks: number;
-  metadata: Record<string, unknown>;
-  tags: string[];
-  role: string;
-  status: string;
-  draining: boolean;
-  builtin: boolean;
-  registered_at: string;
-  updated_at: string;
-  last_heartbeat: string | null;
-  load: number;
-  score: number;
-}
+export type { AgentView } from '../contracts/views.ts';
 
 const PRESENCE = 'agent';
 
@@ -134,9 +115,9 @@ export class AgentService {
   }
 
   /** The status callers see: `busy` at capacity; otherwise the stored status. */
-  effectiveStatus(a: AgentRecord): string {
+  effectiveStatus(a: AgentRecord): AgentStatus {
     if (a.status === 'active' && this.loadOf(a.agent_id) >= a.max_concurrent_tasks) return 'busy';
-    return a.status;
+    return a.status as AgentStatus;
   }
 
   async view(a: AgentRecord, presence?: AgentPresence | null): Promise<AgentView> {

@@ -1,49 +1,8 @@
 /** How runs and stages are shown over the API (SPEC §7): progress, current stage, estimates. */
 import type { PipelineRow, StageRow } from './pipeline-repository.ts';
+import type { StageView, PipelineView as PipelineSummary, PipelineDetailView as PipelineDetail } from '../contracts/views.ts';
 
-export interface StageView {
-  stage: string;
-  name: string;
-  task_type: string;
-  depends_on: string[];
-  status: string;
-  task_id: string | null;
-  /** How many tasks this stage has had (retries of the stage create new ones). */
-  runs: number;
-  previous_task_ids: string[];
-  started_at: string | null;
-  completed_at: string | null;
-  progress: number;
-  error: unknown;
-}
-
-export interface PipelineSummary {
-  pipeline_id: string;
-  name: string;
-  description: string;
-  template: string;
-  status: string;
-  error_strategy: string;
-  priority: number;
-  progress: number;
-  error: unknown;
-  created_by: string | null;
-  created_at: string;
-  started_at: string | null;
-  completed_at: string | null;
-  updated_at: string;
-  estimated_duration: number | null;
-}
-
-export interface PipelineDetail extends PipelineSummary {
-  current_stage: string | null;
-  stages: StageView[];
-  estimated_completion: string | null;
-  context: unknown;
-  parameters: Record<string, unknown>;
-  metadata: Record<string, unknown>;
-  output?: unknown;
-}
+export type { StageView, PipelineView as PipelineSummary, PipelineDetailView as PipelineDetail } from '../contracts/views.ts';
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 const round = (n: number) => Math.round(n * 10000) / 10000;

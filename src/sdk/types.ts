@@ -11,6 +11,16 @@ export type { CreateTaskInput, TaskErrorInput, TaskStatus, RegisterAgentInput, U
 
 export type Role = 'worker' | 'supervisor' | 'admin' | 'system';
 
+/** The server's response shapes (src/contracts/views.ts), under the SDK's names. */
+export type { TaskView as Task, TaskDetailView as TaskDetail, DeliveredTask as DelegatedTask, StageView as PipelineStage, PipelineView as Pipeline, PipelineDetailView as PipelineDetail } from '../contracts/views.ts';
+import type { AgentView } from '../contracts/views.ts';
+
+/** An agent as listed; `GET /agents/{id}` adds live tasks and performance figures. */
+export interface Agent extends AgentView {
+  current_tasks?: unknown;
+  performance_metrics?: Record<string, unknown>;
+}
+
 export interface Pagination {
   total: number;
   limit: number;
@@ -47,29 +57,6 @@ export interface PublicUser {
   [k: string]: unknown;
 }
 
-export interface Agent {
-  agent_id: string;
-  name: string;
-  type: string;
-  capabilities: string[];
-  version: string;
-  endpoint_url: string | null;
-  health_check_url: string | null;
-  max_concurrent_tasks: number;
-  metadata: Record<string, unknown>;
-  tags: string[];
-  role: Role;
-  status: AgentStatus;
-  draining: boolean;
-  builtin: boolean;
-  registered_at: string;
-  updated_at: string;
-  last_heartbeat: string | null;
-  load: number;
-  score: number;
-  current_tasks?: unknown;
-  performance_metrics?: Record<string, unknown>;
-}
 
 export interface RegisteredAgent extends TokenPair {
   agent_id: string;
@@ -86,42 +73,7 @@ export interface TaskError {
   details?: Record<string, unknown>;
 }
 
-export interface Task {
-  task_id: string;
-  task_type: string;
-  status: TaskStatus;
-  priority: number;
-  required_capabilities: string[];
-  data_classification: string;
-  pipeline_id: string | null;
-  stage: string | null;
-  deadline: string | null;
-  timeout_seconds: number;
-  max_retries: number;
-  dependencies: string[];
-  strategy: string | null;
-  attempt: number;
-  assigned_agent: string | null;
-  progress: number;
-  progress_message: string | null;
-  error: TaskError | null;
-  dead_letter: boolean;
-  retry_at: string | null;
-  lease_expires_at: string | null;
-  metadata: Record<string, unknown>;
-  created_by: string | null;
-  created_at: string;
-  updated_at: string;
-  assigned_at: string | null;
-  started_at: string | null;
-  completed_at: string | null;
-}
 
-export interface TaskDetail extends Task {
-  parameters: unknown;
-  result: unknown;
-  history: Array<{ from_status: string | null; to_status: string; attempt: number; agent_id: string | null; reason: string | null; at: string }>;
-}
 
 export interface CreatedTask {
   task_id: string;
@@ -131,19 +83,6 @@ export interface CreatedTask {
 }
 
 /** What an agent receives in `task:delegate` (SPEC §8) and from `POST /tasks/claim`. */
-export interface DelegatedTask {
-  task_id: string;
-  task_type: string;
-  parameters: unknown;
-  priority: number;
-  deadline: string | null;
-  pipeline_id: string | null;
-  stage: string | null;
-  attempt: number;
-  required_capabilities?: string[];
-  data_classification?: string;
-  metadata: { assigned_at: string; timeout_seconds: number; lease_expires_at?: string; [k: string]: unknown };
-}
 
 export interface TaskListQuery extends ListOptions {
   status?: TaskStatus;
@@ -160,48 +99,8 @@ export interface AgentListQuery extends ListOptions {
   capability?: string;
 }
 
-export interface PipelineStage {
-  stage: string;
-  name: string;
-  task_type: string;
-  depends_on: string[];
-  status: StageStatus;
-  task_id: string | null;
-  runs: number;
-  previous_task_ids: string[];
-  started_at: string | null;
-  completed_at: string | null;
-  progress: number;
-  error: unknown;
-}
 
-export interface Pipeline {
-  pipeline_id: string;
-  name: string;
-  description: string;
-  template: string;
-  status: PipelineStatus;
-  error_strategy: string;
-  priority: number;
-  progress: number;
-  error: unknown;
-  created_by: string | null;
-  created_at: string;
-  started_at: string | null;
-  completed_at: string | null;
-  updated_at: string;
-  estimated_duration: number | null;
-}
 
-export interface PipelineDetail extends Pipeline {
-  current_stage: string | null;
-  stages: PipelineStage[];
-  estimated_completion: string | null;
-  context: unknown;
-  parameters: Record<string, unknown>;
-  metadata: Record<string, unknown>;
-  output?: unknown;
-}
 
 export interface PipelineListQuery extends ListOptions {
   status?: PipelineStatus;

@@ -19,23 +19,11 @@ import { AppError, NotFoundError, type EventBus } from '../core/index.ts';
 import type { Coordination, Unsubscribe } from '../coordination/index.ts';
 import type { Db } from '../store/index.ts';
 import type { Strategy } from '../contracts/tasks.ts';
+import type { DeliveredTask } from '../contracts/views.ts';
 import type { TaskRepository, TaskRow } from './task-repository.ts';
 import { pickAgent, type Candidate } from './strategies.ts';
 
-/** What an agent receives (the `task:delegate` payload, SPEC §8). */
-export interface DeliveredTask {
-  task_id: string;
-  task_type: string;
-  parameters: unknown;
-  priority: number;
-  deadline: string | null;
-  pipeline_id: string | null;
-  stage: string | null;
-  attempt: number;
-  required_capabilities: string[];
-  data_classification: string;
-  metadata: { assigned_at: string; timeout_seconds: number; lease_expires_at: string };
-}
+export type { DeliveredTask } from '../contracts/views.ts';
 
 export interface AgentSlot {
   agent_id: string;

@@ -1,38 +1,10 @@
 /** Maps task rows to the API's JSON (snake_case, ISO timestamps). */
 import type { TaskRow, HistoryEntry } from './task-repository.ts';
+import type { TaskHistoryEntry, TaskView as TaskSummary } from '../contracts/views.ts';
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 
-export interface TaskSummary {
-  task_id: string;
-  task_type: string;
-  status: string;
-  priority: number;
-  required_capabilities: string[];
-  data_classification: string;
-  pipeline_id: string | null;
-  stage: string | null;
-  deadline: string | null;
-  timeout_seconds: number;
-  max_retries: number;
-  dependencies: string[];
-  strategy: string | null;
-  attempt: number;
-  assigned_agent: string | null;
-  progress: number;
-  progress_message: string | null;
-  error: TaskRow['error'];
-  dead_letter: boolean;
-  retry_at: string | null;
-  lease_expires_at: string | null;
-  metadata: Record<string, unknown>;
-  created_by: string | null;
-  created_at: string;
-  updated_at: string;
-  assigned_at: string | null;
-  started_at: string | null;
-  completed_at: string | null;
-}
+export type { TaskView as TaskSummary } from '../contracts/views.ts';
 
 export function taskSummary(r: TaskRow): TaskSummary {
   return {
@@ -67,6 +39,6 @@ export function taskSummary(r: TaskRow): TaskSummary {
   };
 }
 
-export function historyView(h: HistoryEntry[]): Array<{ from_status: string | null; to_status: string; attempt: number; agent_id: string | null; reason: string | null; at: string }> {
+export function historyView(h: HistoryEntry[]): TaskHistoryEntry[] {
   return h.map((e) => ({ from_status: e.from_status, to_status: e.to_status, attempt: e.attempt, agent_id: e.agent_id, reason: e.reason, at: e.at.toISOString() }));
 }

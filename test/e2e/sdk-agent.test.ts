@@ -174,7 +174,7 @@ describe('Agent SDK (McpAgent) against a real server', () => {
 
     // The server re-sends leases it believes unacknowledged; the agent must not run them twice.
     const detail = await admin.tasks.get(id);
-    const dup: DelegatedTask = { task_id: id, task_type: 'hold', parameters: {}, priority: 5, deadline: null, pipeline_id: null, stage: null, attempt: detail.attempt, metadata: { assigned_at: new Date().toISOString(), timeout_seconds: 300 } };
+    const dup: DelegatedTask = { task_id: id, task_type: 'hold', parameters: {}, priority: 5, deadline: null, pipeline_id: null, stage: null, attempt: detail.attempt, required_capabilities: ['hold'], data_classification: 'phi', metadata: { assigned_at: new Date().toISOString(), timeout_seconds: 300, lease_expires_at: new Date(Date.now() + 300_000).toISOString() } };
     const acks = await t.server.realtime.nsp.in('agent-conn:sdk-reconnect').timeout(2000).emitWithAck('task:delegate', dup) as Array<{ ok: boolean }>;
     expect(acks).toEqual([{ ok: true }]);
 

@@ -8,7 +8,7 @@ import type { RegisterAgentInput, UpdateAgentInput, HeartbeatInput, AgentStatus 
 import type { Coordination } from '../coordination/index.ts';
 import type { AgentView } from '../contracts/views.ts';
 import { pgErrorCode, type Db } from '../store/index.ts';
-import { permissionsOf, type ApiKeys, type Principal, type TokenPair, type TokenService, AppErrorFor } from './auth-deps.ts';
+import { permissionsOf, type ApiKeys, type Principal, type TokenPair, type TokenService } from '../auth/index.ts';
 import { AgentRepository, type AgentRecord, type AgentFilter } from './agent-repository.ts';
 import { averageResponseSeconds, scoreOf, successRate, type PerformanceCounters } from './scoring.ts';
 import { AgentOutcomes } from './agent-outcomes.ts';
@@ -96,10 +96,10 @@ export class AgentService {
   /** API key → token pair (POST /auth/token). Deleted agents and wrong keys look the same. */
   async exchangeApiKey(agentId: string, apiKey: string): Promise<TokenPair> {
     const agent = await this.repo.get(this.db, agentId, true);
-    if (!agent || !this.apiKeys.matches(apiKey, agent.api_key_hash)) throw AppErrorFor('INVALID_CREDENTIALS');
+    if (!agent || !this.apiKeys.matches(apiKey, agent.api_key_hash)) throw new AppError('INVALID_CREDENTIALS');
     if (agent.deleted_at) {
       this.bus.emit('system:security_alert', { alert_id: newId(), rule: 'revoked_agent_credentials', severity: 'high', message: `A deleted agent's API key was used (agent ${agent.agent_id}).` });
-      throw AppErrorFor('INVALID_CREDENTIALS');
+      throw new AppError('INVALID_CREDENTIALS');
     }
     return this.tokens.issuePair(this.principalOf(agent));
   }

@@ -9,6 +9,7 @@ import { AppError, ConflictError, NotFoundError, isUuid, newId, type EventBus } 
 import { pgErrorCode, type Db } from '../store/index.ts';
 import { assertPasswordPolicy, type PasswordHasher } from './passwords.ts';
 import type { Principal, Role } from './rbac.ts';
+import type { UserView as PublicUser } from '../contracts/views.ts';
 import type { TokenPair, TokenService } from './token-service.ts';
 
 export interface UserRow {
@@ -22,15 +23,7 @@ export interface UserRow {
   updated_at: Date;
 }
 
-export interface PublicUser {
-  user_id: string;
-  username: string;
-  role: Role;
-  disabled: boolean;
-  mfa_enabled: boolean;
-  created_at: string;
-  updated_at: string;
-}
+export type { UserView as PublicUser } from '../contracts/views.ts';
 
 export function toPublicUser(u: UserRow): PublicUser {
   return { user_id: u.user_id, username: u.username, role: u.role, disabled: u.disabled, mfa_enabled: u.mfa_enabled, created_at: u.created_at.toISOString(), updated_at: u.updated_at.toISOString() };

@@ -138,3 +138,13 @@ export interface PipelineDetailView extends PipelineView {
   metadata: Record<string, unknown>;
   output?: unknown;
 }
+
+export interface UserView {
+  user_id: string;
+  username: string;
+  role: 'worker' | 'supervisor' | 'admin' | 'system';
+  disabled: boolean;
+  mfa_enabled: boolean;
+  created_at: string;
+  updated_at: string;
+}

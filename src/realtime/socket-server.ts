@@ -20,7 +20,7 @@ import { Server, type DefaultEventsMap, type Namespace, type ServerOptions, type
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { AppError, ForbiddenError, type EventBus } from '../core/index.ts';
 import { hasPermission, principalKey, type Principal, type PrincipalState, type TokenService } from '../auth/index.ts';
-import type { AgentService } from '../agents/index.ts';
+import { scoreOf, type AgentService } from '../agents/index.ts';
 import type { AssignmentEngine, DeliveredTask, TaskService } from '../tasks/index.ts';
 import type { Coordination, Unsubscribe } from '../coordination/index.ts';
 import {
@@ -358,7 +358,7 @@ export class RealtimeServer {
       agent_id: agentId,
       capabilities: new Set(agent.capabilities),
       max: agent.max_concurrent_tasks,
-      score: this.o.agents.view ? (await this.o.agents.view(agent, null)).score : 0,
+      score: scoreOf(this.o.agents.counters(agent)),
       builtin: false,
       available: this.isAvailable(agent.status, agent.draining),
       deliver: (t) => this.deliver(agentId, t),

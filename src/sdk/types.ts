@@ -12,7 +12,7 @@ export type { CreateTaskInput, TaskErrorInput, TaskStatus, RegisterAgentInput, U
 export type Role = 'worker' | 'supervisor' | 'admin' | 'system';
 
 /** The server's response shapes (src/contracts/views.ts), under the SDK's names. */
-export type { TaskView as Task, TaskDetailView as TaskDetail, DeliveredTask as DelegatedTask, StageView as PipelineStage, PipelineView as Pipeline, PipelineDetailView as PipelineDetail } from '../contracts/views.ts';
+export type { TaskView as Task, TaskDetailView as TaskDetail, DeliveredTask as DelegatedTask, StageView as PipelineStage, PipelineView as Pipeline, PipelineDetailView as PipelineDetail, UserView as PublicUser } from '../contracts/views.ts';
 import type { AgentView } from '../contracts/views.ts';
 
 /** An agent as listed; `GET /agents/{id}` adds live tasks and performance figures. */
@@ -45,17 +45,6 @@ export interface LoginResponse extends TokenPair {
   user: { user_id: string; username: string; role: Role; mfa_enabled: boolean; mfa_setup_required?: boolean };
 }
 
-export interface PublicUser {
-  user_id: string;
-  username: string;
-  role: Role;
-  disabled: boolean;
-  mfa_enabled: boolean;
-  created_at: string;
-  updated_at?: string;
-  last_login_at?: string | null;
-  [k: string]: unknown;
-}
 
 
 export interface RegisteredAgent extends TokenPair {

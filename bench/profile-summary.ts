@@ -3,7 +3,9 @@
  * --cpu-prof): self time by function and by module/package, and inclusive time of the
  * project's own functions, so "where the time goes" can be read without DevTools.
  *
- *   npx tsx bench/profile-summary.ts bench/results/profiles/server-throughput-postgres-*.cpuprofile [--top 25]
+ *   npx tsx bench/profile-summary.ts bench/results/profiles/server-throughput-postgres-*.cpuprofile [--top 25] [--after S]
+ *
+ * `--after S` ignores the first S seconds of each profile (start-up: module loading, migrations).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -25,13 +27,17 @@ function moduleOf(url: string): string {
   return path.relative(REPO_ROOT, p);
 }
 
-export function summarise(file: string, top = 25): string {
+export function summarise(file: string, top = 25, afterS = 0): string {
   const prof = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const selfUs = new Map<number, number>();
-  prof.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0)));
+  let elapsed = 0;
+  prof.samples.forEach((id, i) => {
+    elapsed += prof.timeDeltas[i] ?? 0;
+    if (elapsed >= afterS * 1e6) selfUs.set(id, (selfUs.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0));
+  });
   const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
   const idle = [...selfUs.entries()].filter(([id]) => byId.get(id)?.callFrame.functionName === '(idle)').reduce((a, [, v]) => a + v, 0);
   const busy = total - idle;
@@ -75,5 +81,7 @@ if (invoked) {
   const args = process.argv.slice(2);
   const t = args.indexOf('--top');
   const top = t >= 0 ? Number(args.splice(t, 2)[1]) : 25;
-  for (const f of args) process.stdout.write(`${summarise(f, top)}\n\n`);
+  const a = args.indexOf('--after');
+  const after = a >= 0 ? Number(args.splice(a, 2)[1]) : 0;
+  for (const f of args) process.stdout.write(`${summarise(f, top, after)}\n\n`);
 }

@@ -245,6 +245,16 @@ export function defineCoordinationContract(label: string, newSpace: () => Promis
         await sleep(250);
         expect(await a.incr('w', 400)).toBe(1);
       });
+
+      it('increments many counters in one call, in order, sharing counts with incr', async () => {
+        expect(await a.incr('seq:x', 10_000)).toBe(1);
+        expect(await b.incrMany(['seq:x', 'seq:y', 'seq:x', 'seq:z'], 10_000)).toEqual([2, 1, 3, 1]);
+        expect(await a.incrMany([], 10_000)).toEqual([]);
+        expect(await a.incr('seq:y', 10_000)).toBe(2);
+        expect(await a.incrMany(['fresh'], 300)).toEqual([1]);
+        await sleep(450);
+        expect(await b.incrMany(['fresh', 'seq:x'], 300)).toEqual([1, 4]);
+      });
     });
 
     describe('load hashes', () => {

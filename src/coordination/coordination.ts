@@ -75,6 +75,11 @@ export interface Coordination {
    * the first increment and the counter disappears `windowMs` later.
    */
   incr(key: string, windowMs: number, by?: number): Promise<number>;
+  /**
+   * `incr(key, windowMs)` for each key in order, in one round trip; returns the new counts in
+   * the same order (a key listed twice is incremented twice).
+   */
+  incrMany(keys: readonly string[], windowMs: number): Promise<number[]>;
 
   /** Atomically adds `by` (may be negative) to `hash[field]` and returns the new value. */
   hincr(hash: string, field: string, by: number): Promise<number>;

@@ -3,19 +3,28 @@
  * subscriber can see gaps after a reconnect and re-read state over REST. Internal events
  * (eligibility, revocations) are never sent out. Payloads carry ids and statuses, not PHI.
  *
+ * Events are batched per turn of the event loop: the events raised while handling one batch
+ * of work (a dispatch round, a group of results) cost one coordination round trip for their
+ * `seq`s and one publish, not two per event.
+ *
  * Several processes: events of one resource are emitted by whichever process handled the
  * change (a task is created on A, assigned and completed on B), so `seq` comes from a shared
- * coordination counter (`seq:<resource>`, a 24 h window per resource) rather than a local one.
- * The counter increments are sent in event order on one connection and emits wait for them in
- * that order, so each process emits its events in seq order. While the store is unreachable
- * the seq falls back to a per-process counter (subscribers may then see a repeated or
- * out-of-order seq — the signal to re-read over REST, as after any gap).
+ * coordination counter (`seq:<resource>`, a 24 h window per resource) rather than a local one,
+ * and each batch is published once on `realtime:events`; every process emits the batch to its
+ * own sockets (`nsp.local`), the publishing one without waiting for the echo. Batches are
+ * emitted in the order they were raised, so each process emits its events in seq order. While
+ * the store is unreachable the seq falls back to a per-process counter (subscribers may then
+ * see a repeated or out-of-order seq — the signal to re-read over REST, as after any gap) and
+ * remote sockets miss the batch (pub/sub is at-most-once).
  */
+import { randomUUID } from 'node:crypto';
 import type { Namespace } from 'socket.io';
 import type { DomainEventName, EventBus } from '../core/index.ts';
-import type { Coordination } from '../coordination/index.ts';
+import type { Coordination, Unsubscribe } from '../coordination/index.ts';
 
 const SEQ_WINDOW_MS = 24 * 3600 * 1000;
+/** Coordination channel carrying event batches between processes. */
+export const EVENTS_CHANNEL = 'realtime:events';
 
 export const rooms = {
   task: (id: string) => `task:${id}`,
@@ -34,18 +43,43 @@ const PUBLIC_EVENTS = new Set<DomainEventName>([
   'system:warning', 'system:security_alert',
 ]);
 
+/** One outgoing event: where it goes and what it says (seq filled in at flush). */
+interface Outgoing {
+  name: DomainEventName;
+  /** Resource whose counter gives `seq`. */
+  key: string;
+  rooms: string[];
+  payload: Record<string, unknown>;
+  seq?: number;
+  /** Agent to send `task:cancel` to (a cancelled task that was leased). */
+  cancel?: { agent_id: string; task_id: string; reason: string };
+}
+
+interface Batch { origin: string; events: Outgoing[] }
+
 export class FanOut {
   private readonly seqs = new Map<string, number>();
+  private readonly origin = randomUUID();
   private off: (() => void) | undefined;
-  /** Emits in bus order even though each waits for its shared seq. */
+  private unsubscribe: Unsubscribe | undefined;
+  private queue: Outgoing[] = [];
+  private scheduled = false;
+  /** Emits batches in bus order even though each waits for its shared seqs. */
   private chain: Promise<void> = Promise.resolve();
   private seqFailing = false;
+  private publishFailing = false;
 
-  constructor(private readonly nsp: Namespace, private readonly bus: EventBus, private readonly coord?: Coordination, private readonly onSeqError?: (err: unknown) => void) {}
+  constructor(
+    private readonly nsp: Namespace,
+    private readonly bus: EventBus,
+    private readonly coord?: Coordination,
+    private readonly onError?: (err: unknown, what: string) => void,
+  ) {}
 
   /** Resolves once every event seen so far was emitted (tests). */
-  flushed(): Promise<void> {
-    return this.chain;
+  async flushed(): Promise<void> {
+    while (this.scheduled) await new Promise((r) => setImmediate(r));
+    await this.chain;
   }
 
   private nextSeq(key: string): number {
@@ -55,54 +89,95 @@ export class FanOut {
     return n;
   }
 
-  start(): void {
+  /** Starts listening to the bus and, with a shared coordination store, to other processes' batches. */
+  async start(): Promise<void> {
     this.off = this.bus.onAny((name, payload) => {
       if (!PUBLIC_EVENTS.has(name)) return;
-      const p = payload as Record<string, string | null | undefined>;
-      const timestamp = new Date().toISOString();
-      const targets: string[] = [];
-      let key = 'system';
-      if (name.startsWith('task:')) {
-        key = `task:${p.task_id}`;
-        targets.push(rooms.task(p.task_id!), rooms.topic('tasks'));
-        if (p.pipeline_id) targets.push(rooms.pipeline(p.pipeline_id));
-        if (p.agent_id) targets.push(rooms.agentSub(p.agent_id));
-      } else if (name.startsWith('pipeline:')) {
-        key = `pipeline:${p.pipeline_id}`;
-        targets.push(rooms.pipeline(p.pipeline_id!), rooms.topic('pipelines'));
-      } else if (name.startsWith('agent:')) {
-        key = `agent:${p.agent_id}`;
-        targets.push(rooms.agentSub(p.agent_id!), rooms.topic('agents'));
-      } else if (name === 'system:security_alert') {
-        targets.push(rooms.admins);
-      } else {
-        targets.push(rooms.topic('system'));
+      this.queue.push(outgoing(name, payload as Record<string, unknown>));
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
       }
-      const emit = (seq: number) => {
-        this.nsp.to(targets).emit(name, { ...withoutFreeText(payload as Record<string, unknown>), seq, timestamp });
-        if (name === 'task:cancelled' && p.agent_id) {
-          this.nsp.to(rooms.agentConn(p.agent_id)).emit('task:cancel', { task_id: p.task_id, reason: p.reason ?? 'cancelled' });
-        }
-      };
-      if (!this.coord) {
-        emit(this.nextSeq(key));
-        return;
-      }
-      const seq = this.coord.incr(`seq:${key}`, SEQ_WINDOW_MS).then((n) => {
-        this.seqFailing = false;
-        return n;
-      }, (err: unknown) => {
-        if (!this.seqFailing) this.onSeqError?.(err); // once per outage
-        this.seqFailing = true;
-        return this.nextSeq(key);
-      });
-      this.chain = this.chain.then(() => seq.then(emit)).catch(() => undefined);
+    });
+    if (this.coord?.kind !== 'redis') return;
+    this.unsubscribe = await this.coord.subscribe(EVENTS_CHANNEL, (m) => {
+      const batch = m as Batch | null;
+      if (!batch || batch.origin === this.origin || !Array.isArray(batch.events)) return;
+      for (const e of batch.events) this.emitLocal(e);
+    }).catch((err: unknown) => {
+      this.onError?.(err, 'cross-process events unavailable');
+      return undefined;
     });
   }
 
-  stop(): void {
-    this.off?.();
+  private flush(): void {
+    this.scheduled = false;
+    const events = this.queue;
+    this.queue = [];
+    const coord = this.coord;
+    if (!coord) {
+      for (const e of events) {
+        e.seq = this.nextSeq(e.key);
+        this.emitLocal(e);
+      }
+      return;
+    }
+    const seqs = coord.incrMany(events.map((e) => `seq:${e.key}`), SEQ_WINDOW_MS).then((n) => {
+      this.seqFailing = false;
+      return n;
+    }, (err: unknown) => {
+      if (!this.seqFailing) this.onError?.(err, 'event sequence unavailable; using a local one'); // once per outage
+      this.seqFailing = true;
+      return events.map((e) => this.nextSeq(e.key));
+    });
+    this.chain = this.chain.then(async () => {
+      const n = await seqs;
+      events.forEach((e, i) => { e.seq = n[i]; });
+      for (const e of events) this.emitLocal(e);
+      if (coord.kind !== 'redis') return;
+      await coord.publish(EVENTS_CHANNEL, { origin: this.origin, events } satisfies Batch).then(() => {
+        this.publishFailing = false;
+      }, (err: unknown) => {
+        if (!this.publishFailing) this.onError?.(err, 'cross-process events unavailable; remote sockets miss events until the store is back');
+        this.publishFailing = true;
+      });
+    }).catch(() => undefined);
   }
+
+  /** Emits to this process's sockets only; every process does the same for each batch. */
+  private emitLocal(e: Outgoing): void {
+    this.nsp.local.to(e.rooms).emit(e.name, { ...e.payload, seq: e.seq });
+    if (e.cancel) this.nsp.local.to(rooms.agentConn(e.cancel.agent_id)).emit('task:cancel', { task_id: e.cancel.task_id, reason: e.cancel.reason });
+  }
+
+  async stop(): Promise<void> {
+    this.off?.();
+    await this.unsubscribe?.().catch(() => {});
+  }
+}
+
+/** The rooms an event goes to and the resource that numbers it. */
+function outgoing(name: DomainEventName, payload: Record<string, unknown>): Outgoing {
+  const p = payload as Record<string, string | null | undefined>;
+  const out: Outgoing = { name, key: 'system', rooms: [], payload: { ...withoutFreeText(payload), timestamp: new Date().toISOString() } };
+  if (name.startsWith('task:')) {
+    out.key = `task:${p.task_id}`;
+    out.rooms.push(rooms.task(p.task_id!), rooms.topic('tasks'));
+    if (p.pipeline_id) out.rooms.push(rooms.pipeline(p.pipeline_id));
+    if (p.agent_id) out.rooms.push(rooms.agentSub(p.agent_id));
+    if (name === 'task:cancelled' && p.agent_id) out.cancel = { agent_id: p.agent_id, task_id: p.task_id!, reason: p.reason ?? 'cancelled' };
+  } else if (name.startsWith('pipeline:')) {
+    out.key = `pipeline:${p.pipeline_id}`;
+    out.rooms.push(rooms.pipeline(p.pipeline_id!), rooms.topic('pipelines'));
+  } else if (name.startsWith('agent:')) {
+    out.key = `agent:${p.agent_id}`;
+    out.rooms.push(rooms.agentSub(p.agent_id!), rooms.topic('agents'));
+  } else if (name === 'system:security_alert') {
+    out.rooms.push(rooms.admins);
+  } else {
+    out.rooms.push(rooms.topic('system'));
+  }
+  return out;
 }
 
 /**

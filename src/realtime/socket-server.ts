@@ -84,7 +84,7 @@ export class RealtimeServer {
     this.io = new Server({ maxHttpBufferSize: 1024 * 1024, cors: { origin: false }, serveClient: false, pingInterval: 20000, pingTimeout: 20000, ...(o.adapter ? { adapter: o.adapter } : {}) });
     this.nsp = this.io.of(NAMESPACE);
     this.limiter = new RateLimiterMemory({ points: o.eventsPerSecond ?? 200, duration: 1 });
-    this.fanOut = new FanOut(this.nsp, o.bus, o.coord, (err) => o.logger.warn({ err }, 'event sequence unavailable; using a local one'));
+    this.fanOut = new FanOut(this.nsp, o.bus, o.coord, (err, what) => o.logger.warn({ err }, what));
     this.nsp.use((socket, next) => {
       this.authenticate(socket as McpSocket).then(() => next(), (err: unknown) => {
         const code = err instanceof AppError ? err.code : 'INVALID_TOKEN';
@@ -108,7 +108,7 @@ export class RealtimeServer {
   /** Attaches to the API's HTTP server and opens the dedicated port (0 = ephemeral, -1 = none). */
   async listen(apiServer: http.Server | https.Server, wsPort: number, host: string): Promise<number | null> {
     this.io.attach(apiServer);
-    this.fanOut.start();
+    await this.fanOut.start();
     this.unsubAgentChanged = await this.o.coord.subscribe(AGENT_CHANGED, (m) => {
       const msg = m as { origin?: string; agent_id?: string } | null;
       if (msg?.agent_id && msg.origin !== this.serverId) {
@@ -136,7 +136,7 @@ export class RealtimeServer {
   async close(): Promise<void> {
     this.nsp.emit('system:shutdown', { message: 'The server is shutting down.', timestamp: new Date().toISOString() });
     for (const off of this.offs) off();
-    this.fanOut.stop();
+    await this.fanOut.stop();
     await this.unsubAgentChanged?.().catch(() => {});
     for (const t of this.graceTimers.values()) clearTimeout(t);
     await new Promise<void>((r) => setTimeout(r, 50));

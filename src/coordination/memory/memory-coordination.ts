@@ -180,6 +180,12 @@ export class MemoryCoordination implements Coordination {
     return entry.count;
   }
 
+  async incrMany(keys: readonly string[], windowMs: number): Promise<number[]> {
+    const out: number[] = [];
+    for (const k of keys) out.push(await this.incr(k, windowMs));
+    return out;
+  }
+
   async hincr(hash: string, field: string, by: number): Promise<number> {
     this.#assertOpen();
     toInteger(by, 'by');

@@ -18,7 +18,8 @@ end
 `;
 
 export interface ScriptDefinition {
-  numberOfKeys: number;
+  /** Omitted for variadic scripts: the call then passes the number of keys first. */
+  numberOfKeys?: number;
   lua: string;
 }
 
@@ -78,6 +79,16 @@ return 1`,
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return v`,
   },
+  /** KEYS: counters (any number). ARGV: windowMs. `mcpIncrWindow` by 1 for each key, in order. */
+  mcpIncrWindowMany: {
+    lua: `local out = {}
+for i, k in ipairs(KEYS) do
+  local v = redis.call('INCR', k)
+  if redis.call('PTTL', k) < 0 then redis.call('PEXPIRE', k, ARGV[1]) end
+  out[i] = v
+end
+return out`,
+  },
   /**
    * KEYS: lock (hash owner/token), fence (last token issued, no expiry). ARGV: owner, ttlMs.
    * Returns the token as a string, or nil when another owner holds the lock. The token is
@@ -128,6 +139,8 @@ export interface ScriptCommands {
   mcpPresenceList(idx: string, data: string): Promise<string[]>;
   mcpPresenceRemove(idx: string, data: string, id: string): Promise<unknown>;
   mcpIncrWindow(key: string, by: number, windowMs: number): Promise<number>;
+  /** Variadic keys: `(numberOfKeys, ...keys, windowMs)`. */
+  mcpIncrWindowMany(numberOfKeys: number, ...keysThenWindow: Array<string | number>): Promise<number[]>;
   mcpLockAcquire(lock: string, fence: string, owner: string, ttlMs: number): Promise<string | null>;
   mcpLockExtend(lock: string, owner: string, ttlMs: number): Promise<number>;
   mcpLockRelease(lock: string, owner: string): Promise<number>;

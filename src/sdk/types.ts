@@ -106,6 +106,8 @@ export interface AuditEntry {
   action: string;
   resource_type: string;
   resource_id: string | null;
+  /** Every resource of an entry covering many (batch create, delivery flush, result group). */
+  resource_ids?: string[];
   fields: string[];
   data_classification: string | null;
   outcome: string;

@@ -97,6 +97,19 @@ describe('computeEntryHash', () => {
     ];
     expect(new Set([base, ...variants]).size).toBe(6);
   });
+
+  it('covers resource_ids of grouped entries, and leaves single-resource entries hashed as before the field existed', () => {
+    const single = body(1);
+    const hashBefore = createHash('sha256').update(GENESIS_HASH + canonicalJson(single)).digest('hex');
+    expect(computeEntryHash(GENESIS_HASH, { ...single, resource_ids: undefined })).toBe(hashBefore);
+    const grouped: AuditEntryBody = { ...single, resource_id: null, resource_ids: ['t-1', 't-2', 't-3'] };
+    const h = computeEntryHash(GENESIS_HASH, grouped);
+    expect(computeEntryHash(GENESIS_HASH, { ...grouped, resource_ids: ['t-1', 't-2'] })).not.toBe(h);
+    expect(computeEntryHash(GENESIS_HASH, { ...grouped, resource_ids: ['t-2', 't-1', 't-3'] })).not.toBe(h);
+    const chain = [chainEntry(GENESIS_HASH, grouped)];
+    expect(verifyChain(chain).ok).toBe(true);
+    expect(verifyChain([{ ...chain[0]!, resource_ids: ['t-1', 't-2', 't-4'] }])).toMatchObject({ ok: false, first_broken: { reason: 'hash_mismatch' } });
+  });
 });
 
 describe('verifyChain', () => {

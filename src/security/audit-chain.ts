@@ -62,6 +62,12 @@ export interface AuditEntryBody {
   action: AuditAction;
   resource_type: string;
   resource_id: string | null;
+  /**
+   * Every resource of an entry that covers many (a batch create, a delivery flush, a group of
+   * results); absent on single-resource entries, whose hash is then the same as before the
+   * field existed (canonical JSON omits absent keys).
+   */
+  resource_ids?: string[];
   /** Names of the fields read or written (never their values). */
   fields: string[];
   data_classification: DataClassification | null;
@@ -83,6 +89,7 @@ export const AUDIT_BODY_KEYS = [
   'action',
   'resource_type',
   'resource_id',
+  'resource_ids',
   'fields',
   'data_classification',
   'outcome',

@@ -43,6 +43,8 @@ export interface AuditEntryInput {
   action: AuditAction;
   resource_type: string;
   resource_id?: string | null;
+  /** Many resources of `resource_type` in one entry (then `resource_id` is usually null). */
+  resource_ids?: string[];
   /** Names of the fields read or written — never their values. */
   fields?: string[];
   data_classification?: DataClassification | null;
@@ -106,6 +108,7 @@ interface AuditRow {
   action: string;
   resource_type: string;
   resource_id: string | null;
+  resource_ids: string[] | null;
   fields: string[];
   data_classification: string | null;
   outcome: string;
@@ -115,7 +118,7 @@ interface AuditRow {
   hash: string;
 }
 
-const COLUMNS = 'seq, audit_id::text AS audit_id, ts, actor, action, resource_type, resource_id, fields, data_classification, outcome, request_id, risk_level, prev_hash, hash';
+const COLUMNS = 'seq, audit_id::text AS audit_id, ts, actor, action, resource_type, resource_id, resource_ids, fields, data_classification, outcome, request_id, risk_level, prev_hash, hash';
 
 /** The system itself as an actor (periodic jobs, detectors). */
 export const SYSTEM_ACTOR: AuditActor = Object.freeze({ type: 'system', id: 'mcp-server', role: 'system', ip: null, user_agent: null });
@@ -148,6 +151,7 @@ function toEntry(r: AuditRow): StoredAuditEntry {
     action: r.action,
     resource_type: r.resource_type,
     resource_id: r.resource_id,
+    ...(r.resource_ids ? { resource_ids: r.resource_ids } : {}),
     fields: r.fields,
     data_classification: r.data_classification as DataClassification | null,
     outcome: r.outcome as AuditOutcome,
@@ -190,6 +194,7 @@ export class AuditLog {
           action: input.action,
           resource_type: input.resource_type,
           resource_id: input.resource_id ?? null,
+          ...(input.resource_ids?.length ? { resource_ids: [...input.resource_ids] } : {}),
           fields: [...(input.fields ?? [])],
           data_classification: classification,
           outcome,
@@ -199,12 +204,12 @@ export class AuditLog {
         prev = e.hash;
         chained.push(e);
         const b = params.length;
-        const casts = ['::uuid', '', '::timestamptz', '::jsonb', '', '', '', '::jsonb', '', '', '', '', '', ''];
+        const casts = ['::uuid', '', '::timestamptz', '::jsonb', '', '', '', '::text[]', '::jsonb', '', '', '', '', '', ''];
         tuples.push(`(${casts.map((c, i) => `$${b + i + 1}${c}`).join(', ')})`);
-        params.push(e.audit_id, e.timestamp, e.timestamp, JSON.stringify(e.actor), e.action, e.resource_type, e.resource_id, JSON.stringify(e.fields), e.data_classification, e.outcome, e.request_id, e.risk_level, e.prev_hash, e.hash);
+        params.push(e.audit_id, e.timestamp, e.timestamp, JSON.stringify(e.actor), e.action, e.resource_type, e.resource_id, e.resource_ids ?? null, JSON.stringify(e.fields), e.data_classification, e.outcome, e.request_id, e.risk_level, e.prev_hash, e.hash);
       }
       await q.query(
-        `INSERT INTO audit_log (audit_id, ts, at, actor, action, resource_type, resource_id, fields, data_classification, outcome, request_id, risk_level, prev_hash, hash) VALUES ${tuples.join(', ')}`,
+        `INSERT INTO audit_log (audit_id, ts, at, actor, action, resource_type, resource_id, resource_ids, fields, data_classification, outcome, request_id, risk_level, prev_hash, hash) VALUES ${tuples.join(', ')}`,
         params,
       );
       return chained;
@@ -243,7 +248,10 @@ export class AuditLog {
     if (filters.actor_type !== undefined) add(`actor ->> 'type' = ?`, filters.actor_type);
     if (filters.action !== undefined) add('action = ?', filters.action);
     if (filters.resource_type !== undefined) add('resource_type = ?', filters.resource_type);
-    if (filters.resource_id !== undefined) add('resource_id = ?', filters.resource_id);
+    if (filters.resource_id !== undefined) {
+      params.push(filters.resource_id);
+      where.push(`(resource_id = $${params.length} OR resource_ids @> ARRAY[$${params.length}::text])`);
+    }
     if (filters.outcome !== undefined) add('outcome = ?', filters.outcome);
     if (filters.from !== undefined) add('at >= ?::timestamptz', filters.from);
     if (filters.to !== undefined) add('at < ?::timestamptz', filters.to);

@@ -67,6 +67,29 @@ export interface PhiAccessLogOptions {
 
 const classificationOf = (c: string): DataClassification => (isDataClassification(c) ? c : 'phi');
 
+/** Resources named by one grouped entry at most (keeps a row and its hash input bounded). */
+const MAX_IDS_PER_ENTRY = 1000;
+
+/**
+ * Merges items with the same `key` (same actor, action, resource type, fields, classification)
+ * into one entry each, in first-seen order: `resource_id` when it names one resource,
+ * `resource_ids` when it names several.
+ */
+function groupResources(items: Array<{ key: string; id: string; entry: AuditEntryInput }>): AuditEntryInput[] {
+  const groups = new Map<string, { entry: AuditEntryInput; ids: string[] }>();
+  const out: Array<{ entry: AuditEntryInput; ids: string[] }> = [];
+  for (const item of items) {
+    let g = groups.get(item.key);
+    if (!g || g.ids.length >= MAX_IDS_PER_ENTRY) {
+      g = { entry: item.entry, ids: [] };
+      groups.set(item.key, g);
+      out.push(g);
+    }
+    g.ids.push(item.id);
+  }
+  return out.map(({ entry, ids }) => (ids.length === 1 ? { ...entry, resource_id: ids[0]! } : { ...entry, resource_id: null, resource_ids: ids }));
+}
+
 /** `type:id`, the principal key the breach detector counts by. */
 function principalOf(actor: AuditActor): string {
   return `${actor.type}:${actor.id ?? actor.ip ?? 'anonymous'}`;
@@ -78,7 +101,7 @@ export class PhiAccessLog {
   readonly #maxBatch: number;
   readonly #maxBuffered: number;
   readonly #onError: (err: unknown, what: string) => void;
-  #buffer: Array<{ entry: AuditEntryInput; principal: string; counted: boolean }> = [];
+  #buffer: Array<{ key: string; id: string; entry: AuditEntryInput; principal: string; counted: boolean }> = [];
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | null = null;
   #stopped = false;
@@ -145,20 +168,17 @@ export class PhiAccessLog {
 
   /**
    * Audits writes of PHI (task parameters on creation, results on completion) in the caller's
-   * transaction, one chained entry per resource, so a failed audit write fails the write.
+   * transaction, so a failed audit write fails the write. Items with the same resource type,
+   * fields and classification share one chained entry naming all of them (`resource_ids`):
+   * a batch of 1,000 creates is one audit row, not 1,000.
    */
   async writes(q: Queryable, actor: AuditActor, action: 'create' | 'update', items: Array<{ resource_type: string; resource_id: string; fields: string[]; classification: string }>, requestId: string | null = null): Promise<void> {
-    const entries = items.filter((i) => requiresEncryption(classificationOf(i.classification))).map((i) => ({
-      actor,
-      action,
-      resource_type: i.resource_type,
-      resource_id: i.resource_id,
-      fields: i.fields,
-      data_classification: classificationOf(i.classification),
-      outcome: 'success' as const,
-      request_id: requestId,
-    }));
-    if (entries.length) await this.audit.append(q, entries);
+    const groups = groupResources(items.filter((i) => requiresEncryption(classificationOf(i.classification))).map((i) => ({
+      key: `${i.resource_type}|${i.fields.join(',')}|${i.classification}`,
+      id: i.resource_id,
+      entry: { actor, action, resource_type: i.resource_type, fields: i.fields, data_classification: classificationOf(i.classification), outcome: 'success' as const, request_id: requestId },
+    })));
+    if (groups.length) await this.audit.append(q, groups);
   }
 
   /** Audits a read that failed to decrypt (own transaction; outcome failure, risk high). */
@@ -182,7 +202,10 @@ export class PhiAccessLog {
     }
   }
 
-  /** Records that `agentId` was sent these tasks' parameters (buffered; see the file comment). */
+  /**
+   * Records that `agentId` was sent these tasks' parameters (buffered; see the file comment).
+   * A flush writes one entry per agent and classification naming every task delivered.
+   */
   delivered(agentId: string, tasks: DeliveredPhi[], role: string | null = null): void {
     if (tasks.length === 0) return;
     const actor: AuditActor = { type: 'agent', id: agentId, role, ip: null, user_agent: null };
@@ -190,9 +213,11 @@ export class PhiAccessLog {
     for (const t of tasks) {
       const classification = classificationOf(t.data_classification);
       this.#buffer.push({
+        key: `${principal}|${classification}`,
+        id: t.task_id,
         principal,
         counted: requiresEncryption(classification) && !this.#exempt.has(principal),
-        entry: { actor, action: 'read', resource_type: 'task', resource_id: t.task_id, fields: ['parameters'], data_classification: classification, outcome: 'success', request_id: `delivery:${t.task_id}` },
+        entry: { actor, action: 'read', resource_type: 'task', fields: ['parameters'], data_classification: classification, outcome: 'success', request_id: 'delivery' },
       });
     }
     if (this.#buffer.length > this.#maxBuffered) {
@@ -225,7 +250,7 @@ export class PhiAccessLog {
       while (this.#buffer.length > 0) {
         const batch = this.#buffer.slice(0, this.#maxBatch);
         try {
-          await this.audit.append(this.db, batch.map((b) => b.entry));
+          await this.audit.append(this.db, groupResources(batch));
         } catch (err) {
           this.#onError(err, 'delivery audit');
           if (!this.#stopped) this.#schedule();

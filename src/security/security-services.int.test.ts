@@ -79,6 +79,19 @@ for (const engine of engines()) {
         expect((await audit.list({ resource_id: rid, to: new Date(Date.now() + 60_000).toISOString() }, { limit: 1, offset: 1 })).total).toBe(2);
       }));
 
+      it('stores grouped entries (resource_ids) so they read back, verify and are found by any of their resources', () => track(async () => {
+        const ids = [newId(), newId(), newId()];
+        const [stored] = await audit.append(t.db, [entry('create', { resource_id: null, resource_ids: ids, fields: ['parameters'] })]);
+        expect(stored!.resource_ids).toEqual(ids);
+        for (const id of ids) {
+          const found = await audit.list({ resource_type: 'task', resource_id: id }, { limit: 10, offset: 0 });
+          expect(found.entries.map((e) => e.audit_id)).toEqual([stored!.audit_id]);
+          expect(found.entries[0]!.resource_ids).toEqual(ids);
+        }
+        expect((await audit.list({ resource_id: newId() }, { limit: 10, offset: 0 })).total).toBe(0);
+        expect((await audit.verify()).ok).toBe(true);
+      }));
+
       it('refuses UPDATE, DELETE and TRUNCATE of audit rows', () => track(async () => {
         await audit.append(t.db, [entry('read')]);
         await expect(t.db.query(`UPDATE audit_log SET action = 'nothing'`)).rejects.toThrow(/append-only/);

@@ -13,7 +13,7 @@ import { round, sleep, wallMs } from '../lib/stats.ts';
 export interface ThroughputParams { n: number; agents: number; perAgent: number; timeoutMs: number }
 
 export function throughputParams(smoke: boolean): ThroughputParams {
-  return smoke ? { n: 200, agents: 10, perAgent: 20, timeoutMs: 30_000 } : { n: 5000, agents: 50, perAgent: 20, timeoutMs: 120_000 };
+  return smoke ? { n: 200, agents: 10, perAgent: 20, timeoutMs: 30_000 } : { n: 20_000, agents: 50, perAgent: 20, timeoutMs: 180_000 };
 }
 
 export async function runThroughput(ctx: BenchContext, store: Pick<ServerOptions, 'engine' | 'redisUrl'>, p: ThroughputParams) {

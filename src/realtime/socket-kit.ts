@@ -1,14 +1,19 @@
 /** Small helpers shared by the socket handlers: validated, acked event handlers. */
 import type { Socket } from 'socket.io';
 import type { TSchema } from 'typebox';
-import Value from 'typebox/value';
+import { Compile, type Validator } from 'typebox/compile';
 import { AppError, ValidationError, isAppError } from '../core/index.ts';
 
 export type Ack = (response: Record<string, unknown>) => void;
 
+/** Compiled once per schema: every event of the hot path (results, acks) is checked with it. */
+const compiled = new WeakMap<TSchema, Validator>();
+
 export function validate<T>(schema: TSchema, payload: unknown): T {
-  if (Value.Check(schema, payload)) return payload as T;
-  const errors = [...Value.Errors(schema, payload)].slice(0, 20).map((e) => {
+  let v = compiled.get(schema);
+  if (!v) compiled.set(schema, (v = Compile(schema)));
+  if (v.Check(payload)) return payload as T;
+  const errors = v.Errors(payload).slice(0, 20).map((e) => {
     const path = (e as { instancePath?: string; path?: string }).instancePath ?? (e as { path?: string }).path ?? '';
     return { field: path.replace(/^\//, '').replace(/\//g, '.') || '(root)', message: e.message };
   });

@@ -16,15 +16,20 @@ export interface Candidate {
 
 export function pickAgent(candidates: Candidate[], strategy: Strategy): Candidate | undefined {
   if (candidates.length === 0) return undefined;
-  const remote = candidates.filter((c) => !c.builtin);
-  const pool = remote.length ? remote : candidates;
-  let best = pool[0]!;
-  for (const c of pool.slice(1)) if (better(c, best, strategy)) best = c;
+  // Remote candidates first; built-ins only when there is no remote one. One pass, no copies.
+  let best: Candidate | undefined;
+  for (const c of candidates) {
+    if (!best || (best.builtin && !c.builtin) || (best.builtin === c.builtin && better(c, best, strategy))) best = c;
+  }
   return best;
 }
 
+/** Share of its capacity an agent uses (a plain function: it runs per candidate per task). */
+function ratio(c: Candidate): number {
+  return c.load / c.max;
+}
+
 function better(a: Candidate, b: Candidate, strategy: Strategy): boolean {
-  const ratio = (c: Candidate) => c.load / c.max;
   switch (strategy) {
     case 'round_robin':
       return a.lastPicked < b.lastPicked || (a.lastPicked === b.lastPicked && a.agent_id < b.agent_id);

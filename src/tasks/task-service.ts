@@ -9,7 +9,7 @@ import { AppError, ConflictError, ForbiddenError, MicroBatcher, NotFoundError, V
 import { PRIORITY_ALIASES, TASK_TYPE_CAPABILITIES, type CreateTaskInput, type TaskErrorInput, type TaskStatus } from '../contracts/tasks.ts';
 import type { Db, Queryable } from '../store/index.ts';
 import { hasPermission, principalKey, type Principal } from '../auth/index.ts';
-import { DecryptionError, actorOf, isDataClassification, maskValue, type AuditContext, type PhiAccessLog } from '../security/index.ts';
+import { DecryptionError, SYSTEM_ACTOR, actorOf, isDataClassification, maskValue, type AuditContext, type PhiAccessLog } from '../security/index.ts';
 import { TaskRepository, type NewTask, type TaskListFilter, type TaskRow } from './task-repository.ts';
 import { backoffMs, CANCELLABLE_STATUSES, RETRYABLE_BY_OPERATOR } from './task-status.ts';
 import { historyView, taskSummary, type TaskSummary } from './task-view.ts';
@@ -431,13 +431,12 @@ export class TaskService {
       // much is the safe direction.
       [unique.map((x) => x.taskId), unique.map((x) => x.agentId), unique.map((x) => x.attempt), unique.map((x) => this.repo.sealResult(x.taskId, 'phi', x.result)), unique.map((x) => x.meta)]);
       // The results written are PHI writes by their agents: audited in the same transaction.
-      if (this.phiAudit) {
-        const byAgent = new Map<string, CompletionRow[]>();
-        for (const row of r.rows) byAgent.set(row.agent_id, [...(byAgent.get(row.agent_id) ?? []), row]);
-        for (const [agentId, list] of byAgent) {
-          await this.phiAudit.writes(q, { type: 'agent', id: agentId, role: null, ip: null, user_agent: null }, 'update', list.map((x) => ({ resource_type: 'task', resource_id: x.task_id, fields: ['result'], classification: x.data_classification })));
-        }
-      }
+      // The results written are PHI writes by their agents: audited in the same transaction,
+      // one append for the whole group (one entry per agent).
+      await this.phiAudit?.writes(q, SYSTEM_ACTOR, 'update', r.rows.map((x) => ({
+        actor: { type: 'agent', id: x.agent_id, role: null, ip: null, user_agent: null },
+        resource_type: 'task', resource_id: x.task_id, fields: ['result'], classification: x.data_classification,
+      })));
       return r.rows;
     });
     const byId = new Map(rows.map((r) => [r.task_id, r]));

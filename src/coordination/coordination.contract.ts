@@ -62,6 +62,18 @@ export function defineCoordinationContract(label: string, newSpace: () => Promis
     });
 
     describe('pub/sub', () => {
+      it('with echo: false, skips the publishing handle\'s own subscribers and still reaches other handles', async () => {
+        const own = await listen(a, 'quiet');
+        const other = await listen(b, 'quiet');
+        await a.publish('quiet', { n: 1 }, { echo: false });
+        await a.publish('quiet', { n: 2 });
+        expect(await waitFor(() => own.messages.length >= 1 && other.messages.length >= (a === b ? 1 : 2))).toBe(true);
+        await sleep(50);
+        expect(own.messages).toEqual([{ n: 2 }]);
+        // In-process every open() is the same handle, so its subscribers are the publisher's own.
+        expect(other.messages).toEqual(a === b ? [{ n: 2 }] : [{ n: 1 }, { n: 2 }]);
+      });
+
       it('delivers JSON messages, in order, as fresh copies, to every subscriber of the channel', async () => {
         const one = await listen(a, 'events');
         const two = await listen(a, 'events');

@@ -17,6 +17,11 @@ import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 export type CoordinationKind = 'memory' | 'redis';
 
 /** A presence record as listed: the id plus the data last written by `setPresence`. */
+export interface PublishOptions {
+  /** False: do not deliver to this handle's own subscribers (default true). */
+  echo?: boolean;
+}
+
 export interface PresenceEntry {
   id: string;
   data: Record<string, unknown>;
@@ -41,9 +46,11 @@ export interface Coordination {
   /**
    * Publishes a JSON-serialisable message to every subscriber of `channel` in every process.
    * Delivery is at-most-once and fire-and-forget (no persistence, no replay): use it to
-   * nudge, never as the only record of a fact.
+   * nudge, never as the only record of a fact. With `{ echo: false }` the subscribers of this
+   * handle itself are skipped (the publisher already acted on the message locally) and only
+   * other processes' handles get it — without decoding it here.
    */
-  publish(channel: string, message: unknown): Promise<void>;
+  publish(channel: string, message: unknown, options?: PublishOptions): Promise<void>;
   /**
    * Registers `handler` for `channel`. Once the returned promise resolves, messages published
    * afterwards (from any process) reach the handler, each as a fresh deserialised copy.

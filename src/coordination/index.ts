@@ -17,6 +17,7 @@ export type {
   CoordinationKind,
   CoordinationLogger,
   PresenceEntry,
+  PublishOptions,
   RateLimiterOptions,
   Unsubscribe,
 } from './coordination.ts';

@@ -135,7 +135,7 @@ export class FanOut {
       events.forEach((e, i) => { e.seq = n[i]; });
       for (const e of events) this.emitLocal(e);
       if (coord.kind !== 'redis') return;
-      await coord.publish(EVENTS_CHANNEL, { origin: this.origin, events } satisfies Batch).then(() => {
+      await coord.publish(EVENTS_CHANNEL, { origin: this.origin, events } satisfies Batch, { echo: false }).then(() => {
         this.publishFailing = false;
       }, (err: unknown) => {
         if (!this.publishFailing) this.onError?.(err, 'cross-process events unavailable; remote sockets miss events until the store is back');

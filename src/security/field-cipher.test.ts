@@ -68,10 +68,12 @@ describe('FieldCipher', () => {
 
   it('encrypts the same plaintext to different ciphertexts (fresh nonce)', () => {
     const { cipher } = setup();
-    const cts = new Set(Array.from({ length: 50 }, () => cipher.encrypt('same', AAD)));
-    expect(cts.size).toBe(50);
-    const nonces = new Set([...cts].map((ct) => Buffer.from(ct.split(':')[3] ?? '', 'base64url').subarray(0, 12).toString('hex')));
-    expect(nonces.size).toBe(50);
+    // 2,500 values: more than two refills of the nonce pool (1,024 nonces each).
+    const list = Array.from({ length: 2500 }, () => cipher.encrypt('same', AAD));
+    expect(new Set(list).size).toBe(2500);
+    const nonces = new Set(list.map((ct) => Buffer.from(ct.split(':')[3] ?? '', 'base64url').subarray(0, 12).toString('hex')));
+    expect(nonces.size).toBe(2500);
+    for (const ct of list.slice(0, 5).concat(list.slice(-5))) expect(cipher.decrypt(ct, AAD)).toBe('same');
   });
 
   it('fails closed when any single bit of the payload bytes is flipped', () => {

@@ -8,7 +8,7 @@ import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { systemClock } from '../../core/index.ts';
 import type { Clock } from '../../core/index.ts';
 import { silentLogger } from '../coordination.ts';
-import type { Coordination, CoordinationLogger, PresenceEntry, RateLimiterOptions, Unsubscribe } from '../coordination.ts';
+import type { Coordination, CoordinationLogger, PresenceEntry, PublishOptions, RateLimiterOptions, Unsubscribe } from '../coordination.ts';
 import { closedError, decode, encode, nextFencingToken, toInteger, toTtl } from '../shared.ts';
 
 export interface MemoryCoordinationOptions {
@@ -60,8 +60,9 @@ export class MemoryCoordination implements Coordination {
     this.#sweeper.unref();
   }
 
-  async publish(channel: string, message: unknown): Promise<void> {
+  async publish(channel: string, message: unknown, options?: PublishOptions): Promise<void> {
     this.#assertOpen();
+    if (options?.echo === false) return; // every subscriber is this handle's own
     const text = encode(message);
     const handlers = this.#channels.get(channel);
     if (!handlers || handlers.size === 0) return;

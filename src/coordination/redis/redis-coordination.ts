@@ -8,6 +8,7 @@
  * about two seconds with `UnavailableError` (503) instead of piling up; reconnection continues
  * in the background with capped, jittered exponential backoff, and subscriptions are restored.
  */
+import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
@@ -15,7 +16,10 @@ import { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { UnavailableError } from '../../core/index.ts';
 import { silentLogger } from '../coordination.ts';
-import type { Coordination, CoordinationLogger, PresenceEntry, RateLimiterOptions, Unsubscribe } from '../coordination.ts';
+import type { Coordination, CoordinationLogger, PresenceEntry, PublishOptions, RateLimiterOptions, Unsubscribe } from '../coordination.ts';
+
+/** Separates the publishing handle's id from the JSON body in pub/sub messages. */
+const ORIGIN_SEP = '\u0001';
 import { closedError, decode, encode, toInteger, toTtl } from '../shared.ts';
 import { SCRIPTS } from './scripts.ts';
 import type { ScriptCommands } from './scripts.ts';
@@ -81,6 +85,8 @@ export class RedisCoordination implements Coordination {
   readonly #handlers = new Map<string, Set<Handler>>();
   #closed = false;
   #subscriberConnecting: Promise<void> | null = null;
+  /** Names this handle in messages it publishes with `echo: false`. */
+  readonly #origin = randomUUID();
   /** Extra connections handed out by `duplicateConnections` (closed with this adapter). */
   readonly #extra: Redis[] = [];
 
@@ -136,8 +142,10 @@ export class RedisCoordination implements Coordination {
     }
   }
 
-  async publish(channel: string, message: unknown): Promise<void> {
-    const text = encode(message);
+  async publish(channel: string, message: unknown, options?: PublishOptions): Promise<void> {
+    // Wire format: `<origin>\u0001<json>`, origin empty unless the publisher skips its own
+    // subscribers. JSON text never holds a raw U+0001 (control characters are escaped).
+    const text = `${options?.echo === false ? this.#origin : ''}${ORIGIN_SEP}${encode(message)}`;
     await this.#run(() => this.#client.publish(this.#channel(channel), text));
   }
 
@@ -359,9 +367,12 @@ export class RedisCoordination implements Coordination {
     return [base, `${base}:fence`];
   }
 
-  #dispatch(channel: string, text: string): void {
+  #dispatch(channel: string, raw: string): void {
     const handlers = this.#handlers.get(channel);
     if (!handlers) return;
+    const sep = raw.indexOf(ORIGIN_SEP);
+    if (sep > 0 && raw.slice(0, sep) === this.#origin) return; // published here with echo: false
+    const text = sep >= 0 ? raw.slice(sep + 1) : raw;
     for (const handler of [...handlers]) {
       try {
         handler(decode(text));

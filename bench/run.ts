@@ -8,7 +8,8 @@
  *   npm run bench -- --smoke           tiny sizes, every scenario, < 60 s
  *   npm run bench -- --only latency    one scenario (comma-separated list allowed):
  *                                      throughput, bullmq, latency, rest, sockets, pipelines, multiprocess
- *   npm run bench -- --engine pglite   store for scenarios 3–6 (default: postgres when reachable)
+ *   npm run bench -- --engine pglite   store for scenarios 3–6 (default: postgres when reachable), and the
+ *                                      only store of scenario 1 (default: both)
  *   npm run bench -- --profile         V8 CPU profiles of each server child in <out>/profiles
  *   npm run bench -- --out DIR         where to write results (default bench/results)
  */
@@ -148,8 +149,10 @@ async function main(): Promise<void> {
   if (want('throughput')) {
     scenarios.throughput = await guarded('throughput', ctx, async () => {
       // Full runs: PGlite + in-process, and PostgreSQL + Redis when reachable. Smoke: the default store only.
-      const stores: Array<{ engine: 'pglite' | 'postgres'; redisUrl: string }> = args.smoke ? [ctx.defaultEngine] : [{ engine: 'pglite', redisUrl: '' }];
-      if (pgUrl && !args.smoke) stores.push({ engine: 'postgres', redisUrl });
+      // `--engine` limits the scenario to that store.
+      const stores: Array<{ engine: 'pglite' | 'postgres'; redisUrl: string }> = args.smoke ? [ctx.defaultEngine] : [];
+      if (!args.smoke && args.engine !== 'postgres') stores.push({ engine: 'pglite', redisUrl: '' });
+      if (pgUrl && !args.smoke && args.engine !== 'pglite') stores.push({ engine: 'postgres', redisUrl });
       const runs: ScenarioResult[] = [];
       for (const s of stores) runs.push(await guarded(`throughput ${s.engine}`, ctx, () => runThroughput(ctx, s, tp)));
       if (runs.every((r) => r.error)) throw new Error(String(runs[0]!.error));

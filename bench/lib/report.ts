@@ -76,9 +76,9 @@ export function renderMarkdown(r: Any): string {
   else {
     L.push(`Store: ${rest.store}.`);
     L.push('');
-    L.push('| route | connections | req/s | p50 ms | p95 ms | p99 ms | non-2xx |');
-    L.push('|---|---:|---:|---:|---:|---:|---:|');
-    for (const x of rest.routes) L.push(`| ${x.route} | ${x.connections} | ${fmt(x.rps)} | ${fmt(x.latency_ms.p50, 2)} | ${fmt(x.latency_ms.p95, 2)} | ${fmt(x.latency_ms.p99, 2)} | ${x.non_2xx} |`);
+    L.push('| route | load | connections | req/s | p50 ms | p95 ms | p99 ms | non-2xx |');
+    L.push('|---|---|---:|---:|---:|---:|---:|---:|');
+    for (const x of rest.routes) L.push(`| ${x.route} | ${x.offered_per_s ? `${fmt(x.offered_per_s)}/s offered` : 'closed loop'} | ${x.connections} | ${fmt(x.rps)} | ${fmt(x.latency_ms.p50, 2)} | ${fmt(x.latency_ms.p95, 2)} | ${fmt(x.latency_ms.p99, 2)} | ${x.non_2xx} |`);
   }
   L.push('');
 

@@ -58,6 +58,9 @@ export class DbRevocationList implements RevocationList {
   }
 }
 
+/** Verified access tokens kept (see `TokenService.verify`). */
+const VERIFIED_CACHE_MAX = 10_000;
+
 export class TokenService {
   constructor(
     private readonly db: Db,
@@ -112,23 +115,25 @@ export class TokenService {
   }
 
   /** Verifies signature and claims; maps every failure to INVALID_TOKEN or TOKEN_EXPIRED. */
+  /**
+   * Access tokens whose signature and claims verified, by token string, so a token presented on
+   * every request is verified once (EdDSA verification was the largest single cost of a REST
+   * call). A hit is re-checked for expiry and for its signing key still being in the ring;
+   * revocation is checked on every use below. Bounded; oldest entries go first.
+   */
+  private readonly verified = new Map<string, { payload: JWTPayload; kid: string }>();
+
   async verify(token: string, expectedTyp: 'access' | 'refresh'): Promise<VerifiedToken> {
     let payload: JWTPayload;
-    try {
-      const header = decodeProtectedHeader(token);
-      if (header.alg !== JWT_ALG || typeof header.kid !== 'string') throw new AppError('INVALID_TOKEN');
-      const key = this.keys.get(header.kid);
-      if (!key) throw new AppError('INVALID_TOKEN');
-      ({ payload } = await jwtVerify(token, key.publicKey, {
-        algorithms: [JWT_ALG],
-        issuer: this.opts.issuer,
-        audience: this.opts.audience,
-        requiredClaims: ['sub', 'jti', 'iat', 'exp', 'typ', 'role'],
-      }));
-    } catch (err) {
-      if (err instanceof AppError) throw err;
-      if (err instanceof joseErrors.JWTExpired) throw new AppError('TOKEN_EXPIRED');
-      throw new AppError('INVALID_TOKEN');
+    const hit = this.verified.get(token);
+    if (hit && this.keys.get(hit.kid)) {
+      if ((hit.payload.exp ?? 0) <= Math.floor(Date.now() / 1000)) {
+        this.verified.delete(token);
+        throw new AppError('TOKEN_EXPIRED');
+      }
+      payload = hit.payload;
+    } else {
+      payload = await this.verifySignature(token);
     }
     if (payload.typ !== expectedTyp) throw new AppError('INVALID_TOKEN', `Expected a${expectedTyp === 'access' ? 'n access' : ' refresh'} token.`);
     const sub = String(payload.sub);
@@ -146,6 +151,33 @@ export class TokenService {
       exp: payload.exp!,
       family: typeof payload.fam === 'string' ? payload.fam : undefined,
     };
+  }
+
+  private async verifySignature(token: string): Promise<JWTPayload> {
+    let payload: JWTPayload;
+    let kid: string;
+    try {
+      const header = decodeProtectedHeader(token);
+      if (header.alg !== JWT_ALG || typeof header.kid !== 'string') throw new AppError('INVALID_TOKEN');
+      kid = header.kid;
+      const key = this.keys.get(kid);
+      if (!key) throw new AppError('INVALID_TOKEN');
+      ({ payload } = await jwtVerify(token, key.publicKey, {
+        algorithms: [JWT_ALG],
+        issuer: this.opts.issuer,
+        audience: this.opts.audience,
+        requiredClaims: ['sub', 'jti', 'iat', 'exp', 'typ', 'role'],
+      }));
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      if (err instanceof joseErrors.JWTExpired) throw new AppError('TOKEN_EXPIRED');
+      throw new AppError('INVALID_TOKEN');
+    }
+    if (payload.typ === 'access') {
+      if (this.verified.size >= VERIFIED_CACHE_MAX) this.verified.delete(this.verified.keys().next().value!);
+      this.verified.set(token, { payload, kid });
+    }
+    return payload;
   }
 
   /**

@@ -5,7 +5,7 @@
  */
 import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import helmet from '@fastify/helmet';
+import helmet from 'helmet';
 import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -95,8 +95,9 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
     if (request.method === 'POST' && request.body === undefined) request.body = {};
   });
 
-  await app.register(helmet, {
-    global: true,
+  // Security headers: one helmet middleware built at start-up and applied to every response
+  // (@fastify/helmet rebuilt it — CSP parsing included — on every request).
+  const securityHeaders = helmet({
     contentSecurityPolicy: {
       directives: {
         defaultSrc: ["'self'"],
@@ -110,8 +111,11 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
       },
     },
     frameguard: { action: 'deny' },
-    hsts: cfg.server.tls_cert ? { maxAge: 31536000, includeSubDomains: true } : false,
+    strictTransportSecurity: cfg.server.tls_cert ? { maxAge: 31536000, includeSubDomains: true } : false,
     crossOriginEmbedderPolicy: false,
+  });
+  app.addHook('onRequest', (request, reply, done) => {
+    securityHeaders(request.raw, reply.raw, (err?: unknown) => done(err as Error | undefined));
   });
   await app.register(cors, { origin: cfg.server.cors_origins.length ? [...cfg.server.cors_origins] : false, credentials: false });
 

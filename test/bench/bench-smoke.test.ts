@@ -68,8 +68,9 @@ describe('npm run bench -- --smoke', () => {
       for (const k of ['p50', 'p95', 'p99']) expect(num(d[k]) && d[k] >= 0, k).toBe(true);
       expect(d.p50 <= d.p95 && d.p95 <= d.p99).toBe(true);
     }
-    // 4. three routes, all 2xx, with percentiles
-    expect(s.rest.routes).toHaveLength(3);
+    // 4. three routes, closed loop and at a fixed offered rate, all 2xx, with percentiles
+    expect(s.rest.routes).toHaveLength(6);
+    expect(s.rest.routes.map((x: { offered_per_s: number | null }) => x.offered_per_s)).toEqual([null, 100, null, 100, null, 100]);
     for (const x of s.rest.routes) {
       expect(x.requests, x.route).toBeGreaterThan(0);
       expect(x.non_2xx, x.route).toBe(0);

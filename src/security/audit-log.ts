@@ -26,6 +26,7 @@ import {
   verifyChain,
   type AuditAction,
   type AuditActor,
+  type AuditEntryBody,
   type AuditOutcome,
   type AuditRiskLevel,
   type ChainBreakReason,
@@ -162,6 +163,21 @@ function toEntry(r: AuditRow): StoredAuditEntry {
   };
 }
 
+const INSERT_COLUMNS = 'audit_id, ts, at, actor, action, resource_type, resource_id, resource_ids, fields, data_classification, outcome, request_id, risk_level, prev_hash, hash';
+const INSERT_CASTS = ['::uuid', '', '::timestamptz', '::jsonb', '', '', '', '::text[]', '::jsonb', '', '', '', '', '', ''];
+
+/** `VALUES (…), (…)` for chained entries, with its parameters. */
+function insertStatement(chained: ChainedAuditEntry[]): { sql: string; params: unknown[] } {
+  const params: unknown[] = [];
+  const tuples: string[] = [];
+  for (const e of chained) {
+    const b = params.length;
+    tuples.push(`(${INSERT_CASTS.map((c, i) => `$${b + i + 1}${c}`).join(', ')})`);
+    params.push(e.audit_id, e.timestamp, e.timestamp, JSON.stringify(e.actor), e.action, e.resource_type, e.resource_id, e.resource_ids ?? null, JSON.stringify(e.fields), e.data_classification, e.outcome, e.request_id, e.risk_level, e.prev_hash, e.hash);
+  }
+  return { sql: `VALUES ${tuples.join(', ')}`, params };
+}
+
 export class AuditLog {
   readonly #key: KeyObject;
   readonly clock: Clock;
@@ -172,51 +188,81 @@ export class AuditLog {
   }
 
   /**
+   * The last hash this instance appended: a hint, right unless another process appended since
+   * or the transaction that wrote it rolled back (then the insert below finds out and redoes).
+   */
+  #lastHead: string | null = null;
+
+  /**
    * Appends `entries` (in order) to the chain inside the transaction `q`. Throws on any failure
    * (the caller's transaction should then roll back). Returns the stored entries.
+   *
+   * Under the chain lock the head cannot move, so the entries are chained after the hinted
+   * head and inserted only if it is still the head — one statement, which reports the real head
+   * when it is not; then they are re-chained after it and inserted (as before the hint).
    */
   async append(q: Queryable, entries: AuditEntryInput[]): Promise<ChainedAuditEntry[]> {
     if (entries.length === 0) return [];
     if (isDb(q)) return q.transaction((tx) => this.append(tx, entries));
     try {
       await q.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_CHAIN_LOCK]);
-      let prev = await this.headHash(q);
-      const chained: ChainedAuditEntry[] = [];
-      const params: unknown[] = [];
-      const tuples: string[] = [];
-      for (const input of entries) {
-        const outcome = input.outcome ?? 'success';
-        const classification = input.data_classification ?? null;
-        const e = chainEntry(prev, {
-          audit_id: newId(),
-          timestamp: new Date(this.clock.now()).toISOString(),
-          actor: { type: input.actor.type, id: input.actor.id, role: input.actor.role, ip: input.actor.ip, user_agent: input.actor.user_agent },
-          action: input.action,
-          resource_type: input.resource_type,
-          resource_id: input.resource_id ?? null,
-          ...(input.resource_ids?.length ? { resource_ids: [...input.resource_ids] } : {}),
-          fields: [...(input.fields ?? [])],
-          data_classification: classification,
-          outcome,
-          request_id: input.request_id ?? null,
-          risk_level: input.risk_level ?? defaultRiskLevel(input.action, outcome, classification),
-        }, this.#key);
-        prev = e.hash;
-        chained.push(e);
-        const b = params.length;
-        const casts = ['::uuid', '', '::timestamptz', '::jsonb', '', '', '', '::text[]', '::jsonb', '', '', '', '', '', ''];
-        tuples.push(`(${casts.map((c, i) => `$${b + i + 1}${c}`).join(', ')})`);
-        params.push(e.audit_id, e.timestamp, e.timestamp, JSON.stringify(e.actor), e.action, e.resource_type, e.resource_id, e.resource_ids ?? null, JSON.stringify(e.fields), e.data_classification, e.outcome, e.request_id, e.risk_level, e.prev_hash, e.hash);
+      const bodies = entries.map((input) => this.#body(input));
+      let prev = this.#lastHead;
+      if (prev !== null) {
+        const chained = this.#chain(prev, bodies);
+        const { sql, params } = insertStatement(chained);
+        const { rows } = await q.query<{ head: string; n: number }>(
+          `WITH head AS (
+             SELECT COALESCE((SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1), (SELECT hash FROM audit_anchor WHERE id), '${GENESIS_HASH}') AS h
+           ), ins AS (
+             INSERT INTO audit_log (${INSERT_COLUMNS}) SELECT v.* FROM (${sql}) AS v(${INSERT_COLUMNS}), head WHERE head.h = $${params.length + 1}
+             RETURNING 1
+           )
+           SELECT head.h AS head, (SELECT count(*)::int FROM ins) AS n FROM head`,
+          [...params, prev]);
+        if (Number(rows[0]?.n) === chained.length) return this.#appended(chained);
+        prev = rows[0]?.head ?? null;
       }
-      await q.query(
-        `INSERT INTO audit_log (audit_id, ts, at, actor, action, resource_type, resource_id, resource_ids, fields, data_classification, outcome, request_id, risk_level, prev_hash, hash) VALUES ${tuples.join(', ')}`,
-        params,
-      );
-      return chained;
+      const chained = this.#chain(prev ?? (await this.headHash(q)), bodies);
+      const { sql, params } = insertStatement(chained);
+      await q.query(`INSERT INTO audit_log (${INSERT_COLUMNS}) ${sql}`, params);
+      return this.#appended(chained);
     } catch (err) {
       if (err instanceof AppError) throw err;
       throw new AppError('INTERNAL_ERROR', 'The audit log could not be written.', { cause: err, expose: false });
     }
+  }
+
+  #appended(chained: ChainedAuditEntry[]): ChainedAuditEntry[] {
+    this.#lastHead = chained[chained.length - 1]!.hash;
+    return chained;
+  }
+
+  #body(input: AuditEntryInput): AuditEntryBody {
+    const outcome = input.outcome ?? 'success';
+    const classification = input.data_classification ?? null;
+    return {
+      audit_id: newId(),
+      timestamp: new Date(this.clock.now()).toISOString(),
+      actor: { type: input.actor.type, id: input.actor.id, role: input.actor.role, ip: input.actor.ip, user_agent: input.actor.user_agent },
+      action: input.action,
+      resource_type: input.resource_type,
+      resource_id: input.resource_id ?? null,
+      ...(input.resource_ids?.length ? { resource_ids: [...input.resource_ids] } : {}),
+      fields: [...(input.fields ?? [])],
+      data_classification: classification,
+      outcome,
+      request_id: input.request_id ?? null,
+      risk_level: input.risk_level ?? defaultRiskLevel(input.action, outcome, classification),
+    };
+  }
+
+  #chain(prev: string, bodies: AuditEntryBody[]): ChainedAuditEntry[] {
+    return bodies.map((b) => {
+      const e = chainEntry(prev, b, this.#key);
+      prev = e.hash;
+      return e;
+    });
   }
 
   /** One entry for `ctx`: the convenient form for services. */

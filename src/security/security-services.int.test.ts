@@ -79,6 +79,27 @@ for (const engine of engines()) {
         expect((await audit.list({ resource_id: rid, to: new Date(Date.now() + 60_000).toISOString() }, { limit: 1, offset: 1 })).total).toBe(2);
       }));
 
+      it('keeps one valid chain when appends alternate between instances (processes) and one rolls back', () => track(async () => {
+        const other = new AuditLog(t.db, { key: ring.auditChainKey });
+        const before = (await audit.list({}, { limit: 1, offset: 0 })).total;
+        for (let i = 0; i < 3; i++) {
+          await audit.append(t.db, [entry('read')]);
+          await other.append(t.db, [entry('update'), entry('read')]);
+        }
+        // `audit` chains after its own last entry, then rolls back: its hint is now wrong.
+        await expect(t.db.transaction(async (tx) => {
+          await audit.append(tx, [entry('delete')]);
+          throw new Error('caller failed');
+        })).rejects.toThrow('caller failed');
+        await audit.append(t.db, [entry('export')]);
+        await other.append(t.db, [entry('read')]);
+        const after = await audit.list({}, { limit: 1000, offset: 0, order: 'asc' });
+        expect(after.total).toBe(before + 11);
+        expect(after.entries.slice(-2).map((e) => e.action)).toEqual(['export', 'read']);
+        const v = await audit.verify();
+        expect(v.ok).toBe(true);
+      }));
+
       it('stores grouped entries (resource_ids) so they read back, verify and are found by any of their resources', () => track(async () => {
         const ids = [newId(), newId(), newId()];
         const [stored] = await audit.append(t.db, [entry('create', { resource_id: null, resource_ids: ids, fields: ['parameters'] })]);

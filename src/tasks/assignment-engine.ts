@@ -258,12 +258,17 @@ export class AssignmentEngine {
         pairs.push({ task_id: t.task_id, slot });
       }
       if (!pairs.length) return rows.length;
+      // The leases and their history entries in one statement.
       const assigned = await q.query<TaskRow>(
-        `UPDATE tasks t SET status = 'assigned', attempt = t.attempt + 1, assigned_agent = x.agent_id, assigned_at = now(),
-           lease_expires_at = now() + make_interval(secs => t.timeout_seconds), progress = 0, progress_message = NULL, started_at = NULL, updated_at = now()
-         FROM unnest($1::uuid[], $2::text[]) AS x(task_id, agent_id) WHERE t.task_id = x.task_id RETURNING t.*`,
+        `WITH upd AS (
+           UPDATE tasks t SET status = 'assigned', attempt = t.attempt + 1, assigned_agent = x.agent_id, assigned_at = now(),
+             lease_expires_at = now() + make_interval(secs => t.timeout_seconds), progress = 0, progress_message = NULL, started_at = NULL, updated_at = now()
+           FROM unnest($1::uuid[], $2::text[]) AS x(task_id, agent_id) WHERE t.task_id = x.task_id RETURNING t.*
+         ), ev AS (
+           INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id) SELECT task_id, 'pending', 'assigned', attempt, assigned_agent FROM upd
+         )
+         SELECT * FROM upd`,
         [pairs.map((p) => p.task_id), pairs.map((p) => p.slot.agent_id)]);
-      await this.repo.recordEvents(q, assigned.rows.map((r) => ({ task_id: r.task_id, from: 'pending', to: 'assigned', attempt: r.attempt, agent_id: r.assigned_agent, reason: null })));
       for (const r of assigned.rows) {
         const slot = this.slots.get(r.assigned_agent!)!;
         delivered.push({ slot, task: this.toDelivered(r) });

@@ -145,16 +145,10 @@ export class TaskService {
       const missing = group.flatMap((g) => g.task.dependencies.filter((d) => !found.has(d)));
       if (missing.length) throw new ValidationError('Some dependencies do not exist.', missing.map((d) => ({ field: 'dependencies', message: `unknown task ${d}` })));
       const rows = await this.repo.insertMany(tx, group.map((g) => g.task));
-      const byCreator = new Map<string, { creator: Principal; rows: TaskRow[] }>();
-      group.forEach((g, i) => {
-        const k = principalKey(g.creator);
-        const e = byCreator.get(k) ?? { creator: g.creator, rows: [] };
-        e.rows.push(rows[i]!);
-        byCreator.set(k, e);
-      });
-      for (const { creator, rows: mine } of byCreator.values()) {
-        await this.phiAudit?.writes(tx, actorOf(creator), 'create', mine.map((r) => ({ resource_type: 'task', resource_id: r.task_id, fields: ['parameters'], classification: r.data_classification })));
-      }
+      // One append for the group: an entry per creator naming the tasks it created.
+      await this.phiAudit?.writes(tx, SYSTEM_ACTOR, 'create', rows.map((r, i) => ({
+        actor: actorOf(group[i]!.creator), resource_type: 'task', resource_id: r.task_id, fields: ['parameters'], classification: r.data_classification,
+      })));
       for (const r of rows) emit('task:created', { task_id: r.task_id, task_type: r.task_type, priority: r.priority, pipeline_id: r.pipeline_id, stage: r.stage });
       emit('task:eligible', { task_ids: rows.filter((r) => r.pending_deps === 0).map((r) => r.task_id) });
       return rows;

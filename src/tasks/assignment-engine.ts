@@ -207,6 +207,9 @@ export class AssignmentEngine {
       } while (this.again && !this.stopped);
     } catch (err) {
       this.opts.onError?.(err);
+      // Work may be waiting (the failed round's, and triggers that arrived during it): try again
+      // shortly rather than leave it to the safety net.
+      setTimeout(() => this.trigger(), 250).unref();
     } finally {
       this.running = false;
       const waiting = [...this.waiters];

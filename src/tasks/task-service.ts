@@ -314,9 +314,15 @@ export class TaskService {
     const { rows } = await this.db.query<TaskRow>(
       `WITH input AS (
          SELECT DISTINCT ON (task_id) * FROM unnest($1::uuid[], $2::text[], $3::int[]) AS x(task_id, agent_id, attempt)
+       ), cur AS (
+         -- Rows are locked in task_id order, as by completeBatch, so concurrent batches holding
+         -- overlapping tasks (an accept and a result racing) queue instead of deadlocking.
+         SELECT t.task_id FROM tasks t JOIN input x ON t.task_id = x.task_id
+         WHERE t.assigned_agent = x.agent_id AND t.status = 'assigned' AND (x.attempt IS NULL OR t.attempt = x.attempt)
+         ORDER BY t.task_id FOR UPDATE OF t
        ), upd AS (
          UPDATE tasks t SET status = 'running', started_at = now(), updated_at = now()
-         FROM input x WHERE t.task_id = x.task_id AND t.assigned_agent = x.agent_id AND t.status = 'assigned' AND (x.attempt IS NULL OR t.attempt = x.attempt)
+         FROM cur WHERE t.task_id = cur.task_id
          RETURNING t.*
        ), ev AS (
          INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id) SELECT task_id, 'assigned', 'running', attempt, assigned_agent FROM upd
@@ -402,7 +408,7 @@ export class TaskService {
        ), cur AS (
          SELECT t.task_id, t.status AS was, x.agent_id, x.result, x.meta FROM tasks t JOIN input x ON t.task_id = x.task_id
          WHERE t.assigned_agent = x.agent_id AND t.status IN ('assigned', 'running') AND (x.attempt IS NULL OR t.attempt = x.attempt)
-         FOR UPDATE OF t
+         ORDER BY t.task_id FOR UPDATE OF t
        ), upd AS (
          UPDATE tasks t SET status = 'completed', result = cur.result, progress = 1, completed_at = now(), lease_expires_at = NULL, error = NULL,
            metadata = CASE WHEN cur.meta IS NULL THEN t.metadata ELSE t.metadata || jsonb_build_object('result_metadata', cur.meta) END,
@@ -412,9 +418,12 @@ export class TaskService {
            (extract(epoch FROM (now() - t.assigned_at)) * 1000)::float8 AS ms
        ), ev AS (
          INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id) SELECT task_id, was, 'completed', attempt, agent_id FROM upd
+       ), waiting AS (
+         SELECT d.task_id FROM tasks d WHERE d.dependencies && (SELECT array_agg(task_id) FROM upd) AND d.status = 'pending'
+         ORDER BY d.task_id FOR UPDATE OF d
        ), dep AS (
          UPDATE tasks d SET pending_deps = GREATEST(0, d.pending_deps - (SELECT count(*) FROM upd u WHERE u.task_id = ANY(d.dependencies)))
-         WHERE d.dependencies && (SELECT array_agg(task_id) FROM upd) AND d.status = 'pending'
+         FROM waiting w WHERE d.task_id = w.task_id
          RETURNING d.task_id, d.pending_deps, d.dependencies
        )
        SELECT upd.task_id, upd.attempt, upd.task_type, upd.pipeline_id, upd.stage, upd.ms, upd.agent_id, upd.data_classification,
@@ -499,7 +508,7 @@ export class TaskService {
   /** The leases an agent holds → timeout (its socket stayed away past the grace period). */
   async timeoutAgentLeases(agentId: string, reason: string): Promise<number> {
     return this.tx(async (q, emit) => {
-      const { rows } = await q.query<TaskRow>(`SELECT * FROM tasks WHERE assigned_agent = $1 AND status IN ('assigned', 'running') FOR UPDATE`, [agentId]);
+      const { rows } = await q.query<TaskRow>(`SELECT * FROM tasks WHERE assigned_agent = $1 AND status IN ('assigned', 'running') ORDER BY task_id FOR UPDATE`, [agentId]);
       for (const r of rows) await this.failRow(q, r, 'timeout', { code: 'AGENT_DISCONNECTED', message: reason, retryable: true }, emit);
       return rows.length;
     });
@@ -508,7 +517,7 @@ export class TaskService {
   /** An agent removed: its leased tasks go straight back to the queue. */
   async requeueAgentTasks(agentId: string, reason: string): Promise<number> {
     return this.tx(async (q, emit) => {
-      const { rows } = await q.query<TaskRow>(`SELECT * FROM tasks WHERE assigned_agent = $1 AND status IN ('assigned', 'running') FOR UPDATE`, [agentId]);
+      const { rows } = await q.query<TaskRow>(`SELECT * FROM tasks WHERE assigned_agent = $1 AND status IN ('assigned', 'running') ORDER BY task_id FOR UPDATE`, [agentId]);
       await this.requeueRows(q, rows, reason, emit);
       return rows.length;
     });

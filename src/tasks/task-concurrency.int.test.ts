@@ -1,0 +1,51 @@
+/**
+ * Accepts and results for the same tasks arriving at once (an agent acks a delivery and sends
+ * its result immediately): the batched statements lock overlapping rows and must queue, not
+ * deadlock. Every result is recorded exactly once.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EventBus, isAppError, jsonCodec } from '../core/index.ts';
+import { AgentRepository } from '../agents/index.ts';
+import { engines, type TestDb } from '../../test/helpers/stores.ts';
+import { AssignmentEngine, TaskRepository, TaskService, noOutcomes, type DeliveredTask } from './index.ts';
+import type { Principal } from '../auth/index.ts';
+
+const admin: Principal = { type: 'user', id: 'conc-admin', role: 'admin', name: 'conc' };
+
+describe.each(engines())('concurrent accepts and results on $name', (engine) => {
+  let tdb: TestDb;
+  beforeAll(async () => { tdb = await engine.open(); });
+  afterAll(async () => tdb?.dispose());
+
+  it('records every result once when accepts and results for the same tasks race in opposite orders', async () => {
+    const db = tdb.db;
+    const repo = new TaskRepository(jsonCodec);
+    const bus = new EventBus();
+    const tasks = new TaskService(db, repo, noOutcomes, bus, {});
+    const eng = new AssignmentEngine(db, repo, bus, { defaultStrategy: 'capability_match' });
+    const agent = 'conc-agent';
+    await new AgentRepository().insert(db, { agent_id: agent, name: agent, type: 'general', capabilities: ['conc'], version: '1.0.0', endpoint_url: null, health_check_url: null, max_concurrent_tasks: 300, metadata: {}, tags: [], role: 'worker', builtin: false, api_key_hash: 'x' });
+    const delivered: DeliveredTask[] = [];
+    try {
+      for (let round = 0; round < 3; round++) {
+        delivered.length = 0;
+        const created = await tasks.createMany(Array.from({ length: 200 }, (_, i) => ({ task_type: 'conc', required_capabilities: ['conc'], parameters: { i } })), admin);
+        await eng.addSlot({ agent_id: agent, capabilities: new Set(['conc']), max: 300, score: 0, builtin: false, available: true, deliver: (t) => delivered.push(t) });
+        await eng.settle();
+        expect(delivered).toHaveLength(200);
+        const accepts = delivered.map((d) => tasks.accept(d.task_id, agent, d.attempt).then(() => 'ok', (e: unknown) => (isAppError(e) ? e.code : String(e))));
+        const results = [...delivered].reverse().map((d) => tasks.complete(d.task_id, agent, d.attempt, { i: d.parameters.i }));
+        const [acceptOutcomes, completed] = await Promise.all([Promise.all(accepts), Promise.all(results)]);
+        // An accept that lost the race to its result is refused as a late transition, nothing else.
+        expect(acceptOutcomes.filter((o) => o !== 'ok' && o !== 'INVALID_STATUS_TRANSITION')).toEqual([]);
+        expect(completed.every((r) => r.status === 'completed' && !r.duplicate)).toBe(true);
+        const { rows } = await db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM task_events WHERE to_status = 'completed' AND task_id = ANY($1::uuid[])`, [created.map((c) => c.task_id)]);
+        expect(rows[0]!.n).toBe(200);
+        eng.removeSlot(agent);
+      }
+    } finally {
+      eng.stop();
+    }
+  });
+});

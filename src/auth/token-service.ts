@@ -4,7 +4,7 @@
  * Verification pins EdDSA, requires a known `kid`, checks iss/aud/typ/exp/nbf and revocation.
  */
 import { SignJWT, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
-import { AppError, newId, type EventBus } from '../core/index.ts';
+import { AppError, MicroBatcher, isUuid, newId, type EventBus } from '../core/index.ts';
 import type { Db, Queryable } from '../store/index.ts';
 import { JWT_ALG, type SigningKeys } from './signing-keys.ts';
 import { ROLES, type Principal, type Role } from './rbac.ts';
@@ -43,14 +43,26 @@ export interface RevocationList {
   revoke(jti: string, expiresAtSec: number): Promise<void>;
 }
 
+/**
+ * Revoked access-token ids, checked against the store on every use (a logout on one process
+ * takes effect on all at once). Checks made at the same time share one query.
+ */
 export class DbRevocationList implements RevocationList {
   private readonly cache = new Set<string>();
+  private readonly checks = new MicroBatcher<string, boolean>(async (jtis) => {
+    // Only uuids can be in the table (jti is a uuid column); anything else is simply not revoked.
+    const ids = [...new Set(jtis)].filter(isUuid);
+    const { rows } = ids.length ? await this.db.query<{ jti: string }>('SELECT jti::text AS jti FROM revoked_tokens WHERE jti = ANY($1::uuid[])', [ids]) : { rows: [] };
+    const revoked = new Set(rows.map((r) => r.jti));
+    for (const jti of revoked) this.cache.add(jti);
+    return jtis.map((j) => revoked.has(j));
+  }, { maxSize: 500, maxInFlight: 2 });
+
   constructor(private readonly db: Db) {}
+
   async isRevoked(jti: string): Promise<boolean> {
     if (this.cache.has(jti)) return true;
-    const { rows } = await this.db.query('SELECT 1 FROM revoked_tokens WHERE jti = $1', [jti]);
-    if (rows.length) this.cache.add(jti);
-    return rows.length > 0;
+    return this.checks.submit(jti);
   }
   async revoke(jti: string, expiresAtSec: number): Promise<void> {
     await this.db.query('INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, to_timestamp($2)) ON CONFLICT DO NOTHING', [jti, expiresAtSec]);

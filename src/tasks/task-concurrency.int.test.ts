@@ -21,7 +21,7 @@ describe.each(engines())('concurrent accepts and results on $name', (engine) => 
     const db = tdb.db;
     const repo = new TaskRepository(jsonCodec);
     const bus = new EventBus();
-    const tasks = new TaskService(db, repo, noOutcomes, bus, {});
+    const tasks = new TaskService(db, repo, noOutcomes, bus, { retryBaseMs: 1000, retryCapMs: 60_000 });
     const eng = new AssignmentEngine(db, repo, bus, { defaultStrategy: 'capability_match' });
     const agent = 'conc-agent';
     await new AgentRepository().insert(db, { agent_id: agent, name: agent, type: 'general', capabilities: ['conc'], version: '1.0.0', endpoint_url: null, health_check_url: null, max_concurrent_tasks: 300, metadata: {}, tags: [], role: 'worker', builtin: false, api_key_hash: 'x' });
@@ -34,7 +34,7 @@ describe.each(engines())('concurrent accepts and results on $name', (engine) => 
         await eng.settle();
         expect(delivered).toHaveLength(200);
         const accepts = delivered.map((d) => tasks.accept(d.task_id, agent, d.attempt).then(() => 'ok', (e: unknown) => (isAppError(e) ? e.code : String(e))));
-        const results = [...delivered].reverse().map((d) => tasks.complete(d.task_id, agent, d.attempt, { i: d.parameters.i }));
+        const results = [...delivered].reverse().map((d) => tasks.complete(d.task_id, agent, d.attempt, { i: (d.parameters as { i: number }).i }));
         const [acceptOutcomes, completed] = await Promise.all([Promise.all(accepts), Promise.all(results)]);
         // An accept that lost the race to its result is refused as a late transition, nothing else.
         expect(acceptOutcomes.filter((o) => o !== 'ok' && o !== 'INVALID_STATUS_TRANSITION')).toEqual([]);

@@ -102,8 +102,12 @@ export class TaskRepository {
     return row.result === null ? null : this.codec.open<T>(row.result, { table: 'tasks', column: 'result', rowId: row.task_id });
   }
 
-  /** Inserts tasks (one statement for the whole batch); pending_deps counts unfinished dependencies. */
-  async insertMany(q: Queryable, tasks: NewTask[]): Promise<TaskRow[]> {
+  /**
+   * Inserts tasks (one statement for the whole batch); pending_deps counts unfinished dependencies.
+   * With `queueAhead`, each row also carries how many pending tasks committed before this
+   * statement rank ahead of it or level with it (see `queuePositions`).
+   */
+  async insertMany(q: Queryable, tasks: NewTask[], opts: { queueAhead?: boolean } = {}): Promise<Array<TaskRow & { queue_ahead?: number }>> {
     if (tasks.length === 0) return [];
     const col = <K extends keyof NewTask>(k: K) => tasks.map((t) => t[k]);
     const { rows } = await q.query<TaskRow>(
@@ -116,7 +120,8 @@ export class TaskRepository {
        FROM unnest($1::uuid[], $2::text[], $3::int[], $4::jsonb[], $5::text[], $6::text[], $7::jsonb[], $8::uuid[], $9::text[], $10::timestamptz[],
                    $11::int[], $12::int[], $13::jsonb[], $14::text[], $15::text[])
          AS x(task_id, task_type, priority, caps, parameters, classification, metadata, pipeline_id, stage, deadline, timeout_seconds, max_retries, deps, strategy, created_by)
-       RETURNING ${SUMMARY_COLS}`,
+       RETURNING ${SUMMARY_COLS}${opts.queueAhead ? `, (SELECT count(*)::int FROM tasks p WHERE p.status = 'pending'
+         AND (p.priority > tasks.priority OR (p.priority = tasks.priority AND p.created_at <= tasks.created_at))) AS queue_ahead` : ''}`,
       [
         col('task_id'), col('task_type'), col('priority'), tasks.map((t) => JSON.stringify(t.required_capabilities)),
         tasks.map((t) => this.sealParameters(t.task_id, t.data_classification, t.parameters)), col('data_classification'),
@@ -178,6 +183,15 @@ export class TaskRepository {
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[])`,
       [events.map((e) => e.task_id), events.map((e) => e.from), events.map((e) => e.to), events.map((e) => e.attempt), events.map((e) => e.agent_id), events.map((e) => e.reason)],
     );
+  }
+
+  /**
+   * Queue positions of rows inserted together with `queueAhead`: the pending tasks ahead or
+   * level committed before, plus those of the same insert ranking ahead or level (itself
+   * included, so the next to run is 1) — what `queuePosition` reads once they are committed.
+   */
+  static queuePositions(rows: Array<Pick<TaskRow, 'priority'> & { queue_ahead?: number }>): number[] {
+    return rows.map((r) => (r.queue_ahead ?? 0) + rows.filter((o) => o.priority >= r.priority).length);
   }
 
   /** Position among pending tasks (1 = next), by priority then age. */

@@ -57,7 +57,7 @@ export interface TaskDetail extends TaskSummary {
 }
 
 export class TaskService {
-  private readonly singleCreates = new MicroBatcher<{ task: NewTask; creator: Principal }, TaskRow | Error>((items) => this.createGroup(items), { maxSize: 200, maxInFlight: 2 });
+  private readonly singleCreates = new MicroBatcher<{ task: NewTask; creator: Principal }, (TaskRow & { queue_position: number }) | Error>((items) => this.createGroup(items), { maxSize: 200, maxInFlight: 2 });
   private readonly acceptances = new MicroBatcher<{ taskId: string; agentId: string; attempt: number | null }, TaskRow | null>((items) => this.acceptBatch(items), { maxSize: 500, maxInFlight: 4 });
   private readonly completions = new MicroBatcher<CompletionInput, CompletionRow | null>((items) => this.completeBatch(items), { maxSize: 500, maxInFlight: 4 });
 
@@ -129,8 +129,7 @@ export class TaskService {
     const task = this.normalize(input, principalKey(creator));
     const row = await this.singleCreates.submit({ task, creator });
     if (row instanceof Error) throw row;
-    const position = await this.repo.queuePosition(this.db, row.priority, row.created_at);
-    return { task_id: row.task_id, status: 'pending', created_at: row.created_at.toISOString(), queue_position: position };
+    return { task_id: row.task_id, status: 'pending', created_at: row.created_at.toISOString(), queue_position: row.queue_position };
   }
 
   /**
@@ -138,13 +137,15 @@ export class TaskService {
    * When the group fails (e.g. one task names an unknown dependency) each is retried alone, so
    * a caller only ever sees its own error.
    */
-  private async createGroup(items: Array<{ task: NewTask; creator: Principal }>): Promise<Array<TaskRow | Error>> {
+  private async createGroup(items: Array<{ task: NewTask; creator: Principal }>): Promise<Array<(TaskRow & { queue_position: number }) | Error>> {
     const insert = (group: typeof items) => this.tx(async (tx, emit) => {
       const deps = [...new Set(group.flatMap((g) => g.task.dependencies))];
       const found = await this.repo.existing(tx, deps);
       const missing = group.flatMap((g) => g.task.dependencies.filter((d) => !found.has(d)));
       if (missing.length) throw new ValidationError('Some dependencies do not exist.', missing.map((d) => ({ field: 'dependencies', message: `unknown task ${d}` })));
-      const rows = await this.repo.insertMany(tx, group.map((g) => g.task));
+      const inserted = await this.repo.insertMany(tx, group.map((g) => g.task), { queueAhead: true });
+      const positions = TaskRepository.queuePositions(inserted);
+      const rows = inserted.map((r, i) => ({ ...r, queue_position: positions[i]! }));
       // One append for the group: an entry per creator naming the tasks it created.
       await this.phiAudit?.writes(tx, SYSTEM_ACTOR, 'create', rows.map((r, i) => ({
         actor: actorOf(group[i]!.creator), resource_type: 'task', resource_id: r.task_id, fields: ['parameters'], classification: r.data_classification,
@@ -157,7 +158,7 @@ export class TaskService {
       return await insert(items);
     } catch (err) {
       if (items.length === 1) return [err instanceof Error ? err : new Error(String(err))];
-      const out: Array<TaskRow | Error> = [];
+      const out: Array<(TaskRow & { queue_position: number }) | Error> = [];
       for (const it of items) {
         out.push(await insert([it]).then((rows) => rows[0]!, (e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
       }

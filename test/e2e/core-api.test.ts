@@ -97,6 +97,21 @@ describe.each(engines())('core API on $name', (engine) => {
     expect(exchange.status).toBe(401);
   });
 
+  it('answers each create with its place in the queue: by priority, then age, counting the tasks already waiting', async () => {
+    const create = (priority: number) => t.api('POST', '/api/v1/tasks', { token: t.adminToken, body: { task_type: 'queue_probe', required_capabilities: ['nobody_has_this'], priority } });
+    const top = await create(10);
+    expect(top.status).toBe(201);
+    const waitingTop = (await t.api('GET', '/api/v1/tasks?status=pending&limit=1000', { token: t.adminToken })).body.tasks.filter((x: { priority: number }) => x.priority === 10).length;
+    expect(top.body.queue_position).toBe(waitingTop);
+    const next = await create(10);
+    expect(next.body.queue_position).toBe(top.body.queue_position + 1);
+    const low = await create(1);
+    const pending = (await t.api('GET', '/api/v1/tasks?status=pending&limit=1', { token: t.adminToken })).body.pagination.total;
+    expect(low.body.queue_position).toBe(pending); // the oldest lowest-priority task waits behind all others
+    const third = await create(10);
+    expect(third.body.queue_position).toBe(next.body.queue_position + 1); // jumps ahead of the low one
+  });
+
   it('creates, lists, gets and cancels tasks with priorities and defaults', async () => {
     const c = await t.api('POST', '/api/v1/tasks', { token: t.adminToken, body: { task_type: 'sentiment_analysis', parameters: { text: 'hello' }, priority: 'high' } });
     expect(c.status).toBe(201);

@@ -108,6 +108,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     onDelivered: (agentId, delivered) => phiAccess.delivered(agentId, delivered),
   });
   agents.loadOf = (id) => engine.loadOf(id);
+  agents.serves = (id) => engine.hasSlot(id);
   agents.outcomes.start();
   const orphans = new OrphanLeaseSweeper(db, coord, engine, tasks, cfg.tasks.lease_grace_seconds * 1000);
   bus.on('agent:unregistered', (e) => {

@@ -26,6 +26,8 @@ export interface AgentPresence {
   transport: 'ws' | 'rest';
   last_heartbeat: number;
   system_metrics?: Record<string, number>;
+  /** In-flight tasks at the heartbeat, as counted by the process serving the agent. */
+  load?: number;
 }
 
 export type { AgentView } from '../contracts/views.ts';
@@ -39,8 +41,18 @@ export class AgentService {
   private readonly hbCache = new Map<string, { status: string; draining: boolean; at: number }>();
   /** Outcome counters, buffered (see AgentOutcomes); started by the composition root. */
   readonly outcomes: AgentOutcomes;
-  /** Live in-flight counts per agent, maintained by the task engine. */
+  /** Live in-flight counts of the agents this process serves (the task engine's slots). */
   loadOf: (agentId: string) => number = () => 0;
+  /** Whether this process serves the agent (holds its slot). */
+  serves: (agentId: string) => boolean = () => false;
+
+  /**
+   * An agent's in-flight count: live when this process serves it, otherwise what the serving
+   * process wrote with the agent's last heartbeat (several processes: at most one heartbeat old).
+   */
+  liveLoad(agentId: string, presence: AgentPresence | null | undefined): number {
+    return this.serves(agentId) ? this.loadOf(agentId) : presence?.load ?? this.loadOf(agentId);
+  }
 
   constructor(
     readonly db: Db,
@@ -115,8 +127,8 @@ export class AgentService {
   }
 
   /** The status callers see: `busy` at capacity; otherwise the stored status. */
-  effectiveStatus(a: AgentRecord): AgentStatus {
-    if (a.status === 'active' && this.loadOf(a.agent_id) >= a.max_concurrent_tasks) return 'busy';
+  effectiveStatus(a: AgentRecord, presence?: AgentPresence | null): AgentStatus {
+    if (a.status === 'active' && this.liveLoad(a.agent_id, presence) >= a.max_concurrent_tasks) return 'busy';
     return a.status as AgentStatus;
   }
 
@@ -134,13 +146,13 @@ export class AgentService {
       metadata: a.metadata,
       tags: a.tags,
       role: a.role,
-      status: this.effectiveStatus(a),
+      status: this.effectiveStatus(a, p),
       draining: a.draining,
       builtin: a.builtin,
       registered_at: a.registered_at.toISOString(),
       updated_at: a.updated_at.toISOString(),
       last_heartbeat: p ? new Date(p.last_heartbeat).toISOString() : a.last_seen_at?.toISOString() ?? null,
-      load: this.loadOf(a.agent_id),
+      load: this.liveLoad(a.agent_id, p),
       score: Number(scoreOf(this.counters(a)).toFixed(4)),
     };
   }
@@ -194,7 +206,7 @@ export class AgentService {
   async metrics(agentId: string): Promise<Record<string, unknown>> {
     const a = await this.get(agentId);
     const [p, day] = await Promise.all([this.presence(agentId), this.repo.last24h(this.db, agentId)]);
-    return { agent_id: a.agent_id, load: this.loadOf(a.agent_id), max_concurrent_tasks: a.max_concurrent_tasks, performance_metrics: this.performance(a, day), system_metrics: p?.system_metrics ?? null };
+    return { agent_id: a.agent_id, load: this.liveLoad(a.agent_id, p), max_concurrent_tasks: a.max_concurrent_tasks, performance_metrics: this.performance(a, day), system_metrics: p?.system_metrics ?? null };
   }
 
   async health(agentId: string): Promise<{ agent_id: string; status: 'healthy' | 'degraded' | 'unhealthy'; agent_status: string; last_heartbeat: string | null; seconds_since_heartbeat: number | null; reasons: string[] }> {
@@ -203,7 +215,7 @@ export class AgentService {
     const reasons: string[] = [];
     const since = p ? (Date.now() - p.last_heartbeat) / 1000 : null;
     let verdict: 'healthy' | 'degraded' | 'unhealthy' = 'healthy';
-    const status = this.effectiveStatus(a);
+    const status = this.effectiveStatus(a, p);
     if (a.builtin) {
       // in-process agents are alive while the server is
     } else if (!p || status === 'offline') {
@@ -277,7 +289,10 @@ export class AgentService {
   async heartbeat(agentId: string, body: HeartbeatInput, transport: 'ws' | 'rest'): Promise<{ status: 'acknowledged'; next_heartbeat: string; agent_status: string }> {
     const a = await this.heartbeatState(agentId);
     const ttl = (transport === 'ws' ? this.opts.timeoutSeconds : this.opts.restTimeoutSeconds) * 1000;
-    const presence: AgentPresence = { transport, last_heartbeat: Date.now(), ...(body.status ? { status: body.status } : {}), ...(body.system_metrics ? { system_metrics: body.system_metrics } : {}) };
+    const presence: AgentPresence = {
+      transport, last_heartbeat: Date.now(), ...(body.status ? { status: body.status } : {}), ...(body.system_metrics ? { system_metrics: body.system_metrics } : {}),
+      ...(this.serves(agentId) ? { load: this.loadOf(agentId) } : {}),
+    };
     await this.coord.setPresence(PRESENCE, agentId, presence as unknown as Record<string, unknown>, ttl);
     this.seenAlive.add(agentId);
     let status = a.status;

@@ -52,13 +52,26 @@ export interface AssignmentEngineOptions {
   /** Called when the engine audits a PHI read by delivery (parameters decrypted for an agent). */
   onDelivered?: (agentId: string, tasks: DeliveredTask[]) => void;
   onError?: (err: unknown) => void;
+  /** How long a delegate naming an agent served by another process waits for it (ms, default 3000). */
+  forwardTimeoutMs?: number;
 }
 
 /** Coordination channels of the engine (prefixed by the adapter). */
-export const ENGINE_CHANNELS = { wake: 'engine:wake', release: 'engine:release' } as const;
+export const ENGINE_CHANNELS = { wake: 'engine:wake', release: 'engine:release', delegate: 'engine:delegate', delegated: 'engine:delegated' } as const;
 
 interface WakeMessage { origin: string }
 interface ReleaseMessage { origin: string; task_id: string; agent_id: string }
+/** A delegate naming an agent this process does not serve, for whichever process does. */
+interface DelegateRequest { origin: string; request_id: string; task_id: string; agent_id: string; strategy: Strategy | null }
+interface DelegateReply {
+  origin: string;
+  request_id: string;
+  result: { agent_id: string; attempt: number } | null;
+  error: { code: string; message: string; details?: Record<string, unknown> } | null;
+}
+
+/** How long a forwarded delegate waits for the serving process by default (then the task stays queued). */
+const DELEGATE_FORWARD_MS = 3000;
 
 export class AssignmentEngine {
   private readonly slots = new Map<string, SlotState>();
@@ -75,6 +88,8 @@ export class AssignmentEngine {
   private readonly unsubs: Unsubscribe[] = [];
   private wakePending = false;
   private safetyTimer: NodeJS.Timeout | undefined;
+  /** Forwarded delegates waiting for the serving process's answer. */
+  private readonly forwarded = new Map<string, (reply: DelegateReply | null) => void>();
 
   constructor(
     private readonly db: Db,
@@ -107,6 +122,15 @@ export class AssignmentEngine {
       if (!r || r.origin === this.instanceId || typeof r.agent_id !== 'string' || typeof r.task_id !== 'string') return;
       if (this.slots.get(r.agent_id)?.leased.delete(r.task_id)) this.trigger();
     }));
+    this.unsubs.push(await coord.subscribe(ENGINE_CHANNELS.delegate, (m) => {
+      const r = m as DelegateRequest | null;
+      if (!r || r.origin === this.instanceId || typeof r.agent_id !== 'string' || !this.slots.has(r.agent_id)) return;
+      void this.answerForwarded(coord, r);
+    }));
+    this.unsubs.push(await coord.subscribe(ENGINE_CHANNELS.delegated, (m) => {
+      const r = m as DelegateReply | null;
+      if (r && r.origin === this.instanceId) this.forwarded.get(r.request_id)?.(r);
+    }));
     if (safetyNetMs > 0) {
       this.safetyTimer = setInterval(() => this.trigger(), safetyNetMs);
       this.safetyTimer.unref();
@@ -117,6 +141,7 @@ export class AssignmentEngine {
     this.stopped = true;
     for (const off of this.offs) off();
     for (const w of this.waiters) w();
+    for (const answer of [...this.forwarded.values()]) answer(null);
     if (this.safetyTimer) clearInterval(this.safetyTimer);
     for (const u of this.unsubs.splice(0)) void u().catch(() => {});
   }
@@ -335,6 +360,8 @@ export class AssignmentEngine {
    * or null when no capable agent has room (the task stays queued).
    */
   async delegate(taskId: string, agentId?: string, strategy?: Strategy): Promise<{ agent_id: string; attempt: number } | null> {
+    // An agent connected to another process: that process holds its slot, so it assigns.
+    if (agentId && !this.slots.has(agentId) && this.coord) return this.forwardDelegate(this.coord, taskId, agentId, strategy);
     const delivered: Array<{ slot: SlotState; task: DeliveredTask }> = [];
     const out = await this.db.transaction(async (q) => {
       const row = await this.repo.get(q, taskId, true);
@@ -360,6 +387,34 @@ export class AssignmentEngine {
     });
     this.handOut(delivered);
     return out;
+  }
+
+  private async forwardDelegate(coord: Coordination, taskId: string, agentId: string, strategy?: Strategy): Promise<{ agent_id: string; attempt: number } | null> {
+    const requestId = randomUUID();
+    const reply = await new Promise<DelegateReply | null>((resolve) => {
+      const timer = setTimeout(() => done(null), this.opts.forwardTimeoutMs ?? DELEGATE_FORWARD_MS);
+      const done = (r: DelegateReply | null) => {
+        clearTimeout(timer);
+        this.forwarded.delete(requestId);
+        resolve(r);
+      };
+      this.forwarded.set(requestId, done);
+      const msg: DelegateRequest = { origin: this.instanceId, request_id: requestId, task_id: taskId, agent_id: agentId, strategy: strategy ?? null };
+      coord.publish(ENGINE_CHANNELS.delegate, msg, { echo: false }).catch(() => done(null));
+    });
+    if (reply?.error) throw new AppError(reply.error.code as ConstructorParameters<typeof AppError>[0], reply.error.message, reply.error.details ? { details: reply.error.details } : {});
+    return reply?.result ?? null; // nobody serves the agent (or no answer in time): stays queued
+  }
+
+  private async answerForwarded(coord: Coordination, r: DelegateRequest): Promise<void> {
+    const reply: DelegateReply = { origin: r.origin, request_id: r.request_id, result: null, error: null };
+    try {
+      reply.result = await this.delegate(r.task_id, r.agent_id, r.strategy ?? undefined);
+    } catch (err) {
+      reply.error = err instanceof AppError ? { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } : { code: 'INTERNAL_ERROR', message: 'The delegation failed.' };
+      if (!(err instanceof AppError)) this.opts.onError?.(err);
+    }
+    await coord.publish(ENGINE_CHANNELS.delegated, reply).catch((err: unknown) => this.opts.onError?.(err));
   }
 
   /**

@@ -192,6 +192,24 @@ describe.skipIf(!PG_URL || !hasRedisServer())('several server processes on Postg
     agent.close();
   });
 
+  it('shows an agent\'s live load and busy status on the process that does not serve it', async () => {
+    const agent = await registerAgent(a, 'mp-load', 'cap_load', 'hold', 2);
+    await agent.connect(b.proc.url);
+    await waitFor(async () => (await servedBy('mp-load')) === b.proc.pid);
+    const ids = [await createTask(a, 'cap_load'), await createTask(a, 'cap_load')];
+    await waitFor(() => agent.held.size === 2, 5000, 5);
+    // B counts the leases; A learns them from the agent's next heartbeat (every second here).
+    const seen = await waitFor(async () => {
+      const v = await a.api<{ load: number; status: string }>('GET', '/api/v1/agents/mp-load', { token: a.token });
+      return v.body.load === 2 && v.body.status === 'busy';
+    }, 5000, 100);
+    expect(seen).toBe(true);
+    await agent.finish();
+    await expectCompletedOnce(a, ids);
+    expect(await waitFor(async () => (await a.api<{ load: number; status: string }>('GET', '/api/v1/agents/mp-load', { token: a.token })).body.load === 0, 5000, 100)).toBe(true);
+    agent.close();
+  });
+
   it('delivers subscription events across processes with one monotonic seq per task', async () => {
     const agent = await registerAgent(a, 'mp-sub-agent', 'cap_sub', 'complete');
     await agent.connect(b.proc.url);

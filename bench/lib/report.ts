@@ -117,10 +117,14 @@ export function renderMarkdown(r: Any): string {
     const mpStatus = status(mp);
     if (mpStatus) L.push(mpStatus);
     else {
-      const d = mp.latency.delegate_latency_ms;
-      L.push('| agents | tasks | completed | **tasks/s** | offered /s | create→delegate p50 / p95 / p99 ms |');
-      L.push('|---:|---:|---:|---:|---:|---|');
-      L.push(`| ${mp.agents} | ${mp.throughput.n} | ${mp.throughput.completed} | **${fmt(mp.throughput.tasks_per_s)}** | ${mp.latency.offered_rate} | ${fmt(d.p50, 2)} / ${fmt(d.p95, 2)} / ${fmt(d.p99, 2)} |`);
+      L.push(`End to end: ${fmt(mp.throughput.completed)}/${fmt(mp.throughput.n)} tasks completed, **${fmt(mp.throughput.tasks_per_s)} tasks/s** (${mp.agents} agents).`);
+      L.push('');
+      L.push('| offered /s | achieved /s | delegated | create→delegate p50 ms | p95 ms | p99 ms | POST p50 / p95 ms |');
+      L.push('|---:|---:|---:|---:|---:|---:|---:|');
+      for (const r of mp.latency) {
+        const d = r.delegate_latency_ms;
+        L.push(`| ${r.offered_rate} | ${fmt(r.achieved_rate)} | ${r.delegated} | ${fmt(d.p50, 2)} | ${fmt(d.p95, 2)} | ${fmt(d.p99, 2)} | ${fmt(r.create_response_ms.p50, 2)} / ${fmt(r.create_response_ms.p95, 2)} |`);
+      }
     }
     L.push('');
   }

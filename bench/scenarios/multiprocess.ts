@@ -13,10 +13,11 @@ import { round, sleep, wallMs } from '../lib/stats.ts';
 import { createPgSchema, dropPgSchema, pgUrlWithSchema } from '../../test/helpers/stores.ts';
 import { offered, type LatencyParams } from './latency.ts';
 
-export interface MultiprocessParams { n: number; agents: number; perAgent: number; rate: number; seconds: number; timeoutMs: number }
+export interface MultiprocessParams { n: number; agents: number; perAgent: number; rates: number[]; seconds: number; timeoutMs: number }
 
 export function multiprocessParams(smoke: boolean): MultiprocessParams {
-  return smoke ? { n: 200, agents: 10, perAgent: 20, rate: 20, seconds: 1, timeoutMs: 60_000 } : { n: 5000, agents: 50, perAgent: 20, rate: 100, seconds: 10, timeoutMs: 120_000 };
+  // The same sizes and rates as scenarios 1 and 3, so one process and two compare directly.
+  return smoke ? { n: 200, agents: 10, perAgent: 20, rates: [20], seconds: 1, timeoutMs: 60_000 } : { n: 20_000, agents: 50, perAgent: 20, rates: [100, 500], seconds: 10, timeoutMs: 180_000 };
 }
 
 export async function runMultiprocess(ctx: BenchContext, p: MultiprocessParams) {
@@ -57,8 +58,11 @@ export async function runMultiprocess(ctx: BenchContext, p: MultiprocessParams) 
     await sleep(200);
 
     // Latency across processes: single creates on A at a fixed rate, delivered by B.
-    const lp: LatencyParams & { rate: number } = { rates: [p.rate], rate: p.rate, seconds: p.seconds, agents: p.agents, perAgent: p.perAgent, drainMs: p.timeoutMs };
-    const latency = await offered(ctx, a, worker, lp);
+    const latency = [];
+    for (const rate of p.rates) {
+      const lp: LatencyParams & { rate: number } = { rates: p.rates, rate, seconds: p.seconds, agents: p.agents, perAgent: p.perAgent, drainMs: p.timeoutMs };
+      latency.push(await offered(ctx, a, worker, lp));
+    }
     return { store: 'PostgreSQL + Redis, 2 processes', agents: p.agents, throughput, latency };
   } catch (err) {
     throw withServerLog(err, servers[servers.length - 1] ?? { output: () => '' });

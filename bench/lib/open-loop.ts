@@ -9,7 +9,16 @@
 import http from 'node:http';
 import { percentiles, round, sleep } from './stats.ts';
 
-export interface OpenLoopOptions { url: string; method: string; headers: Record<string, string>; body?: string; rate: number; seconds: number; connections: number }
+export interface OpenLoopOptions {
+  url: string;
+  method: string;
+  headers: Record<string, string>;
+  /** The request body, or a function giving the body of the i-th request (called just before it is sent). */
+  body?: string | ((i: number) => string);
+  rate: number;
+  seconds: number;
+  connections: number;
+}
 
 export async function openLoop(o: OpenLoopOptions) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: o.connections });
@@ -19,7 +28,7 @@ export async function openLoop(o: OpenLoopOptions) {
   let errors = 0;
   const total = Math.round(o.rate * o.seconds);
   const inflight = new Set<Promise<void>>();
-  const send = (scheduled: number) => new Promise<void>((resolve) => {
+  const send = (scheduled: number, body: string | undefined) => new Promise<void>((resolve) => {
     const req = http.request({ agent, host: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, method: o.method, headers: o.headers }, (res) => {
       res.resume();
       res.on('end', () => {
@@ -29,14 +38,14 @@ export async function openLoop(o: OpenLoopOptions) {
       });
     });
     req.on('error', () => { errors++; resolve(); });
-    req.end(o.body);
+    req.end(body);
   });
   const start = performance.now();
   let sent = 0;
   while (sent < total) {
     const due = Math.min(total, Math.floor(((performance.now() - start) * o.rate) / 1000) + 1);
     for (; sent < due; sent++) {
-      const p = send(start + (sent * 1000) / o.rate);
+      const p = send(start + (sent * 1000) / o.rate, typeof o.body === 'function' ? o.body(sent) : o.body);
       inflight.add(p);
       void p.finally(() => inflight.delete(p));
     }
@@ -46,5 +55,5 @@ export async function openLoop(o: OpenLoopOptions) {
   await Promise.all(inflight);
   agent.destroy();
   const non2xx = Object.entries(codes).filter(([c]) => !c.startsWith('2')).reduce((a, [, n]) => a + n, 0);
-  return { requests: times.length, rps: round(times.length / seconds, 1), errors, timeouts: 0, non_2xx: non2xx, status_codes: codes, latency_ms: percentiles(times) };
+  return { sent, send_seconds: seconds, requests: times.length, rps: round(times.length / seconds, 1), errors, timeouts: 0, non_2xx: non2xx, status_codes: codes, latency_ms: percentiles(times) };
 }

@@ -10,7 +10,8 @@ import { AgentsWorker } from '../lib/agents-client.ts';
 import type { ConnectResult, WorkerStats } from '../agents-worker.ts';
 import { engineLabel, type BenchContext } from '../lib/context.ts';
 import { registerAgents, withServerLog, type ServerHandle } from '../lib/server-process.ts';
-import { percentiles, round, sleep, wallMs } from '../lib/stats.ts';
+import { openLoop } from '../lib/open-loop.ts';
+import { percentiles, round, wallMs } from '../lib/stats.ts';
 
 export interface LatencyParams { rates: number[]; seconds: number; agents: number; perAgent: number; drainMs: number }
 
@@ -48,27 +49,19 @@ export async function offered(ctx: BenchContext, server: ServerHandle, worker: A
     await worker.call({ cmd: 'reset' });
 
     const total = p.rate * p.seconds;
-    const createMs: number[] = [];
-    const statuses: Record<string, number> = {};
-    const inflight = new Set<Promise<void>>();
-    const start = performance.now();
-    let sent = 0;
-    let maxLagMs = 0;
-    while (sent < total) {
-      const due = Math.min(total, Math.floor(((performance.now() - start) * p.rate) / 1000) + 1);
-      maxLagMs = Math.max(maxLagMs, performance.now() - start - ((due - 1) * 1000) / p.rate);
-      for (; sent < due; sent++) {
+    // Open loop over keep-alive sockets (lib/open-loop.ts): a cheap client, so the load
+    // generator takes as little CPU from the 2 cores the server shares as it can.
+    const load = await openLoop({
+      url: `${server.url}/api/v1/tasks`, method: 'POST', rate: p.rate, seconds: p.seconds, connections: 64,
+      headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+      body: () => {
         const sentAt = wallMs();
-        const t0 = performance.now();
-        const req = server.api.call('POST', '/api/v1/tasks', { task_type: 'noop', required_capabilities: ['noop'], parameters: { sent_at: sentAt }, metadata: { sent_at: sentAt } })
-          .then((r) => { statuses[r.status] = (statuses[r.status] ?? 0) + 1; createMs.push(performance.now() - t0); }, () => { statuses.error = (statuses.error ?? 0) + 1; });
-        inflight.add(req);
-        void req.finally(() => inflight.delete(req));
-      }
-      await sleep(1);
-    }
-    const offeredSeconds = (performance.now() - start) / 1000;
-    await Promise.all(inflight);
+        return JSON.stringify({ task_type: 'noop', required_capabilities: ['noop'], parameters: { sent_at: sentAt }, metadata: { sent_at: sentAt } });
+      },
+    });
+    const sent = load.sent;
+    const statuses: Record<string, number> = { ...load.status_codes, ...(load.errors ? { error: load.errors } : {}) };
+    const offeredSeconds = load.send_seconds;
     const stats = await worker.call<WorkerStats>({ cmd: 'waitResults', n: total, timeoutMs: p.drainMs });
     const res = {
       offered_rate: p.rate,
@@ -80,8 +73,7 @@ export async function offered(ctx: BenchContext, server: ServerHandle, worker: A
       delegated: stats.delegates,
       completed: stats.results_ok,
       delegate_latency_ms: percentiles(stats.delivery_ms),
-      create_response_ms: percentiles(createMs),
-      sender_max_lag_ms: round(maxLagMs, 1),
+      create_response_ms: load.latency_ms,
     };
     const d = res.delegate_latency_ms;
     ctx.log(`  ${p.rate}/s: delivered ${res.delegated}/${sent}; create→delegate p50 ${d.p50} p95 ${d.p95} p99 ${d.p99} ms; POST p95 ${res.create_response_ms.p95} ms`);

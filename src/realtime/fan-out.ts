@@ -144,10 +144,17 @@ export class FanOut {
     }).catch(() => undefined);
   }
 
-  /** Emits to this process's sockets only; every process does the same for each batch. */
+  /**
+   * Emits to this process's sockets only; every process does the same for each batch. Rooms
+   * without a socket here are skipped before Socket.IO encodes anything (most task events have
+   * no subscriber at all).
+   */
   private emitLocal(e: Outgoing): void {
-    this.nsp.local.to(e.rooms).emit(e.name, { ...e.payload, seq: e.seq });
-    if (e.cancel) this.nsp.local.to(rooms.agentConn(e.cancel.agent_id)).emit('task:cancel', { task_id: e.cancel.task_id, reason: e.cancel.reason });
+    const here = this.nsp.adapter.rooms;
+    if (e.rooms.some((r) => here.has(r))) this.nsp.local.to(e.rooms).emit(e.name, { ...e.payload, seq: e.seq });
+    if (e.cancel && here.has(rooms.agentConn(e.cancel.agent_id))) {
+      this.nsp.local.to(rooms.agentConn(e.cancel.agent_id)).emit('task:cancel', { task_id: e.cancel.task_id, reason: e.cancel.reason });
+    }
   }
 
   async stop(): Promise<void> {

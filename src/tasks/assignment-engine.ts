@@ -56,6 +56,11 @@ export interface AssignmentEngineOptions {
   forwardTimeoutMs?: number;
 }
 
+/** What a delivery needs of a leased task row (a round reads back only these). */
+type DeliveryRow = Pick<TaskRow, 'task_id' | 'task_type' | 'parameters' | 'priority' | 'deadline' | 'pipeline_id' | 'stage' | 'attempt'
+  | 'required_capabilities' | 'data_classification' | 'assigned_at' | 'timeout_seconds' | 'lease_expires_at' | 'assigned_agent'>;
+const DELIVERY_COLS = 't.task_id, t.task_type, t.parameters, t.priority, t.deadline, t.pipeline_id, t.stage, t.attempt, t.required_capabilities, t.data_classification, t.assigned_at, t.timeout_seconds, t.lease_expires_at, t.assigned_agent';
+
 /** Coordination channels of the engine (prefixed by the adapter). */
 export const ENGINE_CHANNELS = { wake: 'engine:wake', release: 'engine:release', delegate: 'engine:delegate', delegated: 'engine:delegated' } as const;
 
@@ -287,11 +292,11 @@ export class AssignmentEngine {
       }
       if (!pairs.length) return rows.length;
       // The leases and their history entries in one statement.
-      const assigned = await q.query<TaskRow>(
+      const assigned = await q.query<DeliveryRow>(
         `WITH upd AS (
            UPDATE tasks t SET status = 'assigned', attempt = t.attempt + 1, assigned_agent = x.agent_id, assigned_at = now(),
              lease_expires_at = now() + make_interval(secs => t.timeout_seconds), progress = 0, progress_message = NULL, started_at = NULL, updated_at = now()
-           FROM unnest($1::uuid[], $2::text[]) AS x(task_id, agent_id) WHERE t.task_id = x.task_id RETURNING t.*
+           FROM unnest($1::uuid[], $2::text[]) AS x(task_id, agent_id) WHERE t.task_id = x.task_id RETURNING ${DELIVERY_COLS}
          ), ev AS (
            INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id) SELECT task_id, 'pending', 'assigned', attempt, assigned_agent FROM upd
          )
@@ -317,7 +322,7 @@ export class AssignmentEngine {
     return tasks;
   }
 
-  toDelivered(r: TaskRow): DeliveredTask {
+  toDelivered(r: DeliveryRow): DeliveredTask {
     return {
       task_id: r.task_id,
       task_type: r.task_type,

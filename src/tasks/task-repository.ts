@@ -202,15 +202,4 @@ export class TaskRepository {
     );
     return rows[0]?.n ?? 1;
   }
-
-  /** Dependents of completed tasks lose one pending dependency each. Returns the ids now unblocked. */
-  async releaseDependents(q: Queryable, completedIds: string[]): Promise<string[]> {
-    if (!completedIds.length) return [];
-    const { rows } = await q.query<{ task_id: string; pending_deps: number }>(
-      `UPDATE tasks t SET pending_deps = GREATEST(0, t.pending_deps - (SELECT count(*) FROM unnest(t.dependencies) d WHERE d = ANY($1::uuid[])))
-       WHERE t.dependencies && $1::uuid[] AND t.status = 'pending' RETURNING task_id, pending_deps`,
-      [completedIds],
-    );
-    return rows.filter((r) => r.pending_deps === 0).map((r) => r.task_id);
-  }
 }

@@ -420,7 +420,7 @@ export class TaskService {
        ), ev AS (
          INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id) SELECT task_id, was, 'completed', attempt, agent_id FROM upd
        ), waiting AS (
-         SELECT d.task_id FROM tasks d WHERE d.dependencies && (SELECT array_agg(task_id) FROM upd) AND d.status = 'pending'
+         SELECT d.task_id FROM tasks d WHERE d.dependencies <> '{}' AND d.dependencies && (SELECT array_agg(task_id) FROM upd) AND d.status = 'pending'
          ORDER BY d.task_id FOR UPDATE OF d
        ), dep AS (
          UPDATE tasks d SET pending_deps = GREATEST(0, d.pending_deps - (SELECT count(*) FROM upd u WHERE u.task_id = ANY(d.dependencies)))

@@ -28,14 +28,14 @@ describe('coalesceWebSocketWrites', () => {
     server = http.createServer();
     io = new Server(server);
     io.on('connection', (s) => {
-      if (s.handshake.auth.coalesce) coalesceWebSocketWrites(s.conn as unknown as EngineConnection);
+      if (s.handshake.auth.coalesce) coalesceWebSocketWrites(s.conn);
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
   afterAll(async () => {
     for (const c of clients) c.close();
-    await new Promise<void>((r) => io.close(() => r()));
+    await io.close();
   });
 
   async function burst(coalesce: boolean, n: number): Promise<{ writes: number; received: number[] }> {

@@ -30,7 +30,7 @@ import {
 import type { HeartbeatInput } from '../contracts/agents.ts';
 import { FanOut, rooms } from './fan-out.ts';
 import { handle, type Ack } from './socket-kit.ts';
-import { coalesceWebSocketWrites, type EngineConnection } from './coalesce-writes.ts';
+import { coalesceWebSocketWrites } from './coalesce-writes.ts';
 
 export const NAMESPACE = '/mcp/ws';
 export const SOCKET_PRESENCE_TTL_MS = 30_000;
@@ -214,7 +214,7 @@ export class RealtimeServer {
     const p = socket.data.principal;
     const key = principalKey(p);
     this.sockets.add(socket);
-    coalesceWebSocketWrites(socket.conn as unknown as EngineConnection);
+    coalesceWebSocketWrites(socket.conn);
     this.perPrincipal.set(key, (this.perPrincipal.get(key) ?? 0) + 1);
     this.o.onConnectionsChanged?.(++this.connections);
     await socket.join(rooms.principal(key));

@@ -192,6 +192,9 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   let sweepTimer: NodeJS.Timeout | undefined;
   let sweeping = false;
   let offlineSweepFrom = 0;
+  /** Set once the server listens (see below); the sweep consults it first. */
+  let storeWatch: StoreWatch | undefined;
+  const holdOfflineSweep = () => { offlineSweepFrom = Date.now() + cfg.agents.timeout_seconds * 1000; };
   const sweep = async () => {
     if (sweeping) return;
     sweeping = true;
@@ -199,8 +202,11 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       await tasks.expireLeases();
       await orphans.sweep();
       await tasks.promoteRetries();
-      // A new leader (failover, or Redis back after a flush/outage) waits one agent timeout so
-      // the agents' heartbeats can rebuild presence before silence is read as "offline".
+      // A new leader (failover), or a store that lost its state (Redis flushed or back after an
+      // outage: every presence record gone), waits one agent timeout so heartbeats and the
+      // processes' rebuild restore presence before silence is read as "offline". The store is
+      // checked here, not only by its own timer, so this sweep cannot run first.
+      await storeWatch?.check();
       if (Date.now() >= offlineSweepFrom) await agents.sweepOffline();
     } catch (err) {
       logger.warn({ err }, 'sweep failed');
@@ -227,7 +233,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const elector = new LeaderElector(coord, {
     name: 'mcp:leader', ownerId, ttlMs: Math.max(3000, cfg.tasks.sweep_interval_ms * 5),
     onElected: (token) => {
-      offlineSweepFrom = Date.now() + cfg.agents.timeout_seconds * 1000;
+      holdOfflineSweep();
       logger.info({ fencing_token: token }, 'elected leader for periodic jobs');
       sweepTimer = setInterval(() => void sweep(), cfg.tasks.sweep_interval_ms);
       sweepTimer.unref();
@@ -265,7 +271,14 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const wsPort = await realtime.listen(app.server, cfg.server.ws_port, cfg.server.host);
   await builtin?.start();
   // Redis flushed, restarted empty or unreachable for a while → rebuild this process's share of coordination state.
-  const storeWatch = new StoreWatch(coord, { intervalMs: 1000, onReset: () => realtime.rebuildCoordinationState(), logger: logger.child({ component: 'coordination' }) });
+  storeWatch = new StoreWatch(coord, {
+    intervalMs: 1000,
+    onReset: () => {
+      holdOfflineSweep();
+      return realtime.rebuildCoordinationState();
+    },
+    logger: logger.child({ component: 'coordination' }),
+  });
   await storeWatch.start();
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.server.port;

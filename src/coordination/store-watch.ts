@@ -50,7 +50,7 @@ export class StoreWatch {
     await this.#tick;
   }
 
-  /** Runs one check now (tests). */
+  /** Runs one check now (the leader's sweep, before it reads presence; tests). */
   check(): Promise<void> {
     this.#tick = this.#check();
     return this.#tick;

@@ -193,7 +193,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   let sweeping = false;
   let offlineSweepFrom = 0;
   /** Set once the server listens (see below); the sweep consults it first. */
-  let storeWatch: StoreWatch | undefined;
+  const watch: { store?: StoreWatch } = {};
   const holdOfflineSweep = () => { offlineSweepFrom = Date.now() + cfg.agents.timeout_seconds * 1000; };
   const sweep = async () => {
     if (sweeping) return;
@@ -206,7 +206,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       // outage: every presence record gone), waits one agent timeout so heartbeats and the
       // processes' rebuild restore presence before silence is read as "offline". The store is
       // checked here, not only by its own timer, so this sweep cannot run first.
-      await storeWatch?.check();
+      await watch.store?.check();
       if (Date.now() >= offlineSweepFrom) await agents.sweepOffline();
     } catch (err) {
       logger.warn({ err }, 'sweep failed');
@@ -271,7 +271,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const wsPort = await realtime.listen(app.server, cfg.server.ws_port, cfg.server.host);
   await builtin?.start();
   // Redis flushed, restarted empty or unreachable for a while → rebuild this process's share of coordination state.
-  storeWatch = new StoreWatch(coord, {
+  const storeWatch = new StoreWatch(coord, {
     intervalMs: 1000,
     onReset: () => {
       holdOfflineSweep();
@@ -279,6 +279,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     },
     logger: logger.child({ component: 'coordination' }),
   });
+  watch.store = storeWatch;
   await storeWatch.start();
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.server.port;

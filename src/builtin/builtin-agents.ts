@@ -98,7 +98,7 @@ export class BuiltinAgents {
     const started = performance.now();
     try {
       if (this.stopped) return;
-      await this.tasks.accept(t.task_id, this.agentId, t.attempt);
+      await this.tasks.acceptLease(t.task_id, this.agentId, t.attempt);
       if (!this.hub.supports(t.task_type)) {
         await this.tasks.fail(t.task_id, this.agentId, t.attempt, { code: 'UNSUPPORTED_TASK_TYPE', message: `No built-in handler for '${t.task_type}'.`, retryable: false });
         return;

@@ -166,7 +166,7 @@ export class FanOut {
 /** The rooms an event goes to and the resource that numbers it. */
 function outgoing(name: DomainEventName, payload: Record<string, unknown>): Outgoing {
   const p = payload as Record<string, string | null | undefined>;
-  const out: Outgoing = { name, key: 'system', rooms: [], payload: { ...withoutFreeText(payload), timestamp: new Date().toISOString() } };
+  const out: Outgoing = { name, key: 'system', rooms: [], payload: { ...withoutFreeText(payload), timestamp: isoNow() } };
   if (name.startsWith('task:')) {
     out.key = `task:${p.task_id}`;
     out.rooms.push(rooms.task(p.task_id!), rooms.topic('tasks'));
@@ -193,9 +193,23 @@ function outgoing(name: DomainEventName, payload: Record<string, unknown>): Outg
  * access is audited and masked.
  */
 function withoutFreeText(p: Record<string, unknown>): Record<string, unknown> {
+  const err = p.error as { code?: unknown; retryable?: unknown } | null | undefined;
+  const hasMessage = 'message' in p && 'progress' in p;
+  if (!hasMessage && !(err && typeof err === 'object')) return p; // most events: nothing to strip (copied by the caller)
   const out = { ...p };
-  if ('message' in out && 'progress' in out) delete out.message;
-  const err = out.error as { code?: unknown; retryable?: unknown } | null | undefined;
+  if (hasMessage) delete out.message;
   if (err && typeof err === 'object') out.error = { code: err.code, retryable: err.retryable };
   return out;
+}
+
+/** The current time as ISO-8601, formatted once per millisecond (a batch shares it). */
+let lastMs = 0;
+let lastIso = '';
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== lastMs) {
+    lastMs = now;
+    lastIso = new Date(now).toISOString();
+  }
+  return lastIso;
 }

@@ -340,7 +340,7 @@ export class RealtimeServer {
       return { status: a?.status ?? status };
     }, unexpected));
     socket.on('task:accepted', handle<{ task_id: string; attempt?: number }>(socket, SocketTaskAck, async (b) => {
-      const t = await this.o.tasks.accept(b.task_id, agentId, b.attempt);
+      const t = await this.o.tasks.acceptLease(b.task_id, agentId, b.attempt);
       return { task_id: t.task_id, status: t.status, attempt: t.attempt };
     }, unexpected));
     socket.on('task:rejected', handle<{ task_id: string; attempt?: number; reason?: string }>(socket, SocketTaskAck, async (b) => {
@@ -427,7 +427,7 @@ export class RealtimeServer {
         this.o.tasks.reject(t.task_id, agentId, t.attempt, resp.reason ?? 'declined').then(() => this.o.engine.forget(agentId, t.task_id), () => {});
         return;
       }
-      this.o.tasks.accept(t.task_id, agentId, t.attempt).catch(() => {});
+      this.o.tasks.acceptLease(t.task_id, agentId, t.attempt).catch(() => {});
     });
   }
 

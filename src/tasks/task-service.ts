@@ -58,7 +58,7 @@ export interface TaskDetail extends TaskSummary {
 
 export class TaskService {
   private readonly singleCreates = new MicroBatcher<{ task: NewTask; creator: Principal }, (TaskRow & { queue_position: number }) | Error>((items) => this.createGroup(items), { maxSize: 200, maxInFlight: 2 });
-  private readonly acceptances = new MicroBatcher<{ taskId: string; agentId: string; attempt: number | null }, TaskRow | null>((items) => this.acceptBatch(items), { maxSize: 500, maxInFlight: 4 });
+  private readonly acceptances = new MicroBatcher<{ taskId: string; agentId: string; attempt: number | null }, { task_id: string; attempt: number } | null>((items) => this.acceptBatch(items), { maxSize: 500, maxInFlight: 4 });
   private readonly completions = new MicroBatcher<CompletionInput, CompletionRow | null>((items) => this.completeBatch(items), { maxSize: 500, maxInFlight: 4 });
 
   constructor(
@@ -298,21 +298,33 @@ export class TaskService {
     return { row, error: this.transitionError(row.status, to) };
   }
 
-  /** assigned → running (the agent acknowledged the delivery). Batched with concurrent acceptances. */
+  /** assigned → running (the agent acknowledged the delivery), answered with the task's summary (REST). */
   async accept(taskId: string, agentId: string, attempt?: number): Promise<TaskSummary> {
+    await this.acceptLease(taskId, agentId, attempt);
+    const row = await this.repo.get(this.db, taskId);
+    if (!row) throw new NotFoundError('TASK_NOT_FOUND');
+    return taskSummary(row);
+  }
+
+  /**
+   * assigned → running, batched with concurrent acceptances; answers only what the socket ack
+   * needs (the hot path: every delivery is acknowledged). Accepting a task it already runs is
+   * not an error for its agent.
+   */
+  async acceptLease(taskId: string, agentId: string, attempt?: number): Promise<{ task_id: string; status: TaskStatus; attempt: number }> {
     if (!isUuid(taskId)) throw new NotFoundError('TASK_NOT_FOUND');
     const row = await this.acceptances.submit({ taskId, agentId, attempt: attempt ?? null });
     if (row) {
       this.bus.emit('task:accepted', { task_id: row.task_id, agent_id: agentId, attempt: row.attempt });
-      return taskSummary(row);
+      return { task_id: row.task_id, status: 'running', attempt: row.attempt };
     }
     const miss = await this.explainMiss(taskId, agentId, attempt, 'running');
-    if (!miss.error || (miss.row.status === 'running' && miss.row.assigned_agent === agentId)) return taskSummary(miss.row);
+    if (!miss.error || (miss.row.status === 'running' && miss.row.assigned_agent === agentId)) return { task_id: miss.row.task_id, status: miss.row.status, attempt: miss.row.attempt };
     throw miss.error;
   }
 
-  private async acceptBatch(items: Array<{ taskId: string; agentId: string; attempt: number | null }>): Promise<Array<TaskRow | null>> {
-    const { rows } = await this.db.query<TaskRow>(
+  private async acceptBatch(items: Array<{ taskId: string; agentId: string; attempt: number | null }>): Promise<Array<{ task_id: string; attempt: number } | null>> {
+    const { rows } = await this.db.query<{ task_id: string; attempt: number }>(
       `WITH input AS (
          SELECT DISTINCT ON (task_id) * FROM unnest($1::uuid[], $2::text[], $3::int[]) AS x(task_id, agent_id, attempt)
        ), cur AS (
@@ -324,10 +336,10 @@ export class TaskService {
        ), upd AS (
          UPDATE tasks t SET status = 'running', started_at = now(), updated_at = now()
          FROM cur WHERE t.task_id = cur.task_id
-         RETURNING t.*
+         RETURNING t.task_id, t.attempt, t.assigned_agent
        ), ev AS (
          INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id) SELECT task_id, 'assigned', 'running', attempt, assigned_agent FROM upd
-       ) SELECT * FROM upd`,
+       ) SELECT task_id, attempt FROM upd`,
       [items.map((x) => x.taskId), items.map((x) => x.agentId), items.map((x) => x.attempt)]);
     const byId = new Map(rows.map((r) => [r.task_id, r]));
     const seen = new Set<string>();

@@ -98,7 +98,8 @@ export async function startServer(o: ServerOptions): Promise<ServerHandle> {
     env.DATABASE_URL = pgUrlWithSchema(o.pgUrl, schema);
     env.MCP_DB_POOL_SIZE ??= '20';
   }
-  const args = ['--import', 'tsx'];
+  // The same V8 flag as `npm start` (a larger young generation: fewer scavenges under load).
+  const args = ['--max-semi-space-size=64', '--import', 'tsx'];
   // One directory per server: V8 writes one profile per thread (main + the tsx loader thread).
   if (o.cpuProfDir) args.push('--cpu-prof', `--cpu-prof-dir=${path.join(o.cpuProfDir, `${o.label}-${Date.now()}`)}`);
   args.push('src/main.ts');

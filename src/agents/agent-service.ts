@@ -126,6 +126,11 @@ export class AgentService {
     return (await this.coord.getPresence(PRESENCE, agentId)) as AgentPresence | null;
   }
 
+  /** Presence of many agents in one round trip (lists). */
+  private async presenceOf(agentIds: string[]): Promise<Array<AgentPresence | null>> {
+    return (await this.coord.getPresenceMany(PRESENCE, agentIds)) as Array<AgentPresence | null>;
+  }
+
   /** The status callers see: `busy` at capacity; otherwise the stored status. */
   effectiveStatus(a: AgentRecord, presence?: AgentPresence | null): AgentStatus {
     if (a.status === 'active' && this.liveLoad(a.agent_id, presence) >= a.max_concurrent_tasks) return 'busy';
@@ -159,14 +164,16 @@ export class AgentService {
 
   async list(f: AgentFilter, limit: number, offset: number): Promise<{ agents: AgentView[]; total: number }> {
     const { rows, total } = await this.repo.list(this.db, f, limit, offset);
-    const agents = await Promise.all(rows.map((r) => this.view(r)));
+    const presence = await this.presenceOf(rows.map((r) => r.agent_id));
+    const agents = await Promise.all(rows.map((r, i) => this.view(r, presence[i])));
     return { agents, total };
   }
 
   /** Agents holding all capabilities; available (active, under capacity, not draining) first, then best score. */
   async discover(capabilities: string[], f: { type?: string; status?: string }, limit: number): Promise<AgentView[]> {
     const rows = await this.repo.all(this.db, { capabilities, type: f.type });
-    const views = await Promise.all(rows.map((r) => this.view(r)));
+    const presence = await this.presenceOf(rows.map((r) => r.agent_id));
+    const views = await Promise.all(rows.map((r, i) => this.view(r, presence[i])));
     const filtered = f.status ? views.filter((v) => v.status === f.status) : views;
     const available = (v: AgentView) => v.status === 'active' && !v.draining;
     filtered.sort((a, b) => Number(available(b)) - Number(available(a)) || Number(a.builtin) - Number(b.builtin) || b.score - a.score || a.load - b.load);

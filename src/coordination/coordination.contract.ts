@@ -176,6 +176,16 @@ export function defineCoordinationContract(label: string, newSpace: () => Promis
         expect(await b.getPresence('agent', 'long')).toEqual({ v: 2 });
       });
 
+      it('reads many records in one call, in order, null for missing and expired ones', async () => {
+        await a.setPresence('agent', 'm1', { v: 1 }, 10_000);
+        await a.setPresence('agent', 'm2', { v: 2 }, 150);
+        await a.setPresence('worker', 'm3', { v: 3 }, 10_000);
+        expect(await b.getPresenceMany('agent', ['m2', 'none', 'm1', 'm3'])).toEqual([{ v: 2 }, null, { v: 1 }, null]);
+        await sleep(300);
+        expect(await b.getPresenceMany('agent', ['m1', 'm2'])).toEqual([{ v: 1 }, null]);
+        expect(await b.getPresenceMany('agent', [])).toEqual([]);
+      });
+
       it('a heartbeat (set again) keeps a record alive past its first TTL', async () => {
         await a.setPresence('agent', 'hb', { beat: 1 }, 400);
         await sleep(250);

@@ -65,6 +65,8 @@ export interface Coordination {
   setPresence(kind: string, id: string, data: Record<string, unknown>, ttlMs: number): Promise<void>;
   /** The live record, or null if it never existed, expired or was removed. */
   getPresence(kind: string, id: string): Promise<Record<string, unknown> | null>;
+  /** `getPresence` for many ids in one round trip; null for each id without a live record. */
+  getPresenceMany(kind: string, ids: readonly string[]): Promise<Array<Record<string, unknown> | null>>;
   /** Every live (unexpired) record of `kind`, in no particular order. */
   listPresence(kind: string): Promise<PresenceEntry[]>;
   removePresence(kind: string, id: string): Promise<void>;

@@ -120,6 +120,12 @@ export class MemoryCoordination implements Coordination {
     return decode(entry.text) as Record<string, unknown>;
   }
 
+  async getPresenceMany(kind: string, ids: readonly string[]): Promise<Array<Record<string, unknown> | null>> {
+    const out: Array<Record<string, unknown> | null> = [];
+    for (const id of ids) out.push(await this.getPresence(kind, id));
+    return out;
+  }
+
   async listPresence(kind: string): Promise<PresenceEntry[]> {
     this.#assertOpen();
     const records = this.#presence.get(kind);

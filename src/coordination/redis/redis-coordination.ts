@@ -188,6 +188,13 @@ export class RedisCoordination implements Coordination {
     return text === null ? null : (decode(text) as Record<string, unknown>);
   }
 
+  async getPresenceMany(kind: string, ids: readonly string[]): Promise<Array<Record<string, unknown> | null>> {
+    if (ids.length === 0) return [];
+    const [idx, hash] = this.#presenceKeys(kind);
+    const texts = await this.#run(() => this.#client.mcpPresenceGetMany(idx, hash, ...ids));
+    return ids.map((_, i) => (typeof texts[i] === 'string' ? (decode(texts[i]) as Record<string, unknown>) : null));
+  }
+
   async listPresence(kind: string): Promise<PresenceEntry[]> {
     const [idx, hash] = this.#presenceKeys(kind);
     const flat = await this.#run(() => this.#client.mcpPresenceList(idx, hash));

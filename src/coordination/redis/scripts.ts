@@ -45,6 +45,17 @@ local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not s or tonumber(s) <= now then return false end
 return redis.call('HGET', KEYS[2], ARGV[1])`,
   },
+  /** KEYS: idx, data. ARGV: ids. Returns one JSON or false per id, in order. */
+  mcpPresenceGetMany: {
+    numberOfKeys: 2,
+    lua: `${NOW}
+local out = {}
+for i, id in ipairs(ARGV) do
+  local s = redis.call('ZSCORE', KEYS[1], id)
+  if s and tonumber(s) > now then out[i] = redis.call('HGET', KEYS[2], id) or false else out[i] = false end
+end
+return out`,
+  },
   /** KEYS: idx, data. Returns a flat array id, json, id, json, … of live records. */
   mcpPresenceList: {
     numberOfKeys: 2,
@@ -136,6 +147,7 @@ return 0`,
 export interface ScriptCommands {
   mcpPresenceSet(idx: string, data: string, id: string, json: string, ttlMs: number): Promise<unknown>;
   mcpPresenceGet(idx: string, data: string, id: string): Promise<string | null>;
+  mcpPresenceGetMany(idx: string, data: string, ...ids: string[]): Promise<Array<string | null>>;
   mcpPresenceList(idx: string, data: string): Promise<string[]>;
   mcpPresenceRemove(idx: string, data: string, id: string): Promise<unknown>;
   mcpIncrWindow(key: string, by: number, windowMs: number): Promise<number>;

@@ -2,10 +2,10 @@
  * AuditLog: the append-only, hash-chained audit log of SPEC §9, stored in `audit_log`
  * (migration 0003).
  *
- * - `append(q, entries)` writes IN THE CALLER'S TRANSACTION: it takes the chain's advisory lock
- *   (held until that transaction ends, so appends are serialised and `seq` order is chain
- *   order), reads the last hash (or the purge anchor, or the genesis hash) and inserts the new
- *   entries chained with the key ring's `auditChainKey` (HMAC). It throws when anything fails,
+ * - `append(q, entries)` writes IN THE CALLER'S TRANSACTION: it locks the chain's head row
+ *   (`audit_head`, migration 0007; held until that transaction ends, so appends are serialised
+ *   and `seq` order is chain order), chains the new entries after the head with the key ring's
+ *   `auditChainKey` (HMAC), inserts them and moves the head. It throws when anything fails,
  *   so the caller's request fails with it — an access that cannot be audited does not happen.
  *   Given a `Db` rather than a transaction, it opens its own transaction.
  * - `list(filters, page)` for GET /api/v1/audit; `verify()` pages through the whole chain and
@@ -34,7 +34,7 @@ import {
 } from './audit-chain.ts';
 import type { DataClassification } from './classification.ts';
 
-/** Advisory lock serialising appends (also taken by the SQL purge function). */
+/** Advisory lock of the retention purge (the SQL `audit_log_purge`); appends serialise on `audit_head`. */
 export const AUDIT_CHAIN_LOCK = 7_272_003;
 const VERIFY_PAGE = 1000;
 
@@ -189,7 +189,7 @@ export class AuditLog {
 
   /**
    * The last hash this instance appended: a hint, right unless another process appended since
-   * or the transaction that wrote it rolled back (then the insert below finds out and redoes).
+   * or the transaction that wrote it rolled back (then the append below finds out and redoes).
    */
   #lastHead: string | null = null;
 
@@ -197,40 +197,49 @@ export class AuditLog {
    * Appends `entries` (in order) to the chain inside the transaction `q`. Throws on any failure
    * (the caller's transaction should then roll back). Returns the stored entries.
    *
-   * Under the chain lock the head cannot move, so the entries are chained after the hinted
-   * head and inserted only if it is still the head — one statement, which reports the real head
-   * when it is not; then they are re-chained after it and inserted (as before the hint).
+   * The head lives in `audit_head` (migration 0007). With a hint, one statement moves the head
+   * from the hinted hash to the new last hash and inserts the entries only if that worked (the
+   * row lock waits for any other appender; a moved head updates nothing). Without a hint, or when
+   * it was stale, the head row is locked and read, and the entries chained after it.
    */
   async append(q: Queryable, entries: AuditEntryInput[]): Promise<ChainedAuditEntry[]> {
     if (entries.length === 0) return [];
     if (isDb(q)) return q.transaction((tx) => this.append(tx, entries));
     try {
-      await q.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_CHAIN_LOCK]);
       const bodies = entries.map((input) => this.#body(input));
-      let prev = this.#lastHead;
-      if (prev !== null) {
-        const chained = this.#chain(prev, bodies);
+      if (this.#lastHead !== null) {
+        const chained = this.#chain(this.#lastHead, bodies);
         const { sql, params } = insertStatement(chained);
-        const { rows } = await q.query<{ head: string; n: number }>(
-          `WITH head AS (
-             SELECT COALESCE((SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1), (SELECT hash FROM audit_anchor WHERE id), '${GENESIS_HASH}') AS h
+        const { rows } = await q.query<{ n: number }>(
+          `WITH h AS (
+             UPDATE audit_head SET hash = $${params.length + 2} WHERE id AND hash = $${params.length + 1} RETURNING 1
            ), ins AS (
-             INSERT INTO audit_log (${INSERT_COLUMNS}) SELECT v.* FROM (${sql}) AS v(${INSERT_COLUMNS}), head WHERE head.h = $${params.length + 1}
+             INSERT INTO audit_log (${INSERT_COLUMNS}) SELECT v.* FROM (${sql}) AS v(${INSERT_COLUMNS}) WHERE EXISTS (SELECT 1 FROM h)
              RETURNING 1
            )
-           SELECT head.h AS head, (SELECT count(*)::int FROM ins) AS n FROM head`,
-          [...params, prev]);
+           SELECT count(*)::int AS n FROM ins`,
+          [...params, this.#lastHead, chained[chained.length - 1]!.hash]);
         if (Number(rows[0]?.n) === chained.length) return this.#appended(chained);
-        prev = rows[0]?.head ?? null;
       }
-      const chained = this.#chain(prev ?? (await this.headHash(q)), bodies);
+      const chained = this.#chain(await this.#lockHead(q), bodies);
       const { sql, params } = insertStatement(chained);
-      await q.query(`INSERT INTO audit_log (${INSERT_COLUMNS}) ${sql}`, params);
+      await q.query(
+        `WITH h AS (UPDATE audit_head SET hash = $${params.length + 1} WHERE id)
+         INSERT INTO audit_log (${INSERT_COLUMNS}) ${sql}`,
+        [...params, chained[chained.length - 1]!.hash]);
       return this.#appended(chained);
     } catch (err) {
       if (err instanceof AppError) throw err;
       throw new AppError('INTERNAL_ERROR', 'The audit log could not be written.', { cause: err, expose: false });
     }
+  }
+
+  /** Locks the head row until the transaction ends and returns the head (recreating a lost row). */
+  async #lockHead(q: Queryable): Promise<string> {
+    const { rows } = await q.query<{ hash: string }>('SELECT hash FROM audit_head WHERE id FOR UPDATE');
+    if (rows[0]) return rows[0].hash;
+    await q.query('INSERT INTO audit_head (id, hash) VALUES (true, $1) ON CONFLICT (id) DO NOTHING', [await this.headHash(q)]);
+    return this.#lockHead(q);
   }
 
   #appended(chained: ChainedAuditEntry[]): ChainedAuditEntry[] {

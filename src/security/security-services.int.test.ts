@@ -98,6 +98,14 @@ for (const engine of engines()) {
         expect(after.entries.slice(-2).map((e) => e.action)).toEqual(['export', 'read']);
         const v = await audit.verify();
         expect(v.ok).toBe(true);
+        // The head row is the last entry's hash; lost, it is rebuilt from the chain by the next append.
+        const last = after.entries[after.entries.length - 1]!;
+        expect((await t.db.query<{ hash: string }>('SELECT hash FROM audit_head')).rows).toEqual([{ hash: last.hash }]);
+        await t.db.query('DELETE FROM audit_head');
+        const [next] = await new AuditLog(t.db, { key: ring.auditChainKey }).append(t.db, [entry('read')]);
+        expect(next!.prev_hash).toBe(last.hash);
+        expect((await t.db.query<{ hash: string }>('SELECT hash FROM audit_head')).rows).toEqual([{ hash: next!.hash }]);
+        expect((await audit.verify()).ok).toBe(true);
       }));
 
       it('stores grouped entries (resource_ids) so they read back, verify and are found by any of their resources', () => track(async () => {

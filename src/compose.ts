@@ -75,7 +75,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const startedAt = Date.now();
   const bus = new EventBus((err, event) => logger.error({ err, event }, 'event listener failed'));
 
-  const db = opts.db ?? (await openDb({ databaseUrl: cfg.store.database_url || undefined, dataDir: cfg.store.data_dir, inMemory: cfg.store.data_dir === ':memory:', poolSize: cfg.store.pool_size }));
+  const db = opts.db ?? (await openDb({ databaseUrl: cfg.store.database_url || undefined, dataDir: cfg.store.data_dir, inMemory: cfg.store.data_dir === ':memory:', poolSize: cfg.store.pool_size, preparedStatements: cfg.store.prepared_statements }));
   const ownsDb = !opts.db;
   let migrated = false;
   await migrate(db);

@@ -9,13 +9,15 @@ export interface OpenDbOptions {
   databaseUrl?: string;
   dataDir?: string;
   poolSize?: number;
+  /** PostgreSQL only: named prepared statements for hot SQL (default true). */
+  preparedStatements?: boolean;
   /** PGlite only: keep everything in memory (tests). */
   inMemory?: boolean;
   schema?: string;
 }
 
 export async function openDb(opts: OpenDbOptions): Promise<Db> {
-  if (opts.databaseUrl) return new PgDb({ connectionString: opts.databaseUrl, poolSize: opts.poolSize, schema: opts.schema });
+  if (opts.databaseUrl) return new PgDb({ connectionString: opts.databaseUrl, poolSize: opts.poolSize, schema: opts.schema, preparedStatements: opts.preparedStatements });
   if (opts.inMemory || !opts.dataDir) return PgliteDb.open();
   const dir = path.resolve(opts.dataDir, 'pglite');
   mkdirSync(dir, { recursive: true });

@@ -10,6 +10,8 @@ export interface PgDbOptions {
   poolSize?: number;
   /** Schema to use as search_path (tests get one each). */
   schema?: string;
+  /** Named prepared statements for hot SQL (default true; false behind a transaction-mode pooler). */
+  preparedStatements?: boolean;
 }
 
 /**
@@ -41,23 +43,25 @@ class StatementNames {
   }
 }
 
-function config(names: StatementNames, sql: string, params: unknown[] | undefined): pg.QueryConfig {
-  const name = params?.length ? names.nameFor(sql) : undefined;
+function config(names: StatementNames | null, sql: string, params: unknown[] | undefined): pg.QueryConfig {
+  const name = names && params?.length ? names.nameFor(sql) : undefined;
   return name ? { name, text: sql, values: params } : { text: sql, values: params };
 }
 
 export class PgDb implements Db {
   readonly kind = 'postgres' as const;
   readonly pool: pg.Pool;
-  readonly #names = new StatementNames();
+  readonly #names: StatementNames | null = new StatementNames();
 
   constructor(opts: PgDbOptions) {
+    const prepare = opts.preparedStatements ?? true;
+    if (!prepare) this.#names = null;
     this.pool = new pg.Pool({
       connectionString: opts.connectionString,
       max: opts.poolSize ?? 10,
       // Prepared statements keep their parse tree but are planned for each call's parameters
       // (batch sizes vary from 1 to 1,000 rows: a generic plan fits neither end).
-      options: `-c plan_cache_mode=force_custom_plan${opts.schema ? ` -c search_path=${opts.schema}` : ''}`,
+      options: [prepare ? '-c plan_cache_mode=force_custom_plan' : '', opts.schema ? `-c search_path=${opts.schema}` : ''].filter(Boolean).join(' ') || undefined,
       // Bursts queue for a connection rather than fail: a request waits up to 30 s.
       connectionTimeoutMillis: 30_000,
     });

@@ -108,6 +108,21 @@ for (const engine of engines()) {
         expect((await audit.verify()).ok).toBe(true);
       }));
 
+      it('chains concurrent appends of one process in order, including a transaction that appends twice', () => track(async () => {
+        const before = (await audit.list({}, { limit: 1, offset: 0 })).total;
+        const twice = t.db.transaction(async (tx) => {
+          await audit.append(tx, [entry('read')]);
+          await new Promise((r) => setTimeout(r, 20)); // others queue behind its head lock meanwhile
+          await audit.append(tx, [entry('update')]);
+        });
+        const others = Array.from({ length: 12 }, (_, i) => t.db.transaction((tx) => audit.append(tx, [entry(i % 2 ? 'read' : 'export'), entry('read')])));
+        await Promise.all([twice, ...others]);
+        const after = await audit.list({}, { limit: 1000, offset: 0, order: 'asc' });
+        expect(after.total).toBe(before + 2 + 24);
+        const v = await audit.verify();
+        expect(v.ok).toBe(true);
+      }));
+
       it('stores grouped entries (resource_ids) so they read back, verify and are found by any of their resources', () => track(async () => {
         const ids = [newId(), newId(), newId()];
         const [stored] = await audit.append(t.db, [entry('create', { resource_id: null, resource_ids: ids, fields: ['parameters'] })]);

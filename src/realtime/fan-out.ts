@@ -9,7 +9,7 @@
  *
  * Several processes: events of one resource are emitted by whichever process handled the
  * change (a task is created on A, assigned and completed on B), so `seq` comes from a shared
- * coordination counter (`seq:<resource>`, a 24 h window per resource) rather than a local one,
+ * coordination counter (`seq:<resource>`, a 10-minute window per resource) rather than a local one,
  * and each batch is published once on `realtime:events`; every process emits the batch to its
  * own sockets (`nsp.local`), the publishing one without waiting for the echo. Batches are
  * emitted in the order they were raised, so each process emits its events in seq order. While
@@ -22,7 +22,13 @@ import type { Namespace } from 'socket.io';
 import type { DomainEventName, EventBus } from '../core/index.ts';
 import type { Coordination, Unsubscribe } from '../coordination/index.ts';
 
-const SEQ_WINDOW_MS = 24 * 3600 * 1000;
+/**
+ * How long a resource's seq counter lives from its first event. Every task gets one, so this
+ * bounds the counters kept (Redis keys, or entries in-process) to the resources that had an
+ * event in the last window: at 5,000 tasks/s about 3 million. A resource whose events span
+ * longer starts again at 1 — to a subscriber, like any gap: re-read over REST.
+ */
+const SEQ_WINDOW_MS = 10 * 60 * 1000;
 /** Coordination channel carrying event batches between processes. */
 export const EVENTS_CHANNEL = 'realtime:events';
 

@@ -188,8 +188,9 @@ export class AuditLog {
   }
 
   /**
-   * The last hash this instance appended: a hint, right unless another process appended since
-   * or the transaction that wrote it rolled back (then the append below finds out and redoes).
+   * The last hash this instance appended or is appending: a hint, right unless another process
+   * appended since or the transaction that wrote it failed or rolled back (then the append below
+   * finds out and redoes).
    */
   #lastHead: string | null = null;
 
@@ -208,8 +209,12 @@ export class AuditLog {
     try {
       const bodies = entries.map((input) => this.#body(input));
       if (this.#lastHead !== null) {
-        const chained = this.#chain(this.#lastHead, bodies);
+        const hint = this.#lastHead;
+        const chained = this.#chain(hint, bodies);
         const { sql, params } = insertStatement(chained);
+        // An append issued while this one runs chains after it (it will wait for this
+        // transaction's head lock anyway); if this one fails, that one re-chains like any miss.
+        this.#lastHead = chained[chained.length - 1]!.hash;
         const { rows } = await q.query<{ n: number }>(
           `WITH h AS (
              UPDATE audit_head SET hash = $${params.length + 2} WHERE id AND hash = $${params.length + 1} RETURNING 1
@@ -218,11 +223,12 @@ export class AuditLog {
              RETURNING 1
            )
            SELECT count(*)::int AS n FROM ins`,
-          [...params, this.#lastHead, chained[chained.length - 1]!.hash]);
+          [...params, hint, chained[chained.length - 1]!.hash]);
         if (Number(rows[0]?.n) === chained.length) return this.#appended(chained);
       }
       const chained = this.#chain(await this.#lockHead(q), bodies);
       const { sql, params } = insertStatement(chained);
+      this.#lastHead = chained[chained.length - 1]!.hash;
       await q.query(
         `WITH h AS (UPDATE audit_head SET hash = $${params.length + 1} WHERE id)
          INSERT INTO audit_log (${INSERT_COLUMNS}) ${sql}`,

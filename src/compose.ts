@@ -251,7 +251,8 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   });
   await elector.start();
 
-  // Several processes: wake-ups across processes, and room emits that reach every process's sockets.
+  // Several processes: wake-ups, releases and forwarded delegates across processes; the Socket.IO
+  // adapter for room operations that must reach every process's sockets (revocation disconnects).
   await engine.connect(coord, cfg.coordination.safety_net_ms);
   const ioAdapter = await socketIoAdapterFor(coord, logger.child({ component: 'socket.io-adapter' }));
   const realtime = new RealtimeServer({

@@ -4,8 +4,9 @@
  * agent sessions (task delivery, leases kept for a grace period after a drop and re-sent on
  * reconnect); authorized subscriptions; per-socket event rate limit; 10 sockets per principal.
  *
- * Several processes: with the coordination's Socket.IO adapter (`adapter`), room emits reach
- * sockets on every process. Each socket is a presence record (`ws:<principal>`, TTL refreshed
+ * Several processes: domain events reach every process's sockets as batches on the
+ * coordination store (`FanOut`); other room operations (revocation disconnects) go through the
+ * coordination's Socket.IO adapter (`adapter`). Each socket is a presence record (`ws:<principal>`, TTL refreshed
  * by its process) so the per-principal cap counts sockets on all processes and a killed
  * process's sockets age out; `agent-socket` presence names the process serving an agent so a
  * grace timer elsewhere does not time out leases of an agent that reconnected here. Agent

@@ -107,8 +107,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     // Deliveries disclose task parameters to the agent: audited in batches (phiAccess is built below).
     onDelivered: (agentId, delivered) => phiAccess.delivered(agentId, delivered),
   });
-  agents.loadOf = (id) => engine.loadOf(id);
-  agents.serves = (id) => engine.hasSlot(id);
+  agents.servedLoad = (id) => (engine.hasSlot(id) ? engine.loadOf(id) : undefined);
   agents.outcomes.start();
   const orphans = new OrphanLeaseSweeper(db, coord, engine, tasks, cfg.tasks.lease_grace_seconds * 1000);
   bus.on('agent:unregistered', (e) => {

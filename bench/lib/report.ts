@@ -12,6 +12,15 @@ function status(s: Any): string | null {
   return null;
 }
 
+/** A scenario's section: its title, then its status when it did not run cleanly, else `body`. */
+function section(L: string[], title: string, data: Any, body: (d: Any) => string[]): void {
+  L.push(title, '');
+  const st = status(data);
+  if (st) L.push(st);
+  else L.push(...body(data));
+  L.push('');
+}
+
 export function renderMarkdown(r: Any): string {
   const L: string[] = [];
   const sc = r.scenarios ?? {};
@@ -50,83 +59,54 @@ export function renderMarkdown(r: Any): string {
   }
   L.push('');
 
-  L.push('## 3. Create → `task:delegate` latency at a fixed offered rate');
-  L.push('');
-  const lat = sc.latency;
-  const latStatus = status(lat);
-  if (latStatus) L.push(latStatus);
-  else {
-    L.push(`Store: ${lat.store}; ${lat.agents} agents.`);
-    L.push('');
-    L.push('| offered /s × s | achieved /s | sent | POST not 201 | delegated | p50 ms | p95 ms | p99 ms | max ms | POST p50 / p95 ms |');
-    L.push('|---|---:|---:|---|---:|---:|---:|---:|---:|---:|');
-    for (const x of lat.runs) {
+  section(L, '## 3. Create → `task:delegate` latency at a fixed offered rate', sc.latency, (lat) => [
+    `Store: ${lat.store}; ${lat.agents} agents.`,
+    '',
+    '| offered /s × s | achieved /s | sent | POST not 201 | delegated | p50 ms | p95 ms | p99 ms | max ms | POST p50 / p95 ms |',
+    '|---|---:|---:|---|---:|---:|---:|---:|---:|---:|',
+    ...lat.runs.map((x: Any) => {
       const d = x.delegate_latency_ms;
       const bad = Object.entries(x.create_statuses ?? {}).filter(([k]) => k !== '201').map(([k, v]) => `${k}: ${v as number}`).join(', ') || '0';
-      L.push(`| ${x.offered_rate} × ${x.seconds} | ${fmt(x.achieved_rate)} | ${x.sent} | ${bad} | ${x.delegated} | ${fmt(d.p50, 2)} | ${fmt(d.p95, 2)} | ${fmt(d.p99, 2)} | ${fmt(d.max, 2)} | ${fmt(x.create_response_ms.p50, 2)} / ${fmt(x.create_response_ms.p95, 2)} |`);
-    }
-  }
-  L.push('');
+      return `| ${x.offered_rate} × ${x.seconds} | ${fmt(x.achieved_rate)} | ${x.sent} | ${bad} | ${x.delegated} | ${fmt(d.p50, 2)} | ${fmt(d.p95, 2)} | ${fmt(d.p99, 2)} | ${fmt(d.max, 2)} | ${fmt(x.create_response_ms.p50, 2)} / ${fmt(x.create_response_ms.p95, 2)} |`;
+    }),
+  ]);
 
-  L.push('## 4. REST latency under load (autocannon)');
-  L.push('');
-  const rest = sc.rest;
-  const restStatus = status(rest);
-  if (restStatus) L.push(restStatus);
-  else {
-    L.push(`Store: ${rest.store}.`);
-    L.push('');
-    L.push('| route | load | connections | req/s | p50 ms | p95 ms | p99 ms | non-2xx |');
-    L.push('|---|---|---:|---:|---:|---:|---:|---:|');
-    for (const x of rest.routes) L.push(`| ${x.route} | ${x.offered_per_s ? `${fmt(x.offered_per_s)}/s offered` : 'closed loop'} | ${x.connections} | ${fmt(x.rps)} | ${fmt(x.latency_ms.p50, 2)} | ${fmt(x.latency_ms.p95, 2)} | ${fmt(x.latency_ms.p99, 2)} | ${x.non_2xx} |`);
-  }
-  L.push('');
+  section(L, '## 4. REST latency under load (autocannon)', sc.rest, (rest) => [
+    `Store: ${rest.store}.`,
+    '',
+    '| route | load | connections | req/s | p50 ms | p95 ms | p99 ms | non-2xx |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
+    ...rest.routes.map((x: Any) => `| ${x.route} | ${x.offered_per_s ? `${fmt(x.offered_per_s)}/s offered` : 'closed loop'} | ${x.connections} | ${fmt(x.rps)} | ${fmt(x.latency_ms.p50, 2)} | ${fmt(x.latency_ms.p95, 2)} | ${fmt(x.latency_ms.p99, 2)} | ${x.non_2xx} |`),
+  ]);
 
-  L.push('## 5. Concurrent agents (sockets) and heartbeats');
-  L.push('');
-  const so = sc.sockets;
-  const soStatus = status(so);
-  if (soStatus) L.push(soStatus);
-  else {
-    L.push(`Store: ${so.store}; ${so.identities} agent identities registered in ${fmt(so.register_seconds)} s.`);
-    L.push('');
-    L.push('| sockets | per identity | connect s | server RSS MB (before → connected, peak) | KiB/socket | heartbeat every | acked/sent | errors | ack p50 ms | ack p99 ms |');
-    L.push('|---:|---:|---:|---|---:|---:|---:|---|---:|---:|');
-    for (const x of so.levels) L.push(`| ${fmt(x.connected, 0)} | ${x.sockets_per_identity} | ${fmt(x.connect_seconds)} | ${fmt(x.server_rss_mb_before)} → ${fmt(x.server_rss_mb_connected)}, ${fmt(x.server_rss_mb_peak)} | ${fmt(x.rss_kb_per_socket)} | ${x.heartbeat_interval_s} s | ${x.heartbeats_acked}/${x.heartbeats_sent} | ${Object.entries(x.heartbeat_errors ?? {}).map(([k, v]) => `${k}: ${v as number}`).join(', ') || '0'} | ${fmt(x.heartbeat_ack_ms.p50, 2)} | ${fmt(x.heartbeat_ack_ms.p99, 2)} |`);
-  }
-  L.push('');
+  section(L, '## 5. Concurrent agents (sockets) and heartbeats', sc.sockets, (so) => [
+    `Store: ${so.store}; ${so.identities} agent identities registered in ${fmt(so.register_seconds)} s.`,
+    '',
+    '| sockets | per identity | connect s | server RSS MB (before → connected, peak) | KiB/socket | heartbeat every | acked/sent | errors | ack p50 ms | ack p99 ms |',
+    '|---:|---:|---:|---|---:|---:|---:|---|---:|---:|',
+    ...so.levels.map((x: Any) => `| ${fmt(x.connected, 0)} | ${x.sockets_per_identity} | ${fmt(x.connect_seconds)} | ${fmt(x.server_rss_mb_before)} → ${fmt(x.server_rss_mb_connected)}, ${fmt(x.server_rss_mb_peak)} | ${fmt(x.rss_kb_per_socket)} | ${x.heartbeat_interval_s} s | ${x.heartbeats_acked}/${x.heartbeats_sent} | ${Object.entries(x.heartbeat_errors ?? {}).map(([k, v]) => `${k}: ${v as number}`).join(', ') || '0'} | ${fmt(x.heartbeat_ack_ms.p50, 2)} | ${fmt(x.heartbeat_ack_ms.p99, 2)} |`),
+  ]);
 
-  L.push('## 6. Pipelines (`techdeck`, 6 stages, 50-turn transcript, built-in agents)');
-  L.push('');
-  const pl = sc.pipelines;
-  const plStatus = status(pl);
-  if (plStatus) L.push(plStatus);
-  else {
-    L.push(`Store: ${pl.store}.`);
-    L.push('');
-    L.push('| concurrent runs | runs | statuses | runs/s | p50 ms | p95 ms | client p95 ms |');
-    L.push('|---:|---:|---|---:|---:|---:|---:|');
-    for (const x of pl.levels) L.push(`| ${x.concurrency} | ${x.runs} | ${Object.entries(x.statuses).map(([k, v]) => `${k} ${v as number}`).join(', ')} | ${fmt(x.runs_per_s, 2)} | ${fmt(x.latency_ms.p50, 0)} | ${fmt(x.latency_ms.p95, 0)} | ${fmt(x.client_latency_ms.p95, 0)} |`);
-  }
-  L.push('');
+  section(L, '## 6. Pipelines (`techdeck`, 6 stages, 50-turn transcript, built-in agents)', sc.pipelines, (pl) => [
+    `Store: ${pl.store}.`,
+    '',
+    '| concurrent runs | runs | statuses | runs/s | p50 ms | p95 ms | client p95 ms |',
+    '|---:|---:|---|---:|---:|---:|---:|',
+    ...pl.levels.map((x: Any) => `| ${x.concurrency} | ${x.runs} | ${Object.entries(x.statuses).map(([k, v]) => `${k} ${v as number}`).join(', ')} | ${fmt(x.runs_per_s, 2)} | ${fmt(x.latency_ms.p50, 0)} | ${fmt(x.latency_ms.p95, 0)} | ${fmt(x.client_latency_ms.p95, 0)} |`),
+  ]);
 
-  const mp = sc.multiprocess;
-  if (mp) {
-    L.push('## 7. Two server processes (PostgreSQL + Redis): tasks created on A, agents on B');
-    L.push('');
-    const mpStatus = status(mp);
-    if (mpStatus) L.push(mpStatus);
-    else {
-      L.push(`End to end: ${fmt(mp.throughput.completed)}/${fmt(mp.throughput.n)} tasks completed, **${fmt(mp.throughput.tasks_per_s)} tasks/s** (${mp.agents} agents).`);
-      L.push('');
-      L.push('| offered /s | achieved /s | delegated | create→delegate p50 ms | p95 ms | p99 ms | POST p50 / p95 ms |');
-      L.push('|---:|---:|---:|---:|---:|---:|---:|');
-      for (const r of mp.latency) {
+  // Older result files have no multi-process scenario: no section at all rather than "not run".
+  if (sc.multiprocess) {
+    section(L, '## 7. Two server processes (PostgreSQL + Redis): tasks created on A, agents on B', sc.multiprocess, (mp) => [
+      `End to end: ${fmt(mp.throughput.completed)}/${fmt(mp.throughput.n)} tasks completed, **${fmt(mp.throughput.tasks_per_s)} tasks/s** (${mp.agents} agents).`,
+      '',
+      '| offered /s | achieved /s | delegated | create→delegate p50 ms | p95 ms | p99 ms | POST p50 / p95 ms |',
+      '|---:|---:|---:|---:|---:|---:|---:|',
+      ...mp.latency.map((r: Any) => {
         const d = r.delegate_latency_ms;
-        L.push(`| ${r.offered_rate} | ${fmt(r.achieved_rate)} | ${r.delegated} | ${fmt(d.p50, 2)} | ${fmt(d.p95, 2)} | ${fmt(d.p99, 2)} | ${fmt(r.create_response_ms.p50, 2)} / ${fmt(r.create_response_ms.p95, 2)} |`);
-      }
-    }
-    L.push('');
+        return `| ${r.offered_rate} | ${fmt(r.achieved_rate)} | ${r.delegated} | ${fmt(d.p50, 2)} | ${fmt(d.p95, 2)} | ${fmt(d.p99, 2)} | ${fmt(r.create_response_ms.p50, 2)} / ${fmt(r.create_response_ms.p95, 2)} |`;
+      }),
+    ]);
   }
   return L.join('\n');
 }

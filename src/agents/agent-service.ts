@@ -41,17 +41,15 @@ export class AgentService {
   private readonly hbCache = new Map<string, { status: string; draining: boolean; at: number }>();
   /** Outcome counters, buffered (see AgentOutcomes); started by the composition root. */
   readonly outcomes: AgentOutcomes;
-  /** Live in-flight counts of the agents this process serves (the task engine's slots). */
-  loadOf: (agentId: string) => number = () => 0;
-  /** Whether this process serves the agent (holds its slot). */
-  serves: (agentId: string) => boolean = () => false;
+  /** In-flight count of an agent this process serves (the task engine's slot); undefined otherwise. */
+  servedLoad: (agentId: string) => number | undefined = () => undefined;
 
   /**
    * An agent's in-flight count: live when this process serves it, otherwise what the serving
    * process wrote with the agent's last heartbeat (several processes: at most one heartbeat old).
    */
   liveLoad(agentId: string, presence: AgentPresence | null | undefined): number {
-    return this.serves(agentId) ? this.loadOf(agentId) : presence?.load ?? this.loadOf(agentId);
+    return this.servedLoad(agentId) ?? presence?.load ?? 0;
   }
 
   constructor(
@@ -296,9 +294,10 @@ export class AgentService {
   async heartbeat(agentId: string, body: HeartbeatInput, transport: 'ws' | 'rest'): Promise<{ status: 'acknowledged'; next_heartbeat: string; agent_status: string }> {
     const a = await this.heartbeatState(agentId);
     const ttl = (transport === 'ws' ? this.opts.timeoutSeconds : this.opts.restTimeoutSeconds) * 1000;
+    const served = this.servedLoad(agentId);
     const presence: AgentPresence = {
       transport, last_heartbeat: Date.now(), ...(body.status ? { status: body.status } : {}), ...(body.system_metrics ? { system_metrics: body.system_metrics } : {}),
-      ...(this.serves(agentId) ? { load: this.loadOf(agentId) } : {}),
+      ...(served === undefined ? {} : { load: served }),
     };
     await this.coord.setPresence(PRESENCE, agentId, presence as unknown as Record<string, unknown>, ttl);
     this.seenAlive.add(agentId);

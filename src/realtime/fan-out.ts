@@ -17,7 +17,6 @@
  * see a repeated or out-of-order seq — the signal to re-read over REST, as after any gap) and
  * remote sockets miss the batch (pub/sub is at-most-once).
  */
-import { randomUUID } from 'node:crypto';
 import type { Namespace } from 'socket.io';
 import type { DomainEventName, EventBus } from '../core/index.ts';
 import type { Coordination, Unsubscribe } from '../coordination/index.ts';
@@ -61,11 +60,11 @@ interface Outgoing {
   cancel?: { agent_id: string; task_id: string; reason: string };
 }
 
-interface Batch { origin: string; events: Outgoing[] }
+/** What travels between processes (published with `echo: false`, so never back to its sender). */
+interface Batch { events: Outgoing[] }
 
 export class FanOut {
   private readonly seqs = new Map<string, number>();
-  private readonly origin = randomUUID();
   private off: (() => void) | undefined;
   private unsubscribe: Unsubscribe | undefined;
   private queue: Outgoing[] = [];
@@ -81,12 +80,6 @@ export class FanOut {
     private readonly coord?: Coordination,
     private readonly onError?: (err: unknown, what: string) => void,
   ) {}
-
-  /** Resolves once every event seen so far was emitted (tests). */
-  async flushed(): Promise<void> {
-    while (this.scheduled) await new Promise((r) => setImmediate(r));
-    await this.chain;
-  }
 
   private nextSeq(key: string): number {
     const n = (this.seqs.get(key) ?? 0) + 1;
@@ -108,7 +101,7 @@ export class FanOut {
     if (this.coord?.kind !== 'redis') return;
     this.unsubscribe = await this.coord.subscribe(EVENTS_CHANNEL, (m) => {
       const batch = m as Batch | null;
-      if (!batch || batch.origin === this.origin || !Array.isArray(batch.events)) return;
+      if (!batch || !Array.isArray(batch.events)) return;
       for (const e of batch.events) this.emitLocal(e);
     }).catch((err: unknown) => {
       this.onError?.(err, 'cross-process events unavailable');
@@ -141,7 +134,7 @@ export class FanOut {
       events.forEach((e, i) => { e.seq = n[i]; });
       for (const e of events) this.emitLocal(e);
       if (coord.kind !== 'redis') return;
-      await coord.publish(EVENTS_CHANNEL, { origin: this.origin, events } satisfies Batch, { echo: false }).then(() => {
+      await coord.publish(EVENTS_CHANNEL, { events } satisfies Batch, { echo: false }).then(() => {
         this.publishFailing = false;
       }, (err: unknown) => {
         if (!this.publishFailing) this.onError?.(err, 'cross-process events unavailable; remote sockets miss events until the store is back');

@@ -34,8 +34,6 @@ import {
 } from './audit-chain.ts';
 import type { DataClassification } from './classification.ts';
 
-/** Advisory lock of the retention purge (the SQL `audit_log_purge`); appends serialise on `audit_head`. */
-export const AUDIT_CHAIN_LOCK = 7_272_003;
 const VERIFY_PAGE = 1000;
 
 /** What a caller supplies; the log fills in id, timestamp and the chain. */

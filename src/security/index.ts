@@ -84,7 +84,6 @@ export {
   type TotpVerification,
 } from './totp.ts';
 export {
-  AUDIT_CHAIN_LOCK,
   AuditLog,
   SYSTEM_ACTOR,
   actorOf,

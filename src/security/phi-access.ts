@@ -168,20 +168,17 @@ export class PhiAccessLog {
 
   /**
    * Audits writes of PHI (task parameters on creation, results on completion) in the caller's
-   * transaction, so a failed audit write fails the write. `actor` wrote them unless an item
-   * names its own (results of several agents recorded together). Items with the same actor,
-   * resource type, fields and classification share one chained entry naming all of them
-   * (`resource_ids`): a batch of 1,000 creates is one audit row, not 1,000, and one append.
+   * transaction, so a failed audit write fails the write. Items with the same actor, resource
+   * type, fields and classification share one chained entry naming all of them
+   * (`resource_ids`): a batch of 1,000 creates — or a group of results from several agents — is
+   * one append, with one entry per actor.
    */
-  async writes(q: Queryable, actor: AuditActor, action: 'create' | 'update', items: Array<{ resource_type: string; resource_id: string; fields: string[]; classification: string; actor?: AuditActor }>, requestId: string | null = null): Promise<void> {
-    const groups = groupResources(items.filter((i) => requiresEncryption(classificationOf(i.classification))).map((i) => {
-      const by = i.actor ?? actor;
-      return {
-        key: `${principalOf(by)}|${i.resource_type}|${i.fields.join(',')}|${i.classification}`,
-        id: i.resource_id,
-        entry: { actor: by, action, resource_type: i.resource_type, fields: i.fields, data_classification: classificationOf(i.classification), outcome: 'success' as const, request_id: requestId },
-      };
-    }));
+  async writes(q: Queryable, action: 'create' | 'update', items: Array<{ actor: AuditActor; resource_type: string; resource_id: string; fields: string[]; classification: string }>, requestId: string | null = null): Promise<void> {
+    const groups = groupResources(items.filter((i) => requiresEncryption(classificationOf(i.classification))).map((i) => ({
+      key: `${principalOf(i.actor)}|${i.resource_type}|${i.fields.join(',')}|${i.classification}`,
+      id: i.resource_id,
+      entry: { actor: i.actor, action, resource_type: i.resource_type, fields: i.fields, data_classification: classificationOf(i.classification), outcome: 'success' as const, request_id: requestId },
+    })));
     if (groups.length) await this.audit.append(q, groups);
   }
 

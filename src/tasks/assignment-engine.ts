@@ -17,7 +17,7 @@
 import { randomUUID } from 'node:crypto';
 import { AppError, NotFoundError, type EventBus } from '../core/index.ts';
 import type { Coordination, Unsubscribe } from '../coordination/index.ts';
-import type { Db } from '../store/index.ts';
+import type { Db, Queryable } from '../store/index.ts';
 import type { Strategy } from '../contracts/tasks.ts';
 import type { DeliveredTask } from '../contracts/views.ts';
 import type { TaskRepository, TaskRow } from './task-repository.ts';
@@ -291,20 +291,8 @@ export class AssignmentEngine {
         pairs.push({ task_id: t.task_id, slot });
       }
       if (!pairs.length) return rows.length;
-      // The leases and their history entries in one statement.
-      const assigned = await q.query<DeliveryRow>(
-        `WITH upd AS (
-           UPDATE tasks t SET status = 'assigned', attempt = t.attempt + 1, assigned_agent = x.agent_id, assigned_at = now(),
-             lease_expires_at = now() + make_interval(secs => t.timeout_seconds), progress = 0, progress_message = NULL, started_at = NULL, updated_at = now()
-           FROM unnest($1::uuid[], $2::text[]) AS x(task_id, agent_id) WHERE t.task_id = x.task_id RETURNING ${DELIVERY_COLS}
-         ), ev AS (
-           INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id) SELECT task_id, 'pending', 'assigned', attempt, assigned_agent FROM upd
-         )
-         SELECT * FROM upd`,
-        [pairs.map((p) => p.task_id), pairs.map((p) => p.slot.agent_id)]);
-      for (const r of assigned.rows) {
-        const slot = this.slots.get(r.assigned_agent!)!;
-        delivered.push({ slot, task: this.toDelivered(r) });
+      for (const r of await this.lease(q, pairs.map((p) => ({ task_id: p.task_id, agent_id: p.slot.agent_id })), null)) {
+        delivered.push({ slot: this.slots.get(r.assigned_agent!)!, task: this.toDelivered(r) });
       }
       return rows.length;
     });
@@ -320,6 +308,24 @@ export class AssignmentEngine {
     const tasks = rows.map((r) => this.toDelivered(r));
     if (tasks.length) this.opts.onDelivered?.(agentId, tasks);
     return tasks;
+  }
+
+  /**
+   * Leases locked pending tasks to agents (the attempt bump is the fencing token) and records
+   * the history entries, in one statement. Returns what the deliveries need.
+   */
+  private async lease(q: Queryable, pairs: Array<{ task_id: string; agent_id: string }>, reason: string | null): Promise<DeliveryRow[]> {
+    const { rows } = await q.query<DeliveryRow>(
+      `WITH upd AS (
+         UPDATE tasks t SET status = 'assigned', attempt = t.attempt + 1, assigned_agent = x.agent_id, assigned_at = now(),
+           lease_expires_at = now() + make_interval(secs => t.timeout_seconds), progress = 0, progress_message = NULL, started_at = NULL, updated_at = now()
+         FROM unnest($1::uuid[], $2::text[]) AS x(task_id, agent_id) WHERE t.task_id = x.task_id RETURNING ${DELIVERY_COLS}
+       ), ev AS (
+         INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id, reason) SELECT task_id, 'pending', 'assigned', attempt, assigned_agent, $3::text FROM upd
+       )
+       SELECT * FROM upd`,
+      [pairs.map((p) => p.task_id), pairs.map((p) => p.agent_id), reason]);
+    return rows;
   }
 
   toDelivered(r: DeliveryRow): DeliveredTask {
@@ -382,11 +388,8 @@ export class AssignmentEngine {
       if (!pick) return null;
       const slot = this.slots.get(pick.agent_id)!;
       slot.lastPicked = ++this.pickCounter;
-      const { rows } = await q.query<TaskRow>(
-        `UPDATE tasks SET status = 'assigned', attempt = attempt + 1, assigned_agent = $2, assigned_at = now(), lease_expires_at = now() + make_interval(secs => timeout_seconds),
-           progress = 0, progress_message = NULL, started_at = NULL, updated_at = now() WHERE task_id = $1 RETURNING *`, [row.task_id, slot.agent_id]);
-      const r = rows[0]!;
-      await this.repo.recordEvents(q, [{ task_id: r.task_id, from: 'pending', to: 'assigned', attempt: r.attempt, agent_id: slot.agent_id, reason: 'delegated' }]);
+      const [r] = await this.lease(q, [{ task_id: row.task_id, agent_id: slot.agent_id }], 'delegated');
+      if (!r) return null;
       delivered.push({ slot, task: this.toDelivered(r) });
       return { agent_id: slot.agent_id, attempt: r.attempt };
     });

@@ -9,7 +9,7 @@ import { AppError, ConflictError, ForbiddenError, MicroBatcher, NotFoundError, V
 import { PRIORITY_ALIASES, TASK_TYPE_CAPABILITIES, type CreateTaskInput, type TaskErrorInput, type TaskStatus } from '../contracts/tasks.ts';
 import type { Db, Queryable } from '../store/index.ts';
 import { hasPermission, principalKey, type Principal } from '../auth/index.ts';
-import { DecryptionError, SYSTEM_ACTOR, actorOf, isDataClassification, maskValue, type AuditContext, type PhiAccessLog } from '../security/index.ts';
+import { DecryptionError, actorOf, isDataClassification, maskValue, type AuditContext, type PhiAccessLog } from '../security/index.ts';
 import { TaskRepository, type NewTask, type TaskListFilter, type TaskRow } from './task-repository.ts';
 import { backoffMs, CANCELLABLE_STATUSES, RETRYABLE_BY_OPERATOR } from './task-status.ts';
 import { historyView, taskSummary, type TaskSummary } from './task-view.ts';
@@ -116,7 +116,8 @@ export class TaskService {
       const errors = tasks.flatMap((t, i) => t.dependencies.filter((d) => !found.has(d)).map((d) => ({ field: inputs.length > 1 ? `tasks[${i}].dependencies` : 'dependencies', message: `unknown task ${d}` })));
       if (errors.length) throw new ValidationError('Some dependencies do not exist.', errors);
       const rows = await this.repo.insertMany(tx, tasks);
-      await this.phiAudit?.writes(tx, actorOf(creator), 'create', rows.map((r) => ({ resource_type: 'task', resource_id: r.task_id, fields: ['parameters'], classification: r.data_classification })));
+      const actor = actorOf(creator);
+      await this.phiAudit?.writes(tx, 'create', rows.map((r) => ({ actor, resource_type: 'task', resource_id: r.task_id, fields: ['parameters'], classification: r.data_classification })));
       for (const r of rows) emit('task:created', { task_id: r.task_id, task_type: r.task_type, priority: r.priority, pipeline_id: r.pipeline_id, stage: r.stage });
       emit('task:eligible', { task_ids: rows.filter((r) => r.pending_deps === 0).map((r) => r.task_id) });
       return rows;
@@ -147,7 +148,7 @@ export class TaskService {
       const positions = TaskRepository.queuePositions(inserted);
       const rows = inserted.map((r, i) => ({ ...r, queue_position: positions[i]! }));
       // One append for the group: an entry per creator naming the tasks it created.
-      await this.phiAudit?.writes(tx, SYSTEM_ACTOR, 'create', rows.map((r, i) => ({
+      await this.phiAudit?.writes(tx, 'create', rows.map((r, i) => ({
         actor: actorOf(group[i]!.creator), resource_type: 'task', resource_id: r.task_id, fields: ['parameters'], classification: r.data_classification,
       })));
       for (const r of rows) emit('task:created', { task_id: r.task_id, task_type: r.task_type, priority: r.priority, pipeline_id: r.pipeline_id, stage: r.stage });
@@ -449,7 +450,7 @@ export class TaskService {
       // The results written are PHI writes by their agents: audited in the same transaction.
       // The results written are PHI writes by their agents: audited in the same transaction,
       // one append for the whole group (one entry per agent).
-      await this.phiAudit?.writes(q, SYSTEM_ACTOR, 'update', r.rows.map((x) => ({
+      await this.phiAudit?.writes(q, 'update', r.rows.map((x) => ({
         actor: { type: 'agent', id: x.agent_id, role: null, ip: null, user_agent: null },
         resource_type: 'task', resource_id: x.task_id, fields: ['result'], classification: x.data_classification,
       })));

@@ -115,6 +115,16 @@ describe.skipIf(!PG_URL || !hasRedisServer())('several server processes on Postg
   const getTask = async (n: Node, id: string): Promise<any> => (await n.api('GET', `/api/v1/tasks/${id}`, { token: n.token })).body;
 
   /** Which server process an agent's socket is on, from the `agent-socket` presence in Redis. */
+  /** An admin socket on `n` subscribed to the `tasks` topic, recording task events with their seq. */
+  async function subscribeToTasks(n: Node): Promise<{ socket: Socket; events: Array<{ name: string; task_id: string; seq: number }> }> {
+    const socket = io(`${n.proc.url}/mcp/ws`, { auth: { token: n.token }, transports: ['websocket'], forceNew: true, reconnection: false });
+    const events: Array<{ name: string; task_id: string; seq: number }> = [];
+    socket.onAny((name: string, p: { task_id?: string; seq: number }) => { if (name.startsWith('task:') && p.task_id) events.push({ name, task_id: p.task_id, seq: p.seq }); });
+    await new Promise<void>((resolve, reject) => { socket.once('connect', () => resolve()); socket.once('connect_error', reject); });
+    expect(await socket.timeout(5000).emitWithAck('subscribe', { topic: 'tasks' })).toMatchObject({ ok: true });
+    return { socket, events };
+  }
+
   async function servedBy(agentId: string): Promise<number | null> {
     const raw = await redis.hget(`${PREFIX}presence:{agent-socket}:data`, agentId);
     return raw ? (JSON.parse(raw) as { pid: number }).pid : null;
@@ -213,11 +223,7 @@ describe.skipIf(!PG_URL || !hasRedisServer())('several server processes on Postg
   it('delivers subscription events across processes with one monotonic seq per task', async () => {
     const agent = await registerAgent(a, 'mp-sub-agent', 'cap_sub', 'complete');
     await agent.connect(b.proc.url);
-    const sup = io(`${a.proc.url}/mcp/ws`, { auth: { token: a.token }, transports: ['websocket'], forceNew: true, reconnection: false });
-    const events: Array<{ name: string; task_id: string; seq: number }> = [];
-    sup.onAny((name: string, p: { task_id?: string; seq: number }) => { if (name.startsWith('task:') && p.task_id) events.push({ name, task_id: p.task_id, seq: p.seq }); });
-    await new Promise<void>((resolve, reject) => { sup.once('connect', () => resolve()); sup.once('connect_error', reject); });
-    expect(await sup.timeout(5000).emitWithAck('subscribe', { topic: 'tasks' })).toMatchObject({ ok: true });
+    const { socket: sup, events } = await subscribeToTasks(a);
     // Created on A (event emitted by A), assigned and completed on B (events emitted by B).
     const id = await createTask(a, 'cap_sub');
     await waitFor(() => events.some((e) => e.task_id === id && e.name === 'task:completed'), 10_000);
@@ -227,11 +233,7 @@ describe.skipIf(!PG_URL || !hasRedisServer())('several server processes on Postg
     // And the other way round: a subscriber on B sees a task created on B whose agent is on A.
     const agentA = await registerAgent(b, 'mp-sub-agent-a', 'cap_sub_a', 'complete');
     await agentA.connect(a.proc.url);
-    const supB = io(`${b.proc.url}/mcp/ws`, { auth: { token: b.token }, transports: ['websocket'], forceNew: true, reconnection: false });
-    const seenB: Array<{ name: string; task_id: string; seq: number }> = [];
-    supB.onAny((name: string, p: { task_id?: string; seq: number }) => { if (name.startsWith('task:') && p.task_id) seenB.push({ name, task_id: p.task_id, seq: p.seq }); });
-    await new Promise<void>((resolve, reject) => { supB.once('connect', () => resolve()); supB.once('connect_error', reject); });
-    expect(await supB.timeout(5000).emitWithAck('subscribe', { topic: 'tasks' })).toMatchObject({ ok: true });
+    const { socket: supB, events: seenB } = await subscribeToTasks(b);
     const id2 = await createTask(b, 'cap_sub_a');
     await waitFor(() => seenB.some((e) => e.task_id === id2 && e.name === 'task:completed'), 10_000);
     expect(seenB.filter((e) => e.task_id === id2).map((e) => `${e.name}#${e.seq}`)).toEqual(['task:created#1', 'task:assigned#2', 'task:completed#3']);

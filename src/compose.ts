@@ -21,6 +21,9 @@ import { pipelineRoutes } from './http/routes/pipeline-routes.ts';
 import { noteAuthFailure, securityRoutes } from './http/routes/security-routes.ts';
 import { createApp, type App, type AppServices, type HealthReport } from './http/index.ts';
 
+/** How often the audit chainer looks for entries no run of this process chained yet (other processes', late commits). */
+const AUDIT_CHAIN_PERIOD_MS = 1000;
+
 export const VERSION = '0.1.0';
 
 export interface McpServer {
@@ -125,7 +128,8 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
 
   // Security (SPEC §4.1, §4.2, §9): audit log, alerts (stored, on the bus → metrics/sockets, webhook), breach rules, MFA, enrollment, retention.
   const securityError = (err: unknown, what: string) => logger.warn({ err, what }, 'security side effect failed');
-  const audit = new AuditLog(db, { key: secrets.ring.auditChainKey });
+  const audit = new AuditLog(db, { key: secrets.ring.auditChainKey, onError: (err) => securityError(err, 'audit chaining') });
+  audit.start(AUDIT_CHAIN_PERIOD_MS);
   const alerts = new SecurityAlerts(db, bus, { webhookUrl: cfg.security.webhook_url, onError: securityError });
   const detachAlerts = alerts.attach();
   const detector = new BreachDetector(coord, alerts, { onError: securityError });
@@ -308,6 +312,8 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       await keys.stop().catch((err: unknown) => logger.warn({ err }, 'key rotation stop failed'));
       await phiAccess.stop().catch((err: unknown) => logger.warn({ err }, 'delivery audit flush failed'));
       await Promise.race([app.close(), grace]);
+      // Entries left pending (a write after this) are chained by the next process that starts.
+      await audit.stop().catch((err: unknown) => logger.warn({ err }, 'audit chaining failed'));
       metrics.close();
       await alerts.settle().catch(() => {});
       await coord.close().catch(() => {});

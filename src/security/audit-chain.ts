@@ -150,11 +150,20 @@ function bodyOf(entry: AuditEntryBody): Record<string, unknown> {
   return body;
 }
 
+/** The text an entry's hash covers: the canonical JSON of its body fields. */
+export function canonicalBody(entry: AuditEntryBody): string {
+  return canonicalJson(bodyOf(entry));
+}
+
+/** The hash of a body (its `canonicalBody`) chained after `prevHash` (hex). Keyed (HMAC) when `key` is given. */
+export function linkHash(prevHash: string, body: string, key?: KeyObject): string {
+  const h = key ? createHmac('sha256', key) : createHash('sha256');
+  return h.update(prevHash + body, 'utf8').digest('hex');
+}
+
 /** The hash of `entry` chained after `prevHash` (hex). Keyed (HMAC) when `key` is given. */
 export function computeEntryHash(prevHash: string, entry: AuditEntryBody, key?: KeyObject): string {
-  const input = prevHash + canonicalJson(bodyOf(entry));
-  const h = key ? createHmac('sha256', key) : createHash('sha256');
-  return h.update(input, 'utf8').digest('hex');
+  return linkHash(prevHash, canonicalBody(entry), key);
 }
 
 /** `entry` with its `prev_hash` and `hash` set, ready to append. */

@@ -2,14 +2,18 @@
  * AuditLog: the append-only, hash-chained audit log of SPEC §9, stored in `audit_log`
  * (migration 0003).
  *
- * - `append(q, entries)` writes IN THE CALLER'S TRANSACTION: it locks the chain's head row
- *   (`audit_head`, migration 0007; held until that transaction ends, so appends are serialised
- *   and `seq` order is chain order), chains the new entries after the head with the key ring's
- *   `auditChainKey` (HMAC), inserts them and moves the head. It throws when anything fails,
- *   so the caller's request fails with it — an access that cannot be audited does not happen.
- *   Given a `Db` rather than a transaction, it opens its own transaction.
+ * - `append(q, entries)` writes IN THE CALLER'S TRANSACTION into `audit_pending` (migration
+ *   0008): durable with the caller's commit, gone with its rollback, and it throws when the
+ *   write fails, so the caller's request fails with it — an access that cannot be audited does
+ *   not happen. It takes no lock, so audited transactions never queue behind each other.
+ * - The chainer (`start`, `flush`, `stop`) links pending entries into the hash chain shortly
+ *   after: it locks the chain's head row (`audit_head`, migration 0007; one chainer at a time
+ *   across processes), chains the entries after the head with the key ring's `auditChainKey`
+ *   (HMAC), inserts them into `audit_log` (`seq` order is chain order), deletes them from
+ *   `audit_pending` and moves the head, in one transaction.
  * - `list(filters, page)` for GET /api/v1/audit; `verify()` pages through the whole chain and
- *   reports the first broken link (edit, deletion, insertion, reorder).
+ *   reports the first broken link (edit, deletion, insertion, reorder). Both chain what is
+ *   pending first, so they see every committed entry.
  * - The database refuses UPDATE/DELETE/TRUNCATE of audit rows (triggers); only the retention
  *   purge (`purgeBefore`, through the `audit_log_purge` SQL function) removes rows older than
  *   2555 days, as a chain prefix, moving the verification anchor forward.
@@ -22,7 +26,8 @@ import { AppError, NotFoundError, newId, systemClock, type Clock } from '../core
 import type { Db, Queryable } from '../store/index.ts';
 import {
   GENESIS_HASH,
-  chainEntry,
+  canonicalBody,
+  linkHash,
   verifyChain,
   type AuditAction,
   type AuditActor,
@@ -97,6 +102,8 @@ export interface AuditLogOptions {
   key: KeyObject;
   /** Time source of entry timestamps (tests move it). */
   clock?: Clock;
+  /** Failures of background chaining (the entries stay pending and are chained by a later run). */
+  onError?: (err: unknown) => void;
 }
 
 interface AuditRow {
@@ -137,10 +144,6 @@ export function defaultRiskLevel(action: AuditAction, outcome: AuditOutcome, cla
   return 'low';
 }
 
-function isDb(q: Queryable): q is Db {
-  return typeof (q as Partial<Db>).transaction === 'function';
-}
-
 function toEntry(r: AuditRow): StoredAuditEntry {
   return {
     seq: Number(r.seq),
@@ -161,99 +164,190 @@ function toEntry(r: AuditRow): StoredAuditEntry {
   };
 }
 
-const INSERT_COLUMNS = 'audit_id, ts, at, actor, action, resource_type, resource_id, resource_ids, fields, data_classification, outcome, request_id, risk_level, prev_hash, hash';
-const INSERT_CASTS = ['::uuid', '', '::timestamptz', '::jsonb', '', '', '', '::text[]', '::jsonb', '', '', '', '', '', ''];
+const AUDIT_OUTCOMES: ReadonlySet<string> = new Set<AuditOutcome>(['success', 'failure', 'denied']);
+const AUDIT_RISK_LEVELS: ReadonlySet<string> = new Set<AuditRiskLevel>(['low', 'medium', 'high', 'critical']);
+const ACTOR_TYPES: ReadonlySet<string> = new Set(['user', 'agent', 'system', 'anonymous']);
 
-/** `VALUES (…), (…)` for chained entries, with its parameters. */
-function insertStatement(chained: ChainedAuditEntry[]): { sql: string; params: unknown[] } {
-  const params: unknown[] = [];
-  const tuples: string[] = [];
-  for (const e of chained) {
-    const b = params.length;
-    tuples.push(`(${INSERT_CASTS.map((c, i) => `$${b + i + 1}${c}`).join(', ')})`);
-    params.push(e.audit_id, e.timestamp, e.timestamp, JSON.stringify(e.actor), e.action, e.resource_type, e.resource_id, e.resource_ids ?? null, JSON.stringify(e.fields), e.data_classification, e.outcome, e.request_id, e.risk_level, e.prev_hash, e.hash);
-  }
-  return { sql: `VALUES ${tuples.join(', ')}`, params };
+/** Audit entries ready to be written into `audit_pending` by a caller's own statement. */
+export interface PendingAudit {
+  entries: AuditEntryBody[];
+  /** Parameters of `pendingAuditSelect`. */
+  audit_ids: string[];
+  bodies: string[];
 }
+
+/**
+ * The `SELECT` that feeds `INSERT INTO audit_pending (audit_id, body)` from a `PendingAudit`
+ * passed as parameters `$ids` (audit_ids) and `$bodies`.
+ */
+export function pendingAuditSelect(ids: number, bodies: number): string {
+  return `SELECT * FROM unnest($${ids}::uuid[], $${bodies}::text[])`;
+}
+
+/** Entries moved into the chain per chainer transaction. */
+const CHAIN_BATCH = 1000;
+/** How long after an append the chainer runs (its caller's transaction commits meanwhile). */
+const CHAIN_DELAY_MS = 100;
+
+/** Moves pending entries (ids in chain order) into audit_log with their links, and the head. */
+const CHAIN_INSERT = `WITH h AS (UPDATE audit_head SET hash = $4 WHERE id)
+  INSERT INTO audit_log (audit_id, ts, at, actor, action, resource_type, resource_id, resource_ids, fields, data_classification, outcome, request_id, risk_level, prev_hash, hash)
+  SELECT (b ->> 'audit_id')::uuid, b ->> 'timestamp', (b ->> 'timestamp')::timestamptz, b -> 'actor', b ->> 'action', b ->> 'resource_type', b ->> 'resource_id',
+    (SELECT array_agg(r) FROM jsonb_array_elements_text(b -> 'resource_ids') AS r), b -> 'fields', b ->> 'data_classification', b ->> 'outcome',
+    b ->> 'request_id', b ->> 'risk_level', x.prev_hash, x.hash
+  FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY AS x(id, prev_hash, hash, n)
+  JOIN audit_pending p ON p.id = x.id CROSS JOIN LATERAL (SELECT p.body::jsonb AS b) AS j
+  ORDER BY x.n`;
 
 export class AuditLog {
   readonly #key: KeyObject;
   readonly clock: Clock;
+  readonly #onError: (err: unknown) => void;
+  /** The chainer's runs in this process, one after another. */
+  #chaining: Promise<void> = Promise.resolve();
+  /** A background run is queued and has not started: further triggers join it. */
+  #queued = false;
+  #timer: NodeJS.Timeout | undefined;
+  #interval: NodeJS.Timeout | undefined;
+  /** Background chaining runs only between `start` and `stop`; otherwise readers and `flush` chain. */
+  #started = false;
 
   constructor(private readonly db: Db, opts: AuditLogOptions) {
     this.#key = opts.key;
     this.clock = opts.clock ?? systemClock;
+    this.#onError = opts.onError ?? (() => {});
   }
 
   /**
-   * The last hash this instance appended or is appending: a hint, right unless another process
-   * appended since or the transaction that wrote it failed or rolled back (then the append below
-   * finds out and redoes).
+   * Appends `entries` (in order) inside the transaction `q` (or, given the `Db`, in a statement
+   * of their own): they are stored in `audit_pending` (migration 0008), durable and readable
+   * through this log the moment `q` commits, gone if it rolls back. Throws on any failure — the
+   * caller's transaction should then roll back: an access that cannot be audited does not
+   * happen. No lock is taken, so audited transactions never queue behind each other; the
+   * chainer links the entries into the hash chain shortly after (`flush` does it at once).
+   * Returns the entries as they will be chained.
    */
-  #lastHead: string | null = null;
+  async append(q: Queryable, entries: AuditEntryInput[]): Promise<AuditEntryBody[]> {
+    const pending = this.prepare(entries);
+    if (pending.audit_ids.length === 0) return [];
+    try {
+      await q.query(`INSERT INTO audit_pending (audit_id, body) ${pendingAuditSelect(1, 2)}`, [pending.audit_ids, pending.bodies]);
+    } catch (err) {
+      throw new AppError('INTERNAL_ERROR', 'The audit log could not be written.', { cause: err, expose: false });
+    }
+    return pending.entries;
+  }
 
   /**
-   * Appends `entries` (in order) to the chain inside the transaction `q`. Throws on any failure
-   * (the caller's transaction should then roll back). Returns the stored entries.
-   *
-   * The head lives in `audit_head` (migration 0007). With a hint, one statement moves the head
-   * from the hinted hash to the new last hash and inserts the entries only if that worked (the
-   * row lock waits for any other appender; a moved head updates nothing). Without a hint, or when
-   * it was stale, the head row is locked and read, and the entries chained after it.
+   * The rows `append` would insert, for a caller that writes them in a statement of its own
+   * (one statement for its rows and their audit: see `pendingAuditSelect`). Throws for an entry
+   * the chain could not store. Once that statement commits, the chainer takes them like any
+   * appended entry.
    */
-  async append(q: Queryable, entries: AuditEntryInput[]): Promise<ChainedAuditEntry[]> {
-    if (entries.length === 0) return [];
-    if (isDb(q)) return q.transaction((tx) => this.append(tx, entries));
-    try {
-      const bodies = entries.map((input) => this.#body(input));
-      if (this.#lastHead !== null) {
-        const hint = this.#lastHead;
-        const chained = this.#chain(hint, bodies);
-        const { sql, params } = insertStatement(chained);
-        // An append issued while this one runs chains after it (it will wait for this
-        // transaction's head lock anyway); if this one fails, that one re-chains like any miss.
-        this.#lastHead = chained[chained.length - 1]!.hash;
-        const { rows } = await q.query<{ n: number }>(
-          `WITH h AS (
-             UPDATE audit_head SET hash = $${params.length + 2} WHERE id AND hash = $${params.length + 1} RETURNING 1
-           ), ins AS (
-             INSERT INTO audit_log (${INSERT_COLUMNS}) SELECT v.* FROM (${sql}) AS v(${INSERT_COLUMNS}) WHERE EXISTS (SELECT 1 FROM h)
-             RETURNING 1
-           )
-           SELECT count(*)::int AS n FROM ins`,
-          [...params, hint, chained[chained.length - 1]!.hash]);
-        if (Number(rows[0]?.n) === chained.length) return this.#appended(chained);
-      }
-      const chained = this.#chain(await this.#lockHead(q), bodies);
-      const { sql, params } = insertStatement(chained);
-      this.#lastHead = chained[chained.length - 1]!.hash;
-      await q.query(
-        `WITH h AS (UPDATE audit_head SET hash = $${params.length + 1} WHERE id)
-         INSERT INTO audit_log (${INSERT_COLUMNS}) ${sql}`,
-        [...params, chained[chained.length - 1]!.hash]);
-      return this.#appended(chained);
-    } catch (err) {
-      if (err instanceof AppError) throw err;
-      throw new AppError('INTERNAL_ERROR', 'The audit log could not be written.', { cause: err, expose: false });
+  prepare(entries: AuditEntryInput[]): PendingAudit {
+    const bodies = entries.map((input) => this.#body(input));
+    if (bodies.length) this.#schedule();
+    return { entries: bodies, audit_ids: bodies.map((b) => b.audit_id), bodies: bodies.map((b) => canonicalBody(b)) };
+  }
+
+  /**
+   * Chains in the background: shortly after every append, and every `periodMs` for entries
+   * appended by other processes or committed after a run (0 = only after appends).
+   */
+  start(periodMs: number): void {
+    this.#started = true;
+    if (periodMs > 0 && !this.#interval) {
+      this.#interval = setInterval(() => this.#background(), periodMs);
+      this.#interval.unref();
     }
   }
 
-  /** Locks the head row until the transaction ends and returns the head (recreating a lost row). */
-  async #lockHead(q: Queryable): Promise<string> {
-    const { rows } = await q.query<{ hash: string }>('SELECT hash FROM audit_head WHERE id FOR UPDATE');
+  /** Stops the background chainer and chains what is pending (shutdown). */
+  async stop(): Promise<void> {
+    this.#started = false;
+    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#interval) clearInterval(this.#interval);
+    this.#timer = this.#interval = undefined;
+    await this.flush();
+  }
+
+  /**
+   * Chains every entry committed before the call (waiting for another process's chainer if it
+   * holds the head). Readers of the log call it first, so they see every committed entry.
+   */
+  async flush(): Promise<void> {
+    const run = this.#chaining.then(() => this.#chainAll(true));
+    this.#chaining = run.catch(() => {});
+    await run;
+  }
+
+  #schedule(): void {
+    if (this.#timer || !this.#started) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#background();
+    }, CHAIN_DELAY_MS);
+    this.#timer.unref();
+  }
+
+  #background(): void {
+    if (this.#queued) return;
+    this.#queued = true;
+    this.#chaining = this.#chaining.then(() => {
+      this.#queued = false;
+      return this.#chainAll(false);
+    }).catch((err: unknown) => this.#onError(err));
+  }
+
+  /**
+   * Moves pending entries into the chain, a batch per transaction, until none is left. The
+   * head row's lock makes one chainer at a time (across processes) extend the chain; without
+   * `wait`, a run that finds it taken leaves the work to its holder (which runs until nothing
+   * is pending) or to the next run.
+   */
+  async #chainAll(wait: boolean): Promise<void> {
+    for (;;) {
+      const moved = await this.db.transaction(async (tx) => {
+        const head = await this.#lockHead(tx, wait);
+        if (head === null) return 0;
+        const { rows } = await tx.query<{ id: number | string; body: string }>('SELECT id, body FROM audit_pending ORDER BY id LIMIT $1', [CHAIN_BATCH]);
+        if (rows.length === 0) return 0;
+        const prevs: string[] = [];
+        const hashes: string[] = [];
+        let prev = head;
+        for (const r of rows) {
+          prevs.push(prev);
+          prev = linkHash(prev, r.body, this.#key);
+          hashes.push(prev);
+        }
+        const ids = rows.map((r) => r.id);
+        await tx.query(CHAIN_INSERT, [ids, prevs, hashes, prev]);
+        await tx.query('DELETE FROM audit_pending WHERE id = ANY($1::bigint[])', [ids]);
+        return rows.length;
+      });
+      if (moved < CHAIN_BATCH) return;
+    }
+  }
+
+  /** Locks the head row until the transaction ends and returns the head (recreating a lost row); null when taken and not `wait`. */
+  async #lockHead(q: Queryable, wait: boolean): Promise<string | null> {
+    const { rows } = await q.query<{ hash: string }>(`SELECT hash FROM audit_head WHERE id FOR UPDATE${wait ? '' : ' SKIP LOCKED'}`);
     if (rows[0]) return rows[0].hash;
+    const exists = await q.query('SELECT 1 FROM audit_head WHERE id');
+    if (exists.rows.length) return null; // taken by another chainer
     await q.query('INSERT INTO audit_head (id, hash) VALUES (true, $1) ON CONFLICT (id) DO NOTHING', [await this.headHash(q)]);
-    return this.#lockHead(q);
+    return this.#lockHead(q, wait);
   }
 
-  #appended(chained: ChainedAuditEntry[]): ChainedAuditEntry[] {
-    this.#lastHead = chained[chained.length - 1]!.hash;
-    return chained;
-  }
-
+  /** The entry as hashed; refuses what the chain could not store, before the caller commits it. */
   #body(input: AuditEntryInput): AuditEntryBody {
     const outcome = input.outcome ?? 'success';
     const classification = input.data_classification ?? null;
+    const risk = input.risk_level ?? defaultRiskLevel(input.action, outcome, classification);
+    if (typeof input.action !== 'string' || !input.action || typeof input.resource_type !== 'string' || !input.resource_type
+      || !AUDIT_OUTCOMES.has(outcome) || !AUDIT_RISK_LEVELS.has(risk) || !ACTOR_TYPES.has(input.actor?.type)) {
+      throw new AppError('INTERNAL_ERROR', 'The audit entry is invalid.', { expose: false });
+    }
     return {
       audit_id: newId(),
       timestamp: new Date(this.clock.now()).toISOString(),
@@ -266,20 +360,12 @@ export class AuditLog {
       data_classification: classification,
       outcome,
       request_id: input.request_id ?? null,
-      risk_level: input.risk_level ?? defaultRiskLevel(input.action, outcome, classification),
+      risk_level: risk,
     };
   }
 
-  #chain(prev: string, bodies: AuditEntryBody[]): ChainedAuditEntry[] {
-    return bodies.map((b) => {
-      const e = chainEntry(prev, b, this.#key);
-      prev = e.hash;
-      return e;
-    });
-  }
-
   /** One entry for `ctx`: the convenient form for services. */
-  async audit(q: Queryable, ctx: AuditContext, entry: Omit<AuditEntryInput, 'actor' | 'request_id'> & { request_id?: string | null }): Promise<ChainedAuditEntry> {
+  async audit(q: Queryable, ctx: AuditContext, entry: Omit<AuditEntryInput, 'actor' | 'request_id'> & { request_id?: string | null }): Promise<AuditEntryBody> {
     const [stored] = await this.append(q, [{ ...entry, actor: ctx.actor, request_id: entry.request_id ?? ctx.request_id ?? null }]);
     return stored!;
   }
@@ -297,6 +383,7 @@ export class AuditLog {
   }
 
   async list(filters: AuditFilters, page: AuditPage, q: Queryable = this.db): Promise<{ entries: StoredAuditEntry[]; total: number }> {
+    await this.flush();
     const where: string[] = [];
     const params: unknown[] = [];
     const add = (sql: string, value: unknown) => {
@@ -325,6 +412,7 @@ export class AuditLog {
   }
 
   async get(auditId: string): Promise<StoredAuditEntry> {
+    await this.flush();
     const { rows } = await this.db.query<AuditRow>(`SELECT ${COLUMNS} FROM audit_log WHERE audit_id::text = $1`, [auditId]);
     if (!rows[0]) throw new NotFoundError('NOT_FOUND', 'Audit entry not found.');
     return toEntry(rows[0]);
@@ -336,6 +424,7 @@ export class AuditLog {
    * does not match its content.
    */
   async verify(pageSize = VERIFY_PAGE): Promise<AuditVerification> {
+    await this.flush();
     const anchor = await this.anchor();
     let expected = anchor?.hash ?? GENESIS_HASH;
     let afterSeq = anchor?.seq ?? 0;
@@ -365,6 +454,7 @@ export class AuditLog {
    * days by the database clock) and audits the purge. Returns the number of rows removed.
    */
   async purgeBefore(cutoff: Date, ctx: AuditContext = { actor: SYSTEM_ACTOR }): Promise<number> {
+    await this.flush(); // what is pending belongs to the chain being cut
     return this.db.transaction(async (tx) => {
       const { rows } = await tx.query<{ n: number }>('SELECT audit_log_purge($1::timestamptz) AS n', [cutoff.toISOString()]);
       const n = Number(rows[0]?.n ?? 0);

@@ -85,6 +85,7 @@ export {
 } from './totp.ts';
 export {
   AuditLog,
+  pendingAuditSelect,
   SYSTEM_ACTOR,
   actorOf,
   defaultRiskLevel,
@@ -92,6 +93,7 @@ export {
   type AuditEntryInput,
   type AuditFilters,
   type AuditLogOptions,
+  type PendingAudit,
   type AuditPage,
   type AuditVerification,
   type StoredAuditEntry,

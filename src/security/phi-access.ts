@@ -20,7 +20,7 @@
 import { MicroBatcher } from '../core/index.ts';
 import type { Db, Queryable } from '../store/index.ts';
 import type { AuditActor } from './audit-chain.ts';
-import type { AuditContext, AuditEntryInput, AuditLog } from './audit-log.ts';
+import type { AuditContext, AuditEntryInput, AuditLog, PendingAudit } from './audit-log.ts';
 import type { BreachDetector } from './breach-detector.ts';
 import { isDataClassification, requiresEncryption, type DataClassification } from './classification.ts';
 
@@ -88,6 +88,18 @@ function groupResources(items: Array<{ key: string; id: string; entry: AuditEntr
     g.ids.push(item.id);
   }
   return out.map(({ entry, ids }) => (ids.length === 1 ? { ...entry, resource_id: ids[0]! } : { ...entry, resource_id: null, resource_ids: ids }));
+}
+
+/** One PHI field write to audit (task parameters on creation, results on completion). */
+export interface PhiWriteItem { actor: AuditActor; resource_type: string; resource_id: string; fields: string[]; classification: string }
+
+/** The grouped entries of `writes`: one per actor, resource type, fields and classification. */
+function writeEntries(action: 'create' | 'update', items: PhiWriteItem[], requestId: string | null): AuditEntryInput[] {
+  return groupResources(items.filter((i) => requiresEncryption(classificationOf(i.classification))).map((i) => ({
+    key: `${principalOf(i.actor)}|${i.resource_type}|${i.fields.join(',')}|${i.classification}`,
+    id: i.resource_id,
+    entry: { actor: i.actor, action, resource_type: i.resource_type, fields: i.fields, data_classification: classificationOf(i.classification), outcome: 'success' as const, request_id: requestId },
+  })));
 }
 
 /** `type:id`, the principal key the breach detector counts by. */
@@ -173,13 +185,14 @@ export class PhiAccessLog {
    * (`resource_ids`): a batch of 1,000 creates — or a group of results from several agents — is
    * one append, with one entry per actor.
    */
-  async writes(q: Queryable, action: 'create' | 'update', items: Array<{ actor: AuditActor; resource_type: string; resource_id: string; fields: string[]; classification: string }>, requestId: string | null = null): Promise<void> {
-    const groups = groupResources(items.filter((i) => requiresEncryption(classificationOf(i.classification))).map((i) => ({
-      key: `${principalOf(i.actor)}|${i.resource_type}|${i.fields.join(',')}|${i.classification}`,
-      id: i.resource_id,
-      entry: { actor: i.actor, action, resource_type: i.resource_type, fields: i.fields, data_classification: classificationOf(i.classification), outcome: 'success' as const, request_id: requestId },
-    })));
+  async writes(q: Queryable, action: 'create' | 'update', items: PhiWriteItem[], requestId: string | null = null): Promise<void> {
+    const groups = writeEntries(action, items, requestId);
     if (groups.length) await this.audit.append(q, groups);
+  }
+
+  /** What `writes` appends, for a caller that inserts it with its own rows in one statement (`pendingAuditSelect`). */
+  prepareWrites(action: 'create' | 'update', items: PhiWriteItem[], requestId: string | null = null): PendingAudit {
+    return this.audit.prepare(writeEntries(action, items, requestId));
   }
 
   /** Audits a read that failed to decrypt (own transaction; outcome failure, risk high). */

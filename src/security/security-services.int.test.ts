@@ -86,7 +86,7 @@ for (const engine of engines()) {
           await audit.append(t.db, [entry('read')]);
           await other.append(t.db, [entry('update'), entry('read')]);
         }
-        // `audit` chains after its own last entry, then rolls back: its hint is now wrong.
+        // A rolled-back append leaves nothing to chain.
         await expect(t.db.transaction(async (tx) => {
           await audit.append(tx, [entry('delete')]);
           throw new Error('caller failed');
@@ -102,7 +102,10 @@ for (const engine of engines()) {
         const last = after.entries[after.entries.length - 1]!;
         expect((await t.db.query<{ hash: string }>('SELECT hash FROM audit_head')).rows).toEqual([{ hash: last.hash }]);
         await t.db.query('DELETE FROM audit_head');
-        const [next] = await new AuditLog(t.db, { key: ring.auditChainKey }).append(t.db, [entry('read')]);
+        const fresh = new AuditLog(t.db, { key: ring.auditChainKey });
+        const [appended] = await fresh.append(t.db, [entry('read')]);
+        const [next] = (await fresh.list({}, { limit: 1, offset: 0 })).entries;
+        expect(next!.audit_id).toBe(appended!.audit_id);
         expect(next!.prev_hash).toBe(last.hash);
         expect((await t.db.query<{ hash: string }>('SELECT hash FROM audit_head')).rows).toEqual([{ hash: next!.hash }]);
         expect((await audit.verify()).ok).toBe(true);
@@ -112,7 +115,7 @@ for (const engine of engines()) {
         const before = (await audit.list({}, { limit: 1, offset: 0 })).total;
         const twice = t.db.transaction(async (tx) => {
           await audit.append(tx, [entry('read')]);
-          await new Promise((r) => setTimeout(r, 20)); // others queue behind its head lock meanwhile
+          await new Promise((r) => setTimeout(r, 30)); // others commit (and are chained) meanwhile
           await audit.append(tx, [entry('update')]);
         });
         const others = Array.from({ length: 12 }, (_, i) => t.db.transaction((tx) => audit.append(tx, [entry(i % 2 ? 'read' : 'export'), entry('read')])));
@@ -121,6 +124,39 @@ for (const engine of engines()) {
         expect(after.total).toBe(before + 2 + 24);
         const v = await audit.verify();
         expect(v.ok).toBe(true);
+      }));
+
+      it('keeps pending entries as protected as the chain until they are chained', () => track(async () => {
+        const appended = await audit.append(t.db, [entry('read'), entry('export')]);
+        const pending = async () => (await t.db.query<{ audit_id: string }>('SELECT audit_id::text AS audit_id FROM audit_pending ORDER BY id')).rows.map((r) => r.audit_id);
+        expect(await pending()).toEqual(appended.map((e) => e.audit_id));
+        await expect(t.db.query(`UPDATE audit_pending SET body = '{}'`)).rejects.toThrow(/append-only/);
+        await expect(t.db.query('DELETE FROM audit_pending')).rejects.toThrow(/append-only/);
+        await expect(t.db.query('TRUNCATE audit_pending')).rejects.toThrow(/append-only/);
+        await audit.flush();
+        expect(await pending()).toEqual([]);
+        const last2 = (await audit.list({}, { limit: 2, offset: 0, order: 'desc' })).entries.reverse();
+        expect(last2.map((e) => e.audit_id)).toEqual(appended.map((e) => e.audit_id));
+        expect(last2[1]!.prev_hash).toBe(last2[0]!.hash);
+        expect((await audit.verify()).ok).toBe(true);
+      }));
+
+      it('chains in the background once started, including what another process appended', () => track(async () => {
+        const chainer = new AuditLog(t.db, { key: ring.auditChainKey });
+        chainer.start(50);
+        try {
+          const [mine] = await chainer.append(t.db, [entry('read')]);
+          const [theirs] = await audit.append(t.db, [entry('update')]); // not started: chains only when it reads
+          const chained = async (id: string) => (await t.db.query('SELECT 1 FROM audit_log WHERE audit_id = $1::uuid', [id])).rows.length === 1;
+          const deadline = Date.now() + 5000;
+          while (!((await chained(mine!.audit_id)) && (await chained(theirs!.audit_id))) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+          expect(await chained(mine!.audit_id)).toBe(true);
+          expect(await chained(theirs!.audit_id)).toBe(true);
+          expect((await t.db.query('SELECT 1 FROM audit_pending')).rows).toEqual([]);
+        } finally {
+          await chainer.stop();
+        }
+        expect((await audit.verify()).ok).toBe(true);
       }));
 
       it('stores grouped entries (resource_ids) so they read back, verify and are found by any of their resources', () => track(async () => {
@@ -406,6 +442,37 @@ for (const engine of engines()) {
           throw e;
         }
       }));
+    });
+  });
+}
+
+// Concurrent transactions need a server (PGlite runs one transaction at a time).
+for (const engine of engines().filter((e) => e.name === 'postgres')) {
+  describe(`audit appends on ${engine.name}`, () => {
+    let t: TestDb;
+    beforeAll(async () => { t = await engine.open(); });
+    afterAll(async () => { await t.dispose(); });
+
+    it('do not wait for each other: an open audited transaction does not hold up another one', async () => {
+      const audit = new AuditLog(t.db, { key: ring.auditChainKey });
+      let release!: () => void;
+      const gate = new Promise<void>((r) => { release = r; });
+      let appended!: () => void;
+      const first = new Promise<void>((r) => { appended = r; });
+      const open = t.db.transaction(async (tx) => {
+        await audit.append(tx, [entry('read', { request_id: 'held-open' })]);
+        appended();
+        await gate;
+      });
+      await first;
+      const other = t.db.transaction((tx) => audit.append(tx, [entry('update', { request_id: 'not-held' })]));
+      const outcome = await Promise.race([other.then(() => 'committed'), new Promise((r) => setTimeout(() => r('blocked'), 3000))]);
+      release();
+      await open;
+      expect(outcome).toBe('committed');
+      const entries = (await audit.list({}, { limit: 10, offset: 0, order: 'asc' })).entries;
+      expect(entries.map((e) => e.request_id).sort()).toEqual(['held-open', 'not-held']);
+      expect((await audit.verify()).ok).toBe(true);
     });
   });
 }

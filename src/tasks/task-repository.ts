@@ -4,6 +4,7 @@
  */
 import { isUuid, type FieldCodec } from '../core/index.ts';
 import type { Queryable } from '../store/index.ts';
+import { pendingAuditSelect, type PendingAudit } from '../security/index.ts';
 import type { TaskStatus } from '../contracts/tasks.ts';
 
 export interface TaskRow {
@@ -107,31 +108,38 @@ export class TaskRepository {
    * With `queueAhead`, each row also carries how many pending tasks committed before this
    * statement rank ahead of it or level with it (see `queuePositions`).
    */
-  async insertMany(q: Queryable, tasks: NewTask[], opts: { queueAhead?: boolean } = {}): Promise<Array<TaskRow & { queue_ahead?: number }>> {
+  /**
+   * Inserts tasks and their `created` history entries — and, given `audit`, the audit entries of
+   * the creation — in one statement (atomic on its own: no transaction needed around it).
+   */
+  async insertMany(q: Queryable, tasks: NewTask[], opts: { queueAhead?: boolean; audit?: PendingAudit | null } = {}): Promise<Array<TaskRow & { queue_ahead?: number }>> {
     if (tasks.length === 0) return [];
     const col = <K extends keyof NewTask>(k: K) => tasks.map((t) => t[k]);
+    const audit = opts.audit?.audit_ids.length ? opts.audit : null;
     const { rows } = await q.query<TaskRow>(
-      `INSERT INTO tasks (task_id, task_type, status, priority, required_capabilities, parameters, data_classification, metadata, pipeline_id, stage,
-         deadline, timeout_seconds, max_retries, dependencies, pending_deps, strategy, created_by)
-       SELECT x.task_id, x.task_type, 'pending', x.priority, ARRAY(SELECT jsonb_array_elements_text(x.caps)), x.parameters, x.classification, x.metadata,
-         x.pipeline_id, x.stage, x.deadline, x.timeout_seconds, x.max_retries, ARRAY(SELECT jsonb_array_elements_text(x.deps))::uuid[],
-         (SELECT count(*) FROM tasks d WHERE d.task_id = ANY(ARRAY(SELECT jsonb_array_elements_text(x.deps))::uuid[]) AND d.status <> 'completed')::int,
-         x.strategy, x.created_by
-       FROM unnest($1::uuid[], $2::text[], $3::int[], $4::jsonb[], $5::text[], $6::text[], $7::jsonb[], $8::uuid[], $9::text[], $10::timestamptz[],
-                   $11::int[], $12::int[], $13::jsonb[], $14::text[], $15::text[])
-         AS x(task_id, task_type, priority, caps, parameters, classification, metadata, pipeline_id, stage, deadline, timeout_seconds, max_retries, deps, strategy, created_by)
-       RETURNING ${SUMMARY_COLS}${opts.queueAhead ? `, (SELECT count(*)::int FROM tasks p WHERE p.status = 'pending'
-         AND (p.priority > tasks.priority OR (p.priority = tasks.priority AND p.created_at <= tasks.created_at))) AS queue_ahead` : ''}`,
+      `WITH ins AS (
+         INSERT INTO tasks (task_id, task_type, status, priority, required_capabilities, parameters, data_classification, metadata, pipeline_id, stage,
+           deadline, timeout_seconds, max_retries, dependencies, pending_deps, strategy, created_by)
+         SELECT x.task_id, x.task_type, 'pending', x.priority, ARRAY(SELECT jsonb_array_elements_text(x.caps)), x.parameters, x.classification, x.metadata,
+           x.pipeline_id, x.stage, x.deadline, x.timeout_seconds, x.max_retries, ARRAY(SELECT jsonb_array_elements_text(x.deps))::uuid[],
+           (SELECT count(*) FROM tasks d WHERE d.task_id = ANY(ARRAY(SELECT jsonb_array_elements_text(x.deps))::uuid[]) AND d.status <> 'completed')::int,
+           x.strategy, x.created_by
+         FROM unnest($1::uuid[], $2::text[], $3::int[], $4::jsonb[], $5::text[], $6::text[], $7::jsonb[], $8::uuid[], $9::text[], $10::timestamptz[],
+                     $11::int[], $12::int[], $13::jsonb[], $14::text[], $15::text[])
+           AS x(task_id, task_type, priority, caps, parameters, classification, metadata, pipeline_id, stage, deadline, timeout_seconds, max_retries, deps, strategy, created_by)
+         RETURNING ${SUMMARY_COLS}${opts.queueAhead ? `, (SELECT count(*)::int FROM tasks p WHERE p.status = 'pending'
+           AND (p.priority > tasks.priority OR (p.priority = tasks.priority AND p.created_at <= tasks.created_at))) AS queue_ahead` : ''}
+       ), ev AS (
+         INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id, reason) SELECT task_id, NULL, 'pending', 0, NULL, 'created' FROM ins
+       )${audit ? `, au AS (INSERT INTO audit_pending (audit_id, body) ${pendingAuditSelect(16, 17)})` : ''}
+       SELECT * FROM ins`,
       [
         col('task_id'), col('task_type'), col('priority'), tasks.map((t) => JSON.stringify(t.required_capabilities)),
         tasks.map((t) => this.sealParameters(t.task_id, t.data_classification, t.parameters)), col('data_classification'),
         tasks.map((t) => JSON.stringify(t.metadata)), col('pipeline_id'), col('stage'), col('deadline'), col('timeout_seconds'), col('max_retries'),
         tasks.map((t) => JSON.stringify(t.dependencies)), col('strategy'), col('created_by'),
+        ...(audit ? [audit.audit_ids, audit.bodies] : []),
       ],
-    );
-    await q.query(
-      `INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id, reason) SELECT unnest($1::uuid[]), NULL, 'pending', 0, NULL, 'created'`,
-      [col('task_id')],
     );
     return rows;
   }

@@ -9,7 +9,7 @@ import { AppError, ConflictError, ForbiddenError, MicroBatcher, NotFoundError, V
 import { PRIORITY_ALIASES, TASK_TYPE_CAPABILITIES, type CreateTaskInput, type TaskErrorInput, type TaskStatus } from '../contracts/tasks.ts';
 import type { Db, Queryable } from '../store/index.ts';
 import { hasPermission, principalKey, type Principal } from '../auth/index.ts';
-import { DecryptionError, actorOf, isDataClassification, maskValue, type AuditContext, type PhiAccessLog } from '../security/index.ts';
+import { DecryptionError, actorOf, isDataClassification, maskValue, type AuditActor, type AuditContext, type PhiAccessLog } from '../security/index.ts';
 import { TaskRepository, type NewTask, type TaskListFilter, type TaskRow } from './task-repository.ts';
 import { backoffMs, CANCELLABLE_STATUSES, RETRYABLE_BY_OPERATOR } from './task-status.ts';
 import { historyView, taskSummary, type TaskSummary } from './task-view.ts';
@@ -110,20 +110,38 @@ export class TaskService {
   /** Creates tasks in one transaction; any invalid one rejects the whole batch. */
   async createMany(inputs: CreateTaskInput[], creator: Principal, q?: Queryable): Promise<TaskRow[]> {
     const tasks = inputs.map((t, i) => this.normalize(t, principalKey(creator), inputs.length > 1 ? i : undefined));
+    const actor = actorOf(creator);
+    return this.insertTasks(tasks, () => actor, (missing) => missing.map(({ index, dep }) => ({ field: inputs.length > 1 ? `tasks[${index}].dependencies` : 'dependencies', message: `unknown task ${dep}` })), {}, q);
+  }
+
+  /**
+   * Inserts tasks with their history and creation audit, then (after commit) announces them.
+   * Without dependencies to check that is one statement and its own commit; otherwise (or
+   * inside the caller's `q`) the check and the insert share a transaction.
+   */
+  private async insertTasks<R extends TaskRow>(
+    tasks: NewTask[], actorAt: (i: number) => AuditActor, depErrors: (missing: Array<{ index: number; dep: string }>) => Array<{ field: string; message: string }>,
+    opts: { queueAhead?: boolean }, q?: Queryable,
+  ): Promise<R[]> {
+    const audit = this.phiAudit?.prepareWrites('create', tasks.map((t, i) => ({ actor: actorAt(i), resource_type: 'task', resource_id: t.task_id, fields: ['parameters'], classification: t.data_classification }))) ?? null;
+    const deps = [...new Set(tasks.flatMap((t) => t.dependencies))];
     const run = async (tx: Queryable, emit: Emit) => {
-      const deps = [...new Set(tasks.flatMap((t) => t.dependencies))];
-      const found = await this.repo.existing(tx, deps);
-      const errors = tasks.flatMap((t, i) => t.dependencies.filter((d) => !found.has(d)).map((d) => ({ field: inputs.length > 1 ? `tasks[${i}].dependencies` : 'dependencies', message: `unknown task ${d}` })));
-      if (errors.length) throw new ValidationError('Some dependencies do not exist.', errors);
-      const rows = await this.repo.insertMany(tx, tasks);
-      const actor = actorOf(creator);
-      await this.phiAudit?.writes(tx, 'create', rows.map((r) => ({ actor, resource_type: 'task', resource_id: r.task_id, fields: ['parameters'], classification: r.data_classification })));
+      if (deps.length) {
+        const found = await this.repo.existing(tx, deps);
+        const missing = tasks.flatMap((t, index) => t.dependencies.filter((d) => !found.has(d)).map((dep) => ({ index, dep })));
+        if (missing.length) throw new ValidationError('Some dependencies do not exist.', depErrors(missing));
+      }
+      const rows = await this.repo.insertMany(tx, tasks, { ...opts, audit }) as R[];
       for (const r of rows) emit('task:created', { task_id: r.task_id, task_type: r.task_type, priority: r.priority, pipeline_id: r.pipeline_id, stage: r.stage });
       emit('task:eligible', { task_ids: rows.filter((r) => r.pending_deps === 0).map((r) => r.task_id) });
       return rows;
     };
     if (q) return run(q, (n, p) => this.bus.emit(n, p));
-    return this.tx(run);
+    if (deps.length) return this.tx(run);
+    const pending: Pending = [];
+    const rows = await run(this.db, this.deferEmit(pending));
+    for (const p of pending) p();
+    return rows;
   }
 
   async create(input: CreateTaskInput, creator: Principal): Promise<{ task_id: string; status: 'pending'; created_at: string; queue_position: number }> {
@@ -139,22 +157,13 @@ export class TaskService {
    * a caller only ever sees its own error.
    */
   private async createGroup(items: Array<{ task: NewTask; creator: Principal }>): Promise<Array<(TaskRow & { queue_position: number }) | Error>> {
-    const insert = (group: typeof items) => this.tx(async (tx, emit) => {
-      const deps = [...new Set(group.flatMap((g) => g.task.dependencies))];
-      const found = await this.repo.existing(tx, deps);
-      const missing = group.flatMap((g) => g.task.dependencies.filter((d) => !found.has(d)));
-      if (missing.length) throw new ValidationError('Some dependencies do not exist.', missing.map((d) => ({ field: 'dependencies', message: `unknown task ${d}` })));
-      const inserted = await this.repo.insertMany(tx, group.map((g) => g.task), { queueAhead: true });
+    // One audit write for the group: an entry per creator naming the tasks it created.
+    const insert = async (group: typeof items) => {
+      const inserted = await this.insertTasks<TaskRow & { queue_ahead?: number }>(group.map((g) => g.task), (i) => actorOf(group[i]!.creator),
+        (missing) => missing.map(({ dep }) => ({ field: 'dependencies', message: `unknown task ${dep}` })), { queueAhead: true });
       const positions = TaskRepository.queuePositions(inserted);
-      const rows = inserted.map((r, i) => ({ ...r, queue_position: positions[i]! }));
-      // One append for the group: an entry per creator naming the tasks it created.
-      await this.phiAudit?.writes(tx, 'create', rows.map((r, i) => ({
-        actor: actorOf(group[i]!.creator), resource_type: 'task', resource_id: r.task_id, fields: ['parameters'], classification: r.data_classification,
-      })));
-      for (const r of rows) emit('task:created', { task_id: r.task_id, task_type: r.task_type, priority: r.priority, pipeline_id: r.pipeline_id, stage: r.stage });
-      emit('task:eligible', { task_ids: rows.filter((r) => r.pending_deps === 0).map((r) => r.task_id) });
-      return rows;
-    });
+      return inserted.map((r, i) => ({ ...r, queue_position: positions[i]! }));
+    };
     try {
       return await insert(items);
     } catch (err) {

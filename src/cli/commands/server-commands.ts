@@ -102,6 +102,7 @@ export function registerServerCommands(program: Command, kit: Kit): void {
         const audit = new AuditLog(db, { key: ring.auditChainKey });
         const rotation = new KeyRotation(db, ring, cipher, { coord, audit, signingKeys, signingOverlapSeconds: longestTokenLifetime(cfg.auth) });
         const r = await rotateKeys(rotation, { field: o.field ? true : undefined, signing: !!o.signing, ctx: { actor: { type: 'system', id: 'mcp-cli', role: 'system', ip: null, user_agent: 'mcp-cli' } } });
+        await audit.flush(); // chain the rotation's entries now (a running server would within a second)
         const notes: string[] = [];
         if (r.signing && cfg.auth.signing_key) notes.push('MCP_SIGNING_KEY is set: tokens stay signed with the configured key until it is removed from the configuration.');
         emit(ctx.out, { ...r, notes }, () => [

@@ -111,6 +111,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     onDelivered: (agentId, delivered) => phiAccess.delivered(agentId, delivered),
   });
   agents.servedLoad = (id) => (engine.hasSlot(id) ? engine.loadOf(id) : undefined);
+  tasks.assigner = engine;
   agents.outcomes.start();
   const orphans = new OrphanLeaseSweeper(db, coord, engine, tasks, cfg.tasks.lease_grace_seconds * 1000);
   bus.on('agent:unregistered', (e) => {

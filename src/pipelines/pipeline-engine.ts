@@ -58,6 +58,8 @@ export class PipelineEngine {
   private timer: NodeJS.Timeout | undefined;
   private reconciling: Promise<number> | null = null;
   private running = false;
+  /** Stage `running` updates in flight (task picked up). */
+  private readonly marks = new Set<Promise<void>>();
   private readonly opts: Required<Omit<PipelineEngineOptions, 'blindIndex'>> & Pick<PipelineEngineOptions, 'blindIndex'>;
 
   constructor(
@@ -87,7 +89,10 @@ export class PipelineEngine {
     };
     const pickedUp = (e: { task_id: string; pipeline_id: string | null }) => {
       if (!e.pipeline_id) return;
-      this.repo.markRunning(this.db, e.task_id).catch((err: unknown) => this.opts.logger.warn({ err, task_id: e.task_id }, 'pipeline stage running update failed'));
+      const mark: Promise<void> = this.repo.markRunning(this.db, e.task_id)
+        .then(() => {}, (err: unknown) => this.opts.logger.warn({ err, task_id: e.task_id }, 'pipeline stage running update failed'))
+        .finally(() => this.marks.delete(mark));
+      this.marks.add(mark);
     };
     this.unsubscribe.push(
       this.bus.on('task:completed', kick),
@@ -114,10 +119,10 @@ export class PipelineEngine {
     await this.idle();
   }
 
-  /** Resolves when no step is queued or running in this process. */
+  /** Resolves when no step (or stage `running` update) is queued or running in this process. */
   async idle(): Promise<void> {
-    while (this.chains.size || this.reconciling) {
-      await Promise.allSettled([...this.chains.values(), ...(this.reconciling ? [this.reconciling] : [])]);
+    while (this.chains.size || this.reconciling || this.marks.size) {
+      await Promise.allSettled([...this.chains.values(), ...this.marks, ...(this.reconciling ? [this.reconciling] : [])]);
     }
   }
 

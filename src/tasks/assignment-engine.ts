@@ -20,7 +20,7 @@ import type { Coordination, Unsubscribe } from '../coordination/index.ts';
 import type { Db, Queryable } from '../store/index.ts';
 import type { Strategy } from '../contracts/tasks.ts';
 import type { DeliveredTask } from '../contracts/views.ts';
-import type { TaskRepository, TaskRow } from './task-repository.ts';
+import type { TaskAssignment, TaskRepository, TaskRow } from './task-repository.ts';
 import { pickAgent, type Candidate } from './strategies.ts';
 
 export type { DeliveredTask } from '../contracts/views.ts';
@@ -39,7 +39,23 @@ export interface AgentSlot {
 
 interface SlotState extends AgentSlot {
   leased: Set<string>;
+  /** Picked for a lease that is being written (a round's, a delegate's, an assignment at insert). */
+  reserved: number;
   lastPicked: number;
+}
+
+/** In-flight count of a slot: what counts against its `max`. */
+const load = (s: SlotState) => s.leased.size + s.reserved;
+
+/**
+ * Agents picked for new tasks before they are inserted (`reserve`): the insert leases them
+ * (`TaskRepository.insertMany`'s `assign`), then `settle` hands the leased ones out — or
+ * `cancel` when the insert failed.
+ */
+export interface Reservation extends TaskAssignment {
+  /** After the insert committed: delivers the rows inserted as assigned, frees the other picks. */
+  settle(rows: ReadonlyArray<Omit<DeliveryRow, 'parameters'> & { status: string }>, parametersOf: (taskId: string) => unknown): void;
+  cancel(): void;
 }
 
 export interface AssignmentEngineOptions {
@@ -180,7 +196,7 @@ export class AssignmentEngine {
   async addSlot(slot: AgentSlot): Promise<void> {
     const { rows } = await this.db.query<{ task_id: string }>(`SELECT task_id FROM tasks WHERE assigned_agent = $1 AND status IN ('assigned', 'running')`, [slot.agent_id]);
     const prev = this.slots.get(slot.agent_id);
-    this.slots.set(slot.agent_id, { ...slot, leased: new Set(rows.map((r) => r.task_id)), lastPicked: prev?.lastPicked ?? 0 });
+    this.slots.set(slot.agent_id, { ...slot, leased: new Set(rows.map((r) => r.task_id)), reserved: prev?.reserved ?? 0, lastPicked: prev?.lastPicked ?? 0 });
     this.trigger();
   }
 
@@ -242,62 +258,121 @@ export class AssignmentEngine {
       setTimeout(() => this.trigger(), 250).unref();
     } finally {
       this.running = false;
-      const waiting = [...this.waiters];
-      this.waiters.clear();
-      for (const w of waiting) w();
+      this.wakeWaiters();
     }
+  }
+
+  private wakeWaiters(): void {
+    const waiting = [...this.waiters];
+    this.waiters.clear();
+    for (const w of waiting) w();
   }
 
   private candidatesFor(caps: string[], only?: string): SlotState[] {
     const out: SlotState[] = [];
     for (const s of this.slots.values()) {
       if (only && s.agent_id !== only) continue;
-      if (!s.available || s.leased.size >= s.max) continue;
+      if (!s.available || load(s) >= s.max) continue;
       if (caps.every((c) => s.capabilities.has(c))) out.push(s);
     }
     return out;
   }
 
+  /** Picks an agent for a task among `cands` and counts the pick against its capacity until `unreserve`. */
+  private pick(cands: SlotState[], strategy: Strategy): SlotState | null {
+    const pick = pickAgent(
+      cands.map<Candidate>((s) => ({ agent_id: s.agent_id, load: load(s), max: s.max, score: s.score, builtin: s.builtin, lastPicked: s.lastPicked })),
+      strategy,
+    );
+    if (!pick) return null;
+    const slot = this.slots.get(pick.agent_id)!;
+    slot.lastPicked = ++this.pickCounter;
+    slot.reserved++;
+    return slot;
+  }
+
+  private static unreserve(picked: Iterable<SlotState>): void {
+    for (const s of picked) s.reserved--;
+  }
+
   /** One round over every available slot. Returns true when the batch was full (more may wait). */
   private async round(onlyAgent?: string, limit = this.batchSize): Promise<boolean> {
-    const avail = [...this.slots.values()].filter((s) => s.available && s.leased.size < s.max && (!onlyAgent || s.agent_id === onlyAgent));
+    const avail = [...this.slots.values()].filter((s) => s.available && load(s) < s.max && (!onlyAgent || s.agent_id === onlyAgent));
     if (!avail.length) return false;
     const capUnion = [...new Set(avail.flatMap((s) => [...s.capabilities]))];
-    const capacity = avail.reduce((n, s) => n + (s.max - s.leased.size), 0);
+    const capacity = avail.reduce((n, s) => n + (s.max - load(s)), 0);
     const want = Math.min(limit, capacity);
     const delivered: Array<{ slot: SlotState; task: DeliveredTask }> = [];
-    const locked = await this.db.transaction(async (q) => {
-      const aging = this.opts.agingPerMinute ?? 1;
-      const cap = this.opts.agingCap ?? 5;
-      const { rows } = await q.query<Pick<TaskRow, 'task_id' | 'required_capabilities' | 'strategy'>>(
-        `SELECT task_id, required_capabilities, strategy FROM tasks
-         WHERE status = 'pending' AND pending_deps = 0 AND required_capabilities <@ $1::text[]
-         ORDER BY priority + LEAST(extract(epoch FROM (now() - created_at)) / 60 * $3, $4) DESC, deadline ASC NULLS LAST, created_at
-         LIMIT $2 FOR UPDATE SKIP LOCKED`,
-        [capUnion, Math.max(want * 2, want + 10), aging, cap]);
-      const pairs: Array<{ task_id: string; slot: SlotState }> = [];
-      const taken = new Map<string, number>();
-      for (const t of rows) {
-        if (pairs.length >= want) break;
-        const cands = this.candidatesFor(t.required_capabilities, onlyAgent).filter((s) => s.leased.size + (taken.get(s.agent_id) ?? 0) < s.max);
-        const pick = pickAgent(
-          cands.map<Candidate>((s) => ({ agent_id: s.agent_id, load: s.leased.size + (taken.get(s.agent_id) ?? 0), max: s.max, score: s.score, builtin: s.builtin, lastPicked: s.lastPicked })),
-          (t.strategy as Strategy | null) ?? this.opts.defaultStrategy,
-        );
-        if (!pick) continue;
-        const slot = this.slots.get(pick.agent_id)!;
-        slot.lastPicked = ++this.pickCounter;
-        taken.set(slot.agent_id, (taken.get(slot.agent_id) ?? 0) + 1);
-        pairs.push({ task_id: t.task_id, slot });
-      }
-      if (!pairs.length) return rows.length;
-      for (const r of await this.lease(q, pairs.map((p) => ({ task_id: p.task_id, agent_id: p.slot.agent_id })), null)) {
-        delivered.push({ slot: this.slots.get(r.assigned_agent!)!, task: this.toDelivered(r) });
-      }
-      return rows.length;
-    });
+    const picked: SlotState[] = [];
+    let locked: number;
+    try {
+      locked = await this.db.transaction(async (q) => {
+        const aging = this.opts.agingPerMinute ?? 1;
+        const cap = this.opts.agingCap ?? 5;
+        const { rows } = await q.query<Pick<TaskRow, 'task_id' | 'required_capabilities' | 'strategy'>>(
+          `SELECT task_id, required_capabilities, strategy FROM tasks
+           WHERE status = 'pending' AND pending_deps = 0 AND required_capabilities <@ $1::text[]
+           ORDER BY priority + LEAST(extract(epoch FROM (now() - created_at)) / 60 * $3, $4) DESC, deadline ASC NULLS LAST, created_at
+           LIMIT $2 FOR UPDATE SKIP LOCKED`,
+          [capUnion, Math.max(want * 2, want + 10), aging, cap]);
+        const pairs: Array<{ task_id: string; agent_id: string }> = [];
+        for (const t of rows) {
+          if (pairs.length >= want) break;
+          const slot = this.pick(this.candidatesFor(t.required_capabilities, onlyAgent), (t.strategy as Strategy | null) ?? this.opts.defaultStrategy);
+          if (!slot) continue;
+          picked.push(slot);
+          pairs.push({ task_id: t.task_id, agent_id: slot.agent_id });
+        }
+        if (!pairs.length) return rows.length;
+        for (const r of await this.lease(q, pairs, null)) {
+          delivered.push({ slot: this.slots.get(r.assigned_agent!)!, task: this.toDelivered(r) });
+        }
+        return rows.length;
+      });
+    } finally {
+      AssignmentEngine.unreserve(picked); // the leases written now count through handOut, right below
+    }
     this.handOut(delivered);
     return delivered.length > 0 && locked >= want && want === limit;
+  }
+
+  /**
+   * Assignment at insert (single and batch creates): picks agents served by this process for
+   * new tasks that have no dependencies, before they are inserted, so that a task that can run
+   * now is created leased in the same statement — one commit from request to delivery. Null
+   * when no task of them can be placed (they are then dispatched by rounds as usual).
+   */
+  reserve(tasks: ReadonlyArray<{ task_id: string; required_capabilities: string[]; strategy: string | null; dependencies: string[] }>): Reservation | null {
+    if (this.stopped || !this.slots.size) return null;
+    const picks = new Map<string, SlotState>();
+    for (const t of tasks) {
+      if (t.dependencies.length) continue;
+      const slot = this.pick(this.candidatesFor(t.required_capabilities), (t.strategy as Strategy | null) ?? this.opts.defaultStrategy);
+      if (slot) picks.set(t.task_id, slot);
+    }
+    if (!picks.size) return null;
+    let open = true;
+    const close = () => {
+      if (!open) return false;
+      open = false;
+      AssignmentEngine.unreserve(picks.values());
+      return true;
+    };
+    return {
+      agentOf: (id) => picks.get(id)?.agent_id ?? null,
+      capabilitiesOf: (id) => { const s = picks.get(id); return s ? [...s.capabilities] : null; },
+      cancel: () => { close(); },
+      settle: (rows, parametersOf) => {
+        if (!close()) return;
+        const delivered: Array<{ slot: SlotState; task: DeliveredTask }> = [];
+        for (const r of rows) {
+          const slot = r.status === 'assigned' && r.assigned_agent ? this.slots.get(r.assigned_agent) : undefined;
+          if (slot) delivered.push({ slot, task: this.toDelivered(r, parametersOf(r.task_id)) });
+        }
+        this.handOut(delivered);
+        if (delivered.length) this.wakeWaiters(); // a long-polling claim may have been served
+      },
+    };
   }
 
   /**
@@ -328,11 +403,12 @@ export class AssignmentEngine {
     return rows;
   }
 
-  toDelivered(r: DeliveryRow): DeliveredTask {
+  /** The payload of a delivery; `parameters` when the caller has them in the clear (else opened from the row). */
+  toDelivered(r: DeliveryRow | Omit<DeliveryRow, 'parameters'>, parameters?: unknown): DeliveredTask {
     return {
       task_id: r.task_id,
       task_type: r.task_type,
-      parameters: this.repo.openParameters(r),
+      parameters: parameters !== undefined ? parameters : this.repo.openParameters(r as DeliveryRow),
       priority: r.priority,
       deadline: r.deadline ? r.deadline.toISOString() : null,
       pipeline_id: r.pipeline_id,
@@ -374,25 +450,27 @@ export class AssignmentEngine {
     // An agent connected to another process: that process holds its slot, so it assigns.
     if (agentId && !this.slots.has(agentId) && this.coord) return this.forwardDelegate(this.coord, taskId, agentId, strategy);
     const delivered: Array<{ slot: SlotState; task: DeliveredTask }> = [];
-    const out = await this.db.transaction(async (q) => {
-      const row = await this.repo.get(q, taskId, true);
-      if (!row) throw new NotFoundError('TASK_NOT_FOUND');
-      if (row.status === 'assigned' || row.status === 'running') throw new AppError('TASK_ALREADY_ASSIGNED', undefined, { details: { assigned_agent: row.assigned_agent } });
-      if (row.status !== 'pending') throw new AppError('INVALID_STATUS_TRANSITION', `A ${row.status} task cannot be delegated.`, { details: { from: row.status, to: 'assigned' } });
-      if (row.pending_deps > 0) return null;
-      if (agentId && !this.slots.has(agentId)) {
-        return null;
-      }
-      const cands = this.candidatesFor(row.required_capabilities, agentId);
-      const pick = pickAgent(cands.map((s) => ({ agent_id: s.agent_id, load: s.leased.size, max: s.max, score: s.score, builtin: s.builtin, lastPicked: s.lastPicked })), strategy ?? (row.strategy as Strategy | null) ?? this.opts.defaultStrategy);
-      if (!pick) return null;
-      const slot = this.slots.get(pick.agent_id)!;
-      slot.lastPicked = ++this.pickCounter;
-      const [r] = await this.lease(q, [{ task_id: row.task_id, agent_id: slot.agent_id }], 'delegated');
-      if (!r) return null;
-      delivered.push({ slot, task: this.toDelivered(r) });
-      return { agent_id: slot.agent_id, attempt: r.attempt };
-    });
+    let picked: SlotState | null = null;
+    let out: { agent_id: string; attempt: number } | null;
+    try {
+      out = await this.db.transaction(async (q) => {
+        const row = await this.repo.get(q, taskId, true);
+        if (!row) throw new NotFoundError('TASK_NOT_FOUND');
+        if (row.status === 'assigned' || row.status === 'running') throw new AppError('TASK_ALREADY_ASSIGNED', undefined, { details: { assigned_agent: row.assigned_agent } });
+        if (row.status !== 'pending') throw new AppError('INVALID_STATUS_TRANSITION', `A ${row.status} task cannot be delegated.`, { details: { from: row.status, to: 'assigned' } });
+        if (row.pending_deps > 0) return null;
+        if (agentId && !this.slots.has(agentId)) return null;
+        const slot = this.pick(this.candidatesFor(row.required_capabilities, agentId), strategy ?? (row.strategy as Strategy | null) ?? this.opts.defaultStrategy);
+        if (!slot) return null;
+        picked = slot;
+        const [r] = await this.lease(q, [{ task_id: row.task_id, agent_id: slot.agent_id }], 'delegated');
+        if (!r) return null;
+        delivered.push({ slot, task: this.toDelivered(r) });
+        return { agent_id: slot.agent_id, attempt: r.attempt };
+      });
+    } finally {
+      if (picked) AssignmentEngine.unreserve([picked]);
+    }
     this.handOut(delivered);
     return out;
   }

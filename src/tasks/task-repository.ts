@@ -59,6 +59,12 @@ export interface NewTask {
   created_by: string;
 }
 
+/** Agents picked for new tasks before their insert (`insertMany`'s `assign`). */
+export interface TaskAssignment {
+  agentOf(taskId: string): string | null;
+  capabilitiesOf(taskId: string): string[] | null;
+}
+
 export const TASK_COLS = `task_id, task_type, status, priority, required_capabilities, parameters, result, error, data_classification, metadata,
   pipeline_id, stage, deadline, timeout_seconds, max_retries, dependencies, pending_deps, strategy, attempt, assigned_agent, lease_expires_at,
   progress, progress_message, dead_letter, retry_at, created_by, created_at, updated_at, assigned_at, started_at, completed_at`;
@@ -104,42 +110,65 @@ export class TaskRepository {
   }
 
   /**
-   * Inserts tasks (one statement for the whole batch); pending_deps counts unfinished dependencies.
+   * Inserts tasks with their `created` history entries — and, given `audit`, the audit entries
+   * of the creation — in one statement (atomic on its own: no transaction needed around it);
+   * pending_deps counts unfinished dependencies.
+   *
+   * `assign` names an agent per task (null: none) for assignment at insert: such a task is
+   * inserted already leased to it (attempt 1, history `created` then `assigned`) — unless a
+   * committed pending task that agent could serve is waiting, which keeps the queue's order: the
+   * task is then inserted pending like the others. `assign` gives each agent's capabilities.
+   *
    * With `queueAhead`, each row also carries how many pending tasks committed before this
    * statement rank ahead of it or level with it (see `queuePositions`).
    */
-  /**
-   * Inserts tasks and their `created` history entries — and, given `audit`, the audit entries of
-   * the creation — in one statement (atomic on its own: no transaction needed around it).
-   */
-  async insertMany(q: Queryable, tasks: NewTask[], opts: { queueAhead?: boolean; audit?: PendingAudit | null } = {}): Promise<Array<TaskRow & { queue_ahead?: number }>> {
+  async insertMany(q: Queryable, tasks: NewTask[], opts: { queueAhead?: boolean; audit?: PendingAudit | null; assign?: TaskAssignment | null } = {}): Promise<Array<TaskRow & { queue_ahead?: number }>> {
     if (tasks.length === 0) return [];
     const col = <K extends keyof NewTask>(k: K) => tasks.map((t) => t[k]);
     const audit = opts.audit?.audit_ids.length ? opts.audit : null;
+    const assign = opts.assign;
+    const params: unknown[] = [
+      col('task_id'), col('task_type'), col('priority'), tasks.map((t) => JSON.stringify(t.required_capabilities)),
+      tasks.map((t) => this.sealParameters(t.task_id, t.data_classification, t.parameters)), col('data_classification'),
+      tasks.map((t) => JSON.stringify(t.metadata)), col('pipeline_id'), col('stage'), col('deadline'), col('timeout_seconds'), col('max_retries'),
+      tasks.map((t) => JSON.stringify(t.dependencies)), col('strategy'), col('created_by'),
+    ];
+    const param = (v: unknown) => `$${params.push(v)}`;
+    // Assigned at insert when an agent was picked and nothing it could serve is already waiting.
+    // Checked once per distinct capability set of the picked agents, walking the pending index.
+    const free = assign
+      ? `, free AS MATERIALIZED (
+         SELECT k.agent_caps FROM (SELECT DISTINCT agent_caps FROM x WHERE agent IS NOT NULL) AS k
+         WHERE NOT EXISTS (SELECT 1 FROM tasks p WHERE p.status = 'pending' AND p.pending_deps = 0
+           AND p.required_capabilities <@ ARRAY(SELECT jsonb_array_elements_text(k.agent_caps)) ORDER BY p.priority DESC, p.created_at LIMIT 1)
+       )`
+      : '';
+    const leased = assign ? 'x.agent IS NOT NULL AND x.agent_caps IN (SELECT agent_caps FROM free)' : 'false';
+    const agentCols = assign ? `, ${param(tasks.map((t) => assign.agentOf(t.task_id)))}::text[], ${param(tasks.map((t) => JSON.stringify(assign.capabilitiesOf(t.task_id))))}::jsonb[]` : '';
+    const auditCte = audit ? `, au AS (INSERT INTO audit_pending (audit_id, body) ${pendingAuditSelect(params.push(audit.audit_ids), params.push(audit.bodies))})` : '';
     const { rows } = await q.query<TaskRow>(
-      `WITH ins AS (
+      `WITH x AS (
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::jsonb[], $5::text[], $6::text[], $7::jsonb[], $8::uuid[], $9::text[], $10::timestamptz[],
+                              $11::int[], $12::int[], $13::jsonb[], $14::text[], $15::text[]${agentCols})
+           AS x(task_id, task_type, priority, caps, parameters, classification, metadata, pipeline_id, stage, deadline, timeout_seconds, max_retries, deps, strategy, created_by${assign ? ', agent, agent_caps' : ''})
+       )${free}, y AS MATERIALIZED (SELECT x.*, ${leased} AS leased FROM x), ins AS (
          INSERT INTO tasks (task_id, task_type, status, priority, required_capabilities, parameters, data_classification, metadata, pipeline_id, stage,
-           deadline, timeout_seconds, max_retries, dependencies, pending_deps, strategy, created_by)
-         SELECT x.task_id, x.task_type, 'pending', x.priority, ARRAY(SELECT jsonb_array_elements_text(x.caps)), x.parameters, x.classification, x.metadata,
-           x.pipeline_id, x.stage, x.deadline, x.timeout_seconds, x.max_retries, ARRAY(SELECT jsonb_array_elements_text(x.deps))::uuid[],
+           deadline, timeout_seconds, max_retries, dependencies, pending_deps, strategy, created_by, attempt, assigned_agent, assigned_at, lease_expires_at)
+         SELECT x.task_id, x.task_type, CASE WHEN x.leased THEN 'assigned' ELSE 'pending' END, x.priority, ARRAY(SELECT jsonb_array_elements_text(x.caps)), x.parameters,
+           x.classification, x.metadata, x.pipeline_id, x.stage, x.deadline, x.timeout_seconds, x.max_retries, ARRAY(SELECT jsonb_array_elements_text(x.deps))::uuid[],
            (SELECT count(*) FROM tasks d WHERE d.task_id = ANY(ARRAY(SELECT jsonb_array_elements_text(x.deps))::uuid[]) AND d.status <> 'completed')::int,
-           x.strategy, x.created_by
-         FROM unnest($1::uuid[], $2::text[], $3::int[], $4::jsonb[], $5::text[], $6::text[], $7::jsonb[], $8::uuid[], $9::text[], $10::timestamptz[],
-                     $11::int[], $12::int[], $13::jsonb[], $14::text[], $15::text[])
-           AS x(task_id, task_type, priority, caps, parameters, classification, metadata, pipeline_id, stage, deadline, timeout_seconds, max_retries, deps, strategy, created_by)
+           x.strategy, x.created_by, CASE WHEN x.leased THEN 1 ELSE 0 END, CASE WHEN x.leased THEN ${assign ? 'x.agent' : 'NULL'} END,
+           CASE WHEN x.leased THEN now() END, CASE WHEN x.leased THEN now() + make_interval(secs => x.timeout_seconds) END
+         FROM y AS x
          RETURNING ${SUMMARY_COLS}${opts.queueAhead ? `, (SELECT count(*)::int FROM tasks p WHERE p.status = 'pending'
            AND (p.priority > tasks.priority OR (p.priority = tasks.priority AND p.created_at <= tasks.created_at))) AS queue_ahead` : ''}
        ), ev AS (
-         INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id, reason) SELECT task_id, NULL, 'pending', 0, NULL, 'created' FROM ins
-       )${audit ? `, au AS (INSERT INTO audit_pending (audit_id, body) ${pendingAuditSelect(16, 17)})` : ''}
+         INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id, reason)
+         SELECT task_id, NULL, 'pending', 0, NULL, 'created' FROM ins
+         UNION ALL SELECT task_id, 'pending', 'assigned', attempt, assigned_agent, NULL FROM ins WHERE status = 'assigned'
+       )${auditCte}
        SELECT * FROM ins`,
-      [
-        col('task_id'), col('task_type'), col('priority'), tasks.map((t) => JSON.stringify(t.required_capabilities)),
-        tasks.map((t) => this.sealParameters(t.task_id, t.data_classification, t.parameters)), col('data_classification'),
-        tasks.map((t) => JSON.stringify(t.metadata)), col('pipeline_id'), col('stage'), col('deadline'), col('timeout_seconds'), col('max_retries'),
-        tasks.map((t) => JSON.stringify(t.dependencies)), col('strategy'), col('created_by'),
-        ...(audit ? [audit.audit_ids, audit.bodies] : []),
-      ],
+      params,
     );
     return rows;
   }

@@ -12,6 +12,7 @@ import { hasPermission, principalKey, type Principal } from '../auth/index.ts';
 import { DecryptionError, actorOf, isDataClassification, maskValue, type AuditActor, type AuditContext, type PhiAccessLog } from '../security/index.ts';
 import { TaskRepository, type NewTask, type TaskListFilter, type TaskRow } from './task-repository.ts';
 import { backoffMs, CANCELLABLE_STATUSES, RETRYABLE_BY_OPERATOR } from './task-status.ts';
+import type { Reservation } from './assignment-engine.ts';
 import { historyView, taskSummary, type TaskSummary } from './task-view.ts';
 
 /** Where per-agent outcome statistics go (AgentService.outcomes; buffered, off the hot path). */
@@ -125,24 +126,39 @@ export class TaskService {
   ): Promise<R[]> {
     const audit = this.phiAudit?.prepareWrites('create', tasks.map((t, i) => ({ actor: actorAt(i), resource_type: 'task', resource_id: t.task_id, fields: ['parameters'], classification: t.data_classification }))) ?? null;
     const deps = [...new Set(tasks.flatMap((t) => t.dependencies))];
-    const run = async (tx: Queryable, emit: Emit) => {
+    const run = async (tx: Queryable, emit: Emit, assign: Reservation | null) => {
       if (deps.length) {
         const found = await this.repo.existing(tx, deps);
         const missing = tasks.flatMap((t, index) => t.dependencies.filter((d) => !found.has(d)).map((dep) => ({ index, dep })));
         if (missing.length) throw new ValidationError('Some dependencies do not exist.', depErrors(missing));
       }
-      const rows = await this.repo.insertMany(tx, tasks, { ...opts, audit }) as R[];
+      const rows = await this.repo.insertMany(tx, tasks, { ...opts, audit, assign }) as R[];
       for (const r of rows) emit('task:created', { task_id: r.task_id, task_type: r.task_type, priority: r.priority, pipeline_id: r.pipeline_id, stage: r.stage });
-      emit('task:eligible', { task_ids: rows.filter((r) => r.pending_deps === 0).map((r) => r.task_id) });
+      emit('task:eligible', { task_ids: rows.filter((r) => r.status === 'pending' && r.pending_deps === 0).map((r) => r.task_id) });
       return rows;
     };
-    if (q) return run(q, (n, p) => this.bus.emit(n, p));
-    if (deps.length) return this.tx(run);
+    if (q) return run(q, (n, p) => this.bus.emit(n, p), null);
+    if (deps.length) return this.tx((tx, emit) => run(tx, emit, null));
+    // One statement, committed by itself: tasks that can run now are leased to agents of this process in it.
+    const assign = this.assigner?.reserve(tasks) ?? null;
     const pending: Pending = [];
-    const rows = await run(this.db, this.deferEmit(pending));
+    let rows: R[];
+    try {
+      rows = await run(this.db, this.deferEmit(pending), assign);
+    } catch (err) {
+      assign?.cancel();
+      throw err;
+    }
     for (const p of pending) p();
+    if (assign) {
+      const byId = new Map(tasks.map((t) => [t.task_id, t]));
+      assign.settle(rows, (id) => byId.get(id)?.parameters);
+    }
     return rows;
   }
+
+  /** Assignment at insert (compose sets the engine); without it new tasks wait for a dispatch round. */
+  assigner: { reserve(tasks: NewTask[]): Reservation | null } | null = null;
 
   async create(input: CreateTaskInput, creator: Principal): Promise<{ task_id: string; status: 'pending'; created_at: string; queue_position: number }> {
     const task = this.normalize(input, principalKey(creator));
@@ -161,8 +177,10 @@ export class TaskService {
     const insert = async (group: typeof items) => {
       const inserted = await this.insertTasks<TaskRow & { queue_ahead?: number }>(group.map((g) => g.task), (i) => actorOf(group[i]!.creator),
         (missing) => missing.map(({ dep }) => ({ field: 'dependencies', message: `unknown task ${dep}` })), { queueAhead: true });
-      const positions = TaskRepository.queuePositions(inserted);
-      return inserted.map((r, i) => ({ ...r, queue_position: positions[i]! }));
+      // Tasks leased at insert are not queued (position 0).
+      const queued = inserted.filter((r) => r.status === 'pending');
+      const positions = new Map(TaskRepository.queuePositions(queued).map((p, i) => [queued[i]!.task_id, p]));
+      return inserted.map((r) => ({ ...r, queue_position: positions.get(r.task_id) ?? 0 }));
     };
     try {
       return await insert(items);

@@ -11,7 +11,7 @@ import { createLogger, Metrics, type Logger } from './observability/index.ts';
 import { migrate, openDb, pendingMigrations, type Db } from './store/index.ts';
 import { createCoordination, LeaderElector, socketIoAdapterFor, StoreWatch, type Coordination } from './coordination/index.ts';
 import { AuditLog, BlindIndex, BreachDetector, EnrollmentTokens, FieldCipher, KeyRing, KeyRotation, MfaService, PhiAccessLog, RetentionJob, SecurityAlerts, loadOrCreateMasterKeyFile, longestTokenLifetime } from './security/index.ts';
-import { ApiKeys, DbRevocationList, PasswordHasher, PrincipalState, SigningKeys, TokenService, UserService } from './auth/index.ts';
+import { ApiKeys, SyncedRevocationList, PasswordHasher, PrincipalState, SigningKeys, TokenService, UserService } from './auth/index.ts';
 import { AgentService } from './agents/index.ts';
 import { AssignmentEngine, OrphanLeaseSweeper, TaskRepository, TaskService } from './tasks/index.ts';
 import { RealtimeServer } from './realtime/index.ts';
@@ -21,6 +21,8 @@ import { pipelineRoutes } from './http/routes/pipeline-routes.ts';
 import { noteAuthFailure, securityRoutes } from './http/routes/security-routes.ts';
 import { createApp, type App, type AppServices, type HealthReport } from './http/index.ts';
 
+/** How often each process re-reads the revoked token ids (catches a lost `auth:revoked` message). */
+const REVOCATION_SYNC_MS = 2000;
 /** How often the audit chainer looks for entries no run of this process chained yet (other processes', late commits). */
 const AUDIT_CHAIN_PERIOD_MS = 1000;
 
@@ -92,7 +94,9 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const sealer = { seal: (v: string, rowId: string) => cipher.encrypt(v, { table: 'signing_keys', column: 'private_key', rowId }), open: (s: string, rowId: string) => cipher.decrypt<string>(s, { table: 'signing_keys', column: 'private_key', rowId }) };
   const signingKeys = new SigningKeys(db, sealer, cfg.auth.signing_key);
   await signingKeys.load();
-  const tokens = new TokenService(db, signingKeys, { issuer: cfg.auth.issuer, audience: cfg.auth.audience, lifetimes: cfg.auth }, new DbRevocationList(db), bus);
+  const revocations = new SyncedRevocationList(db, coord, { syncMs: REVOCATION_SYNC_MS, onError: (err) => logger.warn({ err }, 'revocation sync failed') });
+  await revocations.start();
+  const tokens = new TokenService(db, signingKeys, { issuer: cfg.auth.issuer, audience: cfg.auth.audience, lifetimes: cfg.auth }, revocations, bus);
   const principals = new PrincipalState(db, bus);
   const users = new UserService(db, new PasswordHasher(secrets.pepper), tokens, bus, {
     userIp: coord.createRateLimiter({ keyPrefix: 'login:uip', points: cfg.limits.login_failures_per_user_ip, durationSec: 15 * 60, blockDurationSec: 15 * 60 }),
@@ -315,6 +319,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       await Promise.race([app.close(), grace]);
       // Entries left pending (a write after this) are chained by the next process that starts.
       await audit.stop().catch((err: unknown) => logger.warn({ err }, 'audit chaining failed'));
+      await revocations.stop();
       metrics.close();
       await alerts.settle().catch(() => {});
       await coord.close().catch(() => {});

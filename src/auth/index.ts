@@ -5,7 +5,8 @@
 export * from './rbac.ts';
 export { PasswordHasher, assertPasswordPolicy, MIN_PASSWORD_LENGTH } from './passwords.ts';
 export { SigningKeys, JWT_ALG, plainSealer, type SecretSealer } from './signing-keys.ts';
-export { TokenService, DbRevocationList, type TokenPair, type VerifiedToken, type RevocationList, type TokenServiceOptions } from './token-service.ts';
+export { TokenService, type TokenPair, type VerifiedToken, type TokenServiceOptions } from './token-service.ts';
+export { SyncedRevocationList, REVOCATION_CHANNEL, type RevocationList } from './revocation-list.ts';
 export { UserService, toPublicUser, type UserRow, type PublicUser, type LoginLimiters, type MfaVerifier } from './user-service.ts';
 export { PrincipalState } from './principal-state.ts';
 export { ApiKeys } from './api-keys.ts';

@@ -4,10 +4,11 @@
  * Verification pins EdDSA, requires a known `kid`, checks iss/aud/typ/exp/nbf and revocation.
  */
 import { SignJWT, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
-import { AppError, MicroBatcher, isUuid, newId, type EventBus } from '../core/index.ts';
+import { AppError, newId, type EventBus } from '../core/index.ts';
 import type { Db, Queryable } from '../store/index.ts';
 import { JWT_ALG, type SigningKeys } from './signing-keys.ts';
 import { ROLES, type Principal, type Role } from './rbac.ts';
+import type { RevocationList } from './revocation-list.ts';
 
 export interface TokenLifetimes {
   user_access_ttl: number;
@@ -35,39 +36,6 @@ export interface VerifiedToken {
   jti: string;
   exp: number;
   family?: string;
-}
-
-/** Whether a token's jti was revoked (logout); backed by the store plus a cache. */
-export interface RevocationList {
-  isRevoked(jti: string): Promise<boolean>;
-  revoke(jti: string, expiresAtSec: number): Promise<void>;
-}
-
-/**
- * Revoked access-token ids, checked against the store on every use (a logout on one process
- * takes effect on all at once). Checks made at the same time share one query.
- */
-export class DbRevocationList implements RevocationList {
-  private readonly cache = new Set<string>();
-  private readonly checks = new MicroBatcher<string, boolean>(async (jtis) => {
-    // Only uuids can be in the table (jti is a uuid column); anything else is simply not revoked.
-    const ids = [...new Set(jtis)].filter(isUuid);
-    const { rows } = ids.length ? await this.db.query<{ jti: string }>('SELECT jti::text AS jti FROM revoked_tokens WHERE jti = ANY($1::uuid[])', [ids]) : { rows: [] };
-    const revoked = new Set(rows.map((r) => r.jti));
-    for (const jti of revoked) this.cache.add(jti);
-    return jtis.map((j) => revoked.has(j));
-  }, { maxSize: 500, maxInFlight: 2 });
-
-  constructor(private readonly db: Db) {}
-
-  async isRevoked(jti: string): Promise<boolean> {
-    if (this.cache.has(jti)) return true;
-    return this.checks.submit(jti);
-  }
-  async revoke(jti: string, expiresAtSec: number): Promise<void> {
-    await this.db.query('INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, to_timestamp($2)) ON CONFLICT DO NOTHING', [jti, expiresAtSec]);
-    this.cache.add(jti);
-  }
 }
 
 /** Verified access tokens kept (see `TokenService.verify`). */
@@ -155,7 +123,7 @@ export class TokenService {
     const role = payload.role as Role;
     if ((type !== 'user' && type !== 'agent') || !id || !ROLES.includes(role)) throw new AppError('INVALID_TOKEN');
     const jti = String(payload.jti);
-    if (expectedTyp === 'access' && (await this.revocations.isRevoked(jti))) throw new AppError('INVALID_TOKEN', 'The token was revoked.');
+    if (expectedTyp === 'access' && this.revocations.isRevoked(jti)) throw new AppError('INVALID_TOKEN', 'The token was revoked.');
     return {
       principal: { type, id, role, name: typeof payload.name === 'string' ? payload.name : id, jti, exp: payload.exp },
       typ: expectedTyp,

@@ -120,7 +120,8 @@ export class TaskRepository {
    * task is then inserted pending like the others. `assign` gives each agent's capabilities.
    *
    * With `queueAhead`, each row also carries how many pending tasks committed before this
-   * statement rank ahead of it or level with it (see `queuePositions`).
+   * statement rank ahead of it or level with it (see `queuePositions`): counted once per
+   * distinct priority of the batch (all of them are older, so level means ahead).
    */
   async insertMany(q: Queryable, tasks: NewTask[], opts: { queueAhead?: boolean; audit?: PendingAudit | null; assign?: TaskAssignment | null } = {}): Promise<Array<TaskRow & { queue_ahead?: number }>> {
     if (tasks.length === 0) return [];
@@ -160,14 +161,16 @@ export class TaskRepository {
            x.strategy, x.created_by, CASE WHEN x.leased THEN 1 ELSE 0 END, CASE WHEN x.leased THEN ${assign ? 'x.agent' : 'NULL'} END,
            CASE WHEN x.leased THEN now() END, CASE WHEN x.leased THEN now() + make_interval(secs => x.timeout_seconds) END
          FROM y AS x
-         RETURNING ${SUMMARY_COLS}${opts.queueAhead ? `, (SELECT count(*)::int FROM tasks p WHERE p.status = 'pending'
-           AND (p.priority > tasks.priority OR (p.priority = tasks.priority AND p.created_at <= tasks.created_at))) AS queue_ahead` : ''}
+         RETURNING ${SUMMARY_COLS}
        ), ev AS (
          INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id, reason)
          SELECT task_id, NULL, 'pending', 0, NULL, 'created' FROM ins
          UNION ALL SELECT task_id, 'pending', 'assigned', attempt, assigned_agent, NULL FROM ins WHERE status = 'assigned'
-       )${auditCte}
-       SELECT * FROM ins`,
+       )${auditCte}${opts.queueAhead ? `, ahead AS MATERIALIZED (
+         SELECT d.priority, (SELECT count(*)::int FROM tasks p WHERE p.status = 'pending' AND p.priority >= d.priority) AS n FROM (SELECT DISTINCT priority FROM x) AS d
+       )
+       SELECT ins.*, (SELECT a.n FROM ahead a WHERE a.priority = ins.priority) AS queue_ahead FROM ins` : `
+       SELECT * FROM ins`}`,
       params,
     );
     return rows;

@@ -184,6 +184,29 @@ export function pendingAuditSelect(ids: number, bodies: number): string {
   return `SELECT * FROM unnest($${ids}::uuid[], $${bodies}::text[])`;
 }
 
+/**
+ * A pending body (JSON, as written by `append` or built in SQL) as the chain will store it and
+ * `verify` will read it back: the hash must cover exactly that. Absent and null optional fields
+ * read back as null; `resource_ids` only when it names something (else the column is NULL).
+ */
+function storedBody(o: Record<string, unknown>): AuditEntryBody {
+  const ids = o.resource_ids;
+  return {
+    audit_id: String(o.audit_id),
+    timestamp: o.timestamp as string,
+    actor: o.actor as AuditActor,
+    action: o.action as AuditAction,
+    resource_type: o.resource_type as string,
+    resource_id: (o.resource_id as string | null | undefined) ?? null,
+    ...(Array.isArray(ids) && ids.length ? { resource_ids: ids as string[] } : {}),
+    fields: o.fields as string[],
+    data_classification: (o.data_classification as DataClassification | null | undefined) ?? null,
+    outcome: o.outcome as AuditOutcome,
+    request_id: (o.request_id as string | null | undefined) ?? null,
+    risk_level: o.risk_level as AuditRiskLevel,
+  };
+}
+
 /** Entries moved into the chain per chainer transaction. */
 const CHAIN_BATCH = 1000;
 /** How long after an append the chainer runs (its caller's transaction commits meanwhile). */
@@ -193,7 +216,7 @@ const CHAIN_DELAY_MS = 100;
 const CHAIN_INSERT = `WITH h AS (UPDATE audit_head SET hash = $4 WHERE id)
   INSERT INTO audit_log (audit_id, ts, at, actor, action, resource_type, resource_id, resource_ids, fields, data_classification, outcome, request_id, risk_level, prev_hash, hash)
   SELECT (b ->> 'audit_id')::uuid, b ->> 'timestamp', (b ->> 'timestamp')::timestamptz, b -> 'actor', b ->> 'action', b ->> 'resource_type', b ->> 'resource_id',
-    (SELECT array_agg(r) FROM jsonb_array_elements_text(b -> 'resource_ids') AS r), b -> 'fields', b ->> 'data_classification', b ->> 'outcome',
+    CASE WHEN jsonb_typeof(b -> 'resource_ids') = 'array' THEN (SELECT array_agg(r) FROM jsonb_array_elements_text(b -> 'resource_ids') AS r) END, b -> 'fields', b ->> 'data_classification', b ->> 'outcome',
     b ->> 'request_id', b ->> 'risk_level', x.prev_hash, x.hash
   FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY AS x(id, prev_hash, hash, n)
   JOIN audit_pending p ON p.id = x.id CROSS JOIN LATERAL (SELECT p.body::jsonb AS b) AS j
@@ -236,6 +259,11 @@ export class AuditLog {
       throw new AppError('INTERNAL_ERROR', 'The audit log could not be written.', { cause: err, expose: false });
     }
     return pending.entries;
+  }
+
+  /** Entries were written into `audit_pending` by a caller's own SQL (`PhiAccessLog.agentWritesCte`): chain them soon. */
+  noteAppended(): void {
+    this.#schedule();
   }
 
   /**
@@ -317,7 +345,7 @@ export class AuditLog {
         let prev = head;
         for (const r of rows) {
           prevs.push(prev);
-          prev = linkHash(prev, r.body, this.#key);
+          prev = linkHash(prev, canonicalBody(storedBody(JSON.parse(r.body) as Record<string, unknown>)), this.#key);
           hashes.push(prev);
         }
         const ids = rows.map((r) => r.id);

@@ -20,7 +20,7 @@
 import { MicroBatcher } from '../core/index.ts';
 import type { Db, Queryable } from '../store/index.ts';
 import type { AuditActor } from './audit-chain.ts';
-import type { AuditContext, AuditEntryInput, AuditLog, PendingAudit } from './audit-log.ts';
+import { defaultRiskLevel, type AuditContext, type AuditEntryInput, type AuditLog, type PendingAudit } from './audit-log.ts';
 import type { BreachDetector } from './breach-detector.ts';
 import { isDataClassification, requiresEncryption, type DataClassification } from './classification.ts';
 
@@ -193,6 +193,28 @@ export class PhiAccessLog {
   /** What `writes` appends, for a caller that inserts it with its own rows in one statement (`pendingAuditSelect`). */
   prepareWrites(action: 'create' | 'update', items: PhiWriteItem[], requestId: string | null = null): PendingAudit {
     return this.audit.prepare(writeEntries(action, items, requestId));
+  }
+
+  /**
+   * `writes` for PHI writes made by agents inside one statement (the results a batch statement
+   * actually recorded, known only inside it): a data-modifying CTE body that inserts into
+   * `audit_pending` one entry per agent and classification — the entries `writes` would append
+   * for the rows of `source` (a relation with `agent_id`, `task_id` and `data_classification`;
+   * at most 1,000 rows, the most one entry names). `param` binds a value and returns its
+   * placeholder. Only `phi` and `restricted` rows are audited, as by `writes`.
+   */
+  agentWritesSql(action: 'update', source: string, resourceType: string, fields: string[], param: (value: unknown) => string): string {
+    this.audit.noteAppended();
+    const risk = defaultRiskLevel(action, 'success', 'phi');
+    return `INSERT INTO audit_pending (audit_id, body)
+      SELECT g.id, jsonb_build_object('audit_id', g.id, 'timestamp', ${param(new Date(this.audit.clock.now()).toISOString())}::text,
+        'actor', jsonb_build_object('type', 'agent', 'id', g.agent_id, 'role', NULL, 'ip', NULL, 'user_agent', NULL),
+        'action', ${param(action)}::text, 'resource_type', ${param(resourceType)}::text,
+        'resource_id', CASE WHEN g.n = 1 THEN g.ids[1] END, 'resource_ids', CASE WHEN g.n > 1 THEN to_jsonb(g.ids) END,
+        'fields', ${param(JSON.stringify(fields))}::jsonb, 'data_classification', g.cls, 'outcome', 'success', 'request_id', NULL, 'risk_level', ${param(risk)}::text)::text
+      FROM (SELECT gen_random_uuid() AS id, s.agent_id, s.cls, s.ids, cardinality(s.ids) AS n FROM (
+        SELECT agent_id, data_classification AS cls, array_agg(task_id::text ORDER BY task_id) AS ids
+        FROM ${source} WHERE data_classification IN ('phi', 'restricted') GROUP BY agent_id, data_classification) AS s) AS g`;
   }
 
   /** Audits a read that failed to decrypt (own transaction; outcome failure, risk high). */

@@ -16,6 +16,7 @@ import { BreachDetector } from './breach-detector.ts';
 import { MfaService } from './mfa-service.ts';
 import { EnrollmentTokens } from './enrollment-tokens.ts';
 import { RetentionJob } from './retention-job.ts';
+import { PhiAccessLog } from './phi-access.ts';
 import { generateTotp, totpStep } from './totp.ts';
 
 const DAY = 86_400_000;
@@ -156,6 +157,27 @@ for (const engine of engines()) {
         } finally {
           await chainer.stop();
         }
+        expect((await audit.verify()).ok).toBe(true);
+      }));
+
+      it('audits PHI writes computed inside a statement as writes would: per agent and classification, chained and verified', () => track(async () => {
+        const phi = new PhiAccessLog(t.db, audit, null, {});
+        const params: unknown[] = [];
+        const param = (v: unknown) => `$${params.push(v)}`;
+        const [a1, a2, b1, pub] = [newId(), newId(), newId(), newId()].sort();
+        const rows = [['agent-a', a1, 'phi'], ['agent-a', a2, 'phi'], ['agent-b', b1, 'restricted'], ['agent-b', pub, 'public']]
+          .map(([agent, id, cls]) => `(${param(agent)}::text, ${param(id)}::uuid, ${param(cls)}::text)`).join(', ');
+        const sql = phi.agentWritesSql('update', 'src', 'task', ['result'], param);
+        await t.db.query(`WITH src AS (SELECT * FROM (VALUES ${rows}) AS v(agent_id, task_id, data_classification)), au AS (${sql}) SELECT 1`, params);
+        const grouped = (await audit.list({ resource_id: a2 }, { limit: 10, offset: 0 })).entries;
+        expect(grouped).toHaveLength(1);
+        expect(grouped[0]).toMatchObject({ action: 'update', resource_type: 'task', resource_id: null, resource_ids: [a1, a2], fields: ['result'], data_classification: 'phi', outcome: 'success', risk_level: 'low',
+          actor: { type: 'agent', id: 'agent-a', role: null, ip: null, user_agent: null } });
+        const single = (await audit.list({ resource_id: b1 }, { limit: 10, offset: 0 })).entries;
+        expect(single).toHaveLength(1);
+        expect(single[0]).toMatchObject({ resource_id: b1, data_classification: 'restricted', actor: { id: 'agent-b' } });
+        expect(single[0]).not.toHaveProperty('resource_ids');
+        expect((await audit.list({ resource_id: pub }, { limit: 10, offset: 0 })).total).toBe(0); // not PHI
         expect((await audit.verify()).ok).toBe(true);
       }));
 

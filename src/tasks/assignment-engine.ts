@@ -108,6 +108,12 @@ export class AssignmentEngine {
   private coord: Coordination | undefined;
   private readonly unsubs: Unsubscribe[] = [];
   private wakePending = false;
+  /**
+   * Eligible tasks may be waiting that no round has seen: set by every `trigger`, cleared by a
+   * round that looked for every slot and left nothing behind. Freed room runs a round only
+   * while it is set.
+   */
+  private queued = true;
   private safetyTimer: NodeJS.Timeout | undefined;
   /** Forwarded delegates waiting for the serving process's answer. */
   private readonly forwarded = new Map<string, (reply: DelegateReply | null) => void>();
@@ -141,7 +147,7 @@ export class AssignmentEngine {
     this.unsubs.push(await coord.subscribe(ENGINE_CHANNELS.release, (m) => {
       const r = m as ReleaseMessage | null;
       if (!r || r.origin === this.instanceId || typeof r.agent_id !== 'string' || typeof r.task_id !== 'string') return;
-      if (this.slots.get(r.agent_id)?.leased.delete(r.task_id)) this.trigger();
+      if (this.slots.get(r.agent_id)?.leased.delete(r.task_id)) this.roomFreed();
     }));
     this.unsubs.push(await coord.subscribe(ENGINE_CHANNELS.delegate, (m) => {
       const r = m as DelegateRequest | null;
@@ -213,12 +219,12 @@ export class AssignmentEngine {
 
   private release(taskId: string, agentId: string | null): void {
     if (!agentId) {
-      for (const slot of this.slots.values()) if (slot.leased.delete(taskId)) this.trigger();
+      for (const slot of this.slots.values()) if (slot.leased.delete(taskId)) this.roomFreed();
       return;
     }
     const s = this.slots.get(agentId);
     if (s) {
-      if (s.leased.delete(taskId)) this.trigger();
+      if (s.leased.delete(taskId)) this.roomFreed();
       return;
     }
     // The agent may be served by another process, whose slot still counts this lease.
@@ -233,8 +239,21 @@ export class AssignmentEngine {
     this.trigger();
   }
 
-  /** Schedules a dispatch round; concurrent triggers coalesce. */
+  /**
+   * Schedules a dispatch round because work may be waiting (new or requeued tasks, a wake from
+   * another process, an agent with room, the safety net); concurrent triggers coalesce.
+   */
   trigger(): void {
+    this.queued = true;
+    this.schedule();
+  }
+
+  /** An agent has room again: a round only if tasks may be waiting (after assignment at insert, usually none). */
+  private roomFreed(): void {
+    if (this.queued) this.schedule();
+  }
+
+  private schedule(): void {
     if (this.stopped) return;
     if (this.running) {
       this.again = true;
@@ -299,9 +318,12 @@ export class AssignmentEngine {
   private async round(onlyAgent?: string, limit = this.batchSize): Promise<boolean> {
     const avail = [...this.slots.values()].filter((s) => s.available && load(s) < s.max && (!onlyAgent || s.agent_id === onlyAgent));
     if (!avail.length) return false;
+    // Whether this round can tell that nothing is left waiting: it looks for every available slot.
+    const coversAll = !onlyAgent && [...this.slots.values()].every((s) => !s.available || load(s) < s.max);
     const capUnion = [...new Set(avail.flatMap((s) => [...s.capabilities]))];
     const capacity = avail.reduce((n, s) => n + (s.max - load(s)), 0);
     const want = Math.min(limit, capacity);
+    const ask = Math.max(want * 2, want + 10);
     const delivered: Array<{ slot: SlotState; task: DeliveredTask }> = [];
     const picked: SlotState[] = [];
     let locked: number;
@@ -314,7 +336,7 @@ export class AssignmentEngine {
            WHERE status = 'pending' AND pending_deps = 0 AND required_capabilities <@ $1::text[]
            ORDER BY priority + LEAST(extract(epoch FROM (now() - created_at)) / 60 * $3, $4) DESC, deadline ASC NULLS LAST, created_at
            LIMIT $2 FOR UPDATE SKIP LOCKED`,
-          [capUnion, Math.max(want * 2, want + 10), aging, cap]);
+          [capUnion, ask, aging, cap]);
         const pairs: Array<{ task_id: string; agent_id: string }> = [];
         for (const t of rows) {
           if (pairs.length >= want) break;
@@ -323,6 +345,7 @@ export class AssignmentEngine {
           picked.push(slot);
           pairs.push({ task_id: t.task_id, agent_id: slot.agent_id });
         }
+        if (coversAll && rows.length < ask && pairs.length === rows.length) this.queued = false; // saw all, placed all
         if (!pairs.length) return rows.length;
         for (const r of await this.lease(q, pairs, null)) {
           delivered.push({ slot: this.slots.get(r.assigned_agent!)!, task: this.toDelivered(r) });

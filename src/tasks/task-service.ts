@@ -442,8 +442,14 @@ export class TaskService {
     const first = new Map<string, number>();
     items.forEach((it, i) => { if (!first.has(it.taskId)) first.set(it.taskId, i); });
     const unique = [...first.values()].map((i) => items[i]!);
-    const rows = await this.db.transaction(async (q) => {
-      const r = await q.query<CompletionRow>(
+    // Sealed right before the statement (with the key current now), as PHI whatever the task's
+    // classification: the classification is only known inside the statement, and sealing too
+    // much is the safe direction.
+    const params: unknown[] = [unique.map((x) => x.taskId), unique.map((x) => x.agentId), unique.map((x) => x.attempt), unique.map((x) => this.repo.sealResult(x.taskId, 'phi', x.result)), unique.map((x) => x.meta)];
+    // The results written are PHI writes by their agents: audited by the same statement (one
+    // entry per agent), so a group is one statement and one commit.
+    const audit = this.phiAudit?.agentWritesSql('update', 'upd', 'task', ['result'], (v) => `$${params.push(v)}`);
+    const { rows } = await this.db.query<CompletionRow>(
       `WITH input AS (
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::jsonb[]) AS x(task_id, agent_id, attempt, result, meta)
        ), cur AS (
@@ -466,23 +472,11 @@ export class TaskService {
          UPDATE tasks d SET pending_deps = GREATEST(0, d.pending_deps - (SELECT count(*) FROM upd u WHERE u.task_id = ANY(d.dependencies)))
          FROM waiting w WHERE d.task_id = w.task_id
          RETURNING d.task_id, d.pending_deps, d.dependencies
-       )
+       )${audit ? `, au AS (${audit})` : ''}
        SELECT upd.task_id, upd.attempt, upd.task_type, upd.pipeline_id, upd.stage, upd.ms, upd.agent_id, upd.data_classification,
          COALESCE((SELECT array_agg(dep.task_id) FROM dep WHERE dep.pending_deps = 0 AND upd.task_id = ANY(dep.dependencies)), '{}') AS unblocked
        FROM upd`,
-      // Sealed right before the statement (with the key current now), as PHI whatever the task's
-      // classification: the classification is only known inside the statement, and sealing too
-      // much is the safe direction.
-      [unique.map((x) => x.taskId), unique.map((x) => x.agentId), unique.map((x) => x.attempt), unique.map((x) => this.repo.sealResult(x.taskId, 'phi', x.result)), unique.map((x) => x.meta)]);
-      // The results written are PHI writes by their agents: audited in the same transaction.
-      // The results written are PHI writes by their agents: audited in the same transaction,
-      // one append for the whole group (one entry per agent).
-      await this.phiAudit?.writes(q, 'update', r.rows.map((x) => ({
-        actor: { type: 'agent', id: x.agent_id, role: null, ip: null, user_agent: null },
-        resource_type: 'task', resource_id: x.task_id, fields: ['result'], classification: x.data_classification,
-      })));
-      return r.rows;
-    });
+      params);
     const byId = new Map(rows.map((r) => [r.task_id, r]));
     return items.map((it, i) => (first.get(it.taskId) === i ? byId.get(it.taskId) ?? null : null));
   }

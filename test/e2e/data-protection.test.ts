@@ -156,14 +156,14 @@ for (const engine of engines()) {
 
       // If the audit write fails, the read fails (and discloses nothing).
       await store.db.exec(`CREATE FUNCTION dp_refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit store refuses writes'; END $$;
-        CREATE TRIGGER dp_refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION dp_refuse_audit();`);
+        CREATE TRIGGER dp_refuse_audit BEFORE INSERT ON audit_pending FOR EACH ROW EXECUTE FUNCTION dp_refuse_audit();`);
       try {
         const refused = await api('GET', `/tasks/${id}`);
         expect(refused.status).toBe(500);
         expect(refused.body.error.code).toBe('INTERNAL_ERROR');
         for (const c of CANARIES) expect(refused.text).not.toContain(c);
       } finally {
-        await store.db.exec('DROP TRIGGER dp_refuse_audit ON audit_log; DROP FUNCTION dp_refuse_audit();');
+        await store.db.exec('DROP TRIGGER dp_refuse_audit ON audit_pending; DROP FUNCTION dp_refuse_audit();');
       }
       expect((await api('GET', `/tasks/${id}`)).status).toBe(200);
     }));

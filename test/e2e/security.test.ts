@@ -106,13 +106,13 @@ for (const engine of engines()) {
 
     it('a request whose audit entry cannot be written fails', () => track(async () => {
       await store.db.exec(`CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit store down'; END $$;
-        CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse_audit();`);
+        CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_pending FOR EACH ROW EXECUTE FUNCTION refuse_audit();`);
       try {
         const r = await t.api('POST', '/api/v1/auth/login', { body: { username: 'admin', password: ADMIN_PASSWORD } });
         expect(r.status).toBe(500);
         expect(r.body.access_token).toBeUndefined();
       } finally {
-        await store.db.exec('DROP TRIGGER refuse_audit ON audit_log; DROP FUNCTION refuse_audit();');
+        await store.db.exec('DROP TRIGGER refuse_audit ON audit_pending; DROP FUNCTION refuse_audit();');
       }
     }));
 

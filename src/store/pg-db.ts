@@ -22,7 +22,7 @@ export interface PgDbOptions {
  * each per connection), the rest run unnamed as before.
  */
 const PREPARE_AFTER = 5;
-const MAX_PREPARED = 64;
+const MAX_PREPARED = 1000;
 
 class StatementNames {
   readonly #names = new Map<string, string>();
@@ -48,6 +48,23 @@ function config(names: StatementNames | null, sql: string, params: unknown[] | u
   return name ? { name, text: sql, values: params } : { text: sql, values: params };
 }
 
+/**
+ * Pool settings carrying `session` as the connection's `options`. `pg` lets an `options`
+ * parameter of the connection string replace the one given beside it, so ours are appended to
+ * the string's own when it has one (e.g. a `search_path`).
+ */
+function withSessionOptions(connectionString: string, session: string): { connectionString: string; options?: string } {
+  try {
+    const url = new URL(connectionString);
+    const own = url.searchParams.get('options');
+    if (own === null) return { connectionString, options: session };
+    url.searchParams.set('options', `${own} ${session}`);
+    return { connectionString: url.toString() };
+  } catch {
+    return { connectionString, options: session }; // not a URL: no options inside it to merge
+  }
+}
+
 export class PgDb implements Db {
   readonly kind = 'postgres' as const;
   readonly pool: pg.Pool;
@@ -56,14 +73,15 @@ export class PgDb implements Db {
   constructor(opts: PgDbOptions) {
     const prepare = opts.preparedStatements ?? true;
     if (!prepare) this.#names = null;
+    // Session settings. No JIT: our statements are short, and a batch statement's estimated
+    // cost can pass jit_above_cost (compiling once took over a second for a statement that runs
+    // in milliseconds). Prepared statements keep their generic plan: re-planning the hot path's
+    // CTEs on every call cost more than running them (the parameters are arrays whose length
+    // the planner does not use anyway).
+    const session = ['-c jit=off', prepare ? '-c plan_cache_mode=force_generic_plan' : '', opts.schema ? `-c search_path=${opts.schema}` : ''].filter(Boolean).join(' ');
     this.pool = new pg.Pool({
-      connectionString: opts.connectionString,
+      ...withSessionOptions(opts.connectionString, session),
       max: opts.poolSize ?? 10,
-      // Prepared statements keep their parse tree but are planned for each call's parameters
-      // (batch sizes vary from 1 to 1,000 rows: a generic plan fits neither end). No JIT: our
-      // statements are short, and a batch statement's estimated cost can pass jit_above_cost,
-      // where compiling took over a second for a statement that runs in milliseconds.
-      options: ['-c jit=off', prepare ? '-c plan_cache_mode=force_custom_plan' : '', opts.schema ? `-c search_path=${opts.schema}` : ''].filter(Boolean).join(' '),
       // Bursts queue for a connection rather than fail: a request waits up to 30 s.
       connectionTimeoutMillis: 30_000,
     });

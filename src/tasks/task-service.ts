@@ -48,6 +48,12 @@ interface CompletionRow {
   unblocked: string[];
 }
 
+/** What explaining a refused transition needs of a task row. */
+type MissRow = Pick<TaskRow, 'task_id' | 'attempt' | 'status' | 'assigned_agent'>;
+
+/** An acceptance of a batch: accepted, or the row as the statement saw it (null: not found or a repeat). */
+interface AcceptOutcome { accepted: { task_id: string; attempt: number } | null; current: MissRow | null }
+
 type Emit = <K extends DomainEventName>(name: K, payload: DomainEvents[K]) => void;
 type Pending = Array<() => void>;
 
@@ -59,7 +65,7 @@ export interface TaskDetail extends TaskSummary {
 
 export class TaskService {
   private readonly singleCreates = new MicroBatcher<{ task: NewTask; creator: Principal }, (TaskRow & { queue_position: number }) | Error>((items) => this.createGroup(items), { maxSize: 200, maxInFlight: 2 });
-  private readonly acceptances = new MicroBatcher<{ taskId: string; agentId: string; attempt: number | null }, { task_id: string; attempt: number } | null>((items) => this.acceptBatch(items), { maxSize: 500, maxInFlight: 4 });
+  private readonly acceptances = new MicroBatcher<{ taskId: string; agentId: string; attempt: number | null }, AcceptOutcome>((items) => this.acceptBatch(items), { maxSize: 500, maxInFlight: 4 });
   private readonly completions = new MicroBatcher<CompletionInput, CompletionRow | null>((items) => this.completeBatch(items), { maxSize: 500, maxInFlight: 4 });
 
   constructor(
@@ -134,7 +140,8 @@ export class TaskService {
       }
       const rows = await this.repo.insertMany(tx, tasks, { ...opts, audit, assign }) as R[];
       for (const r of rows) emit('task:created', { task_id: r.task_id, task_type: r.task_type, priority: r.priority, pipeline_id: r.pipeline_id, stage: r.stage });
-      emit('task:eligible', { task_ids: rows.filter((r) => r.status === 'pending' && r.pending_deps === 0).map((r) => r.task_id) });
+      const eligible = rows.filter((r) => r.status === 'pending' && r.pending_deps === 0).map((r) => r.task_id);
+      if (eligible.length) emit('task:eligible', { task_ids: eligible });
       return rows;
     };
     if (q) return run(q, (n, p) => this.bus.emit(n, p), null);
@@ -315,9 +322,14 @@ export class TaskService {
    * (STALE_ATTEMPT), someone else's lease (NOT_ASSIGNED_AGENT), or a status the transition does
    * not start from (INVALID_STATUS_TRANSITION). Read without a lock: it only picks the error.
    */
-  private async explainMiss(taskId: string, agentId: string, attempt: number | undefined, to: TaskStatus): Promise<{ row: TaskRow; error: AppError | null }> {
+  private async explainMiss(taskId: string, agentId: string, attempt: number | undefined, to: TaskStatus): Promise<{ row: MissRow; error: AppError | null }> {
     const row = await this.repo.get(this.db, taskId);
     if (!row) throw new NotFoundError('TASK_NOT_FOUND');
+    return this.explainRow(row, agentId, attempt, to);
+  }
+
+  /** `explainMiss` for a row already read. */
+  private explainRow(row: MissRow, agentId: string, attempt: number | undefined, to: TaskStatus): { row: MissRow; error: AppError | null } {
     if (attempt !== undefined && attempt !== row.attempt) return { row, error: new ConflictError('STALE_ATTEMPT', undefined, { details: { attempt, current_attempt: row.attempt } }) };
     if (row.assigned_agent !== agentId) {
       if (attempt === undefined && row.assigned_agent === null) return { row, error: new ConflictError('STALE_ATTEMPT', undefined, { details: { current_attempt: row.attempt } }) };
@@ -341,18 +353,20 @@ export class TaskService {
    */
   async acceptLease(taskId: string, agentId: string, attempt?: number): Promise<{ task_id: string; status: TaskStatus; attempt: number }> {
     if (!isUuid(taskId)) throw new NotFoundError('TASK_NOT_FOUND');
-    const row = await this.acceptances.submit({ taskId, agentId, attempt: attempt ?? null });
-    if (row) {
-      this.bus.emit('task:accepted', { task_id: row.task_id, agent_id: agentId, attempt: row.attempt });
-      return { task_id: row.task_id, status: 'running', attempt: row.attempt };
+    const out = await this.acceptances.submit({ taskId, agentId, attempt: attempt ?? null });
+    if (out.accepted) {
+      this.bus.emit('task:accepted', { task_id: out.accepted.task_id, agent_id: agentId, attempt: out.accepted.attempt });
+      return { task_id: out.accepted.task_id, status: 'running', attempt: out.accepted.attempt };
     }
-    const miss = await this.explainMiss(taskId, agentId, attempt, 'running');
+    // The statement read the row it did not update (e.g. the agent's result was recorded first):
+    // that explains the miss, unless it still looked assigned (changed while the statement ran).
+    const miss = out.current && out.current.status !== 'assigned' ? this.explainRow(out.current, agentId, attempt, 'running') : await this.explainMiss(taskId, agentId, attempt, 'running');
     if (!miss.error || (miss.row.status === 'running' && miss.row.assigned_agent === agentId)) return { task_id: miss.row.task_id, status: miss.row.status, attempt: miss.row.attempt };
     throw miss.error;
   }
 
-  private async acceptBatch(items: Array<{ taskId: string; agentId: string; attempt: number | null }>): Promise<Array<{ task_id: string; attempt: number } | null>> {
-    const { rows } = await this.db.query<{ task_id: string; attempt: number }>(
+  private async acceptBatch(items: Array<{ taskId: string; agentId: string; attempt: number | null }>): Promise<AcceptOutcome[]> {
+    const { rows } = await this.db.query<MissRow & { accepted: boolean }>(
       `WITH input AS (
          SELECT DISTINCT ON (task_id) * FROM unnest($1::uuid[], $2::text[], $3::int[]) AS x(task_id, agent_id, attempt)
        ), cur AS (
@@ -367,14 +381,20 @@ export class TaskService {
          RETURNING t.task_id, t.attempt, t.assigned_agent
        ), ev AS (
          INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id) SELECT task_id, 'assigned', 'running', attempt, assigned_agent FROM upd
-       ) SELECT task_id, attempt FROM upd`,
+       )
+       SELECT task_id, attempt, 'running' AS status, assigned_agent, true AS accepted FROM upd
+       UNION ALL
+       SELECT t.task_id, t.attempt, t.status, t.assigned_agent, false FROM tasks t JOIN input x ON t.task_id = x.task_id
+       WHERE NOT EXISTS (SELECT 1 FROM upd WHERE upd.task_id = t.task_id)`,
       [items.map((x) => x.taskId), items.map((x) => x.agentId), items.map((x) => x.attempt)]);
     const byId = new Map(rows.map((r) => [r.task_id, r]));
     const seen = new Set<string>();
     return items.map((it) => {
-      if (seen.has(it.taskId)) return null;
+      const r = byId.get(it.taskId);
+      // A repeat within the batch is answered from a fresh read.
+      if (seen.has(it.taskId) || !r) return { accepted: null, current: null };
       seen.add(it.taskId);
-      return byId.get(it.taskId) ?? null;
+      return r.accepted ? { accepted: { task_id: r.task_id, attempt: r.attempt }, current: null } : { accepted: null, current: r };
     });
   }
 

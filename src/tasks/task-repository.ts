@@ -157,7 +157,8 @@ export class TaskRepository {
            deadline, timeout_seconds, max_retries, dependencies, pending_deps, strategy, created_by, attempt, assigned_agent, assigned_at, lease_expires_at)
          SELECT x.task_id, x.task_type, CASE WHEN x.leased THEN 'assigned' ELSE 'pending' END, x.priority, ARRAY(SELECT jsonb_array_elements_text(x.caps)), x.parameters,
            x.classification, x.metadata, x.pipeline_id, x.stage, x.deadline, x.timeout_seconds, x.max_retries, ARRAY(SELECT jsonb_array_elements_text(x.deps))::uuid[],
-           (SELECT count(*) FROM tasks d WHERE d.task_id = ANY(ARRAY(SELECT jsonb_array_elements_text(x.deps))::uuid[]) AND d.status <> 'completed')::int,
+           CASE WHEN jsonb_array_length(x.deps) = 0 THEN 0 ELSE
+             (SELECT count(*) FROM tasks d WHERE d.task_id = ANY(ARRAY(SELECT jsonb_array_elements_text(x.deps))::uuid[]) AND d.status <> 'completed')::int END,
            x.strategy, x.created_by, CASE WHEN x.leased THEN 1 ELSE 0 END, CASE WHEN x.leased THEN ${assign ? 'x.agent' : 'NULL'} END,
            CASE WHEN x.leased THEN now() END, CASE WHEN x.leased THEN now() + make_interval(secs => x.timeout_seconds) END
          FROM y AS x

@@ -372,7 +372,9 @@ export class TaskService {
        ), cur AS (
          -- Rows are locked in task_id order, as by completeBatch, so concurrent batches holding
          -- overlapping tasks (an accept and a result racing) queue instead of deadlocking.
-         SELECT t.task_id FROM tasks t JOIN input x ON t.task_id = x.task_id
+         -- (One lookup by primary key per input row — LIMIT keeps the planner from turning it into a
+         -- join that scans the table, whatever its statistics were when the plan was made.)
+         SELECT t.task_id FROM input x CROSS JOIN LATERAL (SELECT * FROM tasks WHERE task_id = x.task_id LIMIT 1) AS t
          WHERE t.assigned_agent = x.agent_id AND t.status = 'assigned' AND (x.attempt IS NULL OR t.attempt = x.attempt)
          ORDER BY t.task_id FOR UPDATE OF t
        ), upd AS (
@@ -384,7 +386,7 @@ export class TaskService {
        )
        SELECT task_id, attempt, 'running' AS status, assigned_agent, true AS accepted FROM upd
        UNION ALL
-       SELECT t.task_id, t.attempt, t.status, t.assigned_agent, false FROM tasks t JOIN input x ON t.task_id = x.task_id
+       SELECT t.task_id, t.attempt, t.status, t.assigned_agent, false FROM input x CROSS JOIN LATERAL (SELECT * FROM tasks WHERE task_id = x.task_id LIMIT 1) AS t
        WHERE NOT EXISTS (SELECT 1 FROM upd WHERE upd.task_id = t.task_id)`,
       [items.map((x) => x.taskId), items.map((x) => x.agentId), items.map((x) => x.attempt)]);
     const byId = new Map(rows.map((r) => [r.task_id, r]));

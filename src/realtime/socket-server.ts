@@ -428,7 +428,7 @@ export class RealtimeServer {
         this.o.tasks.reject(t.task_id, agentId, t.attempt, resp.reason ?? 'declined').then(() => this.o.engine.forget(agentId, t.task_id), () => {});
         return;
       }
-      this.o.tasks.acceptLease(t.task_id, agentId, t.attempt).catch(() => {});
+      this.o.tasks.acknowledgeDelivery(t.task_id, agentId, t.attempt);
     });
   }
 

@@ -54,6 +54,9 @@ type MissRow = Pick<TaskRow, 'task_id' | 'attempt' | 'status' | 'assigned_agent'
 /** An acceptance of a batch: accepted, or the row as the statement saw it (null: not found or a repeat). */
 interface AcceptOutcome { accepted: { task_id: string; attempt: number } | null; current: MissRow | null }
 
+/** How long a delivery ack waits for the agent's result before it is written as an accept. */
+const ACCEPT_HOLD_MS = 5;
+
 type Emit = <K extends DomainEventName>(name: K, payload: DomainEvents[K]) => void;
 type Pending = Array<() => void>;
 
@@ -347,6 +350,27 @@ export class TaskService {
   }
 
   /**
+   * The agent acknowledged a delivery (the ack of `task:delegate`; nothing waits for the
+   * outcome). Recorded as an accept `ACCEPT_HOLD_MS` later, unless the agent's result for the
+   * same lease arrives first: then the result's statement records the task as completed from
+   * `assigned` and no statement is spent on the accept (an agent that answers at once costs two
+   * statements per task instead of three). A lost hold (crash) loses nothing: the lease is the
+   * same in `assigned` as in `running`.
+   */
+  acknowledgeDelivery(taskId: string, agentId: string, attempt: number): void {
+    this.held.set(taskId, { agentId, attempt });
+    this.heldTimer ??= setTimeout(() => {
+      this.heldTimer = undefined;
+      const due = [...this.held];
+      this.held.clear();
+      for (const [id, h] of due) this.acceptLease(id, h.agentId, h.attempt).catch(() => {});
+    }, ACCEPT_HOLD_MS);
+  }
+
+  private readonly held = new Map<string, { agentId: string; attempt: number }>();
+  private heldTimer: NodeJS.Timeout | undefined;
+
+  /**
    * assigned → running, batched with concurrent acceptances; answers only what the socket ack
    * needs (the hot path: every delivery is acknowledged). Accepting a task it already runs is
    * not an error for its agent.
@@ -440,6 +464,8 @@ export class TaskService {
    */
   async complete(taskId: string, agentId: string, attempt: number | undefined, result: unknown, metadata?: Record<string, unknown>): Promise<{ task_id: string; status: 'completed'; attempt: number; duplicate: boolean }> {
     if (!isUuid(taskId)) throw new NotFoundError('TASK_NOT_FOUND');
+    const held = this.held.get(taskId);
+    if (held && held.agentId === agentId && (attempt === undefined || attempt === held.attempt)) this.held.delete(taskId); // recorded by the result
     const row = await this.completions.submit({ taskId, agentId, attempt: attempt ?? null, result: result ?? null, meta: metadata ? JSON.stringify(metadata) : null });
     if (!row) {
       const miss = await this.explainMiss(taskId, agentId, attempt, 'completed');

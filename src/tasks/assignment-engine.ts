@@ -328,30 +328,34 @@ export class AssignmentEngine {
     const picked: SlotState[] = [];
     let locked: number;
     try {
-      locked = await this.db.transaction(async (q) => {
-        const aging = this.opts.agingPerMinute ?? 1;
-        const cap = this.opts.agingCap ?? 5;
-        const { rows } = await q.query<Pick<TaskRow, 'task_id' | 'required_capabilities' | 'strategy'>>(
-          `SELECT task_id, required_capabilities, strategy FROM tasks
-           WHERE status = 'pending' AND pending_deps = 0 AND required_capabilities <@ $1::text[]
-           ORDER BY priority + LEAST(extract(epoch FROM (now() - created_at)) / 60 * $3, $4) DESC, deadline ASC NULLS LAST, created_at
-           LIMIT $2 FOR UPDATE SKIP LOCKED`,
-          [capUnion, ask, aging, cap]);
-        const pairs: Array<{ task_id: string; agent_id: string }> = [];
-        for (const t of rows) {
-          if (pairs.length >= want) break;
-          const slot = this.pick(this.candidatesFor(t.required_capabilities, onlyAgent), (t.strategy as Strategy | null) ?? this.opts.defaultStrategy);
-          if (!slot) continue;
-          picked.push(slot);
-          pairs.push({ task_id: t.task_id, agent_id: slot.agent_id });
-        }
-        if (coversAll && rows.length < ask && pairs.length === rows.length) this.queued = false; // saw all, placed all
-        if (!pairs.length) return rows.length;
-        for (const r of await this.lease(q, pairs, null)) {
+      // Read the queue without locking it, pick, then lease: the lease statement locks the rows
+      // and takes only those still pending, so two processes picking the same task lease it once
+      // (the other gets fewer rows back). Two autocommitted statements, no transaction around them.
+      const aging = this.opts.agingPerMinute ?? 1;
+      const cap = this.opts.agingCap ?? 5;
+      const { rows } = await this.db.query<Pick<TaskRow, 'task_id' | 'required_capabilities' | 'strategy'>>(
+        `SELECT task_id, required_capabilities, strategy FROM tasks
+         WHERE status = 'pending' AND pending_deps = 0 AND required_capabilities <@ $1::text[]
+         ORDER BY priority + LEAST(extract(epoch FROM (now() - created_at)) / 60 * $3, $4) DESC, deadline ASC NULLS LAST, created_at
+         LIMIT $2`,
+        [capUnion, ask, aging, cap]);
+      locked = rows.length;
+      const pairs: Array<{ task_id: string; agent_id: string }> = [];
+      for (const t of rows) {
+        if (pairs.length >= want) break;
+        const slot = this.pick(this.candidatesFor(t.required_capabilities, onlyAgent), (t.strategy as Strategy | null) ?? this.opts.defaultStrategy);
+        if (!slot) continue;
+        picked.push(slot);
+        pairs.push({ task_id: t.task_id, agent_id: slot.agent_id });
+      }
+      if (coversAll && rows.length < ask && pairs.length === rows.length) this.queued = false; // saw all, placed all
+      if (pairs.length) {
+        for (const r of await this.lease(this.db, pairs, null)) {
           delivered.push({ slot: this.slots.get(r.assigned_agent!)!, task: this.toDelivered(r) });
         }
-        return rows.length;
-      });
+        // Taken by another process meanwhile: what it left may still be waiting.
+        if (delivered.length < pairs.length) this.queued = true;
+      }
     } finally {
       AssignmentEngine.unreserve(picked); // the leases written now count through handOut, right below
     }
@@ -412,12 +416,20 @@ export class AssignmentEngine {
    * Leases locked pending tasks to agents (the attempt bump is the fencing token) and records
    * the history entries, in one statement. Returns what the deliveries need.
    */
-  private async lease(q: Queryable, pairs: Array<{ task_id: string; agent_id: string }>, reason: string | null): Promise<DeliveryRow[]> {
+  private async lease(q: Queryable, unordered: Array<{ task_id: string; agent_id: string }>, reason: string | null): Promise<DeliveryRow[]> {
+    // The statement locks in input order (one lookup per pair): task_id order, like every batch.
+    const pairs = [...unordered].sort((a, b) => (a.task_id < b.task_id ? -1 : a.task_id > b.task_id ? 1 : 0));
     const { rows } = await q.query<DeliveryRow>(
-      `WITH upd AS (
-         UPDATE tasks t SET status = 'assigned', attempt = t.attempt + 1, assigned_agent = x.agent_id, assigned_at = now(),
+      `WITH cur AS (
+         -- One primary-key lookup per pair, locked in input (task_id) order as accepts and results
+         -- lock; a task no longer pending (leased by another process meanwhile) is left out.
+         SELECT t.task_id, x.agent_id FROM unnest($1::uuid[], $2::text[]) AS x(task_id, agent_id)
+         CROSS JOIN LATERAL (SELECT task_id FROM tasks WHERE task_id = x.task_id AND status = 'pending' AND pending_deps = 0 LIMIT 1) AS t
+         ORDER BY t.task_id FOR UPDATE OF t
+       ), upd AS (
+         UPDATE tasks t SET status = 'assigned', attempt = t.attempt + 1, assigned_agent = cur.agent_id, assigned_at = now(),
            lease_expires_at = now() + make_interval(secs => t.timeout_seconds), progress = 0, progress_message = NULL, started_at = NULL, updated_at = now()
-         FROM unnest($1::uuid[], $2::text[]) AS x(task_id, agent_id) WHERE t.task_id = x.task_id RETURNING ${DELIVERY_COLS}
+         FROM cur WHERE t.task_id = cur.task_id RETURNING ${DELIVERY_COLS}
        ), ev AS (
          INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id, reason) SELECT task_id, 'pending', 'assigned', attempt, assigned_agent, $3::text FROM upd
        )

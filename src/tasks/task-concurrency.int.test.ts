@@ -1,7 +1,8 @@
 /**
  * Accepts and results for the same tasks arriving at once (an agent acks a delivery and sends
  * its result immediately): the batched statements lock overlapping rows and must queue, not
- * deadlock. Every result is recorded exactly once.
+ * deadlock. Every result is recorded exactly once. Two engines (processes) dispatching the same
+ * queue at once lease every task exactly once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventBus, isAppError, jsonCodec } from '../core/index.ts';
@@ -46,6 +47,33 @@ describe.each(engines())('concurrent accepts and results on $name', (engine) => 
       }
     } finally {
       eng.stop();
+    }
+  });
+
+  it('leases every task once when two engines dispatch the same queue at the same moment', async () => {
+    const db = tdb.db;
+    const repo = new TaskRepository(jsonCodec);
+    const tasks = new TaskService(db, repo, noOutcomes, new EventBus(), { retryBaseMs: 1000, retryCapMs: 60_000 });
+    const engines = [new AssignmentEngine(db, repo, new EventBus(), { defaultStrategy: 'capability_match', batchSize: 50 }), new AssignmentEngine(db, repo, new EventBus(), { defaultStrategy: 'capability_match', batchSize: 50 })];
+    const got: DeliveredTask[][] = [[], []];
+    try {
+      const created = await tasks.createMany(Array.from({ length: 300 }, (_, i) => ({ task_type: 'race', required_capabilities: ['race'], parameters: { i } })), admin);
+      for (const [i, eng] of engines.entries()) {
+        const agent = `race-agent-${i}`;
+        await new AgentRepository().insert(db, { agent_id: agent, name: agent, type: 'general', capabilities: ['race'], version: '1.0.0', endpoint_url: null, health_check_url: null, max_concurrent_tasks: 300, metadata: {}, tags: [], role: 'worker', builtin: false, api_key_hash: 'x' });
+      }
+      // Both slots added together: both engines start rounds over the same 300 pending tasks.
+      await Promise.all(engines.map((eng, i) => eng.addSlot({ agent_id: `race-agent-${i}`, capabilities: new Set(['race']), max: 300, score: 0, builtin: false, available: true, deliver: (t) => got[i]!.push(t) })));
+      await Promise.all(engines.map((eng) => eng.settle()));
+      const all = [...got[0]!, ...got[1]!].map((t) => t.task_id);
+      expect(all).toHaveLength(300);
+      expect(new Set(all).size).toBe(300);
+      expect(new Set(all)).toEqual(new Set(created.map((c) => c.task_id)));
+      const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM task_events WHERE to_status = 'assigned' AND task_id = ANY($1::uuid[])`, [all]);
+      expect(rows[0]!.n).toBe(300);
+      expect(engines[0]!.loadOf('race-agent-0') + engines[1]!.loadOf('race-agent-1')).toBe(300);
+    } finally {
+      for (const eng of engines) eng.stop();
     }
   });
 });

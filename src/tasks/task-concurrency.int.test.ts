@@ -58,7 +58,7 @@ describe.each(engines())('concurrent accepts and results on $name', (engine) => 
     const got: DeliveredTask[][] = [[], []];
     try {
       const created = await tasks.createMany(Array.from({ length: 300 }, (_, i) => ({ task_type: 'race', required_capabilities: ['race'], parameters: { i } })), admin);
-      for (const [i, eng] of engines.entries()) {
+      for (let i = 0; i < engines.length; i++) {
         const agent = `race-agent-${i}`;
         await new AgentRepository().insert(db, { agent_id: agent, name: agent, type: 'general', capabilities: ['race'], version: '1.0.0', endpoint_url: null, health_check_url: null, max_concurrent_tasks: 300, metadata: {}, tags: [], role: 'worker', builtin: false, api_key_hash: 'x' });
       }

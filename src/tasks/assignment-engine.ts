@@ -1,10 +1,12 @@
 /**
  * The assignment engine (SPEC §6, ARCHITECTURE §1.4): push dispatch, scored. Agents connected
  * to this process (sockets, long-polling claims, built-ins) register a slot; a dispatch round
- * locks eligible tasks (`FOR UPDATE SKIP LOCKED`, so several processes never take the same
- * task), matches each to a capable agent by strategy, leases them in one UPDATE (attempt + 1 is
- * the fencing token) and only after commit hands them to the slot's `deliver`.
- * Rounds are coalesced: any number of triggers while a round runs cause one more round.
+ * reads eligible tasks in queue order, matches each to a capable agent by strategy, leases them
+ * in one statement (rows locked in task_id order, only those still pending — so several
+ * processes never take the same task; attempt + 1 is the fencing token) and only after commit
+ * hands them to the slot's `deliver`. New tasks that can run now are leased by their insert
+ * (`reserve`), without a round. Rounds are coalesced: any number of triggers while a round runs
+ * cause one more round.
  *
  * Several processes (`connect(coord)`): a process only dispatches to agents connected to it, so
  * new work on process A must wake process B. Local `task:eligible` events are published (at

@@ -67,7 +67,7 @@ export interface TaskDetail extends TaskSummary {
 }
 
 export class TaskService {
-  private readonly singleCreates = new MicroBatcher<{ task: NewTask; creator: Principal }, (TaskRow & { queue_position: number }) | Error>((items) => this.createGroup(items), { maxSize: 200, maxInFlight: 2 });
+  private readonly singleCreates = new MicroBatcher<{ task: NewTask; creator: Principal }, (TaskRow & { queue_position: number }) | Error>((items) => this.createGroup(items), { maxSize: 200, maxInFlight: 4 });
   private readonly acceptances = new MicroBatcher<{ taskId: string; agentId: string; attempt: number | null }, AcceptOutcome>((items) => this.acceptBatch(items), { maxSize: 500, maxInFlight: 4 });
   private readonly completions = new MicroBatcher<CompletionInput, CompletionRow | null>((items) => this.completeBatch(items), { maxSize: 500, maxInFlight: 4 });
 

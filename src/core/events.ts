@@ -13,7 +13,8 @@ export interface DomainEvents {
   'task:failed': { task_id: string; agent_id: string | null; attempt: number; task_type: string; pipeline_id: string | null; stage: string | null; error: { code: string; message: string; retryable: boolean }; dead_letter: boolean; will_retry: boolean };
   'task:cancelled': { task_id: string; agent_id: string | null; reason: string; pipeline_id: string | null };
   'task:retrying': { task_id: string; attempt: number; retry_at: string };
-  'task:eligible': { task_ids: string[] };
+  /** `tasks`, when given, describes them (what a process needs to lease them without reading the queue). */
+  'task:eligible': { task_ids: string[]; tasks?: Array<{ task_id: string; required_capabilities: string[]; strategy: string | null }> };
   'pipeline:created': { pipeline_id: string; template: string; name: string };
   'pipeline:stage_started': { pipeline_id: string; stage: string; task_id: string };
   'pipeline:stage_completed': { pipeline_id: string; stage: string; task_id: string; status: string };

@@ -17,10 +17,10 @@
  * a Redis outage); correctness never depends on a message arriving — only latency does.
  */
 import { randomUUID } from 'node:crypto';
-import { AppError, NotFoundError, type EventBus } from '../core/index.ts';
+import { AppError, NotFoundError, isUuid, type EventBus } from '../core/index.ts';
 import type { Coordination, Unsubscribe } from '../coordination/index.ts';
 import type { Db, Queryable } from '../store/index.ts';
-import type { Strategy } from '../contracts/tasks.ts';
+import { STRATEGIES, type Strategy } from '../contracts/tasks.ts';
 import type { DeliveredTask } from '../contracts/views.ts';
 import type { TaskAssignment, TaskRepository, TaskRow } from './task-repository.ts';
 import { pickAgent, type Candidate } from './strategies.ts';
@@ -82,7 +82,11 @@ const DELIVERY_COLS = 't.task_id, t.task_type, t.parameters, t.priority, t.deadl
 /** Coordination channels of the engine (prefixed by the adapter). */
 export const ENGINE_CHANNELS = { wake: 'engine:wake', release: 'engine:release', delegate: 'engine:delegate', delegated: 'engine:delegated' } as const;
 
-interface WakeMessage { origin: string }
+/** New tasks described in a wake-up, so that a process with room can lease them at once. */
+interface AnnouncedTask { id: string; caps: string[]; strategy: string | null }
+interface WakeMessage { origin: string; tasks?: AnnouncedTask[] }
+/** The most tasks one wake-up describes (more: a plain wake-up, and a round reads the queue). */
+const MAX_ANNOUNCED = 1000;
 interface ReleaseMessage { origin: string; task_id: string; agent_id: string }
 /** A delegate naming an agent this process does not serve, for whichever process does. */
 interface DelegateRequest { origin: string; request_id: string; task_id: string; agent_id: string; strategy: Strategy | null }
@@ -95,6 +99,16 @@ interface DelegateReply {
 
 /** How long a forwarded delegate waits for the serving process by default (then the task stays queued). */
 const DELEGATE_FORWARD_MS = 3000;
+
+/** The `tasks` of a wake-up from another process, when well-formed. */
+function announced(v: unknown): AnnouncedTask[] | null {
+  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_ANNOUNCED) return null;
+  for (const t of v as Array<Partial<AnnouncedTask> | null>) {
+    if (!t || typeof t.id !== 'string' || !isUuid(t.id) || !Array.isArray(t.caps) || !t.caps.every((c) => typeof c === 'string')
+      || (t.strategy !== null && !(STRATEGIES as readonly unknown[]).includes(t.strategy))) return null;
+  }
+  return v as AnnouncedTask[];
+}
 
 export class AssignmentEngine {
   private readonly slots = new Map<string, SlotState>();
@@ -110,6 +124,8 @@ export class AssignmentEngine {
   private coord: Coordination | undefined;
   private readonly unsubs: Unsubscribe[] = [];
   private wakePending = false;
+  /** Descriptions of the tasks the pending wake-up announces (null: a plain wake-up). */
+  private wakeTasks: AnnouncedTask[] | null = null;
   /**
    * Eligible tasks may be waiting that no round has seen: set by every `trigger`, cleared by a
    * round that looked for every slot and left nothing behind. Freed room runs a round only
@@ -127,9 +143,9 @@ export class AssignmentEngine {
     private readonly opts: AssignmentEngineOptions,
   ) {
     this.batchSize = opts.batchSize ?? 500;
-    this.offs.push(bus.on('task:eligible', () => {
+    this.offs.push(bus.on('task:eligible', (e) => {
       this.trigger();
-      this.publishWake();
+      this.publishWake(e.tasks?.map((t) => ({ id: t.task_id, caps: t.required_capabilities, strategy: t.strategy })) ?? null);
     }));
     const release = (e: { task_id: string; agent_id: string | null }) => this.release(e.task_id, e.agent_id);
     this.offs.push(bus.on('task:completed', release));
@@ -144,7 +160,13 @@ export class AssignmentEngine {
   async connect(coord: Coordination, safetyNetMs: number): Promise<void> {
     this.coord = coord;
     this.unsubs.push(await coord.subscribe(ENGINE_CHANNELS.wake, (m) => {
-      if ((m as WakeMessage | null)?.origin !== this.instanceId) this.trigger();
+      const w = m as WakeMessage | null;
+      if (w?.origin === this.instanceId) return;
+      const tasks = announced(w?.tasks);
+      // Nothing known to be waiting here: lease the new tasks directly (one statement, no queue
+      // read); otherwise they take their turn in a round.
+      if (tasks && !this.queued) void this.leaseAnnounced(tasks);
+      else this.trigger();
     }));
     this.unsubs.push(await coord.subscribe(ENGINE_CHANNELS.release, (m) => {
       const r = m as ReleaseMessage | null;
@@ -175,15 +197,58 @@ export class AssignmentEngine {
     for (const u of this.unsubs.splice(0)) void u().catch(() => {});
   }
 
-  /** Tells the other processes there is work (coalesced to one message per tick). */
-  private publishWake(): void {
+  /**
+   * Tells the other processes there is work (coalesced to one message per tick), describing the
+   * new tasks when every eligibility of the tick came with descriptions (`null`: one did not).
+   */
+  private publishWake(tasks: AnnouncedTask[] | null): void {
     const coord = this.coord;
-    if (!coord || this.wakePending || this.stopped) return;
+    if (!coord || this.stopped) return;
+    if (this.wakePending) {
+      this.wakeTasks = tasks && this.wakeTasks && this.wakeTasks.length + tasks.length <= MAX_ANNOUNCED ? [...this.wakeTasks, ...tasks] : null;
+      return;
+    }
     this.wakePending = true;
+    this.wakeTasks = tasks && tasks.length <= MAX_ANNOUNCED ? tasks : null;
     setImmediate(() => {
+      const msg: WakeMessage = { origin: this.instanceId, ...(this.wakeTasks?.length ? { tasks: this.wakeTasks } : {}) };
       this.wakePending = false;
-      coord.publish(ENGINE_CHANNELS.wake, { origin: this.instanceId } satisfies WakeMessage).catch((err: unknown) => this.opts.onError?.(err));
+      this.wakeTasks = null;
+      coord.publish(ENGINE_CHANNELS.wake, msg).catch((err: unknown) => this.opts.onError?.(err));
     });
+  }
+
+  /** New tasks another process announced, leased to agents here that have room, in one statement. */
+  private async leaseAnnounced(tasks: AnnouncedTask[]): Promise<void> {
+    const picked: SlotState[] = [];
+    const pairs: Array<{ task_id: string; agent_id: string }> = [];
+    for (const t of tasks) {
+      const slot = this.pick(this.candidatesFor(t.caps), (t.strategy as Strategy | null) ?? this.opts.defaultStrategy);
+      if (slot) {
+        picked.push(slot);
+        pairs.push({ task_id: t.id, agent_id: slot.agent_id });
+      } else {
+        this.queued = true; // no room for it now: freed room runs a round
+      }
+    }
+    if (!pairs.length || this.stopped) {
+      AssignmentEngine.unreserve(picked);
+      return;
+    }
+    const delivered: Array<{ slot: SlotState; task: DeliveredTask }> = [];
+    try {
+      // Leased only while still pending: a task another process took meanwhile is left out.
+      for (const r of await this.lease(this.db, pairs, null)) {
+        const slot = this.slots.get(r.assigned_agent!);
+        if (slot) delivered.push({ slot, task: this.toDelivered(r) });
+      }
+    } catch (err) {
+      this.opts.onError?.(err);
+      this.trigger();
+    } finally {
+      AssignmentEngine.unreserve(picked);
+    }
+    this.handOut(delivered);
   }
 
   /** Resolves once no dispatch round is running or pending (tests, shutdown). */

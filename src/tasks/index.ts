@@ -7,6 +7,6 @@ export { TaskService, noOutcomes, type TaskServiceOptions, type TaskDetail, type
 export { TaskRepository, type TaskRow, type NewTask, type TaskListFilter } from './task-repository.ts';
 export { taskSummary, type TaskSummary } from './task-view.ts';
 export { canTransition, backoffMs, TRANSITIONS } from './task-status.ts';
-export { AssignmentEngine, type AgentSlot, type DeliveredTask, type AssignmentEngineOptions } from './assignment-engine.ts';
+export { AssignmentEngine, ENGINE_CHANNELS, type AgentSlot, type DeliveredTask, type AssignmentEngineOptions } from './assignment-engine.ts';
 export { pickAgent, type Candidate } from './strategies.ts';
 export { OrphanLeaseSweeper } from './orphan-lease-sweeper.ts';

@@ -143,8 +143,13 @@ export class TaskService {
       }
       const rows = await this.repo.insertMany(tx, tasks, { ...opts, audit, assign }) as R[];
       for (const r of rows) emit('task:created', { task_id: r.task_id, task_type: r.task_type, priority: r.priority, pipeline_id: r.pipeline_id, stage: r.stage });
-      const eligible = rows.filter((r) => r.status === 'pending' && r.pending_deps === 0).map((r) => r.task_id);
-      if (eligible.length) emit('task:eligible', { task_ids: eligible });
+      const eligible = rows.filter((r) => r.status === 'pending' && r.pending_deps === 0);
+      if (eligible.length) {
+        emit('task:eligible', {
+          task_ids: eligible.map((r) => r.task_id),
+          tasks: eligible.map((r) => ({ task_id: r.task_id, required_capabilities: r.required_capabilities, strategy: r.strategy })),
+        });
+      }
       return rows;
     };
     if (q) return run(q, (n, p) => this.bus.emit(n, p), null);

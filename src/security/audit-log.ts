@@ -261,7 +261,7 @@ export class AuditLog {
     return pending.entries;
   }
 
-  /** Entries were written into `audit_pending` by a caller's own SQL (`PhiAccessLog.agentWritesCte`): chain them soon. */
+  /** Entries were written into `audit_pending` by a caller's own SQL (`PhiAccessLog.agentWritesSql`): chain them soon. */
   noteAppended(): void {
     this.#schedule();
   }
@@ -410,7 +410,7 @@ export class AuditLog {
     return rows[0] ? { seq: Number(rows[0].seq), hash: rows[0].hash } : null;
   }
 
-  async list(filters: AuditFilters, page: AuditPage, q: Queryable = this.db): Promise<{ entries: StoredAuditEntry[]; total: number }> {
+  async list(filters: AuditFilters, page: AuditPage): Promise<{ entries: StoredAuditEntry[]; total: number }> {
     await this.flush();
     const where: string[] = [];
     const params: unknown[] = [];
@@ -431,8 +431,8 @@ export class AuditLog {
     if (filters.to !== undefined) add('at < ?::timestamptz', filters.to);
     const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
     const order = page.order === 'asc' ? 'ASC' : 'DESC';
-    const total = await q.query<{ n: number | string }>(`SELECT count(*)::int AS n FROM audit_log ${w}`, params);
-    const { rows } = await q.query<AuditRow>(
+    const total = await this.db.query<{ n: number | string }>(`SELECT count(*)::int AS n FROM audit_log ${w}`, params);
+    const { rows } = await this.db.query<AuditRow>(
       `SELECT ${COLUMNS} FROM audit_log ${w} ORDER BY seq ${order} LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
       [...params, page.limit, page.offset],
     );

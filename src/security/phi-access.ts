@@ -91,9 +91,9 @@ function groupResources(items: Array<{ key: string; id: string; entry: AuditEntr
 }
 
 /** One PHI field write to audit (task parameters on creation, results on completion). */
-export interface PhiWriteItem { actor: AuditActor; resource_type: string; resource_id: string; fields: string[]; classification: string }
+interface PhiWriteItem { actor: AuditActor; resource_type: string; resource_id: string; fields: string[]; classification: string }
 
-/** The grouped entries of `writes`: one per actor, resource type, fields and classification. */
+/** The grouped entries of `prepareWrites`: one per actor, resource type, fields and classification. */
 function writeEntries(action: 'create' | 'update', items: PhiWriteItem[], requestId: string | null): AuditEntryInput[] {
   return groupResources(items.filter((i) => requiresEncryption(classificationOf(i.classification))).map((i) => ({
     key: `${principalOf(i.actor)}|${i.resource_type}|${i.fields.join(',')}|${i.classification}`,
@@ -179,29 +179,23 @@ export class PhiAccessLog {
   }
 
   /**
-   * Audits writes of PHI (task parameters on creation, results on completion) in the caller's
-   * transaction, so a failed audit write fails the write. Items with the same actor, resource
-   * type, fields and classification share one chained entry naming all of them
-   * (`resource_ids`): a batch of 1,000 creates — or a group of results from several agents — is
-   * one append, with one entry per actor.
+   * Audits writes of PHI (task parameters on creation) with the caller's own rows: returns the
+   * entries for the caller to insert in the same statement (`pendingAuditSelect`), so a failed
+   * audit write fails the write. Items with the same actor, resource type, fields and
+   * classification share one chained entry naming all of them (`resource_ids`): a batch of 1,000
+   * creates is one entry per creator.
    */
-  async writes(q: Queryable, action: 'create' | 'update', items: PhiWriteItem[], requestId: string | null = null): Promise<void> {
-    const groups = writeEntries(action, items, requestId);
-    if (groups.length) await this.audit.append(q, groups);
-  }
-
-  /** What `writes` appends, for a caller that inserts it with its own rows in one statement (`pendingAuditSelect`). */
   prepareWrites(action: 'create' | 'update', items: PhiWriteItem[], requestId: string | null = null): PendingAudit {
     return this.audit.prepare(writeEntries(action, items, requestId));
   }
 
   /**
-   * `writes` for PHI writes made by agents inside one statement (the results a batch statement
+   * `prepareWrites` for PHI writes made by agents inside one statement (the results a batch statement
    * actually recorded, known only inside it): a data-modifying CTE body that inserts into
-   * `audit_pending` one entry per agent and classification — the entries `writes` would append
+   * `audit_pending` one entry per agent and classification — the entries `prepareWrites` would give
    * for the rows of `source` (a relation with `agent_id`, `task_id` and `data_classification`;
    * at most 1,000 rows, the most one entry names). `param` binds a value and returns its
-   * placeholder. Only `phi` and `restricted` rows are audited, as by `writes`.
+   * placeholder. Only `phi` and `restricted` rows are audited, as by `prepareWrites`.
    */
   agentWritesSql(action: 'update', source: string, resourceType: string, fields: string[], param: (value: unknown) => string): string {
     this.audit.noteAppended();

@@ -62,7 +62,7 @@ export interface Reservation extends TaskAssignment {
 
 export interface AssignmentEngineOptions {
   defaultStrategy: Strategy;
-  /** Max tasks locked per round. */
+  /** Max tasks leased per round. */
   batchSize?: number;
   /** Priority points gained per minute of waiting (aging), capped at `agingCap`. */
   agingPerMinute?: number;
@@ -223,7 +223,7 @@ export class AssignmentEngine {
     const picked: SlotState[] = [];
     const pairs: Array<{ task_id: string; agent_id: string }> = [];
     for (const t of tasks) {
-      const slot = this.pick(this.candidatesFor(t.caps), (t.strategy as Strategy | null) ?? this.opts.defaultStrategy);
+      const slot = this.pickFor(t.caps, t.strategy);
       if (slot) {
         picked.push(slot);
         pairs.push({ task_id: t.id, agent_id: slot.agent_id });
@@ -235,20 +235,10 @@ export class AssignmentEngine {
       AssignmentEngine.unreserve(picked);
       return;
     }
-    const delivered: Array<{ slot: SlotState; task: DeliveredTask }> = [];
-    try {
-      // Leased only while still pending: a task another process took meanwhile is left out.
-      for (const r of await this.lease(this.db, pairs, null)) {
-        const slot = this.slots.get(r.assigned_agent!);
-        if (slot) delivered.push({ slot, task: this.toDelivered(r) });
-      }
-    } catch (err) {
+    await this.leasePicked(pairs, picked).catch((err: unknown) => {
       this.opts.onError?.(err);
       this.trigger();
-    } finally {
-      AssignmentEngine.unreserve(picked);
-    }
-    this.handOut(delivered);
+    });
   }
 
   /** Resolves once no dispatch round is running or pending (tests, shutdown). */
@@ -377,8 +367,31 @@ export class AssignmentEngine {
     return slot;
   }
 
+  /** `pick` among the capable slots with room, by the task's strategy (else the default). */
+  private pickFor(caps: string[], strategy: string | null, onlyAgent?: string): SlotState | null {
+    return this.pick(this.candidatesFor(caps, onlyAgent), (strategy as Strategy | null) ?? this.opts.defaultStrategy);
+  }
+
   private static unreserve(picked: Iterable<SlotState>): void {
     for (const s of picked) s.reserved--;
+  }
+
+  /**
+   * Leases picked pairs (only tasks still pending: a task another process took meanwhile is
+   * left out), frees the picks and hands out what was leased. Returns how many were leased.
+   */
+  private async leasePicked(pairs: Array<{ task_id: string; agent_id: string }>, picked: SlotState[]): Promise<number> {
+    const delivered: Array<{ slot: SlotState; task: DeliveredTask }> = [];
+    try {
+      for (const r of await this.lease(this.db, pairs, null)) {
+        const slot = this.slots.get(r.assigned_agent!);
+        if (slot) delivered.push({ slot, task: this.toDelivered(r) });
+      }
+    } finally {
+      AssignmentEngine.unreserve(picked); // the leases written now count through handOut, right below
+    }
+    this.handOut(delivered);
+    return delivered.length;
   }
 
   /** One round over every available slot. Returns true when the batch was full (more may wait). */
@@ -391,43 +404,29 @@ export class AssignmentEngine {
     const capacity = avail.reduce((n, s) => n + (s.max - load(s)), 0);
     const want = Math.min(limit, capacity);
     const ask = Math.max(want * 2, want + 10);
-    const delivered: Array<{ slot: SlotState; task: DeliveredTask }> = [];
+    // Read the queue without locking it, pick, then lease: the lease statement locks the rows
+    // and takes only those still pending, so two processes picking the same task lease it once
+    // (the other gets fewer rows back). Two autocommitted statements, no transaction around them.
+    const { rows } = await this.db.query<Pick<TaskRow, 'task_id' | 'required_capabilities' | 'strategy'>>(
+      `SELECT task_id, required_capabilities, strategy FROM tasks
+       WHERE status = 'pending' AND pending_deps = 0 AND required_capabilities <@ $1::text[]
+       ORDER BY priority + LEAST(extract(epoch FROM (now() - created_at)) / 60 * $3, $4) DESC, deadline ASC NULLS LAST, created_at
+       LIMIT $2`,
+      [capUnion, ask, this.opts.agingPerMinute ?? 1, this.opts.agingCap ?? 5]);
+    const pairs: Array<{ task_id: string; agent_id: string }> = [];
     const picked: SlotState[] = [];
-    let locked: number;
-    try {
-      // Read the queue without locking it, pick, then lease: the lease statement locks the rows
-      // and takes only those still pending, so two processes picking the same task lease it once
-      // (the other gets fewer rows back). Two autocommitted statements, no transaction around them.
-      const aging = this.opts.agingPerMinute ?? 1;
-      const cap = this.opts.agingCap ?? 5;
-      const { rows } = await this.db.query<Pick<TaskRow, 'task_id' | 'required_capabilities' | 'strategy'>>(
-        `SELECT task_id, required_capabilities, strategy FROM tasks
-         WHERE status = 'pending' AND pending_deps = 0 AND required_capabilities <@ $1::text[]
-         ORDER BY priority + LEAST(extract(epoch FROM (now() - created_at)) / 60 * $3, $4) DESC, deadline ASC NULLS LAST, created_at
-         LIMIT $2`,
-        [capUnion, ask, aging, cap]);
-      locked = rows.length;
-      const pairs: Array<{ task_id: string; agent_id: string }> = [];
-      for (const t of rows) {
-        if (pairs.length >= want) break;
-        const slot = this.pick(this.candidatesFor(t.required_capabilities, onlyAgent), (t.strategy as Strategy | null) ?? this.opts.defaultStrategy);
-        if (!slot) continue;
-        picked.push(slot);
-        pairs.push({ task_id: t.task_id, agent_id: slot.agent_id });
-      }
-      if (coversAll && rows.length < ask && pairs.length === rows.length) this.queued = false; // saw all, placed all
-      if (pairs.length) {
-        for (const r of await this.lease(this.db, pairs, null)) {
-          delivered.push({ slot: this.slots.get(r.assigned_agent!)!, task: this.toDelivered(r) });
-        }
-        // Taken by another process meanwhile: what it left may still be waiting.
-        if (delivered.length < pairs.length) this.queued = true;
-      }
-    } finally {
-      AssignmentEngine.unreserve(picked); // the leases written now count through handOut, right below
+    for (const t of rows) {
+      if (pairs.length >= want) break;
+      const slot = this.pickFor(t.required_capabilities, t.strategy, onlyAgent);
+      if (!slot) continue;
+      picked.push(slot);
+      pairs.push({ task_id: t.task_id, agent_id: slot.agent_id });
     }
-    this.handOut(delivered);
-    return delivered.length > 0 && locked >= want && want === limit;
+    if (coversAll && rows.length < ask && pairs.length === rows.length) this.queued = false; // saw all, placed all
+    if (!pairs.length) return false;
+    const leased = await this.leasePicked(pairs, picked);
+    if (leased < pairs.length) this.queued = true; // taken by another process meanwhile: what it left may still be waiting
+    return leased > 0 && rows.length >= want && want === limit;
   }
 
   /**
@@ -441,7 +440,7 @@ export class AssignmentEngine {
     const picks = new Map<string, SlotState>();
     for (const t of tasks) {
       if (t.dependencies.length) continue;
-      const slot = this.pick(this.candidatesFor(t.required_capabilities), (t.strategy as Strategy | null) ?? this.opts.defaultStrategy);
+      const slot = this.pickFor(t.required_capabilities, t.strategy);
       if (slot) picks.set(t.task_id, slot);
     }
     if (!picks.size) return null;
@@ -480,8 +479,9 @@ export class AssignmentEngine {
   }
 
   /**
-   * Leases locked pending tasks to agents (the attempt bump is the fencing token) and records
-   * the history entries, in one statement. Returns what the deliveries need.
+   * Leases pending tasks to agents (the attempt bump is the fencing token) and records the
+   * history entries, in one statement; a task no longer pending is left out. Returns what the
+   * deliveries need.
    */
   private async lease(q: Queryable, unordered: Array<{ task_id: string; agent_id: string }>, reason: string | null): Promise<DeliveryRow[]> {
     // The statement locks in input order (one lookup per pair): task_id order, like every batch.
@@ -562,7 +562,7 @@ export class AssignmentEngine {
         if (row.status !== 'pending') throw new AppError('INVALID_STATUS_TRANSITION', `A ${row.status} task cannot be delegated.`, { details: { from: row.status, to: 'assigned' } });
         if (row.pending_deps > 0) return null;
         if (agentId && !this.slots.has(agentId)) return null;
-        const slot = this.pick(this.candidatesFor(row.required_capabilities, agentId), strategy ?? (row.strategy as Strategy | null) ?? this.opts.defaultStrategy);
+        const slot = this.pickFor(row.required_capabilities, strategy ?? row.strategy, agentId);
         if (!slot) return null;
         picked = slot;
         const [r] = await this.lease(q, [{ task_id: row.task_id, agent_id: slot.agent_id }], 'delegated');

@@ -70,6 +70,9 @@ export class TaskService {
   private readonly singleCreates = new MicroBatcher<{ task: NewTask; creator: Principal }, (TaskRow & { queue_position: number }) | Error>((items) => this.createGroup(items), { maxSize: 200, maxInFlight: 4 });
   private readonly acceptances = new MicroBatcher<{ taskId: string; agentId: string; attempt: number | null }, AcceptOutcome>((items) => this.acceptBatch(items), { maxSize: 500, maxInFlight: 4 });
   private readonly completions = new MicroBatcher<CompletionInput, CompletionRow | null>((items) => this.completeBatch(items), { maxSize: 500, maxInFlight: 4 });
+  /** Delivery acks not yet written as accepts, by task (`acknowledgeDelivery`). */
+  private readonly held = new Map<string, { agentId: string; attempt: number }>();
+  private heldTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly db: Db,
@@ -371,9 +374,6 @@ export class TaskService {
       for (const [id, h] of due) this.acceptLease(id, h.agentId, h.attempt).catch(() => {});
     }, ACCEPT_HOLD_MS);
   }
-
-  private readonly held = new Map<string, { agentId: string; attempt: number }>();
-  private heldTimer: NodeJS.Timeout | undefined;
 
   /**
    * assigned → running, batched with concurrent acceptances; answers only what the socket ack

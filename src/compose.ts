@@ -8,7 +8,7 @@ import path from 'node:path';
 import { EventBus, newId } from './core/index.ts';
 import type { Config } from './config/index.ts';
 import { createLogger, Metrics, type Logger } from './observability/index.ts';
-import { migrate, openDb, pendingMigrations, type Db } from './store/index.ts';
+import { TableMaintenance, migrate, openDb, pendingMigrations, type Db } from './store/index.ts';
 import { createCoordination, LeaderElector, socketIoAdapterFor, StoreWatch, type Coordination } from './coordination/index.ts';
 import { AuditLog, BlindIndex, BreachDetector, EnrollmentTokens, FieldCipher, KeyRing, KeyRotation, MfaService, PhiAccessLog, RetentionJob, SecurityAlerts, loadOrCreateMasterKeyFile, longestTokenLifetime } from './security/index.ts';
 import { ApiKeys, SyncedRevocationList, PasswordHasher, PrincipalState, SigningKeys, TokenService, UserService } from './auth/index.ts';
@@ -238,6 +238,19 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       retaining = false;
     }
   };
+  // Queue tables vacuumed by the leader where autovacuum does not run (PGlite, or turned off).
+  const maintenance = new TableMaintenance(db, { tables: ['tasks', 'audit_pending'] });
+  // PGlite keeps no statistics: count task changes here (each rewrites a row; one process).
+  const offMaintenanceCount = db.kind === 'pglite' ? bus.onAny((name) => { if (name.startsWith('task:')) maintenance.note(1); }) : () => {};
+  let vacuumTimer: NodeJS.Timeout | undefined;
+  const vacuum = async () => {
+    try {
+      const done = await maintenance.run();
+      if (done.length) logger.debug({ vacuumed: done }, 'vacuumed queue tables');
+    } catch (err) {
+      logger.warn({ err }, 'vacuum failed');
+    }
+  };
   const elector = new LeaderElector(coord, {
     name: 'mcp:leader', ownerId, ttlMs: Math.max(3000, cfg.tasks.sweep_interval_ms * 5),
     onElected: (token) => {
@@ -247,6 +260,10 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       sweepTimer.unref();
       retentionTimer = setInterval(() => void retain(), cfg.retention.interval_ms);
       retentionTimer.unref();
+      if (cfg.store.vacuum_interval_ms > 0) {
+        vacuumTimer = setInterval(() => void vacuum(), cfg.store.vacuum_interval_ms);
+        vacuumTimer.unref();
+      }
       keys.startJob(); // re-encryption after a field-key rotation (resumes an interrupted one)
     },
     onDemoted: () => {
@@ -255,6 +272,8 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       sweepTimer = undefined;
       if (retentionTimer) clearInterval(retentionTimer);
       retentionTimer = undefined;
+      if (vacuumTimer) clearInterval(vacuumTimer);
+      vacuumTimer = undefined;
     },
   });
   await elector.start();
@@ -305,6 +324,8 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       stopped = true;
       if (sweepTimer) clearInterval(sweepTimer);
       if (retentionTimer) clearInterval(retentionTimer);
+      if (vacuumTimer) clearInterval(vacuumTimer);
+      offMaintenanceCount();
       detachAlerts();
       await storeWatch.stop().catch(() => {});
       await elector.stop().catch(() => {});

@@ -215,11 +215,15 @@ const CHAIN_DELAY_MS = 100;
 /** Moves pending entries (ids in chain order) into audit_log with their links, and the head. */
 const CHAIN_INSERT = `WITH h AS (UPDATE audit_head SET hash = $4 WHERE id)
   INSERT INTO audit_log (audit_id, ts, at, actor, action, resource_type, resource_id, resource_ids, fields, data_classification, outcome, request_id, risk_level, prev_hash, hash)
-  SELECT (b ->> 'audit_id')::uuid, b ->> 'timestamp', (b ->> 'timestamp')::timestamptz, b -> 'actor', b ->> 'action', b ->> 'resource_type', b ->> 'resource_id',
-    CASE WHEN jsonb_typeof(b -> 'resource_ids') = 'array' THEN (SELECT array_agg(r) FROM jsonb_array_elements_text(b -> 'resource_ids') AS r) END, b -> 'fields', b ->> 'data_classification', b ->> 'outcome',
-    b ->> 'request_id', b ->> 'risk_level', x.prev_hash, x.hash
+  SELECT b.audit_id, b."timestamp", b."timestamp"::timestamptz, b.actor, b.action, b.resource_type, b.resource_id,
+    CASE WHEN jsonb_typeof(b.resource_ids) = 'array' THEN (SELECT array_agg(r) FROM jsonb_array_elements_text(b.resource_ids) AS r) END, b.fields, b.data_classification, b.outcome,
+    b.request_id, b.risk_level, x.prev_hash, x.hash
   FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY AS x(id, prev_hash, hash, n)
-  JOIN audit_pending p ON p.id = x.id CROSS JOIN LATERAL (SELECT p.body::jsonb AS b) AS j
+  JOIN audit_pending p ON p.id = x.id
+  -- The body is parsed once per row: a function in FROM runs once, where \`p.body::jsonb ->> …\`
+  -- in the select list parsed it again for every field (a third of the chainer's time).
+  CROSS JOIN LATERAL jsonb_to_record(p.body::jsonb) AS b(audit_id uuid, "timestamp" text, actor jsonb, action text, resource_type text, resource_id text,
+    resource_ids jsonb, fields jsonb, data_classification text, outcome text, request_id text, risk_level text)
   ORDER BY x.n`;
 
 export class AuditLog {

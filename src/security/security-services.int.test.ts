@@ -140,6 +140,17 @@ for (const engine of engines()) {
         expect(last2.map((e) => e.audit_id)).toEqual(appended.map((e) => e.audit_id));
         expect(last2[1]!.prev_hash).toBe(last2[0]!.hash);
         expect((await audit.verify()).ok).toBe(true);
+        // The delete rule holds for the whole statement (checked once per DELETE, migration 0009):
+        // a pending row whose entry is in the chain may go, but not together with one that is not.
+        const [unchained] = await audit.append(t.db, [entry('read')]);
+        await t.db.query(`INSERT INTO audit_pending (audit_id, body) VALUES ($1::uuid, '{}')`, [appended[0]!.audit_id]);
+        await expect(t.db.query('DELETE FROM audit_pending')).rejects.toThrow(/append-only/);
+        expect(await pending()).toEqual([unchained!.audit_id, appended[0]!.audit_id]);
+        await t.db.query('DELETE FROM audit_pending WHERE audit_id = $1::uuid', [appended[0]!.audit_id]);
+        expect(await pending()).toEqual([unchained!.audit_id]);
+        await audit.flush();
+        expect(await pending()).toEqual([]);
+        expect((await audit.verify()).ok).toBe(true);
       }));
 
       it('chains in the background once started, including what another process appended', () => track(async () => {

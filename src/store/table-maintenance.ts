@@ -1,0 +1,94 @@
+/**
+ * Vacuums the store's churning tables when nothing else does. A task row is rewritten several
+ * times in its life (pending → assigned → completed) and `audit_pending` rows are deleted once
+ * chained: each change leaves a dead row version and dead index entries behind. Until a VACUUM
+ * removes them, the partial index of pending tasks keeps entries for every task that ever
+ * waited, and each statement reading it (queue positions, dispatch rounds) visits their heap
+ * rows: measured, a create's statement went from 0.14 ms to 2 ms once 20,000 tasks had passed
+ * through the queue (docs/benchmarks.md).
+ *
+ * PostgreSQL's autovacuum does this when it is on (migration 0009 makes it eager on these
+ * tables). PGlite has no autovacuum, and a server may run with it off: then the leader runs
+ * VACUUM itself once a table holds enough dead rows — read from PostgreSQL's statistics (they
+ * count every process's changes), or on PGlite (one process, no statistics) from the changes
+ * this process noted.
+ */
+import type { Db } from './db.ts';
+
+export interface TableMaintenanceOptions {
+  /** Tables to keep vacuumed (unqualified: the connection's schema). */
+  tables: readonly string[];
+  /** A table is vacuumed once it holds at least this many dead rows… */
+  minDeadRows?: number;
+  /** …and at least this fraction of its live rows (a vacuum scans every index in full). */
+  deadFraction?: number;
+}
+
+export interface VacuumReport {
+  table: string;
+  dead_rows: number;
+  ms: number;
+}
+
+const MIN_DEAD_ROWS = 5000;
+const DEAD_FRACTION = 0.1;
+
+export class TableMaintenance {
+  readonly #tables: readonly string[];
+  readonly #minDead: number;
+  readonly #fraction: number;
+  /** PGlite: row changes noted since the last vacuum (applies to every table). */
+  #noted = 0;
+  #running = false;
+
+  constructor(private readonly db: Db, opts: TableMaintenanceOptions) {
+    for (const t of opts.tables) if (!/^[a-z_][a-z0-9_]*$/.test(t)) throw new Error(`not a table name: ${t}`);
+    this.#tables = opts.tables;
+    this.#minDead = opts.minDeadRows ?? MIN_DEAD_ROWS;
+    this.#fraction = opts.deadFraction ?? DEAD_FRACTION;
+  }
+
+  /** Counts row changes made by this process (used on PGlite, which keeps no statistics). */
+  note(changes: number): void {
+    this.#noted += changes;
+  }
+
+  /**
+   * One pass: vacuums each table that needs it, unless autovacuum runs on this server. Returns
+   * what it vacuumed. A pass already running makes this one a no-op.
+   */
+  async run(): Promise<VacuumReport[]> {
+    if (this.#running) return [];
+    this.#running = true;
+    try {
+      const order = (t: string) => this.#tables.indexOf(t);
+      const due = (await this.#due()).sort((a, b) => order(a.table) - order(b.table));
+      const out: VacuumReport[] = [];
+      for (const { table, dead } of due) {
+        const t0 = performance.now();
+        await this.db.exec(`VACUUM ${table}`);
+        out.push({ table, dead_rows: dead, ms: Math.round(performance.now() - t0) });
+      }
+      if (this.db.kind === 'pglite' && due.length) this.#noted = 0;
+      return out;
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  async #due(): Promise<Array<{ table: string; dead: number }>> {
+    if (this.db.kind === 'pglite') {
+      if (this.#noted < this.#minDead) return [];
+      const { rows } = await this.db.query<{ table: string; live: number }>(
+        `SELECT relname AS table, GREATEST(reltuples, 0)::float8 AS live FROM pg_class
+         WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r' AND relname = ANY($1::text[])`, [this.#tables]);
+      return rows.filter((r) => this.#noted >= this.#fraction * r.live).map((r) => ({ table: r.table, dead: this.#noted }));
+    }
+    const { rows } = await this.db.query<{ table: string; dead: number; live: number; autovacuum: boolean }>(
+      `SELECT s.relname AS table, s.n_dead_tup::float8 AS dead, s.n_live_tup::float8 AS live,
+         current_setting('autovacuum')::boolean AND COALESCE(NOT ('autovacuum_enabled=false' = ANY(c.reloptions)), true) AS autovacuum
+       FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+       WHERE s.schemaname = current_schema() AND s.relname = ANY($1::text[])`, [this.#tables]);
+    return rows.filter((r) => !r.autovacuum && r.dead >= this.#minDead && r.dead >= this.#fraction * r.live).map((r) => ({ table: r.table, dead: r.dead }));
+  }
+}

@@ -137,19 +137,19 @@ export class PhiAccessLog {
   }
 
   /**
-   * Audits a read in a transaction of its own, grouped with concurrent reads (one chained
-   * insert and one commit per group instead of one per request, since the chain serialises
-   * appends). Resolves only once the entry is committed; throws when it cannot be written, so
-   * the caller fails instead of disclosing unaudited. Then counts it like `read`.
+   * Audits a read, grouped with concurrent reads (one insert and one commit per group: an
+   * append is a single statement, so it needs no transaction). Resolves only once the entry is
+   * committed; throws when it cannot be written, so the caller fails instead of disclosing
+   * unaudited. Then counts it like `read` — without making the caller wait for the count.
    */
   async readCommitted(ctx: AuditContext, input: PhiReadInput): Promise<void> {
     await this.#reads.submit({ ctx, input });
     const classification = classificationOf(String(input.classification));
-    if (input.unmasked !== false && requiresEncryption(classification)) await this.count(principalOf(ctx.actor), input.count ?? 1);
+    if (input.unmasked !== false && requiresEncryption(classification)) this.#countSoon(principalOf(ctx.actor), input.count ?? 1);
   }
 
   readonly #reads = new MicroBatcher<{ ctx: AuditContext; input: PhiReadInput }, void>(async (items) => {
-    await this.db.transaction((q) => this.audit.append(q, items.map(({ ctx, input }) => ({
+    await this.audit.append(this.db, items.map(({ ctx, input }) => ({
       actor: ctx.actor,
       action: 'read',
       resource_type: input.resource_type,
@@ -158,9 +158,25 @@ export class PhiAccessLog {
       data_classification: classificationOf(String(input.classification)),
       outcome: 'success' as const,
       request_id: ctx.request_id ?? null,
-    }))));
+    })));
     return items.map(() => undefined);
   }, { maxSize: 500, maxInFlight: 1 });
+
+  /** Reads to count for the bulk-read rule, summed per principal over a turn of the event loop. */
+  #toCount = new Map<string, number>();
+  #counting: Promise<void> | null = null;
+
+  /** Counts reads once per turn and principal (one coordination call for a burst of reads). */
+  #countSoon(principal: string, n: number): void {
+    this.#toCount.set(principal, (this.#toCount.get(principal) ?? 0) + n);
+    if (this.#counting) return;
+    this.#counting = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+      const counts = this.#toCount;
+      this.#toCount = new Map();
+      this.#counting = null;
+      await Promise.all([...counts].map(([p, k]) => this.count(p, k)));
+    });
+  }
 
   /** Audits a read inside `q` (throws when the entry cannot be written), then counts it. */
   async read(q: Queryable, ctx: AuditContext, input: PhiReadInput): Promise<void> {
@@ -272,8 +288,9 @@ export class PhiAccessLog {
     this.#timer.unref();
   }
 
-  /** Writes the buffered delivery entries now (one transaction per batch of `maxBatch`). */
+  /** Writes the buffered delivery entries now (one statement per batch of `maxBatch`), after the read counts due. */
   async flush(): Promise<void> {
+    await this.#counting;
     while (this.#flushing) await this.#flushing;
     if (this.#buffer.length === 0) return;
     const run = async () => {

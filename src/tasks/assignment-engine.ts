@@ -24,6 +24,7 @@ import { STRATEGIES, type Strategy } from '../contracts/tasks.ts';
 import type { DeliveredTask } from '../contracts/views.ts';
 import type { TaskAssignment, TaskRepository, TaskRow } from './task-repository.ts';
 import { pickAgent, type Candidate } from './strategies.ts';
+import { readQueueHead } from './queue-head.ts';
 
 export type { DeliveredTask } from '../contracts/views.ts';
 
@@ -407,12 +408,7 @@ export class AssignmentEngine {
     // Read the queue without locking it, pick, then lease: the lease statement locks the rows
     // and takes only those still pending, so two processes picking the same task lease it once
     // (the other gets fewer rows back). Two autocommitted statements, no transaction around them.
-    const { rows } = await this.db.query<Pick<TaskRow, 'task_id' | 'required_capabilities' | 'strategy'>>(
-      `SELECT task_id, required_capabilities, strategy FROM tasks
-       WHERE status = 'pending' AND pending_deps = 0 AND required_capabilities <@ $1::text[]
-       ORDER BY priority + LEAST(extract(epoch FROM (now() - created_at)) / 60 * $3, $4) DESC, deadline ASC NULLS LAST, created_at
-       LIMIT $2`,
-      [capUnion, ask, this.opts.agingPerMinute ?? 1, this.opts.agingCap ?? 5]);
+    const rows = await readQueueHead(this.db, capUnion, ask, { perMinute: this.opts.agingPerMinute ?? 1, cap: this.opts.agingCap ?? 5 });
     const pairs: Array<{ task_id: string; agent_id: string }> = [];
     const picked: SlotState[] = [];
     for (const t of rows) {

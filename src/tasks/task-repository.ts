@@ -141,7 +141,7 @@ export class TaskRepository {
       ? `, free AS MATERIALIZED (
          SELECT k.agent_caps FROM (SELECT DISTINCT agent_caps FROM x WHERE agent IS NOT NULL) AS k
          WHERE NOT EXISTS (SELECT 1 FROM tasks p WHERE p.status = 'pending' AND p.pending_deps = 0
-           AND p.required_capabilities <@ ARRAY(SELECT jsonb_array_elements_text(k.agent_caps)) ORDER BY p.priority DESC, p.created_at LIMIT 1)
+           AND p.required_capabilities <@ ARRAY(SELECT jsonb_array_elements_text(k.agent_caps)))
        )`
       : '';
     const leased = assign ? 'x.agent IS NOT NULL AND x.agent_caps IN (SELECT agent_caps FROM free)' : 'false';

@@ -74,6 +74,16 @@ export function defineCoordinationContract(label: string, newSpace: () => Promis
         expect(other.messages).toEqual(a === b ? [{ n: 2 }] : [{ n: 1 }, { n: 2 }]);
       });
 
+      it('tells the publisher how many other handles subscribe to the channel', async () => {
+        expect(await a.publish('census', 0)).toBe(0); // nobody
+        const own = await listen(a, 'census');
+        expect(await a.publish('census', 1)).toBe(0); // only this handle
+        const other = await listen(b, 'census');
+        // In-process every open() is the same handle: still nobody else.
+        expect(await a.publish('census', 2)).toBe(a === b ? 0 : 1);
+        expect(await waitFor(() => own.messages.length === 2 && other.messages.length === 1)).toBe(true);
+      });
+
       it('delivers JSON messages, in order, as fresh copies, to every subscriber of the channel', async () => {
         const one = await listen(a, 'events');
         const two = await listen(a, 'events');

@@ -49,8 +49,12 @@ export interface Coordination {
    * nudge, never as the only record of a fact. With `{ echo: false }` the subscribers of this
    * handle itself are skipped (the publisher already acted on the message locally) and only
    * other processes' handles get it — without decoding it here.
+   *
+   * Resolves to how many other handles (processes) subscribe to `channel`, as counted when the
+   * message was delivered: 0 in-process, where every `open()` is one handle. A publisher may use
+   * it to learn that nobody else listens.
    */
-  publish(channel: string, message: unknown, options?: PublishOptions): Promise<void>;
+  publish(channel: string, message: unknown, options?: PublishOptions): Promise<number>;
   /**
    * Registers `handler` for `channel`. Once the returned promise resolves, messages published
    * afterwards (from any process) reach the handler, each as a fresh deserialised copy.

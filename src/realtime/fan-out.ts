@@ -16,6 +16,11 @@
  * the store is unreachable the seq falls back to a per-process counter (subscribers may then
  * see a repeated or out-of-order seq — the signal to re-read over REST, as after any gap) and
  * remote sockets miss the batch (pub/sub is at-most-once).
+ *
+ * A process alone on the channel (one server using Redis) does not publish: each publish says
+ * how many other processes listen, and while none does, batches stay local, with one publish a
+ * second as a probe. A process announces itself when it starts (an empty batch), and any batch
+ * received from another process means someone listens again.
  */
 import type { Namespace } from 'socket.io';
 import type { DomainEventName, EventBus } from '../core/index.ts';
@@ -30,6 +35,8 @@ import type { Coordination, Unsubscribe } from '../coordination/index.ts';
 const SEQ_WINDOW_MS = 10 * 60 * 1000;
 /** Coordination channel carrying event batches between processes. */
 export const EVENTS_CHANNEL = 'realtime:events';
+/** How often a process that believes itself alone publishes anyway, to find new listeners. */
+const PEER_PROBE_MS = 1000;
 
 export const rooms = {
   task: (id: string) => `task:${id}`,
@@ -73,6 +80,9 @@ export class FanOut {
   private chain: Promise<void> = Promise.resolve();
   private seqFailing = false;
   private publishFailing = false;
+  /** Whether another process listened at the last publish (or has published since). */
+  private othersListen = true;
+  private lastPublishAt = 0;
 
   constructor(
     private readonly nsp: Namespace,
@@ -100,12 +110,27 @@ export class FanOut {
     });
     if (this.coord?.kind !== 'redis') return;
     this.unsubscribe = await this.coord.subscribe(EVENTS_CHANNEL, (m) => {
+      this.othersListen = true; // another process published: it listens too
       const batch = m as Batch | null;
       if (!batch || !Array.isArray(batch.events)) return;
       for (const e of batch.events) this.emitLocal(e);
     }).catch((err: unknown) => {
       this.onError?.(err, 'cross-process events unavailable');
       return undefined;
+    });
+    // Tells the processes already running that this one listens (and learns whether they do).
+    if (this.unsubscribe) await this.publish(this.coord, []);
+  }
+
+  /** Publishes a batch for the other processes, and notes whether any of them listens. */
+  private async publish(coord: Coordination, events: Outgoing[]): Promise<void> {
+    this.lastPublishAt = Date.now();
+    await coord.publish(EVENTS_CHANNEL, { events } satisfies Batch, { echo: false }).then((others) => {
+      this.publishFailing = false;
+      this.othersListen = others > 0;
+    }, (err: unknown) => {
+      if (!this.publishFailing) this.onError?.(err, 'cross-process events unavailable; remote sockets miss events until the store is back');
+      this.publishFailing = true;
     });
   }
 
@@ -134,12 +159,9 @@ export class FanOut {
       events.forEach((e, i) => { e.seq = n[i]; });
       for (const e of events) this.emitLocal(e);
       if (coord.kind !== 'redis') return;
-      await coord.publish(EVENTS_CHANNEL, { events } satisfies Batch, { echo: false }).then(() => {
-        this.publishFailing = false;
-      }, (err: unknown) => {
-        if (!this.publishFailing) this.onError?.(err, 'cross-process events unavailable; remote sockets miss events until the store is back');
-        this.publishFailing = true;
-      });
+      // Alone on the channel: keep the batch local, but probe now and then for new listeners.
+      if (!this.othersListen && Date.now() - this.lastPublishAt < PEER_PROBE_MS) return;
+      await this.publish(coord, events);
     }).catch(() => undefined);
   }
 

@@ -14,7 +14,9 @@
  * runs a round when it hears one. Releases of leases held by an agent served elsewhere
  * (a REST result or a cancel handled here) go out on `engine:release` so that process frees the
  * slot. Pub/sub is at-most-once, so a periodic safety-net round catches any lost wake-up (and
- * a Redis outage); correctness never depends on a message arriving — only latency does.
+ * a Redis outage); correctness never depends on a message arriving — only latency does. A
+ * process alone on the channel sends a wake-up only once a second (a probe for new processes,
+ * which announce themselves when they connect).
  */
 import { randomUUID } from 'node:crypto';
 import { AppError, NotFoundError, isUuid, type EventBus } from '../core/index.ts';
@@ -98,6 +100,8 @@ interface DelegateReply {
   error: { code: string; message: string; details?: Record<string, unknown> } | null;
 }
 
+/** How often a process that believes itself alone sends a wake-up anyway, to find new processes. */
+const PEER_PROBE_MS = 1000;
 /** How long a forwarded delegate waits for the serving process by default (then the task stays queued). */
 const DELEGATE_FORWARD_MS = 3000;
 
@@ -125,6 +129,9 @@ export class AssignmentEngine {
   private coord: Coordination | undefined;
   private readonly unsubs: Unsubscribe[] = [];
   private wakePending = false;
+  /** Whether another process listened to the last wake-up (or has sent one since). */
+  private othersListen = true;
+  private lastWakeAt = 0;
   /** Descriptions of the tasks the pending wake-up announces (null: a plain wake-up). */
   private wakeTasks: AnnouncedTask[] | null = null;
   /**
@@ -163,6 +170,7 @@ export class AssignmentEngine {
     this.unsubs.push(await coord.subscribe(ENGINE_CHANNELS.wake, (m) => {
       const w = m as WakeMessage | null;
       if (w?.origin === this.instanceId) return;
+      this.othersListen = true; // another process woke us: it listens too
       const tasks = announced(w?.tasks);
       // Nothing known to be waiting here: lease the new tasks directly (one statement, no queue
       // read); otherwise they take their turn in a round.
@@ -183,6 +191,7 @@ export class AssignmentEngine {
       const r = m as DelegateReply | null;
       if (r && r.origin === this.instanceId) this.forwarded.get(r.request_id)?.(r);
     }));
+    this.sendWake(coord, {}); // a plain wake-up: tells the others this process listens (and learns whether they do)
     if (safetyNetMs > 0) {
       this.safetyTimer = setInterval(() => this.trigger(), safetyNetMs);
       this.safetyTimer.unref();
@@ -212,11 +221,21 @@ export class AssignmentEngine {
     this.wakePending = true;
     this.wakeTasks = tasks && tasks.length <= MAX_ANNOUNCED ? tasks : null;
     setImmediate(() => {
-      const msg: WakeMessage = { origin: this.instanceId, ...(this.wakeTasks?.length ? { tasks: this.wakeTasks } : {}) };
+      const tasks = this.wakeTasks;
       this.wakePending = false;
       this.wakeTasks = null;
-      coord.publish(ENGINE_CHANNELS.wake, msg).catch((err: unknown) => this.opts.onError?.(err));
+      // Alone on the channel: nobody to wake, but probe now and then for a new process. (Wake-ups
+      // only save latency: the safety-net rounds find the work anyway.)
+      if (!this.othersListen && Date.now() - this.lastWakeAt < PEER_PROBE_MS) return;
+      this.sendWake(coord, tasks?.length ? { tasks } : {});
     });
+  }
+
+  private sendWake(coord: Coordination, body: Omit<WakeMessage, 'origin'>): void {
+    this.lastWakeAt = Date.now();
+    coord.publish(ENGINE_CHANNELS.wake, { origin: this.instanceId, ...body } satisfies WakeMessage).then((others) => {
+      this.othersListen = others > 0;
+    }, (err: unknown) => this.opts.onError?.(err));
   }
 
   /** New tasks another process announced, leased to agents here that have room, in one statement. */

@@ -60,12 +60,12 @@ export class MemoryCoordination implements Coordination {
     this.#sweeper.unref();
   }
 
-  async publish(channel: string, message: unknown, options?: PublishOptions): Promise<void> {
+  async publish(channel: string, message: unknown, options?: PublishOptions): Promise<number> {
     this.#assertOpen();
-    if (options?.echo === false) return; // every subscriber is this handle's own
+    if (options?.echo === false) return 0; // every subscriber is this handle's own
     const text = encode(message);
     const handlers = this.#channels.get(channel);
-    if (!handlers || handlers.size === 0) return;
+    if (!handlers || handlers.size === 0) return 0;
     // Delivered after publish resolves, each handler with its own copy, as with Redis.
     for (const handler of [...handlers]) {
       setImmediate(() => {
@@ -77,6 +77,7 @@ export class MemoryCoordination implements Coordination {
         }
       });
     }
+    return 0; // in-process, no other handle
   }
 
   async subscribe(channel: string, handler: Handler): Promise<Unsubscribe> {

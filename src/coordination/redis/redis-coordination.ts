@@ -142,11 +142,14 @@ export class RedisCoordination implements Coordination {
     }
   }
 
-  async publish(channel: string, message: unknown, options?: PublishOptions): Promise<void> {
+  async publish(channel: string, message: unknown, options?: PublishOptions): Promise<number> {
     // Wire format: `<origin>\u0001<json>`, origin empty unless the publisher skips its own
     // subscribers. JSON text never holds a raw U+0001 (control characters are escaped).
+    const full = this.#channel(channel);
     const text = `${options?.echo === false ? this.#origin : ''}${ORIGIN_SEP}${encode(message)}`;
-    await this.#run(() => this.#client.publish(this.#channel(channel), text));
+    const receivers = await this.#run(() => this.#client.publish(full, text));
+    // Redis counts subscribed connections, this handle's own subscriber among them.
+    return Math.max(0, receivers - (this.#handlers.get(full)?.size ? 1 : 0));
   }
 
   async subscribe(channel: string, handler: Handler): Promise<Unsubscribe> {

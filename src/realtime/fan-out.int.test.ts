@@ -1,0 +1,93 @@
+/**
+ * Cross-process event batches on Redis: a process alone on the channel keeps its batches local
+ * (one probe a second), finds a new listener by that probe, and hears at once of a process that
+ * announces itself when it starts. Real Redis, real Socket.IO namespaces (no sockets needed).
+ */
+import { randomUUID } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Server } from 'socket.io';
+import { EventBus } from '../core/index.ts';
+import { createCoordination, type Coordination } from '../coordination/index.ts';
+import { EVENTS_CHANNEL, FanOut } from './fan-out.ts';
+
+// eslint-disable-next-line no-restricted-properties -- test input set by test/helpers/global-setup.ts, not configuration
+const redisUrl = process.env.MCP_TEST_REDIS_URL ?? '';
+const tick = () => new Promise<void>((r) => setImmediate(r));
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+describe.skipIf(!redisUrl)('event fan-out across processes', () => {
+  const cleanup: Array<() => Promise<unknown>> = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c().catch(() => {});
+  });
+
+  /** A "process": its coordination handle (publishes counted), bus and fan-out. */
+  async function proc(prefix: string) {
+    const coord = await createCoordination({ redisUrl, keyPrefix: prefix });
+    const published: unknown[] = [];
+    const publish = coord.publish.bind(coord);
+    coord.publish = (channel, message, options) => {
+      if (channel === EVENTS_CHANNEL) published.push(message);
+      return publish(channel, message, options);
+    };
+    const io = new Server();
+    const bus = new EventBus();
+    const fan = new FanOut(io.of('/'), bus, coord);
+    cleanup.push(() => coord.close(), () => fan.stop(), () => io.close());
+    const warn = (n: number) => bus.emit('system:warning', { message: `w${n}`, component: 'test' });
+    return { coord, bus, fan, published, warn };
+  }
+
+  async function listener(prefix: string): Promise<{ coord: Coordination; got: string[] }> {
+    const coord = await createCoordination({ redisUrl, keyPrefix: prefix });
+    cleanup.push(() => coord.close());
+    const got: string[] = [];
+    await coord.subscribe(EVENTS_CHANNEL, (m) => {
+      for (const e of (m as { events: Array<{ payload: { message: string } }> }).events) got.push(e.payload.message);
+    });
+    return { coord, got };
+  }
+
+  it('publishes nothing but its announcement and a probe a second while alone, and finds a new listener by the probe', async () => {
+    const prefix = `t-fan-${randomUUID().slice(0, 8)}:`;
+    const a = await proc(prefix);
+    await a.fan.start();
+    expect(a.published).toEqual([{ events: [] }]); // the announcement: nobody answered
+    for (let i = 0; i < 5; i++) {
+      a.warn(i);
+      await tick();
+      await tick();
+    }
+    await sleep(50);
+    expect(a.published).toHaveLength(1); // alone, less than a second after the announcement
+    const b = await listener(prefix);
+    // Within a probe period the listener is found; every batch after that reaches it.
+    const deadline = Date.now() + 3000;
+    let n = 5;
+    while (!b.got.length && Date.now() < deadline) {
+      a.warn(n++);
+      await sleep(50);
+    }
+    expect(b.got.length).toBeGreaterThan(0);
+    a.warn(1000);
+    await sleep(100);
+    expect(b.got.at(-1)).toBe('w1000');
+  });
+
+  it('hears at once of a process that starts and announces itself', async () => {
+    const prefix = `t-fan-${randomUUID().slice(0, 8)}:`;
+    const a = await proc(prefix);
+    await a.fan.start();
+    a.warn(1);
+    await sleep(20);
+    const sent = a.published.length; // the announcement (and maybe one probe)
+    const b = await proc(prefix);
+    await b.fan.start(); // announces itself: a hears it
+    await sleep(50);
+    a.warn(2);
+    await sleep(50);
+    // Published at once, not at the next probe up to a second later.
+    expect(a.published.length).toBe(sent + 1);
+    expect(a.published.at(-1)).toMatchObject({ events: [{ name: 'system:warning', payload: { message: 'w2' } }] });
+  });
+});

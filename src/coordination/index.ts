@@ -25,6 +25,7 @@ export { MemoryCoordination } from './memory/memory-coordination.ts';
 export type { MemoryCoordinationOptions } from './memory/memory-coordination.ts';
 export type { RedisCoordination, RedisCoordinationOptions } from './redis/redis-coordination.ts';
 export { LeaderElector } from './leader-elector.ts';
+export { PeerChannel } from './peer-channel.ts';
 export type { LeaderElectorOptions } from './leader-elector.ts';
 export { StoreWatch } from './store-watch.ts';
 export type { StoreWatchOptions } from './store-watch.ts';

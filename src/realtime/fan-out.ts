@@ -24,7 +24,7 @@
  */
 import type { Namespace } from 'socket.io';
 import type { DomainEventName, EventBus } from '../core/index.ts';
-import type { Coordination, Unsubscribe } from '../coordination/index.ts';
+import { PeerChannel, type Coordination, type Unsubscribe } from '../coordination/index.ts';
 
 /**
  * How long a resource's seq counter lives from its first event. Every task gets one, so this
@@ -35,8 +35,6 @@ import type { Coordination, Unsubscribe } from '../coordination/index.ts';
 const SEQ_WINDOW_MS = 10 * 60 * 1000;
 /** Coordination channel carrying event batches between processes. */
 export const EVENTS_CHANNEL = 'realtime:events';
-/** How often a process that believes itself alone publishes anyway, to find new listeners. */
-const PEER_PROBE_MS = 1000;
 
 export const rooms = {
   task: (id: string) => `task:${id}`,
@@ -80,16 +78,17 @@ export class FanOut {
   private chain: Promise<void> = Promise.resolve();
   private seqFailing = false;
   private publishFailing = false;
-  /** Whether another process listened at the last publish (or has published since). */
-  private othersListen = true;
-  private lastPublishAt = 0;
+  /** Batches for the other processes (none sent while no other process listens). */
+  private readonly peers: PeerChannel | undefined;
 
   constructor(
     private readonly nsp: Namespace,
     private readonly bus: EventBus,
     private readonly coord?: Coordination,
     private readonly onError?: (err: unknown, what: string) => void,
-  ) {}
+  ) {
+    this.peers = coord?.kind === 'redis' ? new PeerChannel(coord, EVENTS_CHANNEL) : undefined;
+  }
 
   private nextSeq(key: string): number {
     const n = (this.seqs.get(key) ?? 0) + 1;
@@ -108,9 +107,9 @@ export class FanOut {
         setImmediate(() => this.flush());
       }
     });
-    if (this.coord?.kind !== 'redis') return;
+    if (!this.coord || !this.peers) return;
     this.unsubscribe = await this.coord.subscribe(EVENTS_CHANNEL, (m) => {
-      this.othersListen = true; // another process published: it listens too
+      this.peers?.heard();
       const batch = m as Batch | null;
       if (!batch || !Array.isArray(batch.events)) return;
       for (const e of batch.events) this.emitLocal(e);
@@ -119,15 +118,13 @@ export class FanOut {
       return undefined;
     });
     // Tells the processes already running that this one listens (and learns whether they do).
-    if (this.unsubscribe) await this.publish(this.coord, []);
+    if (this.unsubscribe) await this.publish([]);
   }
 
-  /** Publishes a batch for the other processes, and notes whether any of them listens. */
-  private async publish(coord: Coordination, events: Outgoing[]): Promise<void> {
-    this.lastPublishAt = Date.now();
-    await coord.publish(EVENTS_CHANNEL, { events } satisfies Batch, { echo: false }).then((others) => {
+  /** Publishes a batch for the other processes (unless none listens). */
+  private async publish(events: Outgoing[]): Promise<void> {
+    await this.peers?.publish({ events } satisfies Batch, { echo: false }).then(() => {
       this.publishFailing = false;
-      this.othersListen = others > 0;
     }, (err: unknown) => {
       if (!this.publishFailing) this.onError?.(err, 'cross-process events unavailable; remote sockets miss events until the store is back');
       this.publishFailing = true;
@@ -158,10 +155,7 @@ export class FanOut {
       const n = await seqs;
       events.forEach((e, i) => { e.seq = n[i]; });
       for (const e of events) this.emitLocal(e);
-      if (coord.kind !== 'redis') return;
-      // Alone on the channel: keep the batch local, but probe now and then for new listeners.
-      if (!this.othersListen && Date.now() - this.lastPublishAt < PEER_PROBE_MS) return;
-      await this.publish(coord, events);
+      await this.publish(events);
     }).catch(() => undefined);
   }
 

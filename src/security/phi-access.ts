@@ -102,6 +102,25 @@ function writeEntries(action: 'create' | 'update', items: PhiWriteItem[], reques
   })));
 }
 
+/** The audit entry of a successful PHI read. */
+function readEntry(ctx: AuditContext, input: PhiReadInput): AuditEntryInput {
+  return {
+    actor: ctx.actor,
+    action: 'read',
+    resource_type: input.resource_type,
+    resource_id: input.resource_id,
+    fields: input.fields,
+    data_classification: classificationOf(String(input.classification)),
+    outcome: 'success',
+    request_id: ctx.request_id ?? null,
+  };
+}
+
+/** Whether a read counts towards the bulk-read rule: PHI seen unmasked. */
+function countsAsBulkRead(input: PhiReadInput): boolean {
+  return input.unmasked !== false && requiresEncryption(classificationOf(String(input.classification)));
+}
+
 /** `type:id`, the principal key the breach detector counts by. */
 function principalOf(actor: AuditActor): string {
   return `${actor.type}:${actor.id ?? actor.ip ?? 'anonymous'}`;
@@ -144,21 +163,11 @@ export class PhiAccessLog {
    */
   async readCommitted(ctx: AuditContext, input: PhiReadInput): Promise<void> {
     await this.#reads.submit({ ctx, input });
-    const classification = classificationOf(String(input.classification));
-    if (input.unmasked !== false && requiresEncryption(classification)) this.#countSoon(principalOf(ctx.actor), input.count ?? 1);
+    if (countsAsBulkRead(input)) this.#countSoon(principalOf(ctx.actor), input.count ?? 1);
   }
 
   readonly #reads = new MicroBatcher<{ ctx: AuditContext; input: PhiReadInput }, void>(async (items) => {
-    await this.audit.append(this.db, items.map(({ ctx, input }) => ({
-      actor: ctx.actor,
-      action: 'read',
-      resource_type: input.resource_type,
-      resource_id: input.resource_id,
-      fields: input.fields,
-      data_classification: classificationOf(String(input.classification)),
-      outcome: 'success' as const,
-      request_id: ctx.request_id ?? null,
-    })));
+    await this.audit.append(this.db, items.map(({ ctx, input }) => readEntry(ctx, input)));
     return items.map(() => undefined);
   }, { maxSize: 500, maxInFlight: 1 });
 
@@ -180,18 +189,8 @@ export class PhiAccessLog {
 
   /** Audits a read inside `q` (throws when the entry cannot be written), then counts it. */
   async read(q: Queryable, ctx: AuditContext, input: PhiReadInput): Promise<void> {
-    const classification = classificationOf(String(input.classification));
-    await this.audit.append(q, [{
-      actor: ctx.actor,
-      action: 'read',
-      resource_type: input.resource_type,
-      resource_id: input.resource_id,
-      fields: input.fields,
-      data_classification: classification,
-      outcome: 'success',
-      request_id: ctx.request_id ?? null,
-    }]);
-    if (input.unmasked !== false && requiresEncryption(classification)) await this.count(principalOf(ctx.actor), input.count ?? 1);
+    await this.audit.append(q, [readEntry(ctx, input)]);
+    if (countsAsBulkRead(input)) await this.count(principalOf(ctx.actor), input.count ?? 1);
   }
 
   /**

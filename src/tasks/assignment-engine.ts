@@ -20,7 +20,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { AppError, NotFoundError, isUuid, type EventBus } from '../core/index.ts';
-import type { Coordination, Unsubscribe } from '../coordination/index.ts';
+import { PeerChannel, type Coordination, type Unsubscribe } from '../coordination/index.ts';
 import type { Db, Queryable } from '../store/index.ts';
 import { STRATEGIES, type Strategy } from '../contracts/tasks.ts';
 import type { DeliveredTask } from '../contracts/views.ts';
@@ -48,6 +48,9 @@ interface SlotState extends AgentSlot {
   reserved: number;
   lastPicked: number;
 }
+
+/** A task picked for a slot: counted against the slot (`reserved`) until its lease is written or given up. */
+interface SlotPick { task_id: string; slot: SlotState }
 
 /** In-flight count of a slot: what counts against its `max`. */
 const load = (s: SlotState) => s.leased.size + s.reserved;
@@ -100,8 +103,6 @@ interface DelegateReply {
   error: { code: string; message: string; details?: Record<string, unknown> } | null;
 }
 
-/** How often a process that believes itself alone sends a wake-up anyway, to find new processes. */
-const PEER_PROBE_MS = 1000;
 /** How long a forwarded delegate waits for the serving process by default (then the task stays queued). */
 const DELEGATE_FORWARD_MS = 3000;
 
@@ -129,9 +130,8 @@ export class AssignmentEngine {
   private coord: Coordination | undefined;
   private readonly unsubs: Unsubscribe[] = [];
   private wakePending = false;
-  /** Whether another process listened to the last wake-up (or has sent one since). */
-  private othersListen = true;
-  private lastWakeAt = 0;
+  /** Wake-ups for the other processes (none sent while no other process listens). */
+  private wakes: PeerChannel | undefined;
   /** Descriptions of the tasks the pending wake-up announces (null: a plain wake-up). */
   private wakeTasks: AnnouncedTask[] | null = null;
   /**
@@ -167,10 +167,12 @@ export class AssignmentEngine {
    */
   async connect(coord: Coordination, safetyNetMs: number): Promise<void> {
     this.coord = coord;
+    const wakes = new PeerChannel(coord, ENGINE_CHANNELS.wake);
+    this.wakes = wakes;
     this.unsubs.push(await coord.subscribe(ENGINE_CHANNELS.wake, (m) => {
       const w = m as WakeMessage | null;
       if (w?.origin === this.instanceId) return;
-      this.othersListen = true; // another process woke us: it listens too
+      wakes.heard();
       const tasks = announced(w?.tasks);
       // Nothing known to be waiting here: lease the new tasks directly (one statement, no queue
       // read); otherwise they take their turn in a round.
@@ -191,7 +193,7 @@ export class AssignmentEngine {
       const r = m as DelegateReply | null;
       if (r && r.origin === this.instanceId) this.forwarded.get(r.request_id)?.(r);
     }));
-    this.sendWake(coord, {}); // a plain wake-up: tells the others this process listens (and learns whether they do)
+    this.sendWake({}); // a plain wake-up: tells the others this process listens (and learns whether they do)
     if (safetyNetMs > 0) {
       this.safetyTimer = setInterval(() => this.trigger(), safetyNetMs);
       this.safetyTimer.unref();
@@ -212,8 +214,7 @@ export class AssignmentEngine {
    * new tasks when every eligibility of the tick came with descriptions (`null`: one did not).
    */
   private publishWake(tasks: AnnouncedTask[] | null): void {
-    const coord = this.coord;
-    if (!coord || this.stopped) return;
+    if (!this.wakes || this.stopped) return;
     if (this.wakePending) {
       this.wakeTasks = tasks && this.wakeTasks && this.wakeTasks.length + tasks.length <= MAX_ANNOUNCED ? [...this.wakeTasks, ...tasks] : null;
       return;
@@ -224,38 +225,24 @@ export class AssignmentEngine {
       const tasks = this.wakeTasks;
       this.wakePending = false;
       this.wakeTasks = null;
-      // Alone on the channel: nobody to wake, but probe now and then for a new process. (Wake-ups
-      // only save latency: the safety-net rounds find the work anyway.)
-      if (!this.othersListen && Date.now() - this.lastWakeAt < PEER_PROBE_MS) return;
-      this.sendWake(coord, tasks?.length ? { tasks } : {});
+      this.sendWake(tasks?.length ? { tasks } : {});
     });
   }
 
-  private sendWake(coord: Coordination, body: Omit<WakeMessage, 'origin'>): void {
-    this.lastWakeAt = Date.now();
-    coord.publish(ENGINE_CHANNELS.wake, { origin: this.instanceId, ...body } satisfies WakeMessage).then((others) => {
-      this.othersListen = others > 0;
-    }, (err: unknown) => this.opts.onError?.(err));
+  /** Sends a wake-up unless no other process listens (wake-ups only save latency: the safety-net rounds find the work anyway). */
+  private sendWake(body: Omit<WakeMessage, 'origin'>): void {
+    this.wakes?.publish({ origin: this.instanceId, ...body } satisfies WakeMessage).catch((err: unknown) => this.opts.onError?.(err));
   }
 
   /** New tasks another process announced, leased to agents here that have room, in one statement. */
   private async leaseAnnounced(tasks: AnnouncedTask[]): Promise<void> {
-    const picked: SlotState[] = [];
-    const pairs: Array<{ task_id: string; agent_id: string }> = [];
-    for (const t of tasks) {
-      const slot = this.pickFor(t.caps, t.strategy);
-      if (slot) {
-        picked.push(slot);
-        pairs.push({ task_id: t.id, agent_id: slot.agent_id });
-      } else {
-        this.queued = true; // no room for it now: freed room runs a round
-      }
-    }
-    if (!pairs.length || this.stopped) {
-      AssignmentEngine.unreserve(picked);
+    const picks = this.pickAll(tasks, tasks.length);
+    if (picks.length < tasks.length) this.queued = true; // no room for some now: freed room runs a round
+    if (!picks.length || this.stopped) {
+      AssignmentEngine.unreserve(picks);
       return;
     }
-    await this.leasePicked(pairs, picked).catch((err: unknown) => {
+    await this.leasePicked(picks).catch((err: unknown) => {
       this.opts.onError?.(err);
       this.trigger();
     });
@@ -392,23 +379,34 @@ export class AssignmentEngine {
     return this.pick(this.candidatesFor(caps, onlyAgent), (strategy as Strategy | null) ?? this.opts.defaultStrategy);
   }
 
-  private static unreserve(picked: Iterable<SlotState>): void {
-    for (const s of picked) s.reserved--;
+  private static unreserve(picks: ReadonlyArray<{ slot: SlotState }>): void {
+    for (const p of picks) p.slot.reserved--;
+  }
+
+  /** Picks an agent for each task in turn (by its strategy) until `limit` are placed; tasks without a capable agent with room are skipped. */
+  private pickAll(tasks: Iterable<{ id: string; caps: string[]; strategy: string | null }>, limit: number, onlyAgent?: string): SlotPick[] {
+    const picks: SlotPick[] = [];
+    for (const t of tasks) {
+      if (picks.length >= limit) break;
+      const slot = this.pickFor(t.caps, t.strategy, onlyAgent);
+      if (slot) picks.push({ task_id: t.id, slot });
+    }
+    return picks;
   }
 
   /**
    * Leases picked pairs (only tasks still pending: a task another process took meanwhile is
    * left out), frees the picks and hands out what was leased. Returns how many were leased.
    */
-  private async leasePicked(pairs: Array<{ task_id: string; agent_id: string }>, picked: SlotState[]): Promise<number> {
+  private async leasePicked(picks: SlotPick[]): Promise<number> {
     const delivered: Array<{ slot: SlotState; task: DeliveredTask }> = [];
     try {
-      for (const r of await this.lease(this.db, pairs, null)) {
+      for (const r of await this.lease(this.db, picks.map((p) => ({ task_id: p.task_id, agent_id: p.slot.agent_id })), null)) {
         const slot = this.slots.get(r.assigned_agent!);
         if (slot) delivered.push({ slot, task: this.toDelivered(r) });
       }
     } finally {
-      AssignmentEngine.unreserve(picked); // the leases written now count through handOut, right below
+      AssignmentEngine.unreserve(picks); // the leases written now count through handOut, right below
     }
     this.handOut(delivered);
     return delivered.length;
@@ -428,19 +426,11 @@ export class AssignmentEngine {
     // and takes only those still pending, so two processes picking the same task lease it once
     // (the other gets fewer rows back). Two autocommitted statements, no transaction around them.
     const rows = await readQueueHead(this.db, capUnion, ask, { perMinute: this.opts.agingPerMinute ?? 1, cap: this.opts.agingCap ?? 5 });
-    const pairs: Array<{ task_id: string; agent_id: string }> = [];
-    const picked: SlotState[] = [];
-    for (const t of rows) {
-      if (pairs.length >= want) break;
-      const slot = this.pickFor(t.required_capabilities, t.strategy, onlyAgent);
-      if (!slot) continue;
-      picked.push(slot);
-      pairs.push({ task_id: t.task_id, agent_id: slot.agent_id });
-    }
-    if (coversAll && rows.length < ask && pairs.length === rows.length) this.queued = false; // saw all, placed all
-    if (!pairs.length) return false;
-    const leased = await this.leasePicked(pairs, picked);
-    if (leased < pairs.length) this.queued = true; // taken by another process meanwhile: what it left may still be waiting
+    const picks = this.pickAll(rows.map((t) => ({ id: t.task_id, caps: t.required_capabilities, strategy: t.strategy })), want, onlyAgent);
+    if (coversAll && rows.length < ask && picks.length === rows.length) this.queued = false; // saw all, placed all
+    if (!picks.length) return false;
+    const leased = await this.leasePicked(picks);
+    if (leased < picks.length) this.queued = true; // taken by another process meanwhile: what it left may still be waiting
     return leased > 0 && rows.length >= want && want === limit;
   }
 
@@ -452,18 +442,14 @@ export class AssignmentEngine {
    */
   reserve(tasks: ReadonlyArray<{ task_id: string; required_capabilities: string[]; strategy: string | null; dependencies: string[] }>): Reservation | null {
     if (this.stopped || !this.slots.size) return null;
-    const picks = new Map<string, SlotState>();
-    for (const t of tasks) {
-      if (t.dependencies.length) continue;
-      const slot = this.pickFor(t.required_capabilities, t.strategy);
-      if (slot) picks.set(t.task_id, slot);
-    }
-    if (!picks.size) return null;
+    const list = this.pickAll(tasks.filter((t) => !t.dependencies.length).map((t) => ({ id: t.task_id, caps: t.required_capabilities, strategy: t.strategy })), tasks.length);
+    if (!list.length) return null;
+    const picks = new Map(list.map((p) => [p.task_id, p.slot]));
     let open = true;
     const close = () => {
       if (!open) return false;
       open = false;
-      AssignmentEngine.unreserve(picks.values());
+      AssignmentEngine.unreserve(list);
       return true;
     };
     return {
@@ -567,7 +553,7 @@ export class AssignmentEngine {
     // An agent connected to another process: that process holds its slot, so it assigns.
     if (agentId && !this.slots.has(agentId) && this.coord) return this.forwardDelegate(this.coord, taskId, agentId, strategy);
     const delivered: Array<{ slot: SlotState; task: DeliveredTask }> = [];
-    let picked: SlotState | null = null;
+    let pick: SlotPick | null = null;
     let out: { agent_id: string; attempt: number } | null;
     try {
       out = await this.db.transaction(async (q) => {
@@ -579,14 +565,14 @@ export class AssignmentEngine {
         if (agentId && !this.slots.has(agentId)) return null;
         const slot = this.pickFor(row.required_capabilities, strategy ?? row.strategy, agentId);
         if (!slot) return null;
-        picked = slot;
+        pick = { task_id: row.task_id, slot };
         const [r] = await this.lease(q, [{ task_id: row.task_id, agent_id: slot.agent_id }], 'delegated');
         if (!r) return null;
         delivered.push({ slot, task: this.toDelivered(r) });
         return { agent_id: slot.agent_id, attempt: r.attempt };
       });
     } finally {
-      if (picked) AssignmentEngine.unreserve([picked]);
+      if (pick) AssignmentEngine.unreserve([pick]);
     }
     this.handOut(delivered);
     return out;

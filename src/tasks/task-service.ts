@@ -506,7 +506,8 @@ export class TaskService {
       `WITH input AS (
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::jsonb[]) AS x(task_id, agent_id, attempt, result, meta)
        ), cur AS (
-         SELECT t.task_id, t.status AS was, x.agent_id, x.result, x.meta FROM tasks t JOIN input x ON t.task_id = x.task_id
+         -- One primary-key lookup per input row, as in acceptBatch (a join read every leased task).
+         SELECT t.task_id, t.status AS was, x.agent_id, x.result, x.meta FROM input x CROSS JOIN LATERAL (SELECT * FROM tasks WHERE task_id = x.task_id LIMIT 1) AS t
          WHERE t.assigned_agent = x.agent_id AND t.status IN ('assigned', 'running') AND (x.attempt IS NULL OR t.attempt = x.attempt)
          ORDER BY t.task_id FOR UPDATE OF t
        ), upd AS (

@@ -21,6 +21,7 @@ import pg from 'pg';
 import { Redis } from 'ioredis';
 import type { BenchContext, ScenarioResult } from './lib/context.ts';
 import { REPO_ROOT, startServer, type ServerHandle } from './lib/server-process.ts';
+import { calibrate } from './lib/calibrate.ts';
 import { renderMarkdown } from './lib/report.ts';
 import { round } from './lib/stats.ts';
 import { runThroughput, throughputParams } from './scenarios/throughput.ts';
@@ -140,6 +141,8 @@ async function main(): Promise<void> {
       return { ...s, stop: async () => {} };
     },
   };
+  const calibration = await calibrate();
+  log(`host: loopback round trip ${calibration.loopback_rtt_us} µs; work after 10 ms idle ×${calibration.idle_penalty} slower`);
   log(`mode ${args.smoke ? 'smoke' : 'full'}; PostgreSQL ${pgUrl ? 'reachable' : 'not reachable'}; Redis ${redisUrl ? 'reachable' : 'not reachable'}; scenarios ${args.only.join(', ')}`);
 
   const scenarios: Partial<Record<Scenario, ScenarioResult>> = {};
@@ -188,7 +191,7 @@ async function main(): Promise<void> {
     duration_s: round((finishedAt.getTime() - startedAt.getTime()) / 1000, 1),
     mode: args.smoke ? 'smoke' : 'full',
     git_commit: gitCommit(),
-    machine: { load_avg_start: loadStart, load_avg_end: os.loadavg().map((x) => round(x, 2)), cpus: cpus.length, cpu_model: cpus[0]?.model ?? 'unknown', memory_gb: round(os.totalmem() / 2 ** 30, 1), node: process.version, platform: `${os.platform()} ${os.release()}` },
+    machine: { load_avg_start: loadStart, load_avg_end: os.loadavg().map((x) => round(x, 2)), cpus: cpus.length, cpu_model: cpus[0]?.model ?? 'unknown', memory_gb: round(os.totalmem() / 2 ** 30, 1), node: process.version, platform: `${os.platform()} ${os.release()}`, calibration },
     services: { postgres: !!pgUrl, redis: !!redisUrl, default_store: ctx.defaultEngine.engine },
     scenarios,
   };

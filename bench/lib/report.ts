@@ -21,12 +21,21 @@ function section(L: string[], title: string, data: Any, body: (d: Any) => string
   L.push('');
 }
 
+/** The unmeasured warm-up phase before the latency phases (absent from older result files). */
+function warmupLine(w: Any): string[] {
+  if (!w?.delegate_latency_ms) return [];
+  const d = w.delegate_latency_ms;
+  return ['', `Before these, a warm-up phase (not in the table): ${w.offered_rate}/s × ${w.seconds} s, ${w.delegated}/${w.sent} delegated, create→delegate p50 ${fmt(d.p50, 2)} / p95 ${fmt(d.p95, 2)} / p99 ${fmt(d.p99, 2)} ms.`];
+}
+
 export function renderMarkdown(r: Any): string {
   const L: string[] = [];
   const sc = r.scenarios ?? {};
   L.push(`# MCP server benchmark — ${r.started_at}${r.mode === 'smoke' ? ' (smoke: tiny sizes, not figures to quote)' : ''}`);
   L.push('');
   L.push(`Machine: ${r.machine.cpus} × ${r.machine.cpu_model}, ${r.machine.memory_gb} GiB, Node ${r.machine.node}, commit \`${r.git_commit}\`. Total ${fmt(r.duration_s, 0)} s. Reproduce: \`npm run bench\` (see docs/benchmarks.md).`);
+  const cal = r.machine.calibration;
+  if (cal) L.push('', `Host (bench/lib/calibrate.ts): loopback TCP round trip to another process ${fmt(cal.loopback_rtt_us)} µs (${fmt(cal.loopback_cpu_us_per_rtt)} µs of CPU on this side); the same work takes ${fmt(cal.work_us_back_to_back, 0)} µs back to back and ${fmt(cal.work_us_after_idle, 0)} µs after 10 ms idle (×${fmt(cal.idle_penalty, 2)}). Compare figures across machines with these in mind.`);
   const ls = (r.machine.load_avg_start ?? []) as number[];
   if (ls.length) L.push('', `Load average (1/5/15 min) at start ${ls.join(' / ')}, at end ${(r.machine.load_avg_end ?? []).join(' / ')}${(ls[0] ?? 0) > r.machine.cpus ? ': other work was running on this machine, so these figures are pessimistic' : ''}.`);
   L.push('');
@@ -69,6 +78,7 @@ export function renderMarkdown(r: Any): string {
       const bad = Object.entries(x.create_statuses ?? {}).filter(([k]) => k !== '201').map(([k, v]) => `${k}: ${v as number}`).join(', ') || '0';
       return `| ${x.offered_rate} × ${x.seconds} | ${fmt(x.achieved_rate)} | ${x.sent} | ${bad} | ${x.delegated} | ${fmt(d.p50, 2)} | ${fmt(d.p95, 2)} | ${fmt(d.p99, 2)} | ${fmt(d.max, 2)} | ${fmt(x.create_response_ms.p50, 2)} / ${fmt(x.create_response_ms.p95, 2)} |`;
     }),
+    ...warmupLine(lat.warmup),
   ]);
 
   section(L, '## 4. REST latency under load (autocannon)', sc.rest, (rest) => [
@@ -106,6 +116,7 @@ export function renderMarkdown(r: Any): string {
         const d = r.delegate_latency_ms;
         return `| ${r.offered_rate} | ${fmt(r.achieved_rate)} | ${r.delegated} | ${fmt(d.p50, 2)} | ${fmt(d.p95, 2)} | ${fmt(d.p99, 2)} | ${fmt(r.create_response_ms.p50, 2)} / ${fmt(r.create_response_ms.p95, 2)} |`;
       }),
+      ...warmupLine(mp.warmup),
     ]);
   }
   return L.join('\n');

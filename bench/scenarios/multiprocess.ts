@@ -11,13 +11,13 @@ import type { BenchContext } from '../lib/context.ts';
 import { registerAgents, startServer, withServerLog, type ServerHandle } from '../lib/server-process.ts';
 import { round, sleep, wallMs } from '../lib/stats.ts';
 import { createPgSchema, dropPgSchema, pgUrlWithSchema } from '../../test/helpers/stores.ts';
-import { offered, type LatencyParams } from './latency.ts';
+import { warmedPhases, type LatencyParams } from './latency.ts';
 
-export interface MultiprocessParams { n: number; agents: number; perAgent: number; rates: number[]; seconds: number; timeoutMs: number }
+export interface MultiprocessParams { n: number; agents: number; perAgent: number; rates: number[]; seconds: number; warmupSeconds: number; timeoutMs: number }
 
 export function multiprocessParams(smoke: boolean): MultiprocessParams {
   // The same sizes and rates as scenarios 1 and 3, so one process and two compare directly.
-  return smoke ? { n: 200, agents: 10, perAgent: 20, rates: [20], seconds: 1, timeoutMs: 60_000 } : { n: 20_000, agents: 50, perAgent: 20, rates: [100, 500], seconds: 10, timeoutMs: 180_000 };
+  return smoke ? { n: 200, agents: 10, perAgent: 20, rates: [20], seconds: 1, warmupSeconds: 1, timeoutMs: 60_000 } : { n: 20_000, agents: 50, perAgent: 20, rates: [100, 500], seconds: 10, warmupSeconds: 5, timeoutMs: 180_000 };
 }
 
 export async function runMultiprocess(ctx: BenchContext, p: MultiprocessParams) {
@@ -58,12 +58,9 @@ export async function runMultiprocess(ctx: BenchContext, p: MultiprocessParams) 
     await sleep(200);
 
     // Latency across processes: single creates on A at a fixed rate, delivered by B.
-    const latency = [];
-    for (const rate of p.rates) {
-      const lp: LatencyParams & { rate: number } = { rates: p.rates, rate, seconds: p.seconds, agents: p.agents, perAgent: p.perAgent, drainMs: p.timeoutMs };
-      latency.push(await offered(ctx, a, worker, lp));
-    }
-    return { store: 'PostgreSQL + Redis, 2 processes', agents: p.agents, throughput, latency };
+    const lp: LatencyParams = { rates: p.rates, seconds: p.seconds, warmupSeconds: p.warmupSeconds, agents: p.agents, perAgent: p.perAgent, drainMs: p.timeoutMs };
+    const { warmup, runs: latency } = await warmedPhases(ctx, a, worker, lp);
+    return { store: 'PostgreSQL + Redis, 2 processes', agents: p.agents, throughput, warmup, latency };
   } catch (err) {
     throw withServerLog(err, servers[servers.length - 1] ?? { output: () => '' });
   } finally {

@@ -60,7 +60,15 @@ describe('npm run bench -- --smoke', () => {
       }
       expect(num(s.bullmq.ratios[0].ratio)).toBe(true);
     } else expect(s.bullmq.skipped).toMatch(/Redis/);
-    // 3. every task sent was delegated; latency percentiles ordered
+    // the host readings the report prints next to the machine
+    const cal = r.machine.calibration;
+    for (const k of ['loopback_rtt_us', 'loopback_cpu_us_per_rtt', 'work_us_back_to_back', 'work_us_after_idle']) expect(num(cal[k]) && cal[k] > 0, k).toBe(true);
+    expect(cal.idle_penalty).toBeCloseTo(cal.work_us_after_idle / cal.work_us_back_to_back, 1);
+    expect(md).toContain('loopback TCP round trip');
+    // 3. every task sent was delegated (the unmeasured warm-up phase too); latency percentiles ordered
+    expect(s.latency.warmup.delegated).toBe(s.latency.warmup.sent);
+    expect(s.latency.warmup.sent).toBeGreaterThan(0);
+    expect(md).toContain('a warm-up phase (not in the table)');
     for (const x of s.latency.runs) {
       const d = x.delegate_latency_ms;
       expect(x.delegated).toBe(x.sent);
@@ -91,5 +99,16 @@ describe('npm run bench -- --smoke', () => {
       expect(num(l.runs_per_s) && l.runs_per_s > 0).toBe(true);
       expect(num(l.latency_ms.p50) && num(l.latency_ms.p95)).toBe(true);
     }
+    // 7. two processes (only with PostgreSQL and Redis): all completed, every create delegated across processes
+    if (process.env.MCP_TEST_PG_URL && process.env.MCP_TEST_REDIS_URL) {
+      const mp = s.multiprocess;
+      expect(mp.error, mp.error).toBeUndefined();
+      expect(mp.throughput.completed).toBe(mp.throughput.n);
+      expect(mp.warmup.delegated).toBe(mp.warmup.sent);
+      for (const x of mp.latency) {
+        expect(x.delegated).toBe(x.sent);
+        expect(num(x.delegate_latency_ms.p99)).toBe(true);
+      }
+    } else expect(s.multiprocess.skipped).toMatch(/PostgreSQL and Redis/);
   }, 240_000);
 });

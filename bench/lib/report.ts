@@ -21,6 +21,14 @@ function section(L: string[], title: string, data: Any, body: (d: Any) => string
   L.push('');
 }
 
+/** CPU µs per task by party (bench/lib/process-cpu.ts), or '–' for older result files and non-Linux hosts. */
+function cpuText(c: Any): string {
+  if (!c?.us_per_task) return '–';
+  const u = c.us_per_task;
+  const parts = [['server', u.server], ['PostgreSQL', u.postgres], ['Redis', u.redis], ['agents', u.agents], ['load generator', u.load_generator]].filter(([, v]) => v > 0);
+  return `${fmt(u.total, 0)} (${parts.map(([k, v]) => `${k} ${fmt(v, 0)}`).join(', ')})`;
+}
+
 /** The unmeasured warm-up phase before the latency phases (absent from older result files). */
 function warmupLine(w: Any): string[] {
   if (!w?.delegate_latency_ms) return [];
@@ -47,20 +55,20 @@ export function renderMarkdown(r: Any): string {
   const bull = sc.bullmq;
   if (tpStatus) L.push(`Throughput: ${tpStatus}`);
   else {
-    L.push('| store | tasks | agents × in-flight | completed | create /s | **tasks/s** | server RSS MB |');
-    L.push('|---|---:|---:|---:|---:|---:|---:|');
+    L.push('| store | tasks | agents × in-flight | completed | create /s | **tasks/s** | server RSS MB | CPU µs per task |');
+    L.push('|---|---:|---:|---:|---:|---:|---:|---|');
     for (const x of tp.runs) {
-      if (x.error) { L.push(`| ${x.store} | failed: ${String(x.error).split('\n')[0]} ||||||`); continue; }
-      L.push(`| ${x.store} | ${fmt(x.n, 0)} | ${x.agents} × ${x.max_concurrent_per_agent} | ${fmt(x.completed, 0)} | ${fmt(x.create_per_s)} | **${fmt(x.tasks_per_s)}** | ${fmt(x.server_rss_mb)} |`);
+      if (x.error) { L.push(`| ${x.store} | failed: ${String(x.error).split('\n')[0]} |||||||`); continue; }
+      L.push(`| ${x.store} | ${fmt(x.n, 0)} | ${x.agents} × ${x.max_concurrent_per_agent} | ${fmt(x.completed, 0)} | ${fmt(x.create_per_s)} | **${fmt(x.tasks_per_s)}** | ${fmt(x.server_rss_mb)} | ${cpuText(x.cpu)} |`);
     }
   }
   L.push('');
   const bStatus = status(bull);
   if (bStatus) L.push(`BullMQ: ${bStatus}`);
   else {
-    L.push('| BullMQ (same Redis) | jobs | concurrency | completed | **jobs/s** |');
-    L.push('|---|---:|---:|---:|---:|');
-    for (const x of bull.runs) L.push(`| Queue.addBulk + Worker | ${fmt(x.n, 0)} | ${x.concurrency} | ${fmt(x.completed, 0)} | **${fmt(x.jobs_per_s)}** |`);
+    L.push('| BullMQ (same Redis) | jobs | concurrency | completed | **jobs/s** | CPU µs per job |');
+    L.push('|---|---:|---:|---:|---:|---|');
+    for (const x of bull.runs) L.push(`| Queue.addBulk + Worker | ${fmt(x.n, 0)} | ${x.concurrency} | ${fmt(x.completed, 0)} | **${fmt(x.jobs_per_s)}** | ${cpuText(x.cpu)} |`);
     if (bull.ratios?.length) {
       L.push('');
       for (const q of bull.ratios) L.push(`- ${q.store}: ${fmt(q.ours_tasks_per_s)} tasks/s ÷ BullMQ ${fmt(q.bullmq_jobs_per_s)} jobs/s (concurrency ${q.bullmq_concurrency}) = **${fmt(q.ratio, 3)}**`);
@@ -71,12 +79,12 @@ export function renderMarkdown(r: Any): string {
   section(L, '## 3. Create → `task:delegate` latency at a fixed offered rate', sc.latency, (lat) => [
     `Store: ${lat.store}; ${lat.agents} agents.`,
     '',
-    '| offered /s × s | achieved /s | sent | POST not 201 | delegated | p50 ms | p95 ms | p99 ms | max ms | POST p50 / p95 ms |',
-    '|---|---:|---:|---|---:|---:|---:|---:|---:|---:|',
+    '| offered /s × s | achieved /s | sent | POST not 201 | delegated | p50 ms | p95 ms | p99 ms | max ms | POST p50 / p95 ms | CPU µs per task |',
+    '|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|',
     ...lat.runs.map((x: Any) => {
       const d = x.delegate_latency_ms;
       const bad = Object.entries(x.create_statuses ?? {}).filter(([k]) => k !== '201').map(([k, v]) => `${k}: ${v as number}`).join(', ') || '0';
-      return `| ${x.offered_rate} × ${x.seconds} | ${fmt(x.achieved_rate)} | ${x.sent} | ${bad} | ${x.delegated} | ${fmt(d.p50, 2)} | ${fmt(d.p95, 2)} | ${fmt(d.p99, 2)} | ${fmt(d.max, 2)} | ${fmt(x.create_response_ms.p50, 2)} / ${fmt(x.create_response_ms.p95, 2)} |`;
+      return `| ${x.offered_rate} × ${x.seconds} | ${fmt(x.achieved_rate)} | ${x.sent} | ${bad} | ${x.delegated} | ${fmt(d.p50, 2)} | ${fmt(d.p95, 2)} | ${fmt(d.p99, 2)} | ${fmt(d.max, 2)} | ${fmt(x.create_response_ms.p50, 2)} / ${fmt(x.create_response_ms.p95, 2)} | ${cpuText(x.cpu)} |`;
     }),
     ...warmupLine(lat.warmup),
   ]);
@@ -108,13 +116,13 @@ export function renderMarkdown(r: Any): string {
   // Older result files have no multi-process scenario: no section at all rather than "not run".
   if (sc.multiprocess) {
     section(L, '## 7. Two server processes (PostgreSQL + Redis): tasks created on A, agents on B', sc.multiprocess, (mp) => [
-      `End to end: ${fmt(mp.throughput.completed)}/${fmt(mp.throughput.n)} tasks completed, **${fmt(mp.throughput.tasks_per_s)} tasks/s** (${mp.agents} agents).`,
+      `End to end: ${fmt(mp.throughput.completed)}/${fmt(mp.throughput.n)} tasks completed, **${fmt(mp.throughput.tasks_per_s)} tasks/s** (${mp.agents} agents); CPU µs per task ${cpuText(mp.throughput.cpu)}.`,
       '',
-      '| offered /s | achieved /s | delegated | create→delegate p50 ms | p95 ms | p99 ms | POST p50 / p95 ms |',
-      '|---:|---:|---:|---:|---:|---:|---:|',
+      '| offered /s | achieved /s | delegated | create→delegate p50 ms | p95 ms | p99 ms | POST p50 / p95 ms | CPU µs per task |',
+      '|---:|---:|---:|---:|---:|---:|---:|---|',
       ...mp.latency.map((r: Any) => {
         const d = r.delegate_latency_ms;
-        return `| ${r.offered_rate} | ${fmt(r.achieved_rate)} | ${r.delegated} | ${fmt(d.p50, 2)} | ${fmt(d.p95, 2)} | ${fmt(d.p99, 2)} | ${fmt(r.create_response_ms.p50, 2)} / ${fmt(r.create_response_ms.p95, 2)} |`;
+        return `| ${r.offered_rate} | ${fmt(r.achieved_rate)} | ${r.delegated} | ${fmt(d.p50, 2)} | ${fmt(d.p95, 2)} | ${fmt(d.p99, 2)} | ${fmt(r.create_response_ms.p50, 2)} / ${fmt(r.create_response_ms.p95, 2)} | ${cpuText(r.cpu)} |`;
       }),
       ...warmupLine(mp.warmup),
     ]);

@@ -9,6 +9,7 @@ import { Queue } from 'bullmq';
 import { AgentsWorker } from '../lib/agents-client.ts';
 import type { BullResult } from '../agents-worker.ts';
 import type { BenchContext } from '../lib/context.ts';
+import { ProcessCpu } from '../lib/process-cpu.ts';
 import { round, wallMs } from '../lib/stats.ts';
 
 export async function runBullmq(ctx: BenchContext, n: number, concurrency: number, timeoutMs: number) {
@@ -23,6 +24,7 @@ export async function runBullmq(ctx: BenchContext, n: number, concurrency: numbe
     const ready = worker.once('bullmq-ready', 30_000);
     const done = worker.call<BullResult>({ cmd: 'bullmq', redisUrl: ctx.redisUrl, queue: name, n, concurrency, timeoutMs });
     await ready;
+    const cpu = ProcessCpu.start({ server: [], agents: [worker.pid] });
     const t0 = wallMs();
     for (let off = 0; off < n; off += 1000) {
       const size = Math.min(1000, n - off);
@@ -31,12 +33,14 @@ export async function runBullmq(ctx: BenchContext, n: number, concurrency: numbe
     const addedAt = wallMs();
     const r = await done;
     const end = r.last_at ?? wallMs();
+    const cpuShare = cpu.stop(r.completed);
     const seconds = (end - t0) / 1000;
     const res = {
       n, concurrency, completed: r.completed, all_completed: r.completed >= n,
       add_seconds: round((addedAt - t0) / 1000, 3),
       seconds: round(seconds, 3),
       jobs_per_s: round(r.completed / seconds, 1),
+      cpu: cpuShare,
     };
     ctx.log(`  ${res.completed}/${n} in ${res.seconds} s → ${res.jobs_per_s} jobs/s`);
     return res;

@@ -11,6 +11,7 @@ import type { ConnectResult, WorkerStats } from '../agents-worker.ts';
 import { engineLabel, type BenchContext } from '../lib/context.ts';
 import { registerAgents, withServerLog, type ServerHandle } from '../lib/server-process.ts';
 import { openLoop } from '../lib/open-loop.ts';
+import { ProcessCpu } from '../lib/process-cpu.ts';
 import { percentiles, round, wallMs } from '../lib/stats.ts';
 
 export interface LatencyParams {
@@ -55,16 +56,18 @@ export async function runLatency(ctx: BenchContext, p: LatencyParams) {
  * by one such phase, answered with p50 12–20 ms. A server in production is warm, so that is what
  * the measured phases report; the warm-up phase's own figures stay in the result.
  */
-export async function warmedPhases(ctx: BenchContext, server: ServerHandle, worker: AgentsWorker, p: LatencyParams) {
-  const warmup = await offered(ctx, server, worker, { ...p, rate: Math.max(...p.rates), seconds: p.warmupSeconds }, 'warm-up, not measured');
+export async function warmedPhases(ctx: BenchContext, server: ServerHandle, worker: AgentsWorker, p: LatencyParams, serverPids = [server.pid]) {
+  const warmup = await offered(ctx, server, worker, { ...p, rate: Math.max(...p.rates), seconds: p.warmupSeconds }, serverPids, 'warm-up, not measured');
   const runs = [];
-  for (const rate of p.rates) runs.push(await offered(ctx, server, worker, { ...p, rate }));
+  for (const rate of p.rates) runs.push(await offered(ctx, server, worker, { ...p, rate }, serverPids));
   return { warmup, runs };
 }
 
-export async function offered(ctx: BenchContext, server: ServerHandle, worker: AgentsWorker, p: LatencyParams & { rate: number }, label = '') {
+/** One phase: single creates through `server` at `p.rate`; CPU counted for `serverPids`, the agents, PostgreSQL, Redis and this process. */
+export async function offered(ctx: BenchContext, server: ServerHandle, worker: AgentsWorker, p: LatencyParams & { rate: number }, serverPids: number[], label = '') {
   {
     await worker.call({ cmd: 'reset' });
+    const cpu = ProcessCpu.start({ server: serverPids, agents: [worker.pid] });
 
     const total = p.rate * p.seconds;
     // Open loop over keep-alive sockets (lib/open-loop.ts): a cheap client, so the load
@@ -81,6 +84,7 @@ export async function offered(ctx: BenchContext, server: ServerHandle, worker: A
     const statuses: Record<string, number> = { ...load.status_codes, ...(load.errors ? { error: load.errors } : {}) };
     const offeredSeconds = load.send_seconds;
     const stats = await worker.call<WorkerStats>({ cmd: 'waitResults', n: total, timeoutMs: p.drainMs });
+    const cpuShare = cpu.stop(stats.results_ok);
     const res = {
       offered_rate: p.rate,
       seconds: p.seconds,
@@ -92,6 +96,7 @@ export async function offered(ctx: BenchContext, server: ServerHandle, worker: A
       completed: stats.results_ok,
       delegate_latency_ms: percentiles(stats.delivery_ms),
       create_response_ms: load.latency_ms,
+      cpu: cpuShare,
     };
     const d = res.delegate_latency_ms;
     ctx.log(`  ${p.rate}/s${label ? ` (${label})` : ''}: delivered ${res.delegated}/${sent}; create→delegate p50 ${d.p50} p95 ${d.p95} p99 ${d.p99} ms; POST p95 ${res.create_response_ms.p95} ms`);

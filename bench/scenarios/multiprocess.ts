@@ -9,6 +9,7 @@ import { AgentsWorker } from '../lib/agents-client.ts';
 import type { ConnectResult, WorkerStats } from '../agents-worker.ts';
 import type { BenchContext } from '../lib/context.ts';
 import { registerAgents, startServer, withServerLog, type ServerHandle } from '../lib/server-process.ts';
+import { ProcessCpu } from '../lib/process-cpu.ts';
 import { round, sleep, wallMs } from '../lib/stats.ts';
 import { createPgSchema, dropPgSchema, pgUrlWithSchema } from '../../test/helpers/stores.ts';
 import { warmedPhases, type LatencyParams } from './latency.ts';
@@ -45,6 +46,7 @@ export async function runMultiprocess(ctx: BenchContext, p: MultiprocessParams) 
 
     // Throughput: batches through A, results on B.
     await worker.call({ cmd: 'reset' });
+    const cpu = ProcessCpu.start({ server: [a.pid, b.pid], agents: [worker.pid] });
     const t0 = wallMs();
     for (let off = 0; off < p.n; off += 1000) {
       const size = Math.min(1000, p.n - off);
@@ -53,13 +55,13 @@ export async function runMultiprocess(ctx: BenchContext, p: MultiprocessParams) 
     const stats = await worker.call<WorkerStats>({ cmd: 'waitResults', n: p.n, timeoutMs: p.timeoutMs });
     const seconds = ((stats.last_result_at ?? wallMs()) - t0) / 1000;
     const completed = (await a.api.expect<{ pagination: { total: number } }>(200, 'GET', '/api/v1/tasks?status=completed&limit=1')).pagination.total;
-    const throughput = { n: p.n, completed, seconds: round(seconds, 3), tasks_per_s: round(completed / seconds, 1) };
+    const throughput = { n: p.n, completed, seconds: round(seconds, 3), tasks_per_s: round(completed / seconds, 1), cpu: cpu.stop(completed) };
     ctx.log(`  2 processes: ${completed}/${p.n} completed in ${throughput.seconds} s → ${throughput.tasks_per_s} tasks/s`);
     await sleep(200);
 
     // Latency across processes: single creates on A at a fixed rate, delivered by B.
     const lp: LatencyParams = { rates: p.rates, seconds: p.seconds, warmupSeconds: p.warmupSeconds, agents: p.agents, perAgent: p.perAgent, drainMs: p.timeoutMs };
-    const { warmup, runs: latency } = await warmedPhases(ctx, a, worker, lp);
+    const { warmup, runs: latency } = await warmedPhases(ctx, a, worker, lp, [a.pid, b.pid]);
     return { store: 'PostgreSQL + Redis, 2 processes', agents: p.agents, throughput, warmup, latency };
   } catch (err) {
     throw withServerLog(err, servers[servers.length - 1] ?? { output: () => '' });

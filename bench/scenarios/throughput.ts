@@ -8,6 +8,7 @@ import { AgentsWorker } from '../lib/agents-client.ts';
 import type { ConnectResult, WorkerStats } from '../agents-worker.ts';
 import { engineLabel, type BenchContext } from '../lib/context.ts';
 import { registerAgents, withServerLog, type ServerOptions } from '../lib/server-process.ts';
+import { ProcessCpu } from '../lib/process-cpu.ts';
 import { round, sleep, wallMs } from '../lib/stats.ts';
 
 export interface ThroughputParams { n: number; agents: number; perAgent: number; timeoutMs: number }
@@ -28,6 +29,7 @@ export async function runThroughput(ctx: BenchContext, store: Pick<ServerOptions
 
     const countCompleted = async () => (await server.api.expect<{ pagination: { total: number } }>(200, 'GET', '/api/v1/tasks?status=completed&limit=1')).pagination.total;
     const before = await countCompleted();
+    const cpu = ProcessCpu.start({ server: [server.pid], agents: [worker.pid] });
     const t0 = wallMs();
     const createRetries: Record<string, number> = {};
     const batch = 1000;
@@ -47,6 +49,7 @@ export async function runThroughput(ctx: BenchContext, store: Pick<ServerOptions
     const createdAt = wallMs();
     const stats = await worker.call<WorkerStats>({ cmd: 'waitResults', n: p.n, timeoutMs: p.timeoutMs });
     const end = stats.last_result_at ?? wallMs();
+    const cpuShare = cpu.stop(stats.results_ok);
     const completed = (await countCompleted()) - before;
     const seconds = (end - t0) / 1000;
     const res = {
@@ -66,6 +69,7 @@ export async function runThroughput(ctx: BenchContext, store: Pick<ServerOptions
       tasks_per_s: round(completed / seconds, 1),
       server_rss_mb: round(server.rssKb() / 1024, 1),
       server_start_s: round(server.startSeconds, 1),
+      cpu: cpuShare,
     };
     ctx.log(`  ${res.completed}/${p.n} completed in ${res.seconds} s → ${res.tasks_per_s} tasks/s (create ${res.create_per_s}/s)`);
     return res;

@@ -51,12 +51,21 @@ describe('npm run bench -- --smoke', () => {
     for (const t of s.throughput.runs) {
       expect(t.completed).toBe(t.n);
       expect(num(t.tasks_per_s) && t.tasks_per_s > 0).toBe(true);
+      // where the CPU went, read from /proc (10 ms ticks: the smoke run's agents may round to 0): the server worked, the parts add up
+      const u = t.cpu.us_per_task;
+      expect(u.server).toBeGreaterThan(0);
+      expect(num(u.agents) && u.agents >= 0).toBe(true);
+      expect(Math.abs(u.total - (u.server + u.postgres + u.redis + u.agents + u.load_generator))).toBeLessThanOrEqual(5);
+      expect(t.cpu.cores.server).toBeGreaterThan(0);
     }
+    expect(md).toContain('CPU µs per task');
     // 2. BullMQ on the same Redis (skipped only where Redis is unreachable)
     if (process.env.MCP_TEST_REDIS_URL) {
       for (const b of s.bullmq.runs) {
         expect(b.completed).toBe(b.n);
         expect(num(b.jobs_per_s) && b.jobs_per_s > 0).toBe(true);
+        expect(num(b.cpu.us_per_task.total) && b.cpu.us_per_task.total > 0).toBe(true);
+        expect(b.cpu.us_per_task.server).toBe(0); // no server of ours in BullMQ's figure
       }
       expect(num(s.bullmq.ratios[0].ratio)).toBe(true);
     } else expect(s.bullmq.skipped).toMatch(/Redis/);
@@ -75,6 +84,7 @@ describe('npm run bench -- --smoke', () => {
       expect(d.count).toBe(x.sent);
       for (const k of ['p50', 'p95', 'p99']) expect(num(d[k]) && d[k] >= 0, k).toBe(true);
       expect(d.p50 <= d.p95 && d.p95 <= d.p99).toBe(true);
+      expect(x.cpu.us_per_task.server).toBeGreaterThan(0);
     }
     // 4. three routes, closed loop and at a fixed offered rate, all 2xx, with percentiles
     expect(s.rest.routes).toHaveLength(6);

@@ -7,6 +7,6 @@ const marker = 'node_modules/.package-lock.json';
 const stale = !existsSync(marker) || statSync(marker).mtimeMs < statSync('package-lock.json').mtimeMs;
 if (stale) {
   console.log('[mcp] installing dependencies…');
-  // npm install honours the lock file; npm ci would refuse it (see .ci/run).
+  // npm install honours the lock file and, unlike npm ci, keeps what is already installed.
   execSync('npm install --no-audit --no-fund', { stdio: 'inherit' });
 }

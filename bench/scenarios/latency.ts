@@ -52,8 +52,8 @@ export async function runLatency(ctx: BenchContext, p: LatencyParams) {
 /**
  * The warm-up phase, then one measured phase per rate. A server fresh from start runs its request
  * path in V8's interpreter and baseline tiers until enough calls have gone through it: measured
- * on a 2-core host, a cold process at 500/s answered with p50 33 ms where the same process, warmed
- * by one such phase, answered with p50 12–20 ms. A server in production is warm, so that is what
+ * on a 2-core host, a fresh process at 500/s answered with p50 29–47 ms where the same process,
+ * warmed by one such phase, answered with p50 12–27 ms. A server in production is warm, so that is what
  * the measured phases report; the warm-up phase's own figures stay in the result.
  */
 export async function warmedPhases(ctx: BenchContext, server: ServerHandle, worker: AgentsWorker, p: LatencyParams, serverPids = [server.pid]) {
@@ -64,7 +64,7 @@ export async function warmedPhases(ctx: BenchContext, server: ServerHandle, work
 }
 
 /** One phase: single creates through `server` at `p.rate`; CPU counted for `serverPids`, the agents, PostgreSQL, Redis and this process. */
-export async function offered(ctx: BenchContext, server: ServerHandle, worker: AgentsWorker, p: LatencyParams & { rate: number }, serverPids: number[], label = '') {
+async function offered(ctx: BenchContext, server: ServerHandle, worker: AgentsWorker, p: LatencyParams & { rate: number }, serverPids: number[], label = '') {
   {
     await worker.call({ cmd: 'reset' });
     const cpu = ProcessCpu.start({ server: serverPids, agents: [worker.pid] });

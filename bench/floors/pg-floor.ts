@@ -8,8 +8,8 @@
  *   npx tsx bench/floors/pg-floor.ts [B] [postgres-url]
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import pg from 'pg';
+import { TICKS_PER_S, procStat } from '../lib/process-cpu.ts';
 
 const N = 20_000;
 const B = Number(process.argv[2] ?? 50);
@@ -20,11 +20,7 @@ try {
   await c.query(`CREATE TABLE ${table} (id uuid PRIMARY KEY, status text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), parameters bytea, result bytea)`);
   await c.query(`CREATE INDEX ON ${table} (created_at) WHERE status = 'pending'`);
   const pid = (await c.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]!.p;
-  const ticks = () => {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return Number(f[11]) + Number(f[12]);
-  };
-  const hz = 100; // USER_HZ
+  const ticks = () => procStat(pid).ticks;
   const ids = Array.from({ length: N }, () => randomUUID());
   const payload = Buffer.alloc(40, 7);
   const t0 = performance.now();
@@ -38,7 +34,7 @@ try {
   }
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
-  const backendUs = ((ticks() - k0) / hz) * 1e6;
+  const backendUs = ((ticks() - k0) / TICKS_PER_S) * 1e6;
   process.stdout.write(`B=${B}: ${N} inserts + updates in ${ms.toFixed(0)} ms; CPU per task: client ${((cpu.user + cpu.system) / N).toFixed(1)} µs, backend ${(backendUs / N).toFixed(1)} µs\n`);
 } finally {
   await c.query(`DROP TABLE IF EXISTS ${table}`);

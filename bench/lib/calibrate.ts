@@ -14,7 +14,7 @@
 import { spawn } from 'node:child_process';
 import { createCipheriv, randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { round, sleep } from './stats.ts';
+import { percentiles, round, sleep } from './stats.ts';
 
 export interface Calibration {
   loopback_rtt_us: number;
@@ -77,8 +77,6 @@ function workTimer(): () => number {
   };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-
 export async function calibrate(): Promise<Calibration> {
   const lb = await loopback(5000);
   const time = workTimer();
@@ -88,8 +86,8 @@ export async function calibrate(): Promise<Calibration> {
     await sleep(10);
     cold.push(time());
   }
-  const h = median(hot);
-  const c = median(cold);
+  const h = percentiles(hot).p50;
+  const c = percentiles(cold).p50;
   return {
     loopback_rtt_us: round(lb.rtt, 1),
     loopback_cpu_us_per_rtt: round(lb.cpu, 1),

@@ -18,7 +18,7 @@ export interface CpuParties {
 
 type Group = 'server' | 'postgres' | 'redis' | 'agents' | 'load_generator';
 const GROUPS: Group[] = ['server', 'postgres', 'redis', 'agents', 'load_generator'];
-const TICKS_PER_S = 100; // USER_HZ on Linux
+export const TICKS_PER_S = 100; // USER_HZ on Linux
 
 export interface CpuShare {
   window_s: number;
@@ -26,6 +26,13 @@ export interface CpuShare {
   cores: Record<Group, number>;
   /** CPU µs per task, per party and in all. */
   us_per_task: Record<Group | 'total', number>;
+}
+
+/** A process's command name and CPU used so far (utime + stime, in ticks) from /proc/<pid>/stat; throws when it is gone. */
+export function procStat(pid: number): { comm: string; ticks: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ticks: Number(f[11]) + Number(f[12]) };
 }
 
 /** utime + stime in ticks, by pid, for the processes of interest. */
@@ -40,12 +47,9 @@ function read(parties: CpuParties): Map<number, { group: Group; ticks: number }>
     const pid = Number(name);
     if (!Number.isInteger(pid)) continue;
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const { comm, ticks } = procStat(pid);
       const group = byPid.get(pid) ?? (comm === 'postgres' ? 'postgres' : comm.startsWith('redis-server') ? 'redis' : undefined);
-      if (!group) continue;
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(pid, { group, ticks: Number(f[11]) + Number(f[12]) });
+      if (group) out.set(pid, { group, ticks });
     } catch {
       // the process exited while the directory was read
     }

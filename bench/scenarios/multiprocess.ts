@@ -14,11 +14,12 @@ import { round, sleep, wallMs } from '../lib/stats.ts';
 import { createPgSchema, dropPgSchema, pgUrlWithSchema } from '../../test/helpers/stores.ts';
 import { warmedPhases, type LatencyParams } from './latency.ts';
 
-export interface MultiprocessParams { n: number; agents: number; perAgent: number; rates: number[]; seconds: number; warmupSeconds: number; timeoutMs: number }
+/** Scenario 3's parameters (its phases run through A) plus scenario 1's batch size. */
+export interface MultiprocessParams extends LatencyParams { n: number }
 
 export function multiprocessParams(smoke: boolean): MultiprocessParams {
   // The same sizes and rates as scenarios 1 and 3, so one process and two compare directly.
-  return smoke ? { n: 200, agents: 10, perAgent: 20, rates: [20], seconds: 1, warmupSeconds: 1, timeoutMs: 60_000 } : { n: 20_000, agents: 50, perAgent: 20, rates: [100, 500], seconds: 10, warmupSeconds: 5, timeoutMs: 180_000 };
+  return smoke ? { n: 200, agents: 10, perAgent: 20, rates: [20], seconds: 1, warmupSeconds: 1, drainMs: 60_000 } : { n: 20_000, agents: 50, perAgent: 20, rates: [100, 500], seconds: 10, warmupSeconds: 5, drainMs: 180_000 };
 }
 
 export async function runMultiprocess(ctx: BenchContext, p: MultiprocessParams) {
@@ -52,7 +53,7 @@ export async function runMultiprocess(ctx: BenchContext, p: MultiprocessParams) 
       const size = Math.min(1000, p.n - off);
       await a.api.expect(201, 'POST', '/api/v1/tasks/batch', { tasks: Array.from({ length: size }, () => ({ task_type: 'noop', required_capabilities: ['noop'] })) });
     }
-    const stats = await worker.call<WorkerStats>({ cmd: 'waitResults', n: p.n, timeoutMs: p.timeoutMs });
+    const stats = await worker.call<WorkerStats>({ cmd: 'waitResults', n: p.n, timeoutMs: p.drainMs });
     const seconds = ((stats.last_result_at ?? wallMs()) - t0) / 1000;
     const completed = (await a.api.expect<{ pagination: { total: number } }>(200, 'GET', '/api/v1/tasks?status=completed&limit=1')).pagination.total;
     const throughput = { n: p.n, completed, seconds: round(seconds, 3), tasks_per_s: round(completed / seconds, 1), cpu: cpu.stop(completed) };
@@ -60,8 +61,7 @@ export async function runMultiprocess(ctx: BenchContext, p: MultiprocessParams) 
     await sleep(200);
 
     // Latency across processes: single creates on A at a fixed rate, delivered by B.
-    const lp: LatencyParams = { rates: p.rates, seconds: p.seconds, warmupSeconds: p.warmupSeconds, agents: p.agents, perAgent: p.perAgent, drainMs: p.timeoutMs };
-    const { warmup, runs: latency } = await warmedPhases(ctx, a, worker, lp, [a.pid, b.pid]);
+    const { warmup, runs: latency } = await warmedPhases(ctx, a, worker, p, [a.pid, b.pid]);
     return { store: 'PostgreSQL + Redis, 2 processes', agents: p.agents, throughput, warmup, latency };
   } catch (err) {
     throw withServerLog(err, servers[servers.length - 1] ?? { output: () => '' });

@@ -236,7 +236,7 @@ export class AssignmentEngine {
 
   /** New tasks another process announced, leased to agents here that have room, in one statement. */
   private async leaseAnnounced(tasks: AnnouncedTask[]): Promise<void> {
-    const picks = this.pickAll(tasks, tasks.length);
+    const picks = this.pickAll(tasks);
     if (picks.length < tasks.length) this.queued = true; // no room for some now: freed room runs a round
     if (!picks.length || this.stopped) {
       AssignmentEngine.unreserve(picks);
@@ -384,7 +384,7 @@ export class AssignmentEngine {
   }
 
   /** Picks an agent for each task in turn (by its strategy) until `limit` are placed; tasks without a capable agent with room are skipped. */
-  private pickAll(tasks: Iterable<{ id: string; caps: string[]; strategy: string | null }>, limit: number, onlyAgent?: string): SlotPick[] {
+  private pickAll(tasks: Iterable<{ id: string; caps: string[]; strategy: string | null }>, limit = Infinity, onlyAgent?: string): SlotPick[] {
     const picks: SlotPick[] = [];
     for (const t of tasks) {
       if (picks.length >= limit) break;
@@ -442,7 +442,7 @@ export class AssignmentEngine {
    */
   reserve(tasks: ReadonlyArray<{ task_id: string; required_capabilities: string[]; strategy: string | null; dependencies: string[] }>): Reservation | null {
     if (this.stopped || !this.slots.size) return null;
-    const list = this.pickAll(tasks.filter((t) => !t.dependencies.length).map((t) => ({ id: t.task_id, caps: t.required_capabilities, strategy: t.strategy })), tasks.length);
+    const list = this.pickAll(tasks.filter((t) => !t.dependencies.length).map((t) => ({ id: t.task_id, caps: t.required_capabilities, strategy: t.strategy })));
     if (!list.length) return null;
     const picks = new Map(list.map((p) => [p.task_id, p.slot]));
     let open = true;

@@ -27,6 +27,7 @@ import type { DeliveredTask } from '../contracts/views.ts';
 import type { TaskAssignment, TaskRepository, TaskRow } from './task-repository.ts';
 import { pickAgent, type Candidate } from './strategies.ts';
 import { readQueueHead } from './queue-head.ts';
+import { inLockOrder } from './lock-order.ts';
 
 export type { DeliveredTask } from '../contracts/views.ts';
 
@@ -485,15 +486,14 @@ export class AssignmentEngine {
    * deliveries need.
    */
   private async lease(q: Queryable, unordered: Array<{ task_id: string; agent_id: string }>, reason: string | null): Promise<DeliveryRow[]> {
-    // The statement locks in input order (one lookup per pair): task_id order, like every batch.
-    const pairs = [...unordered].sort((a, b) => (a.task_id < b.task_id ? -1 : a.task_id > b.task_id ? 1 : 0));
+    const pairs = inLockOrder(unordered, (p) => p.task_id);
     const { rows } = await q.query<DeliveryRow>(
       `WITH cur AS (
-         -- One primary-key lookup per pair, locked in input (task_id) order as accepts and results
-         -- lock; a task no longer pending (leased by another process meanwhile) is left out.
+         -- One primary-key lookup per pair, locked inside it in input (task_id) order as accepts and
+         -- results lock (inLockOrder); a task no longer pending (leased by another process
+         -- meanwhile) is left out.
          SELECT t.task_id, x.agent_id FROM unnest($1::uuid[], $2::text[]) AS x(task_id, agent_id)
-         CROSS JOIN LATERAL (SELECT task_id FROM tasks WHERE task_id = x.task_id AND status = 'pending' AND pending_deps = 0 LIMIT 1) AS t
-         ORDER BY t.task_id FOR UPDATE OF t
+         CROSS JOIN LATERAL (SELECT task_id FROM tasks WHERE task_id = x.task_id AND status = 'pending' AND pending_deps = 0 LIMIT 1 FOR UPDATE) AS t
        ), upd AS (
          UPDATE tasks t SET status = 'assigned', attempt = t.attempt + 1, assigned_agent = cur.agent_id, assigned_at = now(),
            lease_expires_at = now() + make_interval(secs => t.timeout_seconds), progress = 0, progress_message = NULL, started_at = NULL, updated_at = now()

@@ -3,11 +3,17 @@
  * its result immediately): the batched statements lock overlapping rows and must queue, not
  * deadlock. Every result is recorded exactly once. Two engines (processes) dispatching the same
  * queue at once lease every task exactly once.
+ *
+ * On PostgreSQL the race is also forced: a row in the middle of the batch is held by another
+ * transaction until both batches wait, so the accepts (sent in ascending order) and the results
+ * (descending) have each locked everything they could before either goes on. Locked in the order
+ * they were sent, they would deadlock; locked in one order, one waits for the other.
  */
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventBus, isAppError, jsonCodec } from '../core/index.ts';
 import { AgentRepository } from '../agents/index.ts';
-import { engines, type TestDb } from '../../test/helpers/stores.ts';
+import { engines, pgUrlWithSchema, type TestDb } from '../../test/helpers/stores.ts';
 import { AssignmentEngine, TaskRepository, TaskService, noOutcomes, type DeliveredTask } from './index.ts';
 import type { Principal } from '../auth/index.ts';
 
@@ -77,3 +83,60 @@ describe.each(engines())('concurrent accepts and results on $name', (engine) => 
     }
   });
 });
+
+/**
+ * Waits until `n` statements on `table` wait for a lock. Asked on a client outside any
+ * transaction: a transaction sees pg_stat_activity as it was at its first look.
+ */
+async function lockWaiters(c: pg.Client, table: string, n: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const { rows } = await c.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid IN (SELECT pid FROM pg_locks WHERE relation = $1::regclass)`, [table]);
+    if (rows[0]!.n >= n) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`fewer than ${n} statements waited for a lock on ${table}`);
+}
+
+for (const engine of engines().filter((e) => e.name === 'postgres')) {
+  describe('accepts and results in opposite orders, held at the same row, on postgres', () => {
+    let tdb: TestDb;
+    beforeAll(async () => { tdb = await engine.open(); });
+    afterAll(async () => tdb?.dispose());
+
+    it('queues the two batches behind each other instead of deadlocking, and records every result once', async () => {
+      const db = tdb.db;
+      const repo = new TaskRepository(jsonCodec);
+      const bus = new EventBus();
+      const tasks = new TaskService(db, repo, noOutcomes, bus, { retryBaseMs: 1000, retryCapMs: 60_000 });
+      const eng = new AssignmentEngine(db, repo, bus, { defaultStrategy: 'capability_match' });
+      const agent = 'held-agent';
+      await new AgentRepository().insert(db, { agent_id: agent, name: agent, type: 'general', capabilities: ['held'], version: '1.0.0', endpoint_url: null, health_check_url: null, max_concurrent_tasks: 100, metadata: {}, tags: [], role: 'worker', builtin: false, api_key_hash: 'x' });
+      const delivered: DeliveredTask[] = [];
+      await tasks.createMany(Array.from({ length: 41 }, (_, i) => ({ task_type: 'held', required_capabilities: ['held'], parameters: { i } })), admin);
+      await eng.addSlot({ agent_id: agent, capabilities: new Set(['held']), max: 100, score: 0, builtin: false, available: true, deliver: (t) => delivered.push(t) });
+      await eng.settle();
+      eng.stop();
+      expect(delivered).toHaveLength(41);
+      const ascending = [...delivered].sort((a, b) => (a.task_id < b.task_id ? -1 : 1));
+      const [blocker, observer] = [0, 1].map(() => new pg.Client({ connectionString: pgUrlWithSchema(tdb.url!, tdb.schema!) }));
+      await Promise.all([blocker!.connect(), observer!.connect()]);
+      try {
+        await blocker!.query('BEGIN');
+        await blocker!.query('SELECT 1 FROM tasks WHERE task_id = $1 FOR UPDATE', [ascending[20]!.task_id]);
+        const accepts = ascending.map((d) => tasks.accept(d.task_id, agent, d.attempt).then(() => 'ok', (e: unknown) => (isAppError(e) ? e.code : String(e))));
+        const results = [...ascending].reverse().map((d) => tasks.complete(d.task_id, agent, d.attempt, { i: (d.parameters as { i: number }).i }).then((r) => r.status, (e: unknown) => String(e)));
+        await lockWaiters(observer!, `${tdb.schema!}.tasks`, 2);
+        await blocker!.query('COMMIT');
+        const [acceptOutcomes, completed] = await Promise.all([Promise.all(accepts), Promise.all(results)]);
+        expect(acceptOutcomes.filter((o) => o !== 'ok' && o !== 'INVALID_STATUS_TRANSITION')).toEqual([]);
+        expect(completed).toEqual(ascending.map(() => 'completed'));
+        const { rows } = await db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM task_events WHERE to_status = 'completed' AND task_id = ANY($1::uuid[])`, [ascending.map((d) => d.task_id)]);
+        expect(rows[0]!.n).toBe(41);
+      } finally {
+        await Promise.all([blocker!.end(), observer!.end()]);
+      }
+    });
+  });
+}

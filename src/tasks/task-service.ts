@@ -14,6 +14,7 @@ import { TaskRepository, type NewTask, type TaskListFilter, type TaskRow } from 
 import { backoffMs, CANCELLABLE_STATUSES, RETRYABLE_BY_OPERATOR } from './task-status.ts';
 import type { Reservation } from './assignment-engine.ts';
 import { historyView, taskSummary, type TaskSummary } from './task-view.ts';
+import { inLockOrder } from './lock-order.ts';
 
 /** Where per-agent outcome statistics go (AgentService.outcomes; buffered, off the hot path). */
 export interface OutcomeSink {
@@ -395,17 +396,17 @@ export class TaskService {
   }
 
   private async acceptBatch(items: Array<{ taskId: string; agentId: string; attempt: number | null }>): Promise<AcceptOutcome[]> {
+    const unique = inLockOrder(items, (x) => x.taskId);
     const { rows } = await this.db.query<MissRow & { accepted: boolean }>(
       `WITH input AS (
-         SELECT DISTINCT ON (task_id) * FROM unnest($1::uuid[], $2::text[], $3::int[]) AS x(task_id, agent_id, attempt)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[]) AS x(task_id, agent_id, attempt)
        ), cur AS (
-         -- Rows are locked in task_id order, as by completeBatch, so concurrent batches holding
-         -- overlapping tasks (an accept and a result racing) queue instead of deadlocking.
-         -- (One lookup by primary key per input row — LIMIT keeps the planner from turning it into a
-         -- join that scans the table, whatever its statistics were when the plan was made.)
-         SELECT t.task_id FROM input x CROSS JOIN LATERAL (SELECT * FROM tasks WHERE task_id = x.task_id LIMIT 1) AS t
-         WHERE t.assigned_agent = x.agent_id AND t.status = 'assigned' AND (x.attempt IS NULL OR t.attempt = x.attempt)
-         ORDER BY t.task_id FOR UPDATE OF t
+         -- One lookup by primary key per input row, locked inside it: in input order, which is
+         -- task_id order (inLockOrder), as every batch locks. (LIMIT keeps the planner from turning
+         -- it into a join that scans the table, whatever its statistics were when the plan was made.)
+         SELECT t.task_id FROM input x CROSS JOIN LATERAL (
+           SELECT task_id FROM tasks WHERE task_id = x.task_id AND assigned_agent = x.agent_id AND status = 'assigned' AND (x.attempt IS NULL OR attempt = x.attempt)
+           LIMIT 1 FOR UPDATE) AS t
        ), upd AS (
          UPDATE tasks t SET status = 'running', started_at = now(), updated_at = now()
          FROM cur WHERE t.task_id = cur.task_id
@@ -417,7 +418,7 @@ export class TaskService {
        UNION ALL
        SELECT t.task_id, t.attempt, t.status, t.assigned_agent, false FROM input x CROSS JOIN LATERAL (SELECT * FROM tasks WHERE task_id = x.task_id LIMIT 1) AS t
        WHERE NOT EXISTS (SELECT 1 FROM upd WHERE upd.task_id = t.task_id)`,
-      [items.map((x) => x.taskId), items.map((x) => x.agentId), items.map((x) => x.attempt)]);
+      [unique.map((x) => x.taskId), unique.map((x) => x.agentId), unique.map((x) => x.attempt)]);
     const byId = new Map(rows.map((r) => [r.task_id, r]));
     const seen = new Set<string>();
     return items.map((it) => {
@@ -492,9 +493,7 @@ export class TaskService {
    * Items that did not match (stale, foreign, already final, or a repeat within the batch) get null.
    */
   private async completeBatch(items: CompletionInput[]): Promise<Array<CompletionRow | null>> {
-    const first = new Map<string, number>();
-    items.forEach((it, i) => { if (!first.has(it.taskId)) first.set(it.taskId, i); });
-    const unique = [...first.values()].map((i) => items[i]!);
+    const unique = inLockOrder(items, (x) => x.taskId);
     // Sealed right before the statement (with the key current now), as PHI whatever the task's
     // classification: the classification is only known inside the statement, and sealing too
     // much is the safe direction.
@@ -506,10 +505,10 @@ export class TaskService {
       `WITH input AS (
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::jsonb[]) AS x(task_id, agent_id, attempt, result, meta)
        ), cur AS (
-         -- One primary-key lookup per input row, as in acceptBatch (a join read every leased task).
-         SELECT t.task_id, t.status AS was, x.agent_id, x.result, x.meta FROM input x CROSS JOIN LATERAL (SELECT * FROM tasks WHERE task_id = x.task_id LIMIT 1) AS t
-         WHERE t.assigned_agent = x.agent_id AND t.status IN ('assigned', 'running') AND (x.attempt IS NULL OR t.attempt = x.attempt)
-         ORDER BY t.task_id FOR UPDATE OF t
+         -- One primary-key lookup per input row, locked inside it in task_id order, as in acceptBatch.
+         SELECT t.task_id, t.status AS was, x.agent_id, x.result, x.meta FROM input x CROSS JOIN LATERAL (
+           SELECT task_id, status FROM tasks WHERE task_id = x.task_id AND assigned_agent = x.agent_id AND status IN ('assigned', 'running') AND (x.attempt IS NULL OR attempt = x.attempt)
+           LIMIT 1 FOR UPDATE) AS t
        ), upd AS (
          UPDATE tasks t SET status = 'completed', result = cur.result, progress = 1, completed_at = now(), lease_expires_at = NULL, error = NULL,
            metadata = CASE WHEN cur.meta IS NULL THEN t.metadata ELSE t.metadata || jsonb_build_object('result_metadata', cur.meta) END,
@@ -532,7 +531,12 @@ export class TaskService {
        FROM upd`,
       params);
     const byId = new Map(rows.map((r) => [r.task_id, r]));
-    return items.map((it, i) => (first.get(it.taskId) === i ? byId.get(it.taskId) ?? null : null));
+    const seen = new Set<string>();
+    return items.map((it) => {
+      if (seen.has(it.taskId)) return null; // a repeat within the batch
+      seen.add(it.taskId);
+      return byId.get(it.taskId) ?? null;
+    });
   }
 
   async fail(taskId: string, agentId: string, attempt: number | undefined, error: TaskErrorInput): Promise<{ task_id: string; status: TaskStatus; attempt: number; will_retry: boolean; retry_at: string | null; dead_letter: boolean }> {

@@ -1,0 +1,19 @@
+/**
+ * The one order in which statements that lock several task rows lock them: ascending task id,
+ * as PostgreSQL orders `uuid` (byte order, which is the order of the lower-case hex text).
+ *
+ * Batched statements look each task up by primary key, one input row at a time, and lock the
+ * row inside that lookup (`CROSS JOIN LATERAL (... LIMIT 1 FOR UPDATE)`), so PostgreSQL takes
+ * the locks in the order of the input arrays — an `ORDER BY ... FOR UPDATE` around the lookup
+ * would not reorder them. Two batches holding overlapping tasks in opposite orders (an agent's
+ * accepts and its results racing) would deadlock; sorted the same way, one waits for the other.
+ * A task named more than once is kept once, at its first mention (a statement touches a row once).
+ */
+export function inLockOrder<T>(items: readonly T[], taskId: (item: T) => string): T[] {
+  const first = new Map<string, T>();
+  for (const item of items) {
+    const key = taskId(item).toLowerCase();
+    if (!first.has(key)) first.set(key, item);
+  }
+  return [...first].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, item]) => item);
+}

@@ -64,9 +64,12 @@ export class AgentRepository {
 
   async list(q: Queryable, f: AgentFilter, limit: number, offset: number): Promise<{ rows: AgentRecord[]; total: number }> {
     const w = where(f);
-    const { rows } = await q.query<AgentRecord>(`SELECT ${COLS} FROM agents ${w.sql} ORDER BY registered_at, agent_id LIMIT ${limit} OFFSET ${offset}`, w.params);
-    const t = await q.query<{ n: number }>(`SELECT count(*)::int AS n FROM agents ${w.sql}`, w.params);
-    return { rows, total: t.rows[0]?.n ?? 0 };
+    // The page and the count in one round trip (the fleet is small enough to count with the page);
+    // a page past the end has no row to carry the count, so only then is it asked on its own.
+    const { rows } = await q.query<AgentRecord & { total_count: number }>(
+      `SELECT ${COLS}, count(*) OVER ()::int AS total_count FROM agents ${w.sql} ORDER BY registered_at, agent_id LIMIT ${limit} OFFSET ${offset}`, w.params);
+    const total = rows[0]?.total_count ?? (offset > 0 ? (await q.query<{ n: number }>(`SELECT count(*)::int AS n FROM agents ${w.sql}`, w.params)).rows[0]!.n : 0);
+    return { rows: rows.map(({ total_count: _, ...r }) => r), total };
   }
 
   async all(q: Queryable, f: AgentFilter = {}): Promise<AgentRecord[]> {

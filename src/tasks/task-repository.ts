@@ -80,6 +80,16 @@ export interface HistoryEntry {
   at: Date;
 }
 
+/** `getWithHistory`'s history columns: null when the task has no history entries. */
+interface HistoryArrays {
+  h_from: Array<string | null> | null;
+  h_to: string[] | null;
+  h_attempt: number[] | null;
+  h_agent: Array<string | null> | null;
+  h_reason: Array<string | null> | null;
+  h_at: Date[] | null;
+}
+
 export interface TaskListFilter {
   status?: string;
   task_type?: string;
@@ -212,9 +222,25 @@ export class TaskRepository {
     return { rows, total: t.rows[0]?.n ?? 0 };
   }
 
-  async history(q: Queryable, taskId: string): Promise<HistoryEntry[]> {
-    const { rows } = await q.query<HistoryEntry>('SELECT from_status, to_status, attempt, agent_id, reason, at FROM task_events WHERE task_id = $1 ORDER BY event_id', [taskId]);
-    return rows;
+  /**
+   * A task and its history in one statement (one round trip for the detail read, the REST read
+   * route under load): the history comes as parallel arrays in event order, so every value keeps
+   * its type (timestamps as Dates) as it would from its own rows.
+   */
+  async getWithHistory(q: Queryable, taskId: string): Promise<{ row: TaskRow; history: HistoryEntry[] } | null> {
+    if (!isUuid(taskId)) return null;
+    const { rows } = await q.query<TaskRow & HistoryArrays>(
+      `SELECT ${TASK_COLS}, h.* FROM tasks t CROSS JOIN LATERAL (
+         SELECT array_agg(from_status ORDER BY event_id) AS h_from, array_agg(to_status ORDER BY event_id) AS h_to,
+           array_agg(attempt ORDER BY event_id) AS h_attempt, array_agg(agent_id ORDER BY event_id) AS h_agent,
+           array_agg(reason ORDER BY event_id) AS h_reason, array_agg(at ORDER BY event_id) AS h_at
+         FROM task_events e WHERE e.task_id = t.task_id) AS h
+       WHERE t.task_id = $1::uuid`, [taskId]);
+    const r = rows[0];
+    if (!r) return null;
+    const { h_from, h_to, h_attempt, h_agent, h_reason, h_at, ...row } = r;
+    const history = (h_to ?? []).map((to, i) => ({ from_status: h_from![i]!, to_status: to, attempt: h_attempt![i]!, agent_id: h_agent![i]!, reason: h_reason![i]!, at: h_at![i]! }));
+    return { row, history };
   }
 
   async recordEvents(q: Queryable, events: Array<{ task_id: string; from: string | null; to: string; attempt: number; agent_id: string | null; reason: string | null }>): Promise<void> {

@@ -240,9 +240,9 @@ export class TaskService {
   async detail(taskId: string, viewer: Principal, ctx: AuditContext = { actor: actorOf(viewer) }): Promise<TaskDetail> {
     let failing: { task_id: string; field: string; classification: string } | null = null;
     try {
-      const row = await this.repo.get(this.db, taskId);
-      if (!row || !this.canSee(viewer, row)) throw new NotFoundError('TASK_NOT_FOUND');
-      const history = await this.repo.history(this.db, row.task_id);
+      const found = await this.repo.getWithHistory(this.db, taskId);
+      if (!found || !this.canSee(viewer, found.row)) throw new NotFoundError('TASK_NOT_FOUND');
+      const { row, history } = found;
       const classification = isDataClassification(row.data_classification) ? row.data_classification : 'phi';
       failing = { task_id: row.task_id, field: 'parameters', classification };
       const parameters: unknown = this.repo.openParameters(row);

@@ -62,6 +62,25 @@ describe.each(engines())('core API on $name', (engine) => {
     expect(bad.body.error.code).toBe('INVALID_CAPABILITIES');
   });
 
+  it('lists agents a page at a time, in registration order, with the total', async () => {
+    // The two agents the discovery test registered hold bias_detection.
+    const page = async (query: string) => (await t.api('GET', `/api/v1/agents?capability=bias_detection&${query}`, { token: t.adminToken })).body as { agents: Array<{ agent_id: string; status: string }>; pagination: { total: number; limit: number; offset: number } };
+    const first = await page('limit=1');
+    expect(first.agents.map((a) => a.agent_id)).toEqual(['agent-disc-a']);
+    expect(first.pagination).toMatchObject({ total: 2, limit: 1, offset: 0 });
+    const second = await page('limit=1&offset=1');
+    expect(second.agents.map((a) => a.agent_id)).toEqual(['agent-disc-b']);
+    expect(second.pagination).toMatchObject({ total: 2, offset: 1 });
+    const past = await page('limit=1&offset=5');
+    expect(past.agents).toEqual([]);
+    expect(past.pagination.total).toBe(2);
+    const status = first.agents[0]!.status;
+    const byStatus = await page(`status=${status}&limit=1&offset=1`);
+    expect(byStatus.agents.map((a) => a.agent_id)).toEqual(['agent-disc-b']);
+    expect(byStatus.pagination.total).toBe(2);
+    expect((await page(`status=${status === 'busy' ? 'active' : 'busy'}`)).pagination.total).toBe(0);
+  });
+
   it('updates agents: empty body → EMPTY_UPDATE; self may change capabilities only', async () => {
     const a = await registerAgent(t, { agent_id: 'agent-upd', capabilities: ['x_one'] });
     const empty = await t.api('PUT', '/api/v1/agents/agent-upd', { token: t.adminToken, body: {} });
@@ -118,7 +137,8 @@ describe.each(engines())('core API on $name', (engine) => {
     expect(c.body).toMatchObject({ status: 'pending', queue_position: expect.any(Number) });
     const g = await t.api('GET', `/api/v1/tasks/${c.body.task_id}`, { token: t.adminToken });
     expect(g.body).toMatchObject({ task_id: c.body.task_id, priority: 8, required_capabilities: ['sentiment_analysis'], data_classification: 'phi', timeout_seconds: 300, max_retries: 3, parameters: { text: 'hello' }, attempt: 0 });
-    expect(g.body.history.map((h: { to_status: string }) => h.to_status)).toEqual(['pending']);
+    expect(g.body.history).toEqual([{ from_status: null, to_status: 'pending', attempt: 0, agent_id: null, reason: 'created', at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/) }]);
+    expect(Math.abs(Date.parse(g.body.history[0].at) - Date.parse(g.body.created_at))).toBeLessThan(1000);
     const list = await t.api('GET', '/api/v1/tasks?status=pending&task_type=sentiment_analysis&limit=1&sort=created_at:desc', { token: t.adminToken });
     expect(list.status).toBe(200);
     expect(list.body.tasks).toHaveLength(1);

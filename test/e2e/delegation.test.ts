@@ -57,7 +57,10 @@ describe('delegation over Socket.IO', () => {
     expect(await emitAck(socket, 'task:result', { task_id: id, attempt: 1, success: true, data: { score: 0.9 } })).toMatchObject({ ok: true, status: 'completed' });
     const done = await getTask(t, id);
     expect(done).toMatchObject({ status: 'completed', result: { score: 0.9 }, assigned_agent: 'flow-agent', attempt: 1, progress: 1 });
-    expect(done.history.map((h: { to_status: string }) => h.to_status)).toEqual(['pending', 'assigned', 'running', 'completed']);
+    expect(done.history.map((h: { from_status: string | null; to_status: string; attempt: number; agent_id: string | null }) => [h.from_status, h.to_status, h.attempt, h.agent_id])).toEqual([
+      [null, 'pending', 0, null], ['pending', 'assigned', 1, 'flow-agent'], ['assigned', 'running', 1, 'flow-agent'], ['running', 'completed', 1, 'flow-agent']]);
+    const times = done.history.map((h: { at: string }) => Date.parse(h.at));
+    expect(times).toEqual([...times].sort((a, b) => a - b)); // in event order
     await waitFor(() => events.some((e) => e.name === 'task:completed'));
     expect(events.map((e) => e.name)).toEqual(['task:created', 'task:assigned', 'task:progress_updated', 'task:completed']);
     expect(events.map((e) => e.seq)).toEqual([1, 2, 3, 4]);

@@ -36,11 +36,15 @@ export function agentRoutes(app: App, kit: RouteKit): void {
     const q = request.query;
     const limit = q.limit ?? 50;
     const offset = q.offset ?? 0;
-    const { agents: rows, total } = await agents.list({ status: q.status === 'busy' ? undefined : q.status, type: q.type, capabilities: q.capability ? [q.capability] : undefined }, 1000, 0);
-    // `busy` is derived from live load, so status filtering happens on the view.
-    const filtered = q.status ? rows.filter((a) => a.status === q.status) : rows;
-    const count = q.status ? filtered.length : total;
-    return { agents: filtered.slice(offset, offset + limit), pagination: paginate(count, limit, offset) };
+    const filter = { type: q.type, capabilities: q.capability ? [q.capability] : undefined };
+    if (!q.status) {
+      const { agents: page, total } = await agents.list(filter, limit, offset);
+      return { agents: page, pagination: paginate(total, limit, offset) };
+    }
+    // `busy` is derived from live load, so a status filter applies to the views (of the first 1,000).
+    const { agents: rows } = await agents.list({ ...filter, status: q.status === 'busy' ? undefined : q.status }, 1000, 0);
+    const filtered = rows.filter((a) => a.status === q.status);
+    return { agents: filtered.slice(offset, offset + limit), pagination: paginate(filtered.length, limit, offset) };
   });
 
   app.get('/agents/discover', { schema: { tags, querystring: DiscoverQuery }, preHandler: kit.guard('agent:read') }, async (request) => {

@@ -43,7 +43,7 @@ describe.each(engines())('assignment at insert on $name', (engine) => {
       const row = await repo.get(db, created.task_id);
       expect(row).toMatchObject({ status: 'assigned', attempt: 1, assigned_agent: 'ins-a' });
       expect(row!.lease_expires_at).not.toBeNull();
-      expect((await repo.getWithHistory(db, created.task_id))!.history.map((h) => [h.from_status, h.to_status, h.attempt, h.agent_id])).toEqual([
+      expect((await repo.getManyWithHistory(db, [created.task_id])).get(created.task_id)!.history.map((h) => [h.from_status, h.to_status, h.attempt, h.agent_id])).toEqual([
         [null, 'pending', 0, null],
         ['pending', 'assigned', 1, 'ins-a'],
       ]);

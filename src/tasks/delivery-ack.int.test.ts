@@ -22,7 +22,7 @@ describe.each(engines())('delivery acks on $name', (engine) => {
     const lease = (id: string) => tdb.db.query(`UPDATE tasks SET status = 'assigned', attempt = 1, assigned_agent = 'ack-agent', assigned_at = now(), lease_expires_at = now() + interval '5 min' WHERE task_id = $1`, [id]);
     await lease(slow!.task_id);
     await lease(quick!.task_id);
-    const transitions = async (id: string) => (await repo.getWithHistory(tdb.db, id))!.history.map((h) => `${h.from_status ?? '∅'}→${h.to_status}`);
+    const transitions = async (id: string) => (await repo.getManyWithHistory(tdb.db, [id])).get(id)!.history.map((h) => `${h.from_status ?? '∅'}→${h.to_status}`);
 
     tasks.acknowledgeDelivery(slow!.task_id, 'ack-agent', 1);
     tasks.acknowledgeDelivery(quick!.task_id, 'ack-agent', 1);

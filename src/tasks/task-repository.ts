@@ -223,24 +223,27 @@ export class TaskRepository {
   }
 
   /**
-   * A task and its history in one statement (one round trip for the detail read, the REST read
-   * route under load): the history comes as parallel arrays in event order, so every value keeps
-   * its type (timestamps as Dates) as it would from its own rows.
+   * Tasks and their histories in one statement (one round trip for a group of detail reads, the
+   * REST read route under load), by id; ids not found are absent. Each history comes as parallel
+   * arrays in event order, so every value keeps its type (timestamps as Dates) as it would from
+   * its own rows.
    */
-  async getWithHistory(q: Queryable, taskId: string): Promise<{ row: TaskRow; history: HistoryEntry[] } | null> {
-    if (!isUuid(taskId)) return null;
+  async getManyWithHistory(q: Queryable, taskIds: string[]): Promise<Map<string, { row: TaskRow; history: HistoryEntry[] }>> {
+    const ids = taskIds.filter(isUuid);
+    const out = new Map<string, { row: TaskRow; history: HistoryEntry[] }>();
+    if (!ids.length) return out;
     const { rows } = await q.query<TaskRow & HistoryArrays>(
       `SELECT ${TASK_COLS}, h.* FROM tasks t CROSS JOIN LATERAL (
          SELECT array_agg(from_status ORDER BY event_id) AS h_from, array_agg(to_status ORDER BY event_id) AS h_to,
            array_agg(attempt ORDER BY event_id) AS h_attempt, array_agg(agent_id ORDER BY event_id) AS h_agent,
            array_agg(reason ORDER BY event_id) AS h_reason, array_agg(at ORDER BY event_id) AS h_at
          FROM task_events e WHERE e.task_id = t.task_id) AS h
-       WHERE t.task_id = $1::uuid`, [taskId]);
-    const r = rows[0];
-    if (!r) return null;
-    const { h_from, h_to, h_attempt, h_agent, h_reason, h_at, ...row } = r;
-    const history = (h_to ?? []).map((to, i) => ({ from_status: h_from![i]!, to_status: to, attempt: h_attempt![i]!, agent_id: h_agent![i]!, reason: h_reason![i]!, at: h_at![i]! }));
-    return { row, history };
+       WHERE t.task_id = ANY($1::uuid[])`, [ids]);
+    for (const { h_from, h_to, h_attempt, h_agent, h_reason, h_at, ...row } of rows) {
+      const history = (h_to ?? []).map((to, i) => ({ from_status: h_from![i]!, to_status: to, attempt: h_attempt![i]!, agent_id: h_agent![i]!, reason: h_reason![i]!, at: h_at![i]! }));
+      out.set(row.task_id, { row, history });
+    }
+    return out;
   }
 
   async recordEvents(q: Queryable, events: Array<{ task_id: string; from: string | null; to: string; attempt: number; agent_id: string | null; reason: string | null }>): Promise<void> {

@@ -10,7 +10,7 @@ import { PRIORITY_ALIASES, TASK_TYPE_CAPABILITIES, type CreateTaskInput, type Ta
 import type { Db, Queryable } from '../store/index.ts';
 import { hasPermission, principalKey, type Principal } from '../auth/index.ts';
 import { DecryptionError, actorOf, isDataClassification, maskValue, type AuditActor, type AuditContext, type PhiAccessLog } from '../security/index.ts';
-import { TaskRepository, type NewTask, type TaskListFilter, type TaskRow } from './task-repository.ts';
+import { TaskRepository, type HistoryEntry, type NewTask, type TaskListFilter, type TaskRow } from './task-repository.ts';
 import { backoffMs, CANCELLABLE_STATUSES, RETRYABLE_BY_OPERATOR } from './task-status.ts';
 import type { Reservation } from './assignment-engine.ts';
 import { historyView, taskSummary, type TaskSummary } from './task-view.ts';
@@ -71,6 +71,11 @@ export class TaskService {
   private readonly singleCreates = new MicroBatcher<{ task: NewTask; creator: Principal }, (TaskRow & { queue_position: number }) | Error>((items) => this.createGroup(items), { maxSize: 200, maxInFlight: 4 });
   private readonly acceptances = new MicroBatcher<{ taskId: string; agentId: string; attempt: number | null }, AcceptOutcome>((items) => this.acceptBatch(items), { maxSize: 500, maxInFlight: 4 });
   private readonly completions = new MicroBatcher<CompletionInput, CompletionRow | null>((items) => this.completeBatch(items), { maxSize: 500, maxInFlight: 4 });
+  /** Concurrent detail reads share one statement (`detail`). */
+  private readonly detailReads = new MicroBatcher<string, { row: TaskRow; history: HistoryEntry[] } | null>(async (ids) => {
+    const found = await this.repo.getManyWithHistory(this.db, ids);
+    return ids.map((id) => found.get(id.toLowerCase()) ?? null);
+  }, { maxSize: 200, maxInFlight: 4 });
   /** Delivery acks not yet written as accepts, by task (`acknowledgeDelivery`). */
   private readonly held = new Map<string, { agentId: string; attempt: number }>();
   private heldTimer: NodeJS.Timeout | undefined;
@@ -240,7 +245,7 @@ export class TaskService {
   async detail(taskId: string, viewer: Principal, ctx: AuditContext = { actor: actorOf(viewer) }): Promise<TaskDetail> {
     let failing: { task_id: string; field: string; classification: string } | null = null;
     try {
-      const found = await this.repo.getWithHistory(this.db, taskId);
+      const found = isUuid(taskId) ? await this.detailReads.submit(taskId) : null;
       if (!found || !this.canSee(viewer, found.row)) throw new NotFoundError('TASK_NOT_FOUND');
       const { row, history } = found;
       const classification = isDataClassification(row.data_classification) ? row.data_classification : 'phi';

@@ -16,8 +16,37 @@ import { AgentRepository } from '../agents/index.ts';
 import { engines, pgUrlWithSchema, type TestDb } from '../../test/helpers/stores.ts';
 import { AssignmentEngine, TaskRepository, TaskService, noOutcomes, type DeliveredTask } from './index.ts';
 import type { Principal } from '../auth/index.ts';
+import type { Db } from '../store/index.ts';
 
 const admin: Principal = { type: 'user', id: 'conc-admin', role: 'admin', name: 'conc' };
+
+/** A task service and an assignment engine over `db`, with one agent holding `cap`; `lease(n)` creates n tasks and leases them all to it. */
+async function leasingAgent(db: Db, agent: string, cap: string) {
+  const repo = new TaskRepository(jsonCodec);
+  const bus = new EventBus();
+  const tasks = new TaskService(db, repo, noOutcomes, bus, { retryBaseMs: 1000, retryCapMs: 60_000 });
+  const eng = new AssignmentEngine(db, repo, bus, { defaultStrategy: 'capability_match' });
+  await new AgentRepository().insert(db, { agent_id: agent, name: agent, type: 'general', capabilities: [cap], version: '1.0.0', endpoint_url: null, health_check_url: null, max_concurrent_tasks: 300, metadata: {}, tags: [], role: 'worker', builtin: false, api_key_hash: 'x' });
+  const lease = async (n: number) => {
+    const delivered: DeliveredTask[] = [];
+    const created = await tasks.createMany(Array.from({ length: n }, (_, i) => ({ task_type: cap, required_capabilities: [cap], parameters: { i } })), admin);
+    await eng.addSlot({ agent_id: agent, capabilities: new Set([cap]), max: 300, score: 0, builtin: false, available: true, deliver: (t) => delivered.push(t) });
+    await eng.settle();
+    eng.removeSlot(agent);
+    return { created, delivered };
+  };
+  /** Accepts `accepting` and sends results for `resulting`, all at once; every outcome, settled. */
+  const race = (accepting: DeliveredTask[], resulting: DeliveredTask[]) => ({
+    accepts: accepting.map((d) => tasks.accept(d.task_id, agent, d.attempt).then(() => 'ok', (e: unknown) => (isAppError(e) ? e.code : String(e)))),
+    results: resulting.map((d) => tasks.complete(d.task_id, agent, d.attempt, { i: (d.parameters as { i: number }).i }).then((r) => (r.duplicate ? 'duplicate' : r.status), (e: unknown) => String(e))),
+  });
+  return { tasks, eng, lease, race };
+}
+
+async function completedEntries(db: Db, ids: string[]): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM task_events WHERE to_status = 'completed' AND task_id = ANY($1::uuid[])`, [ids]);
+  return rows[0]!.n;
+}
 
 describe.each(engines())('concurrent accepts and results on $name', (engine) => {
   let tdb: TestDb;
@@ -25,31 +54,17 @@ describe.each(engines())('concurrent accepts and results on $name', (engine) => 
   afterAll(async () => tdb?.dispose());
 
   it('records every result once when accepts and results for the same tasks race in opposite orders', async () => {
-    const db = tdb.db;
-    const repo = new TaskRepository(jsonCodec);
-    const bus = new EventBus();
-    const tasks = new TaskService(db, repo, noOutcomes, bus, { retryBaseMs: 1000, retryCapMs: 60_000 });
-    const eng = new AssignmentEngine(db, repo, bus, { defaultStrategy: 'capability_match' });
-    const agent = 'conc-agent';
-    await new AgentRepository().insert(db, { agent_id: agent, name: agent, type: 'general', capabilities: ['conc'], version: '1.0.0', endpoint_url: null, health_check_url: null, max_concurrent_tasks: 300, metadata: {}, tags: [], role: 'worker', builtin: false, api_key_hash: 'x' });
-    const delivered: DeliveredTask[] = [];
+    const { eng, lease, race } = await leasingAgent(tdb.db, 'conc-agent', 'conc');
     try {
       for (let round = 0; round < 3; round++) {
-        delivered.length = 0;
-        const created = await tasks.createMany(Array.from({ length: 200 }, (_, i) => ({ task_type: 'conc', required_capabilities: ['conc'], parameters: { i } })), admin);
-        await eng.addSlot({ agent_id: agent, capabilities: new Set(['conc']), max: 300, score: 0, builtin: false, available: true, deliver: (t) => delivered.push(t) });
-        await eng.settle();
+        const { created, delivered } = await lease(200);
         expect(delivered).toHaveLength(200);
-        const accepts = delivered.map((d) => tasks.accept(d.task_id, agent, d.attempt).then(() => 'ok', (e: unknown) => (isAppError(e) ? e.code : String(e))));
-        const results = [...delivered].reverse().map((d) => tasks.complete(d.task_id, agent, d.attempt, { i: (d.parameters as { i: number }).i }));
+        const { accepts, results } = race(delivered, [...delivered].reverse());
         const [acceptOutcomes, completed] = await Promise.all([Promise.all(accepts), Promise.all(results)]);
         // An accept that lost the race to its result is refused as a late transition, nothing else.
         expect(acceptOutcomes.filter((o) => o !== 'ok' && o !== 'INVALID_STATUS_TRANSITION')).toEqual([]);
-        expect(completed.every((r) => r.status === 'completed' && !r.duplicate)).toBe(true);
-        const { rows } = await db.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM task_events WHERE to_status = 'completed' AND task_id = ANY($1::uuid[])`, [created.map((c) => c.task_id)]);
-        expect(rows[0]!.n).toBe(200);
-        eng.removeSlot(agent);
+        expect(completed).toEqual(delivered.map(() => 'completed'));
+        expect(await completedEntries(tdb.db, created.map((c) => c.task_id))).toBe(200);
       }
     } finally {
       eng.stop();
@@ -105,17 +120,8 @@ for (const engine of engines().filter((e) => e.name === 'postgres')) {
     afterAll(async () => tdb?.dispose());
 
     it('queues the two batches behind each other instead of deadlocking, and records every result once', async () => {
-      const db = tdb.db;
-      const repo = new TaskRepository(jsonCodec);
-      const bus = new EventBus();
-      const tasks = new TaskService(db, repo, noOutcomes, bus, { retryBaseMs: 1000, retryCapMs: 60_000 });
-      const eng = new AssignmentEngine(db, repo, bus, { defaultStrategy: 'capability_match' });
-      const agent = 'held-agent';
-      await new AgentRepository().insert(db, { agent_id: agent, name: agent, type: 'general', capabilities: ['held'], version: '1.0.0', endpoint_url: null, health_check_url: null, max_concurrent_tasks: 100, metadata: {}, tags: [], role: 'worker', builtin: false, api_key_hash: 'x' });
-      const delivered: DeliveredTask[] = [];
-      await tasks.createMany(Array.from({ length: 41 }, (_, i) => ({ task_type: 'held', required_capabilities: ['held'], parameters: { i } })), admin);
-      await eng.addSlot({ agent_id: agent, capabilities: new Set(['held']), max: 100, score: 0, builtin: false, available: true, deliver: (t) => delivered.push(t) });
-      await eng.settle();
+      const { eng, lease, race } = await leasingAgent(tdb.db, 'held-agent', 'held');
+      const { delivered } = await lease(41);
       eng.stop();
       expect(delivered).toHaveLength(41);
       const ascending = [...delivered].sort((a, b) => (a.task_id < b.task_id ? -1 : 1));
@@ -124,16 +130,13 @@ for (const engine of engines().filter((e) => e.name === 'postgres')) {
       try {
         await blocker!.query('BEGIN');
         await blocker!.query('SELECT 1 FROM tasks WHERE task_id = $1 FOR UPDATE', [ascending[20]!.task_id]);
-        const accepts = ascending.map((d) => tasks.accept(d.task_id, agent, d.attempt).then(() => 'ok', (e: unknown) => (isAppError(e) ? e.code : String(e))));
-        const results = [...ascending].reverse().map((d) => tasks.complete(d.task_id, agent, d.attempt, { i: (d.parameters as { i: number }).i }).then((r) => r.status, (e: unknown) => String(e)));
+        const { accepts, results } = race(ascending, [...ascending].reverse());
         await lockWaiters(observer!, `${tdb.schema!}.tasks`, 2);
         await blocker!.query('COMMIT');
         const [acceptOutcomes, completed] = await Promise.all([Promise.all(accepts), Promise.all(results)]);
         expect(acceptOutcomes.filter((o) => o !== 'ok' && o !== 'INVALID_STATUS_TRANSITION')).toEqual([]);
         expect(completed).toEqual(ascending.map(() => 'completed'));
-        const { rows } = await db.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM task_events WHERE to_status = 'completed' AND task_id = ANY($1::uuid[])`, [ascending.map((d) => d.task_id)]);
-        expect(rows[0]!.n).toBe(41);
+        expect(await completedEntries(tdb.db, ascending.map((d) => d.task_id))).toBe(41);
       } finally {
         await Promise.all([blocker!.end(), observer!.end()]);
       }

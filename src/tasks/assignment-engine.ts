@@ -27,7 +27,7 @@ import type { DeliveredTask } from '../contracts/views.ts';
 import type { TaskAssignment, TaskRepository, TaskRow } from './task-repository.ts';
 import { pickAgent, type Candidate } from './strategies.ts';
 import { readQueueHead } from './queue-head.ts';
-import { inLockOrder } from './lock-order.ts';
+import { UPDATE_LOCKED_ROWS, inLockOrder } from './task-batches.ts';
 
 export type { DeliveredTask } from '../contracts/views.ts';
 
@@ -497,7 +497,7 @@ export class AssignmentEngine {
        ), upd AS (
          UPDATE tasks t SET status = 'assigned', attempt = t.attempt + 1, assigned_agent = cur.agent_id, assigned_at = now(),
            lease_expires_at = now() + make_interval(secs => t.timeout_seconds), progress = 0, progress_message = NULL, started_at = NULL, updated_at = now()
-         FROM cur WHERE t.task_id = cur.task_id RETURNING ${DELIVERY_COLS}
+         FROM cur WHERE ${UPDATE_LOCKED_ROWS} RETURNING ${DELIVERY_COLS}
        ), ev AS (
          INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id, reason) SELECT task_id, 'pending', 'assigned', attempt, assigned_agent, $3::text FROM upd
        )

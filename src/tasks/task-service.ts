@@ -14,7 +14,7 @@ import { TaskRepository, type HistoryEntry, type NewTask, type TaskListFilter, t
 import { backoffMs, CANCELLABLE_STATUSES, RETRYABLE_BY_OPERATOR } from './task-status.ts';
 import type { Reservation } from './assignment-engine.ts';
 import { historyView, taskSummary, type TaskSummary } from './task-view.ts';
-import { inLockOrder } from './lock-order.ts';
+import { UPDATE_LOCKED_ROWS, inLockOrder } from './task-batches.ts';
 
 /** Where per-agent outcome statistics go (AgentService.outcomes; buffered, off the hot path). */
 export interface OutcomeSink {
@@ -414,7 +414,7 @@ export class TaskService {
            LIMIT 1 FOR UPDATE) AS t
        ), upd AS (
          UPDATE tasks t SET status = 'running', started_at = now(), updated_at = now()
-         FROM cur WHERE t.task_id = cur.task_id
+         FROM cur WHERE ${UPDATE_LOCKED_ROWS}
          RETURNING t.task_id, t.attempt, t.assigned_agent
        ), ev AS (
          INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id) SELECT task_id, 'assigned', 'running', attempt, assigned_agent FROM upd
@@ -518,7 +518,7 @@ export class TaskService {
          UPDATE tasks t SET status = 'completed', result = cur.result, progress = 1, completed_at = now(), lease_expires_at = NULL, error = NULL,
            metadata = CASE WHEN cur.meta IS NULL THEN t.metadata ELSE t.metadata || jsonb_build_object('result_metadata', cur.meta) END,
            started_at = COALESCE(t.started_at, t.assigned_at), updated_at = now()
-         FROM cur WHERE t.task_id = cur.task_id
+         FROM cur WHERE ${UPDATE_LOCKED_ROWS}
          RETURNING t.task_id, t.attempt, t.task_type, t.pipeline_id, t.stage, t.data_classification, cur.was, cur.agent_id,
            (extract(epoch FROM (now() - t.assigned_at)) * 1000)::float8 AS ms
        ), ev AS (

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { inLockOrder } from './lock-order.ts';
+import { inLockOrder } from './task-batches.ts';
 
 describe('inLockOrder', () => {
   it('orders by task id as uuid bytes (case-insensitive) and keeps the first mention of each task', () => {

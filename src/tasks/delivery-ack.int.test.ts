@@ -1,6 +1,7 @@
 /**
  * A delivery ack is written as an accept shortly after, unless the agent's result for the same
- * lease arrives first: then the result alone records the task (assigned → completed).
+ * lease arrives first: then the result alone records the task (assigned → completed). An agent
+ * that names its task in upper case accepts it and records its result like any other, once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventBus, jsonCodec } from '../core/index.ts';
@@ -36,5 +37,24 @@ describe.each(engines())('delivery acks on $name', (engine) => {
     const done = (await repo.get(tdb.db, quick!.task_id))!;
     expect(done.status).toBe('completed');
     expect(done.started_at).not.toBeNull(); // taken from the assignment
+  });
+
+  // A task id is a UUID whatever the case of its hex digits (the schemas accept both).
+  it('accepts and records a result named in upper case once, and knows the repeat as a duplicate', async () => {
+    const bus = new EventBus();
+    const completed: string[] = [];
+    const accepted: string[] = [];
+    bus.on('task:completed', (e) => completed.push(e.task_id));
+    bus.on('task:accepted', (e) => accepted.push(e.task_id));
+    const tasks = new TaskService(tdb.db, new TaskRepository(jsonCodec), noOutcomes, bus, { retryBaseMs: 1000, retryCapMs: 60_000 });
+    const [task] = await tasks.createMany([{ task_type: 'case', required_capabilities: ['case'] }], admin);
+    const id = task!.task_id;
+    await tdb.db.query(`UPDATE tasks SET status = 'assigned', attempt = 1, assigned_agent = 'case-agent', assigned_at = now(), lease_expires_at = now() + interval '5 min' WHERE task_id = $1`, [id]);
+    expect(await tasks.acceptLease(id.toUpperCase(), 'case-agent', 1)).toEqual({ task_id: id, status: 'running', attempt: 1 });
+    expect(accepted).toEqual([id]);
+    expect(await tasks.complete(id.toUpperCase(), 'case-agent', 1, { ok: true })).toEqual({ task_id: id, status: 'completed', attempt: 1, duplicate: false });
+    expect(completed).toEqual([id]);
+    expect(await tasks.complete(id, 'case-agent', 1, { ok: true })).toEqual({ task_id: id, status: 'completed', attempt: 1, duplicate: true });
+    expect((await tasks.detail(id.toUpperCase(), admin)).result).toEqual({ ok: true });
   });
 });

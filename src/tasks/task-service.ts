@@ -372,7 +372,7 @@ export class TaskService {
    * same in `assigned` as in `running`.
    */
   acknowledgeDelivery(taskId: string, agentId: string, attempt: number): void {
-    this.held.set(taskId, { agentId, attempt });
+    this.held.set(taskId.toLowerCase(), { agentId, attempt });
     this.heldTimer ??= setTimeout(() => {
       this.heldTimer = undefined;
       const due = [...this.held];
@@ -388,7 +388,8 @@ export class TaskService {
    */
   async acceptLease(taskId: string, agentId: string, attempt?: number): Promise<{ task_id: string; status: TaskStatus; attempt: number }> {
     if (!isUuid(taskId)) throw new NotFoundError('TASK_NOT_FOUND');
-    const out = await this.acceptances.submit({ taskId, agentId, attempt: attempt ?? null });
+    // Batches match their rows by id as PostgreSQL writes it (lower case).
+    const out = await this.acceptances.submit({ taskId: taskId.toLowerCase(), agentId, attempt: attempt ?? null });
     if (out.accepted) {
       this.bus.emit('task:accepted', { task_id: out.accepted.task_id, agent_id: agentId, attempt: out.accepted.attempt });
       return { task_id: out.accepted.task_id, status: 'running', attempt: out.accepted.attempt };
@@ -475,9 +476,10 @@ export class TaskService {
    */
   async complete(taskId: string, agentId: string, attempt: number | undefined, result: unknown, metadata?: Record<string, unknown>): Promise<{ task_id: string; status: 'completed'; attempt: number; duplicate: boolean }> {
     if (!isUuid(taskId)) throw new NotFoundError('TASK_NOT_FOUND');
-    const held = this.held.get(taskId);
-    if (held && held.agentId === agentId && (attempt === undefined || attempt === held.attempt)) this.held.delete(taskId); // recorded by the result
-    const row = await this.completions.submit({ taskId, agentId, attempt: attempt ?? null, result: result ?? null, meta: metadata ? JSON.stringify(metadata) : null });
+    const id = taskId.toLowerCase(); // batches match their rows by id as PostgreSQL writes it
+    const held = this.held.get(id);
+    if (held && held.agentId === agentId && (attempt === undefined || attempt === held.attempt)) this.held.delete(id); // recorded by the result
+    const row = await this.completions.submit({ taskId: id, agentId, attempt: attempt ?? null, result: result ?? null, meta: metadata ? JSON.stringify(metadata) : null });
     if (!row) {
       const miss = await this.explainMiss(taskId, agentId, attempt, 'completed');
       if (miss.row.status === 'completed' && miss.row.assigned_agent === agentId && (attempt === undefined || attempt === miss.row.attempt)) {

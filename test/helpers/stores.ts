@@ -77,3 +77,15 @@ export function engines(): Engine[] {
   const url = process.env.MCP_TEST_PG_URL;
   return url ? [pgliteEngine, postgresEngine(url)] : [pgliteEngine];
 }
+
+/** The same database, telling `seen` of every statement sent through `query` (to count or keep them). */
+export function observedDb(db: Db, seen: (sql: string, params: unknown[] | undefined) => void): Db {
+  return {
+    kind: db.kind,
+    query: (sql, params) => { seen(sql, params); return db.query(sql, params); },
+    exec: (sql) => db.exec(sql),
+    transaction: (fn) => db.transaction(fn),
+    ping: () => db.ping(),
+    close: () => db.close(),
+  };
+}

@@ -74,7 +74,7 @@ export class AgentRepository {
 
   async all(q: Queryable, f: AgentFilter = {}): Promise<AgentRecord[]> {
     const w = where(f);
-    return (await q.query<AgentRecord>(`SELECT ${COLS} FROM agents ${w.sql} ORDER BY registered_at`, w.params)).rows;
+    return (await q.query<AgentRecord>(`SELECT ${COLS} FROM agents ${w.sql} ORDER BY registered_at, agent_id`, w.params)).rows;
   }
 
   async update(q: Queryable, agentId: string, patch: Record<string, unknown>): Promise<AgentRecord | null> {

@@ -162,16 +162,22 @@ export class AgentService {
 
   async list(f: AgentFilter, limit: number, offset: number): Promise<{ agents: AgentView[]; total: number }> {
     const { rows, total } = await this.repo.list(this.db, f, limit, offset);
+    return { agents: await this.views(rows), total };
+  }
+
+  /** Every agent matching `f`, in registration order, as views (with live status and load). */
+  async all(f: AgentFilter): Promise<AgentView[]> {
+    return this.views(await this.repo.all(this.db, f));
+  }
+
+  private async views(rows: AgentRecord[]): Promise<AgentView[]> {
     const presence = await this.presenceOf(rows.map((r) => r.agent_id));
-    const agents = await Promise.all(rows.map((r, i) => this.view(r, presence[i])));
-    return { agents, total };
+    return Promise.all(rows.map((r, i) => this.view(r, presence[i])));
   }
 
   /** Agents holding all capabilities; available (active, under capacity, not draining) first, then best score. */
   async discover(capabilities: string[], f: { type?: string; status?: string }, limit: number): Promise<AgentView[]> {
-    const rows = await this.repo.all(this.db, { capabilities, type: f.type });
-    const presence = await this.presenceOf(rows.map((r) => r.agent_id));
-    const views = await Promise.all(rows.map((r, i) => this.view(r, presence[i])));
+    const views = await this.all({ capabilities, type: f.type });
     const filtered = f.status ? views.filter((v) => v.status === f.status) : views;
     const available = (v: AgentView) => v.status === 'active' && !v.draining;
     filtered.sort((a, b) => Number(available(b)) - Number(available(a)) || Number(a.builtin) - Number(b.builtin) || b.score - a.score || a.load - b.load);

@@ -79,6 +79,15 @@ describe.each(engines())('core API on $name', (engine) => {
     expect(byStatus.agents.map((a) => a.agent_id)).toEqual(['agent-disc-b']);
     expect(byStatus.pagination.total).toBe(2);
     expect((await page(`status=${status === 'busy' ? 'active' : 'busy'}`)).pagination.total).toBe(0);
+    // Past the first 1,000 agents, with and without a status filter (agents written straight to the
+    // store: registering 1,001 through the API would meet its rate limit).
+    await tdb.db.query(`INSERT INTO agents (agent_id, name, type, capabilities, version, max_concurrent_tasks, metadata, tags, role, builtin, api_key_hash)
+      SELECT 'bulk-' || lpad(g::text, 4, '0'), 'bulk', 'general', ARRAY['bulk_cap'], '1.0.0', 1, '{}'::jsonb, '{}'::text[], 'worker', false, 'x' FROM generate_series(1, 1001) AS g`);
+    for (const query of ['limit=5&offset=999', `status=${status}&limit=5&offset=999`]) {
+      const r = (await t.api('GET', `/api/v1/agents?capability=bulk_cap&${query}`, { token: t.adminToken })).body as { agents: Array<{ agent_id: string }>; pagination: { total: number } };
+      expect(r.agents.map((a) => a.agent_id)).toEqual(['bulk-1000', 'bulk-1001']);
+      expect(r.pagination.total).toBe(1001);
+    }
   });
 
   it('updates agents: empty body → EMPTY_UPDATE; self may change capabilities only', async () => {

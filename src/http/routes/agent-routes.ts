@@ -41,9 +41,8 @@ export function agentRoutes(app: App, kit: RouteKit): void {
       const { agents: page, total } = await agents.list(filter, limit, offset);
       return { agents: page, pagination: paginate(total, limit, offset) };
     }
-    // `busy` is derived from live load, so a status filter applies to the views (of the first 1,000).
-    const { agents: rows } = await agents.list({ ...filter, status: q.status === 'busy' ? undefined : q.status }, 1000, 0);
-    const filtered = rows.filter((a) => a.status === q.status);
+    // `busy` is derived from live load, so a status filter applies to the views.
+    const filtered = (await agents.all({ ...filter, status: q.status === 'busy' ? undefined : q.status })).filter((a) => a.status === q.status);
     return { agents: filtered.slice(offset, offset + limit), pagination: paginate(filtered.length, limit, offset) };
   });
 

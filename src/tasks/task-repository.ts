@@ -80,7 +80,7 @@ export interface HistoryEntry {
   at: Date;
 }
 
-/** `getWithHistory`'s history columns: null when the task has no history entries. */
+/** `getManyWithHistory`'s history columns: null when the task has no history entries. */
 interface HistoryArrays {
   h_from: Array<string | null> | null;
   h_to: string[] | null;
@@ -240,7 +240,7 @@ export class TaskRepository {
          FROM task_events e WHERE e.task_id = t.task_id) AS h
        WHERE t.task_id = ANY($1::uuid[])`, [ids]);
     for (const { h_from, h_to, h_attempt, h_agent, h_reason, h_at, ...row } of rows) {
-      const history = (h_to ?? []).map((to, i) => ({ from_status: h_from![i]!, to_status: to, attempt: h_attempt![i]!, agent_id: h_agent![i]!, reason: h_reason![i]!, at: h_at![i]! }));
+      const history = (h_to ?? []).map((to, i) => ({ from_status: h_from![i] ?? null, to_status: to, attempt: h_attempt![i]!, agent_id: h_agent![i] ?? null, reason: h_reason![i] ?? null, at: h_at![i]! }));
       out.set(row.task_id, { row, history });
     }
     return out;

@@ -65,41 +65,39 @@ export async function warmedPhases(ctx: BenchContext, server: ServerHandle, work
 
 /** One phase: single creates through `server` at `p.rate`; CPU counted for `serverPids`, the agents, PostgreSQL, Redis and this process. */
 async function offered(ctx: BenchContext, server: ServerHandle, worker: AgentsWorker, p: LatencyParams & { rate: number }, serverPids: number[], label = '') {
-  {
-    await worker.call({ cmd: 'reset' });
-    const cpu = ProcessCpu.start({ server: serverPids, agents: [worker.pid] });
+  await worker.call({ cmd: 'reset' });
+  const cpu = ProcessCpu.start({ server: serverPids, agents: [worker.pid] });
 
-    const total = p.rate * p.seconds;
-    // Open loop over keep-alive sockets (lib/open-loop.ts): a cheap client, so the load
-    // generator takes as little CPU from the 2 cores the server shares as it can.
-    const load = await openLoop({
-      url: `${server.url}/api/v1/tasks`, method: 'POST', rate: p.rate, seconds: p.seconds, connections: 64,
-      headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
-      body: () => {
-        const sentAt = wallMs();
-        return JSON.stringify({ task_type: 'noop', required_capabilities: ['noop'], parameters: { sent_at: sentAt }, metadata: { sent_at: sentAt } });
-      },
-    });
-    const sent = load.sent;
-    const statuses: Record<string, number> = { ...load.status_codes, ...(load.errors ? { error: load.errors } : {}) };
-    const offeredSeconds = load.send_seconds;
-    const stats = await worker.call<WorkerStats>({ cmd: 'waitResults', n: total, timeoutMs: p.drainMs });
-    const cpuShare = cpu.stop(stats.results_ok);
-    const res = {
-      offered_rate: p.rate,
-      seconds: p.seconds,
-      sent,
-      achieved_rate: round(sent / offeredSeconds, 1),
-      created: statuses['201'] ?? 0,
-      create_statuses: statuses,
-      delegated: stats.delegates,
-      completed: stats.results_ok,
-      delegate_latency_ms: percentiles(stats.delivery_ms),
-      create_response_ms: load.latency_ms,
-      cpu: cpuShare,
-    };
-    const d = res.delegate_latency_ms;
-    ctx.log(`  ${p.rate}/s${label ? ` (${label})` : ''}: delivered ${res.delegated}/${sent}; create→delegate p50 ${d.p50} p95 ${d.p95} p99 ${d.p99} ms; POST p95 ${res.create_response_ms.p95} ms`);
-    return res;
-  }
+  const total = p.rate * p.seconds;
+  // Open loop over keep-alive sockets (lib/open-loop.ts): a cheap client, so the load
+  // generator takes as little CPU from the 2 cores the server shares as it can.
+  const load = await openLoop({
+    url: `${server.url}/api/v1/tasks`, method: 'POST', rate: p.rate, seconds: p.seconds, connections: 64,
+    headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+    body: () => {
+      const sentAt = wallMs();
+      return JSON.stringify({ task_type: 'noop', required_capabilities: ['noop'], parameters: { sent_at: sentAt }, metadata: { sent_at: sentAt } });
+    },
+  });
+  const sent = load.sent;
+  const statuses: Record<string, number> = { ...load.status_codes, ...(load.errors ? { error: load.errors } : {}) };
+  const offeredSeconds = load.send_seconds;
+  const stats = await worker.call<WorkerStats>({ cmd: 'waitResults', n: total, timeoutMs: p.drainMs });
+  const cpuShare = cpu.stop(stats.results_ok);
+  const res = {
+    offered_rate: p.rate,
+    seconds: p.seconds,
+    sent,
+    achieved_rate: round(sent / offeredSeconds, 1),
+    created: statuses['201'] ?? 0,
+    create_statuses: statuses,
+    delegated: stats.delegates,
+    completed: stats.results_ok,
+    delegate_latency_ms: percentiles(stats.delivery_ms),
+    create_response_ms: load.latency_ms,
+    cpu: cpuShare,
+  };
+  const d = res.delegate_latency_ms;
+  ctx.log(`  ${p.rate}/s${label ? ` (${label})` : ''}: delivered ${res.delegated}/${sent}; create→delegate p50 ${d.p50} p95 ${d.p95} p99 ${d.p99} ms; POST p95 ${res.create_response_ms.p95} ms`);
+  return res;
 }

@@ -23,6 +23,22 @@ export function inLockOrder<T>(items: readonly T[], taskId: (item: T) => string)
 }
 
 /**
+ * Each item's row from its batch's statement, matched by task id at the first mention of a task
+ * only: the statement touched each row once (`inLockOrder`), so a repeat within the batch gets
+ * undefined and is answered apart.
+ */
+export function rowsByFirstMention<I, R extends { task_id: string }>(items: readonly I[], taskId: (item: I) => string, rows: readonly R[]): Array<R | undefined> {
+  const byId = new Map(rows.map((r) => [r.task_id, r]));
+  const seen = new Set<string>();
+  return items.map((item) => {
+    const id = taskId(item);
+    if (seen.has(id)) return undefined;
+    seen.add(id);
+    return byId.get(id);
+  });
+}
+
+/**
  * The join condition of a batch's `UPDATE tasks t ... FROM cur` (`cur`: the locked rows, with a
  * `task_id` column). The join alone let the planner hash-join `cur` against a sequential scan of
  * the whole table — every batch read every task (EXPLAIN ANALYZE: 10,000 rows scanned to update

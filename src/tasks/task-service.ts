@@ -14,7 +14,7 @@ import { TaskRepository, type HistoryEntry, type NewTask, type TaskListFilter, t
 import { backoffMs, CANCELLABLE_STATUSES, RETRYABLE_BY_OPERATOR } from './task-status.ts';
 import type { Reservation } from './assignment-engine.ts';
 import { historyView, taskSummary, type TaskSummary } from './task-view.ts';
-import { UPDATE_LOCKED_ROWS, inLockOrder } from './task-batches.ts';
+import { UPDATE_LOCKED_ROWS, inLockOrder, rowsByFirstMention } from './task-batches.ts';
 
 /** Where per-agent outcome statistics go (AgentService.outcomes; buffered, off the hot path). */
 export interface OutcomeSink {
@@ -58,6 +58,16 @@ interface AcceptOutcome { accepted: { task_id: string; attempt: number } | null;
 /** How long a delivery ack waits for the agent's result before it is written as an accept. */
 const ACCEPT_HOLD_MS = 5;
 
+/**
+ * A task id named by a caller, as PostgreSQL writes it (lower case; the schemas accept either
+ * case): batches and maps match rows by it, and results are sealed under it. TASK_NOT_FOUND when
+ * it is no UUID.
+ */
+function taskKey(taskId: string): string {
+  if (!isUuid(taskId)) throw new NotFoundError('TASK_NOT_FOUND');
+  return taskId.toLowerCase();
+}
+
 type Emit = <K extends DomainEventName>(name: K, payload: DomainEvents[K]) => void;
 type Pending = Array<() => void>;
 
@@ -74,9 +84,9 @@ export class TaskService {
   /** Concurrent detail reads share one statement (`detail`). */
   private readonly detailReads = new MicroBatcher<string, { row: TaskRow; history: HistoryEntry[] } | null>(async (ids) => {
     const found = await this.repo.getManyWithHistory(this.db, ids);
-    return ids.map((id) => found.get(id.toLowerCase()) ?? null);
+    return ids.map((id) => found.get(id) ?? null);
   }, { maxSize: 200, maxInFlight: 4 });
-  /** Delivery acks not yet written as accepts, by task (`acknowledgeDelivery`). */
+  /** Delivery acks not yet written as accepts, by task id as the store wrote it in the delivery (`acknowledgeDelivery`). */
   private readonly held = new Map<string, { agentId: string; attempt: number }>();
   private heldTimer: NodeJS.Timeout | undefined;
 
@@ -245,7 +255,7 @@ export class TaskService {
   async detail(taskId: string, viewer: Principal, ctx: AuditContext = { actor: actorOf(viewer) }): Promise<TaskDetail> {
     let failing: { task_id: string; field: string; classification: string } | null = null;
     try {
-      const found = isUuid(taskId) ? await this.detailReads.submit(taskId) : null;
+      const found = await this.detailReads.submit(taskKey(taskId));
       if (!found || !this.canSee(viewer, found.row)) throw new NotFoundError('TASK_NOT_FOUND');
       const { row, history } = found;
       const classification = isDataClassification(row.data_classification) ? row.data_classification : 'phi';
@@ -372,7 +382,7 @@ export class TaskService {
    * same in `assigned` as in `running`.
    */
   acknowledgeDelivery(taskId: string, agentId: string, attempt: number): void {
-    this.held.set(taskId.toLowerCase(), { agentId, attempt });
+    this.held.set(taskId, { agentId, attempt });
     this.heldTimer ??= setTimeout(() => {
       this.heldTimer = undefined;
       const due = [...this.held];
@@ -387,9 +397,7 @@ export class TaskService {
    * not an error for its agent.
    */
   async acceptLease(taskId: string, agentId: string, attempt?: number): Promise<{ task_id: string; status: TaskStatus; attempt: number }> {
-    if (!isUuid(taskId)) throw new NotFoundError('TASK_NOT_FOUND');
-    // Batches match their rows by id as PostgreSQL writes it (lower case).
-    const out = await this.acceptances.submit({ taskId: taskId.toLowerCase(), agentId, attempt: attempt ?? null });
+    const out = await this.acceptances.submit({ taskId: taskKey(taskId), agentId, attempt: attempt ?? null });
     if (out.accepted) {
       this.bus.emit('task:accepted', { task_id: out.accepted.task_id, agent_id: agentId, attempt: out.accepted.attempt });
       return { task_id: out.accepted.task_id, status: 'running', attempt: out.accepted.attempt };
@@ -425,13 +433,9 @@ export class TaskService {
        SELECT t.task_id, t.attempt, t.status, t.assigned_agent, false FROM input x CROSS JOIN LATERAL (SELECT * FROM tasks WHERE task_id = x.task_id LIMIT 1) AS t
        WHERE NOT EXISTS (SELECT 1 FROM upd WHERE upd.task_id = t.task_id)`,
       [unique.map((x) => x.taskId), unique.map((x) => x.agentId), unique.map((x) => x.attempt)]);
-    const byId = new Map(rows.map((r) => [r.task_id, r]));
-    const seen = new Set<string>();
-    return items.map((it) => {
-      const r = byId.get(it.taskId);
-      // A repeat within the batch is answered from a fresh read.
-      if (seen.has(it.taskId) || !r) return { accepted: null, current: null };
-      seen.add(it.taskId);
+    // A repeat within the batch is answered from a fresh read.
+    return rowsByFirstMention(items, (x) => x.taskId, rows).map((r) => {
+      if (!r) return { accepted: null, current: null };
       return r.accepted ? { accepted: { task_id: r.task_id, attempt: r.attempt }, current: null } : { accepted: null, current: r };
     });
   }
@@ -475,8 +479,7 @@ export class TaskService {
    * same lease answers `duplicate: true` and changes nothing.
    */
   async complete(taskId: string, agentId: string, attempt: number | undefined, result: unknown, metadata?: Record<string, unknown>): Promise<{ task_id: string; status: 'completed'; attempt: number; duplicate: boolean }> {
-    if (!isUuid(taskId)) throw new NotFoundError('TASK_NOT_FOUND');
-    const id = taskId.toLowerCase(); // batches match their rows by id as PostgreSQL writes it
+    const id = taskKey(taskId);
     const held = this.held.get(id);
     if (held && held.agentId === agentId && (attempt === undefined || attempt === held.attempt)) this.held.delete(id); // recorded by the result
     const row = await this.completions.submit({ taskId: id, agentId, attempt: attempt ?? null, result: result ?? null, meta: metadata ? JSON.stringify(metadata) : null });
@@ -537,13 +540,7 @@ export class TaskService {
          COALESCE((SELECT array_agg(dep.task_id) FROM dep WHERE dep.pending_deps = 0 AND upd.task_id = ANY(dep.dependencies)), '{}') AS unblocked
        FROM upd`,
       params);
-    const byId = new Map(rows.map((r) => [r.task_id, r]));
-    const seen = new Set<string>();
-    return items.map((it) => {
-      if (seen.has(it.taskId)) return null; // a repeat within the batch
-      seen.add(it.taskId);
-      return byId.get(it.taskId) ?? null;
-    });
+    return rowsByFirstMention(items, (x) => x.taskId, rows).map((r) => r ?? null);
   }
 
   async fail(taskId: string, agentId: string, attempt: number | undefined, error: TaskErrorInput): Promise<{ task_id: string; status: TaskStatus; attempt: number; will_retry: boolean; retry_at: string | null; dead_letter: boolean }> {

@@ -107,7 +107,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     restTimeoutSeconds: cfg.agents.rest_timeout_seconds,
     heartbeatIntervalSeconds: cfg.agents.heartbeat_interval_seconds,
   });
-  const tasks = new TaskService(db, new TaskRepository(cipher), agents.outcomes, bus, { retryBaseMs: cfg.tasks.retry_base_ms, retryCapMs: cfg.tasks.retry_cap_ms });
+  const tasks = new TaskService(db, new TaskRepository(cipher), agents.outcomes, bus, { retryBaseMs: cfg.tasks.retry_base_ms, retryCapMs: cfg.tasks.retry_cap_ms, queuePositionExactLimit: cfg.tasks.queue_position_exact_limit });
   const engine = new AssignmentEngine(db, tasks.repo, bus, {
     defaultStrategy: cfg.tasks.default_strategy,
     onError: (err) => logger.error({ err }, 'dispatch round failed'),

@@ -71,6 +71,7 @@ export const CONFIG_FIELDS: ConfigField[] = [
   { path: 'tasks.lease_grace_seconds', env: 'MCP_LEASE_GRACE_SECONDS', schema: Seconds(0, 3600), default: 30, description: 'How long a disconnected agent keeps its leases.' },
   { path: 'tasks.default_strategy', env: 'MCP_DEFAULT_STRATEGY', schema: Strategy, default: 'capability_match', description: 'Default assignment strategy.' },
   { path: 'tasks.sweep_interval_ms', env: 'MCP_SWEEP_INTERVAL_MS', schema: Type.Integer({ minimum: 10, maximum: 600000 }), default: 1000, description: 'How often leases, backoffs and offline agents are swept.' },
+  { path: 'tasks.queue_position_exact_limit', env: 'MCP_QUEUE_POSITION_EXACT_LIMIT', schema: Type.Integer({ minimum: 1, maximum: 10000000 }), default: 10000, description: 'A create\'s queue_position is exact up to this many tasks ahead; past it, it is estimated from a count of the queue at most a second old (one count a second, however long the queue grows).' },
   { path: 'limits.default_per_min', env: 'MCP_RATE_LIMIT_DEFAULT', schema: Type.Integer({ minimum: 1 }), default: 120, description: 'Requests per minute per principal for routes without their own limit.' },
   { path: 'limits.register_per_min', env: 'MCP_RATE_LIMIT_REGISTER', schema: Type.Integer({ minimum: 1 }), default: 10, description: 'Agent registrations per minute.' },
   { path: 'limits.task_create_per_min', env: 'MCP_RATE_LIMIT_TASK_CREATE', schema: Type.Integer({ minimum: 1 }), default: 100, description: 'Tasks created per minute (a batch counts per task).' },

@@ -129,11 +129,12 @@ export class TaskRepository {
    * committed pending task that agent could serve is waiting, which keeps the queue's order: the
    * task is then inserted pending like the others. `assign` gives each agent's capabilities.
    *
-   * With `queueAhead`, each row also carries how many pending tasks committed before this
-   * statement rank ahead of it or level with it (see `queuePositions`): counted once per
+   * With `queueAhead` (a limit), each row also carries how many pending tasks committed before
+   * this statement rank ahead of it or level with it (see `queuePositions`), counted up to the
+   * limit (a walk of at most that many index entries; see QueueDepth): counted once per
    * distinct priority of the batch (all of them are older, so level means ahead).
    */
-  async insertMany(q: Queryable, tasks: NewTask[], opts: { queueAhead?: boolean; audit?: PendingAudit | null; assign?: TaskAssignment | null } = {}): Promise<Array<TaskRow & { queue_ahead?: number }>> {
+  async insertMany(q: Queryable, tasks: NewTask[], opts: { queueAhead?: number; audit?: PendingAudit | null; assign?: TaskAssignment | null } = {}): Promise<Array<TaskRow & { queue_ahead?: number }>> {
     if (tasks.length === 0) return [];
     const col = <K extends keyof NewTask>(k: K) => tasks.map((t) => t[k]);
     const audit = opts.audit?.audit_ids.length ? opts.audit : null;
@@ -178,7 +179,8 @@ export class TaskRepository {
          SELECT task_id, NULL, 'pending', 0, NULL, 'created' FROM ins
          UNION ALL SELECT task_id, 'pending', 'assigned', attempt, assigned_agent, NULL FROM ins WHERE status = 'assigned'
        )${auditCte}${opts.queueAhead ? `, ahead AS MATERIALIZED (
-         SELECT d.priority, (SELECT count(*)::int FROM tasks p WHERE p.status = 'pending' AND p.priority >= d.priority) AS n FROM (SELECT DISTINCT priority FROM x) AS d
+         SELECT d.priority, (SELECT count(*)::int FROM (SELECT FROM tasks p WHERE p.status = 'pending' AND p.priority >= d.priority LIMIT ${param(opts.queueAhead)}::int) AS c) AS n
+         FROM (SELECT DISTINCT priority FROM x) AS d
        )
        SELECT ins.*, (SELECT a.n FROM ahead a WHERE a.priority = ins.priority) AS queue_ahead FROM ins` : `
        SELECT * FROM ins`}`,
@@ -264,12 +266,25 @@ export class TaskRepository {
     return rows.map((r) => (r.queue_ahead ?? 0) + rows.filter((o) => o.priority >= r.priority).length);
   }
 
-  /** Position among pending tasks (1 = next), by priority then age. */
-  async queuePosition(q: Queryable, priority: number, createdAt: Date): Promise<number> {
+  /**
+   * A pending task's position (1 = next), by priority then age, counted up to `limit`. Compared
+   * with the stored timestamp in the statement: the row's `created_at` as JavaScript reads it
+   * is cut to milliseconds, and would leave the task itself out.
+   */
+  async queuePosition(q: Queryable, taskId: string, limit: number): Promise<number> {
     const { rows } = await q.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM tasks WHERE status = 'pending' AND (priority > $1 OR (priority = $1 AND created_at <= $2))`,
-      [priority, createdAt],
+      `SELECT count(*)::int AS n FROM (
+         SELECT FROM tasks p, (SELECT priority, created_at FROM tasks WHERE task_id = $1::uuid) AS me
+         WHERE p.status = 'pending' AND (p.priority > me.priority OR (p.priority = me.priority AND p.created_at <= me.created_at)) LIMIT $2::int
+       ) AS c`,
+      [taskId, limit],
     );
     return rows[0]?.n ?? 1;
+  }
+
+  /** Pending tasks per priority (one walk of the pending index). */
+  async pendingByPriority(q: Queryable): Promise<Array<{ priority: number; n: number }>> {
+    const { rows } = await q.query<{ priority: number; n: number }>(`SELECT priority, count(*)::int AS n FROM tasks WHERE status = 'pending' GROUP BY priority`);
+    return rows;
   }
 }

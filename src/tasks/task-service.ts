@@ -15,6 +15,7 @@ import { backoffMs, CANCELLABLE_STATUSES, RETRYABLE_BY_OPERATOR } from './task-s
 import type { Reservation } from './assignment-engine.ts';
 import { historyView, taskSummary, type TaskSummary } from './task-view.ts';
 import { UPDATE_LOCKED_ROWS, inLockOrder, rowsByFirstMention } from './task-batches.ts';
+import { QueueDepth } from './queue-depth.ts';
 
 /** Where per-agent outcome statistics go (AgentService.outcomes; buffered, off the hot path). */
 export interface OutcomeSink {
@@ -23,10 +24,17 @@ export interface OutcomeSink {
 
 export const noOutcomes: OutcomeSink = { record: () => {} };
 
+/** Default of `TaskServiceOptions.queuePositionExactLimit` (config `tasks.queue_position_exact_limit`). */
+export const QUEUE_POSITION_EXACT_LIMIT = 10_000;
+
 export interface TaskServiceOptions {
   retryBaseMs: number;
   retryCapMs: number;
   random?: () => number;
+  /** Queue positions are exact up to this many tasks ahead, estimated beyond (QueueDepth). Default 10,000. */
+  queuePositionExactLimit?: number;
+  /** Clock for the estimated positions' counts, for tests. */
+  now?: () => number;
 }
 
 interface CompletionInput {
@@ -89,6 +97,8 @@ export class TaskService {
   /** Delivery acks not yet written as accepts, by task id as the store wrote it in the delivery (`acknowledgeDelivery`). */
   private readonly held = new Map<string, { agentId: string; attempt: number }>();
   private heldTimer: NodeJS.Timeout | undefined;
+  /** Queue positions past the exact limit (QueueDepth). */
+  private readonly depth: QueueDepth;
 
   constructor(
     private readonly db: Db,
@@ -96,7 +106,9 @@ export class TaskService {
     private readonly outcomes: OutcomeSink,
     private readonly bus: EventBus,
     private readonly opts: TaskServiceOptions,
-  ) {}
+  ) {
+    this.depth = new QueueDepth(db, repo, { exactLimit: opts.queuePositionExactLimit ?? QUEUE_POSITION_EXACT_LIMIT, now: opts.now });
+  }
 
   private deferEmit(pending: Pending): Emit {
     return (name, payload) => pending.push(() => this.bus.emit(name, payload));
@@ -150,7 +162,7 @@ export class TaskService {
    */
   private async insertTasks<R extends TaskRow>(
     tasks: NewTask[], actorAt: (i: number) => AuditActor, depErrors: (missing: Array<{ index: number; dep: string }>) => Array<{ field: string; message: string }>,
-    opts: { queueAhead?: boolean }, q?: Queryable,
+    opts: { queueAhead?: number }, q?: Queryable,
   ): Promise<R[]> {
     const audit = this.phiAudit?.prepareWrites('create', tasks.map((t, i) => ({ actor: actorAt(i), resource_type: 'task', resource_id: t.task_id, fields: ['parameters'], classification: t.data_classification }))) ?? null;
     const deps = [...new Set(tasks.flatMap((t) => t.dependencies))];
@@ -210,9 +222,15 @@ export class TaskService {
     // One audit write for the group: an entry per creator naming the tasks it created.
     const insert = async (group: typeof items) => {
       const inserted = await this.insertTasks<TaskRow & { queue_ahead?: number }>(group.map((g) => g.task), (i) => actorOf(group[i]!.creator),
-        (missing) => missing.map(({ dep }) => ({ field: 'dependencies', message: `unknown task ${dep}` })), { queueAhead: true });
+        (missing) => missing.map(({ dep }) => ({ field: 'dependencies', message: `unknown task ${dep}` })), { queueAhead: this.depth.exactLimit });
       // Tasks leased at insert are not queued (position 0).
       const queued = inserted.filter((r) => r.status === 'pending');
+      this.depth.note(queued.map((r) => r.priority));
+      const deep = queued.filter((r) => (r.queue_ahead ?? 0) >= this.depth.exactLimit);
+      if (deep.length) {
+        const ahead = await this.depth.aheadOf(queued.map((r) => r.priority));
+        for (const r of deep) r.queue_ahead = ahead(r.priority);
+      }
       const positions = new Map(TaskRepository.queuePositions(queued).map((p, i) => [queued[i]!.task_id, p]));
       return inserted.map((r) => ({ ...r, queue_position: positions.get(r.task_id) ?? 0 }));
     };
@@ -226,6 +244,12 @@ export class TaskService {
       }
       return out;
     }
+  }
+
+  /** A pending task's position (1 = next): exact up to the limit, estimated beyond (QueueDepth). */
+  async queuePosition(row: Pick<TaskRow, 'task_id' | 'priority'>): Promise<number> {
+    const n = await this.repo.queuePosition(this.db, row.task_id, this.depth.exactLimit);
+    return n >= this.depth.exactLimit ? (await this.depth.aheadOf([]))(row.priority) : n;
   }
 
   // ---- reading ----------------------------------------------------------------------------

@@ -69,7 +69,7 @@ export function taskRoutes(app: App, kit: RouteKit): void {
     const r = await engine.delegate(request.params.task_id, request.body.agent_id, request.body.strategy);
     if (r) return { task_id: request.params.task_id, status: 'assigned', assigned_agent: r.agent_id, attempt: r.attempt };
     const row = await tasks.getRow(request.params.task_id);
-    const position = await tasks.repo.queuePosition(kit.services.db, row.priority, row.created_at);
+    const position = await tasks.queuePosition(row);
     return reply.status(202).send({ task_id: row.task_id, status: row.status, queue_position: position, message: 'No capable agent is available; the task stays queued.' });
   });
 

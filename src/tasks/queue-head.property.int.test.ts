@@ -16,6 +16,8 @@ interface Gen {
   ageMin: number;
   deadlineMin: number | null;
   kind: 'eligible' | 'other_caps' | 'blocked' | 'assigned';
+  /** Which of the agents' two capabilities the task needs (the queue head reads each set apart). */
+  needs: 'first' | 'second' | 'both';
 }
 
 const genArb: fc.Arbitrary<Gen> = fc.record({
@@ -23,6 +25,7 @@ const genArb: fc.Arbitrary<Gen> = fc.record({
   ageMin: fc.oneof(fc.constantFrom(0, 0, 1, 2.5, 4.99, 5, 5.01, 10, 30), fc.double({ min: 0, max: 40, noNaN: true })),
   deadlineMin: fc.option(fc.constantFrom(-5, 1, 1, 10, 60), { nil: null }),
   kind: fc.constantFrom('eligible', 'eligible', 'eligible', 'other_caps', 'blocked', 'assigned'),
+  needs: fc.constantFrom('first', 'first', 'second', 'both'),
 });
 
 const agingArb: fc.Arbitrary<Aging> = fc.record({ perMinute: fc.constantFrom(0, 0.5, 1, 2), cap: fc.constantFrom(0, 5, 10) });
@@ -36,6 +39,8 @@ describe.each(engines())('queue head on $name', (engine) => {
   it('agrees with sorting the whole queue', async () => {
     await fc.assert(fc.asyncProperty(fc.array(genArb, { minLength: 0, maxLength: 40 }), agingArb, fc.integer({ min: 1, max: 12 }), async (gens, aging, limit) => {
       const cap = `cap_qh_${++run}`;
+      const cap2 = `cap2_qh_${run}`;
+      const needs = { first: [cap], second: [cap2], both: [cap, cap2] };
       const type = `qh_${run}`;
       const ids = gens.map(() => randomUUID());
       await t.db.query(
@@ -45,12 +50,12 @@ describe.each(engines())('queue head on $name', (engine) => {
          FROM unnest($2::uuid[], $3::text[], $4::int[], $5::jsonb[], $6::int[], $7::float8[], $8::float8[]) AS x(id, status, priority, caps_json, deps, age, deadline)
          CROSS JOIN LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(x.caps_json)) AS caps) AS c(caps)`,
         [type, ids, gens.map((g) => (g.kind === 'assigned' ? 'assigned' : 'pending')), gens.map((g) => g.priority),
-          gens.map((g) => JSON.stringify(g.kind === 'other_caps' ? [cap, 'elsewhere'] : [cap])), gens.map((g) => (g.kind === 'blocked' ? 1 : 0)),
+          gens.map((g) => JSON.stringify(g.kind === 'other_caps' ? [...needs[g.needs], 'elsewhere'] : needs[g.needs])), gens.map((g) => (g.kind === 'blocked' ? 1 : 0)),
           gens.map((g) => g.ageMin), gens.map((g) => g.deadlineMin)]);
       try {
         await t.db.transaction(async (q) => { // one transaction: one now() for both reads and the keys
-          const got = await readQueueHead(q, [cap], limit, aging);
-          const want = await readQueueHead(q, [cap], limit, aging, QUEUE_HEAD_REFERENCE);
+          const got = await readQueueHead(q, [cap, cap2], limit, aging);
+          const want = await readQueueHead(q, [cap, cap2], limit, aging, QUEUE_HEAD_REFERENCE);
           const { rows } = await q.query<{ task_id: string; k: string }>(
             `SELECT task_id, concat_ws('|', (${agedPriority('t', '$2', '$3')})::text, deadline::text, created_at::text) AS k
              FROM tasks t WHERE task_id = ANY($1::uuid[])`, [[...got, ...want].map((r) => r.task_id), aging.perMinute, aging.cap]);

@@ -5,14 +5,19 @@
  * (nulls last), then created_at.
  *
  * Sorting every pending task by that expression costs O(backlog) per dispatch round (with
- * 20,000 tasks queued, 5–8 ms a round). Instead, per priority level (found with a loose index
- * scan: one probe per level present), two index range scans of at most `limit` rows each give
- * every candidate, because within a level the order is an index order:
+ * 20,000 tasks queued, 5–8 ms a round), and so does filtering the queue by capability row by
+ * row when the tasks ahead are ones no agent here can serve (50,000 of them: 15 ms a round).
+ * Instead (migration 0011) the (capability set, priority level) pairs of ready tasks are found
+ * with a loose index scan (one probe per pair), and for each pair whose set the agents cover,
+ * three index scans of at most `limit` rows each give
+ * every candidate, because within a set and level the order is an index order:
  * - tasks that waited long enough to reach the cap all have the same effective priority, so
- *   they are ordered by (deadline, created_at) — index `tasks_pending_capped`;
+ *   they are ordered by (deadline, created_at): those with a deadline come first, walked by
+ *   `tasks_ready_capped`; those without are a range of it (deadline IS NULL, by created_at);
  * - younger tasks gain priority with age, strictly, so they are ordered by (created_at,
- *   deadline) — index `tasks_pending_age`.
- * The final order is then computed over those few candidates only (migration 0010).
+ *   deadline) — a range of `tasks_ready_age`.
+ * The final order is then computed over those few candidates only. `readySets` is the same
+ * loose scan for statements that only ask whether anything an agent covers is waiting.
  */
 import type { Queryable } from '../store/index.ts';
 import type { TaskRow } from './task-repository.ts';
@@ -37,24 +42,49 @@ export const agedPriority = (t: string, rate: string, cap: string) =>
 /** The dispatch order of SPEC §6 ($3/$4: the aging rate and cap). */
 const ORDER = (t: string) => `${agedPriority(t, '$3', '$4')} DESC, ${t}.deadline ASC NULLS LAST, ${t}.created_at`;
 
-const ELIGIBLE = `status = 'pending' AND priority = lv.p AND pending_deps = 0 AND required_capabilities <@ $1::text[]`;
+/** Ready to run: the predicate of the `tasks_ready_*` indexes (migration 0011). */
+const READY = `status = 'pending' AND pending_deps = 0`;
 
-const QUEUE_HEAD = `WITH RECURSIVE lv(p) AS (
-    (SELECT priority FROM tasks WHERE status = 'pending' ORDER BY priority LIMIT 1)
+/**
+ * A recursive CTE `name(c)`: the distinct capability sets of ready tasks, one index probe each,
+ * ending in a NULL row. Goes in a `WITH RECURSIVE` list.
+ */
+export const readySets = (name: string) => `${name}(c) AS (
+    (SELECT required_capabilities FROM tasks WHERE ${READY} ORDER BY required_capabilities LIMIT 1)
     UNION ALL
-    SELECT (SELECT priority FROM tasks WHERE status = 'pending' AND priority > lv.p ORDER BY priority LIMIT 1) FROM lv WHERE lv.p IS NOT NULL
+    SELECT (SELECT required_capabilities FROM tasks WHERE ${READY} AND required_capabilities > ${name}.c ORDER BY required_capabilities LIMIT 1)
+    FROM ${name} WHERE ${name}.c IS NOT NULL
+  )`;
+
+const IN_LEVEL = `${READY} AND required_capabilities = lv.c AND priority = lv.p`;
+const CANDIDATE_COLS = 'task_id, required_capabilities, strategy, priority, deadline, created_at';
+
+export const QUEUE_HEAD = `WITH RECURSIVE lv(c, p) AS (
+    -- Every (capability set, priority level) of ready tasks, in index order: one probe each.
+    (SELECT required_capabilities, priority FROM tasks WHERE ${READY} ORDER BY required_capabilities, priority LIMIT 1)
+    UNION ALL
+    SELECT n.c, n.p FROM lv CROSS JOIN LATERAL (
+      SELECT required_capabilities AS c, priority AS p FROM tasks
+      WHERE ${READY} AND (required_capabilities, priority) > (lv.c, lv.p) ORDER BY required_capabilities, priority LIMIT 1
+    ) AS n
   ), cut AS MATERIALIZED (
     -- Created at or before this, a task has reached the aging cap (no aging: every task has).
     SELECT CASE WHEN $3::float8 > 0 THEN now() - make_interval(secs => $4::float8 / $3::float8 * 60) ELSE 'infinity'::timestamptz END AS at
   )
   SELECT c.task_id, c.required_capabilities, c.strategy FROM lv CROSS JOIN cut CROSS JOIN LATERAL (
-    (SELECT task_id, required_capabilities, strategy, priority, deadline, created_at FROM tasks
-     WHERE ${ELIGIBLE} AND created_at <= cut.at ORDER BY deadline ASC NULLS LAST, created_at LIMIT $2)
+    -- At the cap, with a deadline: by deadline (tasks with deadlines are walked, not the others).
+    (SELECT ${CANDIDATE_COLS} FROM tasks
+     WHERE ${IN_LEVEL} AND deadline IS NOT NULL AND created_at <= cut.at ORDER BY deadline, created_at LIMIT $2)
     UNION ALL
-    (SELECT task_id, required_capabilities, strategy, priority, deadline, created_at FROM tasks
-     WHERE ${ELIGIBLE} AND created_at > cut.at ORDER BY created_at, deadline ASC NULLS LAST LIMIT $2)
+    -- At the cap, without one: by age, a range of the index.
+    (SELECT ${CANDIDATE_COLS} FROM tasks
+     WHERE ${IN_LEVEL} AND deadline IS NULL AND created_at <= cut.at ORDER BY created_at LIMIT $2)
+    UNION ALL
+    -- Below the cap: by age, a range of the index.
+    (SELECT ${CANDIDATE_COLS} FROM tasks
+     WHERE ${IN_LEVEL} AND created_at > cut.at ORDER BY created_at, deadline ASC NULLS LAST LIMIT $2)
   ) AS c
-  WHERE lv.p IS NOT NULL
+  WHERE lv.c <@ $1::text[]
   ORDER BY ${ORDER('c')}
   LIMIT $2`;
 

@@ -6,6 +6,7 @@ import { isUuid, type FieldCodec } from '../core/index.ts';
 import type { Queryable } from '../store/index.ts';
 import { pendingAuditSelect, type PendingAudit } from '../security/index.ts';
 import type { TaskStatus } from '../contracts/tasks.ts';
+import { readySets } from './queue-head.ts';
 
 export interface TaskRow {
   task_id: string;
@@ -132,7 +133,8 @@ export class TaskRepository {
    * With `queueAhead` (a limit), each row also carries how many pending tasks committed before
    * this statement rank ahead of it or level with it (see `queuePositions`), counted up to the
    * limit (a walk of at most that many index entries; see QueueDepth): counted once per
-   * distinct priority of the batch (all of them are older, so level means ahead).
+   * distinct priority of the batch's tasks left pending (all of them are older, so level means
+   * ahead; a task leased at insert is not queued).
    */
   async insertMany(q: Queryable, tasks: NewTask[], opts: { queueAhead?: number; audit?: PendingAudit | null; assign?: TaskAssignment | null } = {}): Promise<Array<TaskRow & { queue_ahead?: number }>> {
     if (tasks.length === 0) return [];
@@ -147,19 +149,19 @@ export class TaskRepository {
     ];
     const param = (v: unknown) => `$${params.push(v)}`;
     // Assigned at insert when an agent was picked and nothing it could serve is already waiting.
-    // Checked once per distinct capability set of the picked agents, walking the pending index.
+    // Checked once per distinct capability set of the picked agents against the distinct
+    // capability sets of ready tasks (a loose index scan, however many tasks wait).
     const free = assign
-      ? `, free AS MATERIALIZED (
+      ? `, ${readySets('waiting')}, free AS MATERIALIZED (
          SELECT k.agent_caps FROM (SELECT DISTINCT agent_caps FROM x WHERE agent IS NOT NULL) AS k
-         WHERE NOT EXISTS (SELECT 1 FROM tasks p WHERE p.status = 'pending' AND p.pending_deps = 0
-           AND p.required_capabilities <@ ARRAY(SELECT jsonb_array_elements_text(k.agent_caps)))
+         WHERE NOT EXISTS (SELECT 1 FROM waiting w WHERE w.c <@ ARRAY(SELECT jsonb_array_elements_text(k.agent_caps)))
        )`
       : '';
     const leased = assign ? 'x.agent IS NOT NULL AND x.agent_caps IN (SELECT agent_caps FROM free)' : 'false';
     const agentCols = assign ? `, ${param(tasks.map((t) => assign.agentOf(t.task_id)))}::text[], ${param(tasks.map((t) => JSON.stringify(assign.capabilitiesOf(t.task_id))))}::jsonb[]` : '';
     const auditCte = audit ? `, au AS (INSERT INTO audit_pending (audit_id, body) ${pendingAuditSelect(params.push(audit.audit_ids), params.push(audit.bodies))})` : '';
     const { rows } = await q.query<TaskRow>(
-      `WITH x AS (
+      `WITH${assign ? ' RECURSIVE' : ''} x AS (
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::jsonb[], $5::text[], $6::text[], $7::jsonb[], $8::uuid[], $9::text[], $10::timestamptz[],
                               $11::int[], $12::int[], $13::jsonb[], $14::text[], $15::text[]${agentCols})
            AS x(task_id, task_type, priority, caps, parameters, classification, metadata, pipeline_id, stage, deadline, timeout_seconds, max_retries, deps, strategy, created_by${assign ? ', agent, agent_caps' : ''})
@@ -180,7 +182,7 @@ export class TaskRepository {
          UNION ALL SELECT task_id, 'pending', 'assigned', attempt, assigned_agent, NULL FROM ins WHERE status = 'assigned'
        )${auditCte}${opts.queueAhead ? `, ahead AS MATERIALIZED (
          SELECT d.priority, (SELECT count(*)::int FROM (SELECT FROM tasks p WHERE p.status = 'pending' AND p.priority >= d.priority LIMIT ${param(opts.queueAhead)}::int) AS c) AS n
-         FROM (SELECT DISTINCT priority FROM x) AS d
+         FROM (SELECT DISTINCT priority FROM y WHERE NOT y.leased) AS d
        )
        SELECT ins.*, (SELECT a.n FROM ahead a WHERE a.priority = ins.priority) AS queue_ahead FROM ins` : `
        SELECT * FROM ins`}`,

@@ -1,6 +1,6 @@
 /**
- * TableMaintenance vacuums a churned table once it holds enough dead rows, leaves tables below
- * the threshold alone, and reads "enough" from PostgreSQL's statistics or, on PGlite, from the
+ * TableMaintenance vacuums a churned table once it holds enough dead rows, analyzes one that
+ * changed enough since its statistics were taken, leaves tables below the thresholds alone, and reads "enough" from PostgreSQL's statistics or, on PGlite, from the
  * changes noted. Migration 0009 makes autovacuum eager on the queue tables.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,7 +33,7 @@ describe.each(engines())('TableMaintenance on $name', (engine) => {
       await t.db.exec(`CREATE TABLE ${name} (id int PRIMARY KEY, v int NOT NULL) WITH (autovacuum_enabled = false);
         INSERT INTO ${name} SELECT g, 0 FROM generate_series(1, 6000) AS g;`);
       if (engine.name === 'postgres') await until(() => insertedRows(t.db, name), (n) => n >= 6000);
-      await t.db.exec(`VACUUM ${name}`);
+      await t.db.exec(`VACUUM (ANALYZE) ${name}`);
     }
     await t.db.exec('UPDATE churn SET v = v + 1'); // 6,000 dead row versions
     await t.db.exec('UPDATE calm SET v = v + 1 WHERE id <= 100'); // 100
@@ -61,8 +61,8 @@ describe.each(engines())('TableMaintenance on $name', (engine) => {
     expect(await m.run()).toEqual([]);
   });
 
-  it('leaves tables alone below the threshold', async () => {
-    const m = new TableMaintenance(t.db, { tables: ['calm'], minDeadRows: 5000 });
+  it('leaves tables alone below the thresholds', async () => {
+    const m = new TableMaintenance(t.db, { tables: ['calm'], minDeadRows: 5000, analyzeMinRows: 5000 });
     m.note(4999);
     expect(await m.run()).toEqual([]);
   });
@@ -80,6 +80,24 @@ describe.each(engines())('TableMaintenance on $name', (engine) => {
     }
     expect((await m.run()).map((d) => d.table)).toEqual(['grown']);
     expect(await visiblePages()).toBeGreaterThan(0);
+  });
+
+  it('analyzes a table that changed since its statistics were taken, so that plans see its size', async () => {
+    await t.db.exec(`CREATE TABLE planned (id int PRIMARY KEY) WITH (autovacuum_enabled = false);
+      INSERT INTO planned SELECT g FROM generate_series(1, 1000) AS g;`);
+    const estimate = async () => (await t.db.query<{ n: number }>(`SELECT reltuples::int AS n FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relname = 'planned'`)).rows[0]!.n;
+    expect(await estimate()).toBeLessThan(1); // never analyzed: -1 (PostgreSQL ≥ 14) or 0
+    const m = new TableMaintenance(t.db, { tables: ['planned'] });
+    if (engine.name === 'postgres') {
+      const modified = async () => (await t.db.query<{ n: number }>(`SELECT n_mod_since_analyze::int AS n FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname = 'planned'`)).rows[0]?.n ?? -1;
+      expect(await until(modified, (n) => n >= 1000)).toBe(1000);
+    } else {
+      m.note(1000);
+    }
+    // 1,000 inserted rows: too few to vacuum (5,000), enough to analyze (50 + 10 %).
+    expect((await m.run()).map((d) => [d.table, d.vacuumed, d.analyzed])).toEqual([['planned', false, true]]);
+    expect(await estimate()).toBe(1000);
+    expect(await m.run()).toEqual([]);
   });
 
   it('refuses a name that is not a plain table name', () => {

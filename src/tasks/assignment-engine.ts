@@ -27,7 +27,7 @@ import type { DeliveredTask } from '../contracts/views.ts';
 import type { TaskAssignment, TaskRepository, TaskRow } from './task-repository.ts';
 import { pickAgent, type Candidate } from './strategies.ts';
 import { readQueueHead } from './queue-head.ts';
-import { UPDATE_LOCKED_ROWS, inLockOrder } from './task-batches.ts';
+import { UPDATE_LOCKED_ROWS, inLockOrder, onLookedUpRow } from './task-batches.ts';
 
 export type { DeliveredTask } from '../contracts/views.ts';
 
@@ -493,7 +493,7 @@ export class AssignmentEngine {
          -- results lock (inLockOrder); a task no longer pending (leased by another process
          -- meanwhile) is left out.
          SELECT t.task_id, x.agent_id FROM unnest($1::uuid[], $2::text[]) AS x(task_id, agent_id)
-         CROSS JOIN LATERAL (SELECT task_id FROM tasks WHERE task_id = x.task_id AND status = 'pending' AND pending_deps = 0 LIMIT 1 FOR UPDATE) AS t
+         CROSS JOIN LATERAL (SELECT task_id FROM tasks WHERE task_id = x.task_id AND ${onLookedUpRow(`status = 'pending' AND pending_deps = 0`)} LIMIT 1 FOR UPDATE) AS t
        ), upd AS (
          UPDATE tasks t SET status = 'assigned', attempt = t.attempt + 1, assigned_agent = cur.agent_id, assigned_at = now(),
            lease_expires_at = now() + make_interval(secs => t.timeout_seconds), progress = 0, progress_message = NULL, started_at = NULL, updated_at = now()

@@ -3,6 +3,8 @@
  * primary key whatever the table holds: a plan that scans the whole table would make every batch
  * cost as much as the table is large. Checked on each engine's own plan (EXPLAIN of the
  * statements as sent, with their parameters) over a table many times larger than the batch.
+ * And the row each of them locks is looked up by primary key in a generic plan made while the
+ * table was nearly empty, as a prepared statement's is when the server starts on a new database.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventBus, jsonCodec } from '../core/index.ts';
@@ -12,6 +14,15 @@ import { AssignmentEngine, TaskRepository, TaskService, noOutcomes, type Deliver
 import type { Principal } from '../auth/index.ts';
 
 const admin: Principal = { type: 'user', id: 'plan-admin', role: 'admin', name: 'plan' };
+
+type PlanNode = Record<string, unknown> & { Plans?: PlanNode[] };
+
+/** Indexes the scans below a LockRows node use: the lookups whose rows a statement locks. */
+function lockedLookupIndexes(node: PlanNode, locked = false): string[] {
+  const under = locked || node['Node Type'] === 'LockRows';
+  const own = under && typeof node['Index Name'] === 'string' ? [node['Index Name']] : [];
+  return [...own, ...(node.Plans ?? []).flatMap((c) => lockedLookupIndexes(c, under))];
+}
 
 /** Relations a plan reads with a sequential scan. */
 function seqScans(node: Record<string, unknown>): string[] {
@@ -49,6 +60,50 @@ describe.each(engines())('batched task statements on $name', (engine) => {
       const raw = rows[0]!['QUERY PLAN'];
       const plan = (typeof raw === 'string' ? JSON.parse(raw) : raw) as Array<{ Plan: Record<string, unknown> }>;
       expect(seqScans(plan[0]!.Plan)).not.toContain('tasks');
+    }
+  });
+
+  it('look the rows they lock up by primary key, even in a generic plan made on a nearly empty table', async () => {
+    const plans = await engine.open();
+    try {
+      const sent: Array<{ sql: string; params: unknown[] | undefined }> = [];
+      const db = observedDb(plans.db, (sql, params) => { if (sql.includes('FOR UPDATE')) sent.push({ sql, params }); });
+      const repo = new TaskRepository(jsonCodec);
+      const bus = new EventBus();
+      const tasks = new TaskService(db, repo, noOutcomes, bus, { retryBaseMs: 1000, retryCapMs: 60_000 });
+      const eng = new AssignmentEngine(db, repo, bus, { defaultStrategy: 'capability_match' });
+      await new AgentRepository().insert(plans.db, { agent_id: 'gp-agent', name: 'gp', type: 'general', capabilities: ['gp'], version: '1.0.0', endpoint_url: null, health_check_url: null, max_concurrent_tasks: 10, metadata: {}, tags: [], role: 'worker', builtin: false, api_key_hash: 'x' });
+      const [a, b] = await tasks.createMany([{ task_type: 'gp', required_capabilities: ['gp'] }, { task_type: 'gp', required_capabilities: ['gp'] }], admin);
+      const delivered: DeliveredTask[] = [];
+      await eng.addSlot({ agent_id: 'gp-agent', capabilities: new Set(['gp']), max: 10, score: 0, builtin: false, available: true, deliver: (t) => delivered.push(t) });
+      await eng.settle();
+      eng.stop();
+      expect(delivered.map((d) => d.task_id).sort()).toEqual([a!.task_id, b!.task_id].sort());
+      await tasks.accept(a!.task_id, 'gp-agent', 1);
+      await tasks.progress(b!.task_id, 'gp-agent', 1, 0.5);
+      await tasks.complete(a!.task_id, 'gp-agent', 1, { ok: true });
+      const kinds = ['lease', 'accept', 'progress', 'result'];
+      const statements = kinds.map((k, i) => {
+        const s = sent.find((x) => [/SET status = 'assigned'/, /SET status = 'running', started_at = now\(\)/, /SET progress = \$4/, /SET status = 'completed'/][i]!.test(x.sql));
+        if (!s) throw new Error(`no ${k} statement was sent`);
+        return s;
+      });
+      for (const [i, s] of statements.entries()) {
+        const count = Math.max(...[...s.sql.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
+        const indexes = await plans.db.transaction(async (q) => {
+          await q.query('SET LOCAL plan_cache_mode = force_generic_plan');
+          await q.query(`PREPARE gp_lookup AS ${s.sql}`);
+          const { rows } = await q.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) EXECUTE gp_lookup(${Array(count).fill('NULL').join(', ')})`);
+          await q.query('DEALLOCATE gp_lookup');
+          const raw = rows[0]!['QUERY PLAN'];
+          return lockedLookupIndexes(((typeof raw === 'string' ? JSON.parse(raw) : raw) as Array<{ Plan: PlanNode }>)[0]!.Plan);
+        });
+        // By primary key; a result also locks the tasks waiting on it, found through the dependency index.
+        expect({ statement: kinds[i], pkey: indexes.includes('tasks_pkey'), others: indexes.filter((x) => x !== 'tasks_pkey' && x !== 'tasks_dependencies') })
+          .toEqual({ statement: kinds[i], pkey: true, others: [] });
+      }
+    } finally {
+      await plans.dispose();
     }
   });
 });

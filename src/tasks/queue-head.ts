@@ -13,9 +13,10 @@
  * every candidate, because within a set and level the order is an index order:
  * - tasks that waited long enough to reach the cap all have the same effective priority, so
  *   they are ordered by (deadline, created_at): those with a deadline come first, walked by
- *   `tasks_ready_capped`; those without are a range of it (deadline IS NULL, by created_at);
+ *   `tasks_ready_deadline` (which holds only tasks with one); those without are a range of
+ *   `tasks_ready` (by created_at, skipping the few with a deadline);
  * - younger tasks gain priority with age, strictly, so they are ordered by (created_at,
- *   deadline) — a range of `tasks_ready_age`.
+ *   deadline) — a range of `tasks_ready`.
  * The final order is then computed over those few candidates only. `readySets` is the same
  * loose scan for statements that only ask whether anything an agent covers is waiting.
  */
@@ -42,7 +43,7 @@ export const agedPriority = (t: string, rate: string, cap: string) =>
 /** The dispatch order of SPEC §6 ($3/$4: the aging rate and cap). */
 const ORDER = (t: string) => `${agedPriority(t, '$3', '$4')} DESC, ${t}.deadline ASC NULLS LAST, ${t}.created_at`;
 
-/** Ready to run: the predicate of the `tasks_ready_*` indexes (migration 0011). */
+/** Ready to run: the predicate of the `tasks_ready` indexes (migration 0011). */
 const READY = `status = 'pending' AND pending_deps = 0`;
 
 /**

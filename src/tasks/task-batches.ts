@@ -45,3 +45,13 @@ export function rowsByFirstMention<I, R extends { task_id: string }>(items: read
  * 200). The array of ids makes the rows to update an index scan of the primary key.
  */
 export const UPDATE_LOCKED_ROWS = 't.task_id = cur.task_id AND t.task_id = ANY(ARRAY(SELECT task_id FROM cur))';
+
+/**
+ * A condition on the row of a primary-key lookup (`task_id = …`), written so that only the
+ * primary key can serve the lookup. Written plainly, the condition implies the predicate of a
+ * partial index (an agent's live tasks, ready tasks), and a plan made while the table was small —
+ * a prepared statement's generic plan, kept as the table grows — walks that index instead:
+ * every live task of the agent, or every ready task, for each row looked up. The planner does
+ * not look inside a CASE. Rows failing it are neither returned nor locked, as in a plain WHERE.
+ */
+export const onLookedUpRow = (condition: string) => `(CASE WHEN ${condition} THEN true ELSE false END)`;

@@ -14,7 +14,7 @@ import { TaskRepository, type HistoryEntry, type NewTask, type TaskListFilter, t
 import { backoffMs, CANCELLABLE_STATUSES, RETRYABLE_BY_OPERATOR } from './task-status.ts';
 import type { Reservation } from './assignment-engine.ts';
 import { historyView, taskSummary, type TaskSummary } from './task-view.ts';
-import { UPDATE_LOCKED_ROWS, inLockOrder, rowsByFirstMention } from './task-batches.ts';
+import { UPDATE_LOCKED_ROWS, inLockOrder, onLookedUpRow, rowsByFirstMention } from './task-batches.ts';
 import { QueueDepth } from './queue-depth.ts';
 
 /** Where per-agent outcome statistics go (AgentService.outcomes; buffered, off the hot path). */
@@ -443,7 +443,7 @@ export class TaskService {
          -- task_id order (inLockOrder), as every batch locks. (LIMIT keeps the planner from turning
          -- it into a join that scans the table, whatever its statistics were when the plan was made.)
          SELECT t.task_id FROM input x CROSS JOIN LATERAL (
-           SELECT task_id FROM tasks WHERE task_id = x.task_id AND assigned_agent = x.agent_id AND status = 'assigned' AND (x.attempt IS NULL OR attempt = x.attempt)
+           SELECT task_id FROM tasks WHERE task_id = x.task_id AND ${onLookedUpRow(`assigned_agent = x.agent_id AND status = 'assigned' AND (x.attempt IS NULL OR attempt = x.attempt)`)}
            LIMIT 1 FOR UPDATE) AS t
        ), upd AS (
          UPDATE tasks t SET status = 'running', started_at = now(), updated_at = now()
@@ -479,7 +479,7 @@ export class TaskService {
     const { rows } = await this.db.query<{ task_id: string; attempt: number; lease_expires_at: Date; pipeline_id: string | null; was: string }>(
       `WITH cur AS (
          SELECT task_id, status AS was FROM tasks
-         WHERE task_id = $1::uuid AND assigned_agent = $2 AND status IN ('assigned', 'running') AND ($3::int IS NULL OR attempt = $3) FOR UPDATE
+         WHERE task_id = $1::uuid AND ${onLookedUpRow(`assigned_agent = $2 AND status IN ('assigned', 'running') AND ($3::int IS NULL OR attempt = $3)`)} FOR UPDATE
        ), upd AS (
          UPDATE tasks t SET progress = $4, progress_message = $5, status = 'running', started_at = COALESCE(t.started_at, now()),
            lease_expires_at = now() + make_interval(secs => t.timeout_seconds), updated_at = now()
@@ -541,7 +541,7 @@ export class TaskService {
        ), cur AS (
          -- One primary-key lookup per input row, locked inside it in task_id order, as in acceptBatch.
          SELECT t.task_id, t.status AS was, x.agent_id, x.result, x.meta FROM input x CROSS JOIN LATERAL (
-           SELECT task_id, status FROM tasks WHERE task_id = x.task_id AND assigned_agent = x.agent_id AND status IN ('assigned', 'running') AND (x.attempt IS NULL OR attempt = x.attempt)
+           SELECT task_id, status FROM tasks WHERE task_id = x.task_id AND ${onLookedUpRow(`assigned_agent = x.agent_id AND status IN ('assigned', 'running') AND (x.attempt IS NULL OR attempt = x.attempt)`)}
            LIMIT 1 FOR UPDATE) AS t
        ), upd AS (
          UPDATE tasks t SET status = 'completed', result = cur.result, progress = 1, completed_at = now(), lease_expires_at = NULL, error = NULL,
@@ -553,7 +553,7 @@ export class TaskService {
        ), ev AS (
          INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id) SELECT task_id, was, 'completed', attempt, agent_id FROM upd
        ), waiting AS (
-         SELECT d.task_id FROM tasks d WHERE d.dependencies <> '{}' AND d.dependencies && (SELECT array_agg(task_id) FROM upd) AND d.status = 'pending'
+         SELECT d.task_id FROM tasks d WHERE d.dependencies <> '{}' AND d.dependencies && (SELECT array_agg(task_id) FROM upd) AND ${onLookedUpRow(`d.status = 'pending'`)}
          ORDER BY d.task_id FOR UPDATE OF d
        ), dep AS (
          UPDATE tasks d SET pending_deps = GREATEST(0, d.pending_deps - (SELECT count(*) FROM upd u WHERE u.task_id = ANY(d.dependencies)))

@@ -7,7 +7,7 @@
  *   npm run bench                      full run (~10 min on 2 cores)
  *   npm run bench -- --smoke           tiny sizes, every scenario, < 60 s
  *   npm run bench -- --only latency    one scenario (comma-separated list allowed):
- *                                      throughput, bullmq, latency, rest, sockets, pipelines, multiprocess
+ *                                      throughput, bullmq, latency, rest, sockets, pipelines, multiprocess, backlog
  *   npm run bench -- --engine pglite   store for scenarios 3–6 (default: postgres when reachable), and the
  *                                      only store of scenario 1 (default: both)
  *   npm run bench -- --profile         V8 CPU profiles of each server child in <out>/profiles
@@ -31,8 +31,9 @@ import { multiprocessParams, runMultiprocess } from './scenarios/multiprocess.ts
 import { restParams, runRest } from './scenarios/rest.ts';
 import { runSockets, socketParams } from './scenarios/sockets.ts';
 import { pipelineParams, runPipelines } from './scenarios/pipelines.ts';
+import { backlogParams, runBacklog } from './scenarios/backlog.ts';
 
-export const SCENARIOS = ['throughput', 'bullmq', 'latency', 'rest', 'sockets', 'pipelines', 'multiprocess'] as const;
+export const SCENARIOS = ['throughput', 'bullmq', 'latency', 'rest', 'sockets', 'pipelines', 'multiprocess', 'backlog'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 interface Args { smoke: boolean; only: Scenario[]; out: string; profile: boolean; engine: 'pglite' | 'postgres' | '' }
@@ -181,6 +182,7 @@ async function main(): Promise<void> {
   if (want('sockets')) scenarios.sockets = await guarded('sockets', ctx, () => runSockets(ctx, socketParams(args.smoke)));
   if (want('pipelines')) scenarios.pipelines = await guarded('pipelines', ctx, () => runPipelines(ctx, pipelineParams(args.smoke)));
   if (want('multiprocess')) scenarios.multiprocess = await guarded('multiprocess', ctx, () => runMultiprocess(ctx, multiprocessParams(args.smoke)));
+  if (want('backlog')) scenarios.backlog = await guarded('backlog', ctx, () => runBacklog(ctx, backlogParams(args.smoke)));
 
   for (const s of shared.values()) await s.stop();
   const finishedAt = new Date();

@@ -127,5 +127,16 @@ export function renderMarkdown(r: Any): string {
       ...warmupLine(mp.warmup),
     ]);
   }
+  // Older result files have no backlog scenario: no section.
+  if (sc.backlog) {
+    section(L, '## 8. A backlog nobody serves (its agents down), and the creates that go on', sc.backlog, (bl) => [
+      `Store: ${bl.store}; ${fmt(bl.backlog, 0)} tasks need a capability no connected agent has (batch-created in ${fmt(bl.fill_seconds)} s); one agent connected; one create at a time.`,
+      '',
+      '| tasks waiting | create | n | p50 ms | p95 ms | p99 ms | last queue_position |',
+      '|---:|---|---:|---:|---:|---:|---:|',
+      ...bl.phases.flatMap((ph: Any) => [['runs at once (leased at insert)', ph.runs_now], ['joins the backlog', ph.joins_backlog]].map(([what, c]: Any) =>
+        `| ${fmt(ph.waiting, 0)} | ${what} | ${c.n} | ${fmt(c.response_ms.p50, 2)} | ${fmt(c.response_ms.p95, 2)} | ${fmt(c.response_ms.p99, 2)} | ${fmt(c.last_queue_position, 0)} |`)),
+    ]);
+  }
   return L.join('\n');
 }

@@ -17,11 +17,13 @@
  *   `tasks_ready` (by created_at, skipping the few with a deadline);
  * - younger tasks gain priority with age, strictly, so they are ordered by (created_at,
  *   deadline) — a range of `tasks_ready`.
- * The final order is then computed over those few candidates only. `readySets` is the same
- * loose scan for statements that only ask whether anything an agent covers is waiting.
+ * The final order is then computed over those few candidates only. `readySets` (ready-tasks.ts)
+ * is the same kind of loose scan for statements that only ask whether anything an agent covers
+ * is waiting.
  */
 import type { Queryable } from '../store/index.ts';
 import type { TaskRow } from './task-repository.ts';
+import { READY } from './ready-tasks.ts';
 
 export interface Aging {
   /** Priority points gained per minute of waiting. */
@@ -42,20 +44,6 @@ export const agedPriority = (t: string, rate: string, cap: string) =>
 
 /** The dispatch order of SPEC §6 ($3/$4: the aging rate and cap). */
 const ORDER = (t: string) => `${agedPriority(t, '$3', '$4')} DESC, ${t}.deadline ASC NULLS LAST, ${t}.created_at`;
-
-/** Ready to run: the predicate of the `tasks_ready` indexes (migration 0011). */
-const READY = `status = 'pending' AND pending_deps = 0`;
-
-/**
- * A recursive CTE `name(c)`: the distinct capability sets of ready tasks, one index probe each,
- * ending in a NULL row. Goes in a `WITH RECURSIVE` list.
- */
-export const readySets = (name: string) => `${name}(c) AS (
-    (SELECT required_capabilities FROM tasks WHERE ${READY} ORDER BY required_capabilities LIMIT 1)
-    UNION ALL
-    SELECT (SELECT required_capabilities FROM tasks WHERE ${READY} AND required_capabilities > ${name}.c ORDER BY required_capabilities LIMIT 1)
-    FROM ${name} WHERE ${name}.c IS NOT NULL
-  )`;
 
 const IN_LEVEL = `${READY} AND required_capabilities = lv.c AND priority = lv.p`;
 const CANDIDATE_COLS = 'task_id, required_capabilities, strategy, priority, deadline, created_at';

@@ -6,7 +6,7 @@ import { isUuid, type FieldCodec } from '../core/index.ts';
 import type { Queryable } from '../store/index.ts';
 import { pendingAuditSelect, type PendingAudit } from '../security/index.ts';
 import type { TaskStatus } from '../contracts/tasks.ts';
-import { readySets } from './queue-head.ts';
+import { readySets } from './ready-tasks.ts';
 
 export interface TaskRow {
   task_id: string;

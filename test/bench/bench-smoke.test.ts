@@ -120,5 +120,16 @@ describe('npm run bench -- --smoke', () => {
         expect(num(x.delegate_latency_ms.p99)).toBe(true);
       }
     } else expect(s.multiprocess.skipped).toMatch(/PostgreSQL and Redis/);
+    // 8. a backlog nobody serves: creates before and with it, each kind timed, the queued ones placed behind it
+    const bl = s.backlog;
+    expect(bl.error, bl.error).toBeUndefined();
+    expect(bl.phases.map((ph: { waiting: number }) => ph.waiting)).toEqual([0, bl.backlog + 10]);
+    for (const ph of bl.phases) {
+      expect(num(ph.runs_now.response_ms.p95) && num(ph.joins_backlog.response_ms.p95)).toBe(true);
+      expect(ph.runs_now.last_queue_position).toBe(0); // leased at insert
+    }
+    // Behind the backlog and the earlier queued creates (and whatever other scenarios of the shared smoke server left waiting).
+    expect(bl.phases[1].joins_backlog.last_queue_position).toBeGreaterThanOrEqual(bl.backlog + 20);
+    expect(md).toContain('## 8. A backlog nobody serves');
   }, 240_000);
 });

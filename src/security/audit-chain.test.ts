@@ -1,8 +1,12 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import {
+  AUDIT_BODY_KEYS,
   GENESIS_HASH,
+  canonicalBody,
   canonicalJson,
+  canonicalPlainBody,
   chainEntry,
   computeEntryHash,
   verifyChain,
@@ -196,5 +200,45 @@ describe('verifyChain', () => {
     const chain = buildChain(3);
     chain[1] = { ...chain[1]!, fields: [1n as unknown as string] };
     expect(verifyChain(chain)).toMatchObject({ ok: false, checked: 1, first_broken: { index: 1, reason: 'invalid_entry' } });
+  });
+});
+
+describe('canonicalBody', () => {
+  const text = fc.oneof(fc.string({ unit: 'binary' }), fc.constantFrom('', 'é"\\\n\u2028', '\ud800'));
+  const maybe = fc.option(text, { nil: null });
+  const plain: fc.Arbitrary<AuditEntryBody> = fc.record({
+    audit_id: text,
+    timestamp: text,
+    actor: fc.record({ type: fc.constantFrom('user', 'agent', 'system', 'anonymous'), id: maybe, role: maybe, ip: maybe, user_agent: maybe }, { requiredKeys: [], noNullPrototype: true }) as fc.Arbitrary<AuditEntryBody['actor']>,
+    action: text,
+    resource_type: text,
+    resource_id: maybe,
+    resource_ids: fc.array(text, { maxLength: 4 }),
+    fields: fc.array(text, { maxLength: 4 }),
+    data_classification: fc.constantFrom(null, 'phi', 'pii', 'internal', 'public') as fc.Arbitrary<AuditEntryBody['data_classification']>,
+    outcome: fc.constantFrom('success', 'failure', 'denied'),
+    request_id: maybe,
+    risk_level: fc.constantFrom('low', 'medium', 'high', 'critical'),
+  }, { requiredKeys: ['audit_id', 'timestamp', 'actor', 'action', 'resource_type', 'resource_id', 'fields', 'data_classification', 'outcome', 'request_id', 'risk_level'], noNullPrototype: true });
+  const generic = (e: AuditEntryBody) => canonicalJson(Object.fromEntries(AUDIT_BODY_KEYS.map((k) => [k, e[k]])));
+
+  it('writes a plain body as canonicalJson does, without the generic walk', () => {
+    fc.assert(fc.property(plain, (e) => {
+      expect(canonicalPlainBody(e)).toBe(generic(e));
+      expect(canonicalBody(e)).toBe(generic(e));
+    }), { numRuns: 500 });
+  });
+
+  it('leaves any other shape to canonicalJson, with the same text', () => {
+    const odd = plain.chain((e) => fc.constantFrom<AuditEntryBody>(
+      { ...e, actor: { ...e.actor, extra: 'x' } as AuditEntryBody['actor'] },
+      { ...e, fields: [...e.fields, 7 as unknown as string] },
+      { ...e, resource_id: 12 as unknown as string },
+      { ...e, timestamp: new Date(0) as unknown as string },
+    ));
+    fc.assert(fc.property(odd, (e) => {
+      expect(canonicalPlainBody(e)).toBeNull();
+      expect(canonicalBody(e)).toBe(generic(e));
+    }), { numRuns: 200 });
   });
 });

@@ -6,8 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventBus, jsonCodec } from '../core/index.ts';
-import { AgentRepository } from '../agents/index.ts';
 import { engines, type TestDb } from '../../test/helpers/stores.ts';
+import { insertAgent } from '../../test/helpers/agents.ts';
 import { AssignmentEngine, TaskRepository, TaskService, noOutcomes, type DeliveredTask } from './index.ts';
 import type { Principal } from '../auth/index.ts';
 
@@ -25,7 +25,7 @@ describe.each(engines())('assignment at insert on $name', (engine) => {
     const tasks = new TaskService(db, repo, noOutcomes, bus, { retryBaseMs: 1000, retryCapMs: 60_000 });
     const eng = new AssignmentEngine(db, repo, bus, { defaultStrategy: 'capability_match' });
     tasks.assigner = eng;
-    await new AgentRepository().insert(db, { agent_id: agent, name: agent, type: 'general', capabilities: [cap], version: '1.0.0', endpoint_url: null, health_check_url: null, max_concurrent_tasks: max, metadata: {}, tags: [], role: 'worker', builtin: false, api_key_hash: 'x' });
+    await insertAgent(db, agent, [cap], max);
     const delivered: DeliveredTask[] = [];
     await eng.addSlot({ agent_id: agent, capabilities: new Set([cap]), max, score: 0, builtin: false, available: true, deliver: (t) => delivered.push(t) });
     await eng.settle();

@@ -8,8 +8,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventBus, jsonCodec } from '../core/index.ts';
-import { AgentRepository } from '../agents/index.ts';
 import { engines, observedDb, type TestDb } from '../../test/helpers/stores.ts';
+import { insertAgent } from '../../test/helpers/agents.ts';
 import { AssignmentEngine, TaskRepository, TaskService, noOutcomes, type DeliveredTask } from './index.ts';
 import type { Principal } from '../auth/index.ts';
 
@@ -43,7 +43,7 @@ describe.each(engines())('batched task statements on $name', (engine) => {
     const bus = new EventBus();
     const tasks = new TaskService(db, repo, noOutcomes, bus, { retryBaseMs: 1000, retryCapMs: 60_000 });
     const eng = new AssignmentEngine(db, repo, bus, { defaultStrategy: 'capability_match' });
-    await new AgentRepository().insert(tdb.db, { agent_id: 'plan-agent', name: 'plan', type: 'general', capabilities: ['plan'], version: '1.0.0', endpoint_url: null, health_check_url: null, max_concurrent_tasks: 100, metadata: {}, tags: [], role: 'worker', builtin: false, api_key_hash: 'x' });
+    await insertAgent(tdb.db, 'plan-agent', ['plan'], 100);
     for (let i = 0; i < 5; i++) await tasks.createMany(Array.from({ length: 1000 }, () => ({ task_type: 'other', required_capabilities: ['other'] })), admin);
     await tasks.createMany(Array.from({ length: 100 }, () => ({ task_type: 'plan', required_capabilities: ['plan'] })), admin);
     await tdb.db.query('ANALYZE tasks');
@@ -72,7 +72,7 @@ describe.each(engines())('batched task statements on $name', (engine) => {
       const bus = new EventBus();
       const tasks = new TaskService(db, repo, noOutcomes, bus, { retryBaseMs: 1000, retryCapMs: 60_000 });
       const eng = new AssignmentEngine(db, repo, bus, { defaultStrategy: 'capability_match' });
-      await new AgentRepository().insert(plans.db, { agent_id: 'gp-agent', name: 'gp', type: 'general', capabilities: ['gp'], version: '1.0.0', endpoint_url: null, health_check_url: null, max_concurrent_tasks: 10, metadata: {}, tags: [], role: 'worker', builtin: false, api_key_hash: 'x' });
+      await insertAgent(plans.db, 'gp-agent', ['gp'], 10);
       const [a, b] = await tasks.createMany([{ task_type: 'gp', required_capabilities: ['gp'] }, { task_type: 'gp', required_capabilities: ['gp'] }], admin);
       const delivered: DeliveredTask[] = [];
       await eng.addSlot({ agent_id: 'gp-agent', capabilities: new Set(['gp']), max: 10, score: 0, builtin: false, available: true, deliver: (t) => delivered.push(t) });

@@ -9,9 +9,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventBus, jsonCodec } from '../core/index.ts';
-import { AgentRepository } from '../agents/index.ts';
 import { createCoordination, type Coordination } from '../coordination/index.ts';
 import { engines, type TestDb } from '../../test/helpers/stores.ts';
+import { insertAgent } from '../../test/helpers/agents.ts';
 import { AssignmentEngine, ENGINE_CHANNELS, TaskRepository, TaskService, noOutcomes, type DeliveredTask } from './index.ts';
 import type { Principal } from '../auth/index.ts';
 
@@ -40,7 +40,7 @@ describe.skipIf(!redisUrl).each(engines())('delegation across processes on $name
     await engA.connect(coordA, 0);
     await engB.connect(coordB, 0);
     const agent = `fwd-agent-${randomUUID()}`;
-    await new AgentRepository().insert(tdb.db, { agent_id: agent, name: agent, type: 'general', capabilities: ['fwd'], version: '1.0.0', endpoint_url: null, health_check_url: null, max_concurrent_tasks: 5, metadata: {}, tags: [], role: 'worker', builtin: false, api_key_hash: 'x' });
+    await insertAgent(tdb.db, agent, ['fwd'], 5);
     const delivered: DeliveredTask[] = [];
     try {
       await engB.addSlot({ agent_id: agent, capabilities: new Set(['fwd']), max: 5, score: 0, builtin: false, available: true, deliver: (t) => delivered.push(t) });
@@ -79,7 +79,7 @@ describe.skipIf(!redisUrl).each(engines())('delegation across processes on $name
     const wakes: unknown[] = [];
     await probe!.subscribe(ENGINE_CHANNELS.wake, (m) => { wakes.push(m); });
     const agent = `wake-agent-${randomUUID()}`;
-    await new AgentRepository().insert(tdb.db, { agent_id: agent, name: agent, type: 'general', capabilities: ['wake'], version: '1.0.0', endpoint_url: null, health_check_url: null, max_concurrent_tasks: 10, metadata: {}, tags: [], role: 'worker', builtin: false, api_key_hash: 'x' });
+    await insertAgent(tdb.db, agent, ['wake'], 10);
     const delivered: DeliveredTask[] = [];
     const waitFor = async (n: number) => {
       const deadline = Date.now() + 5000;

@@ -9,8 +9,8 @@
  * row when the tasks ahead are ones no agent here can serve (50,000 of them: 15 ms a round).
  * Instead (migration 0011) the (capability set, priority level) pairs of ready tasks are found
  * with a loose index scan (one probe per pair), and for each pair whose set the agents cover,
- * three index scans of at most `limit` rows each give
- * every candidate, because within a set and level the order is an index order:
+ * three index scans of at most `limit` rows each give every candidate, because within a set and
+ * level the order is an index order:
  * - tasks that waited long enough to reach the cap all have the same effective priority, so
  *   they are ordered by (deadline, created_at): those with a deadline come first, walked by
  *   `tasks_ready_deadline` (which holds only tasks with one); those without are a range of
@@ -48,7 +48,7 @@ const ORDER = (t: string) => `${agedPriority(t, '$3', '$4')} DESC, ${t}.deadline
 const IN_LEVEL = `${READY} AND required_capabilities = lv.c AND priority = lv.p`;
 const CANDIDATE_COLS = 'task_id, required_capabilities, strategy, priority, deadline, created_at';
 
-export const QUEUE_HEAD = `WITH RECURSIVE lv(c, p) AS (
+const QUEUE_HEAD = `WITH RECURSIVE lv(c, p) AS (
     -- Every (capability set, priority level) of ready tasks, in index order: one probe each.
     (SELECT required_capabilities, priority FROM tasks WHERE ${READY} ORDER BY required_capabilities, priority LIMIT 1)
     UNION ALL

@@ -12,8 +12,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventBus, isAppError, jsonCodec } from '../core/index.ts';
-import { AgentRepository } from '../agents/index.ts';
 import { engines, pgUrlWithSchema, type TestDb } from '../../test/helpers/stores.ts';
+import { insertAgent } from '../../test/helpers/agents.ts';
 import { AssignmentEngine, TaskRepository, TaskService, noOutcomes, type DeliveredTask } from './index.ts';
 import type { Principal } from '../auth/index.ts';
 import type { Db } from '../store/index.ts';
@@ -26,7 +26,7 @@ async function leasingAgent(db: Db, agent: string, cap: string) {
   const bus = new EventBus();
   const tasks = new TaskService(db, repo, noOutcomes, bus, { retryBaseMs: 1000, retryCapMs: 60_000 });
   const eng = new AssignmentEngine(db, repo, bus, { defaultStrategy: 'capability_match' });
-  await new AgentRepository().insert(db, { agent_id: agent, name: agent, type: 'general', capabilities: [cap], version: '1.0.0', endpoint_url: null, health_check_url: null, max_concurrent_tasks: 300, metadata: {}, tags: [], role: 'worker', builtin: false, api_key_hash: 'x' });
+  await insertAgent(db, agent, [cap], 300);
   const lease = async (n: number) => {
     const delivered: DeliveredTask[] = [];
     const created = await tasks.createMany(Array.from({ length: n }, (_, i) => ({ task_type: cap, required_capabilities: [cap], parameters: { i } })), admin);
@@ -81,7 +81,7 @@ describe.each(engines())('concurrent accepts and results on $name', (engine) => 
       const created = await tasks.createMany(Array.from({ length: 300 }, (_, i) => ({ task_type: 'race', required_capabilities: ['race'], parameters: { i } })), admin);
       for (let i = 0; i < engines.length; i++) {
         const agent = `race-agent-${i}`;
-        await new AgentRepository().insert(db, { agent_id: agent, name: agent, type: 'general', capabilities: ['race'], version: '1.0.0', endpoint_url: null, health_check_url: null, max_concurrent_tasks: 300, metadata: {}, tags: [], role: 'worker', builtin: false, api_key_hash: 'x' });
+        await insertAgent(db, agent, ['race'], 300);
       }
       // Both slots added together: both engines start rounds over the same 300 pending tasks.
       await Promise.all(engines.map((eng, i) => eng.addSlot({ agent_id: `race-agent-${i}`, capabilities: new Set(['race']), max: 300, score: 0, builtin: false, available: true, deliver: (t) => got[i]!.push(t) })));

@@ -8,8 +8,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventBus, jsonCodec } from '../core/index.ts';
-import { AgentRepository } from '../agents/index.ts';
 import { engines, observedDb, type TestDb } from '../../test/helpers/stores.ts';
+import { insertAgent } from '../../test/helpers/agents.ts';
 import { AssignmentEngine, TaskRepository, TaskService, noOutcomes, type DeliveredTask } from './index.ts';
 import { readQueueHead } from './queue-head.ts';
 import type { Principal } from '../auth/index.ts';
@@ -67,7 +67,7 @@ describe.each(engines())('a backlog nobody here serves on $name', (engine) => {
     const tasks = new TaskService(db, repo, noOutcomes, bus, { retryBaseMs: 1000, retryCapMs: 60_000 });
     const eng = new AssignmentEngine(db, repo, bus, { defaultStrategy: 'capability_match' });
     tasks.assigner = eng;
-    await new AgentRepository().insert(tdb.db, { agent_id: 'bl-agent', name: 'bl', type: 'general', capabilities: ['served'], version: '1.0.0', endpoint_url: null, health_check_url: null, max_concurrent_tasks: 10, metadata: {}, tags: [], role: 'worker', builtin: false, api_key_hash: 'x' });
+    await insertAgent(tdb.db, 'bl-agent', ['served'], 10);
     // The backlog: older than anything the agent can serve, at every priority it uses.
     for (let i = 0; i < BACKLOG / 1000; i++) {
       await tasks.createMany(Array.from({ length: 1000 }, (_, j) => ({ task_type: 'stuck', required_capabilities: ['stuck'], priority: (j % 3) + 4 })), admin);

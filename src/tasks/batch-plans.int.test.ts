@@ -10,12 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventBus, jsonCodec } from '../core/index.ts';
 import { engines, observedDb, type TestDb } from '../../test/helpers/stores.ts';
 import { insertAgent } from '../../test/helpers/agents.ts';
+import { planOf, type PlanNode } from '../../test/helpers/plans.ts';
 import { AssignmentEngine, TaskRepository, TaskService, noOutcomes, type DeliveredTask } from './index.ts';
 import type { Principal } from '../auth/index.ts';
 
 const admin: Principal = { type: 'user', id: 'plan-admin', role: 'admin', name: 'plan' };
-
-type PlanNode = Record<string, unknown> & { Plans?: PlanNode[] };
 
 /** Indexes the scans below a LockRows node use: the lookups whose rows a statement locks. */
 function lockedLookupIndexes(node: PlanNode, locked = false): string[] {
@@ -25,9 +24,9 @@ function lockedLookupIndexes(node: PlanNode, locked = false): string[] {
 }
 
 /** Relations a plan reads with a sequential scan. */
-function seqScans(node: Record<string, unknown>): string[] {
+function seqScans(node: PlanNode): string[] {
   const own = node['Node Type'] === 'Seq Scan' ? [String(node['Relation Name'])] : [];
-  return [...own, ...((node.Plans as Array<Record<string, unknown>> | undefined) ?? []).flatMap(seqScans)];
+  return [...own, ...(node.Plans ?? []).flatMap(seqScans)];
 }
 
 describe.each(engines())('batched task statements on $name', (engine) => {
@@ -56,10 +55,7 @@ describe.each(engines())('batched task statements on $name', (engine) => {
     await Promise.all(delivered.map((d) => tasks.complete(d.task_id, 'plan-agent', d.attempt, { ok: true })));
     expect(sent.map((s) => /SET status = '(\w+)'/.exec(s.sql)?.[1])).toEqual(['assigned', 'running', 'completed']);
     for (const s of sent) {
-      const { rows } = await tdb.db.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) ${s.sql}`, s.params);
-      const raw = rows[0]!['QUERY PLAN'];
-      const plan = (typeof raw === 'string' ? JSON.parse(raw) : raw) as Array<{ Plan: Record<string, unknown> }>;
-      expect(seqScans(plan[0]!.Plan)).not.toContain('tasks');
+      expect(seqScans(await planOf(tdb.db, 'EXPLAIN (FORMAT JSON)', s.sql, s.params))).not.toContain('tasks');
     }
   });
 
@@ -93,10 +89,9 @@ describe.each(engines())('batched task statements on $name', (engine) => {
         const indexes = await plans.db.transaction(async (q) => {
           await q.query('SET LOCAL plan_cache_mode = force_generic_plan');
           await q.query(`PREPARE gp_lookup AS ${s.sql}`);
-          const { rows } = await q.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) EXECUTE gp_lookup(${Array(count).fill('NULL').join(', ')})`);
+          const plan = await planOf(q, 'EXPLAIN (FORMAT JSON)', `EXECUTE gp_lookup(${Array(count).fill('NULL').join(', ')})`);
           await q.query('DEALLOCATE gp_lookup');
-          const raw = rows[0]!['QUERY PLAN'];
-          return lockedLookupIndexes(((typeof raw === 'string' ? JSON.parse(raw) : raw) as Array<{ Plan: PlanNode }>)[0]!.Plan);
+          return lockedLookupIndexes(plan);
         });
         // By primary key; a result also locks the tasks waiting on it, found through the dependency index.
         expect({ statement: kinds[i], pkey: indexes.includes('tasks_pkey'), others: indexes.filter((x) => x !== 'tasks_pkey' && x !== 'tasks_dependencies') })

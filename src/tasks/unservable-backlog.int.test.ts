@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventBus, jsonCodec } from '../core/index.ts';
 import { engines, observedDb, type TestDb } from '../../test/helpers/stores.ts';
 import { insertAgent } from '../../test/helpers/agents.ts';
+import { planOf, type PlanNode } from '../../test/helpers/plans.ts';
 import { AssignmentEngine, TaskRepository, TaskService, noOutcomes, type DeliveredTask } from './index.ts';
 import { readQueueHead } from './queue-head.ts';
 import type { Principal } from '../auth/index.ts';
@@ -17,8 +18,6 @@ import type { Queryable } from '../store/index.ts';
 
 const admin: Principal = { type: 'user', id: 'backlog-admin', role: 'admin', name: 'backlog' };
 const BACKLOG = 3000;
-
-type PlanNode = Record<string, unknown> & { Plans?: PlanNode[] };
 
 /** Rows the plan's nodes on `tasks` produced or filtered out, over all their loops. */
 function tasksRowsRead(node: PlanNode): number {
@@ -46,9 +45,7 @@ async function rowsRead(tdb: TestDb, sql: string, sentParams: unknown[] | undefi
   let read = -1;
   const rollback = new Error('roll back');
   await tdb.db.transaction(async (q: Queryable) => {
-    const { rows } = await q.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${sql}`, params);
-    const raw = rows[0]!['QUERY PLAN'];
-    read = tasksRowsRead(((typeof raw === 'string' ? JSON.parse(raw) : raw) as Array<{ Plan: PlanNode }>)[0]!.Plan);
+    read = tasksRowsRead(await planOf(q, 'EXPLAIN (ANALYZE, FORMAT JSON)', sql, params));
     throw rollback;
   }).catch((e: unknown) => { if (e !== rollback) throw e; });
   return read;

@@ -7,7 +7,7 @@
  * Sorting every pending task by that expression costs O(backlog) per dispatch round (with
  * 20,000 tasks queued, 5–8 ms a round), and so does filtering the queue by capability row by
  * row when the tasks ahead are ones no agent here can serve (50,000 of them: 15 ms a round).
- * Instead (migration 0011) the (capability set, priority level) pairs of ready tasks are found
+ * Instead (ready-tasks.ts) the (capability set, priority level) pairs of ready tasks are found
  * with a loose index scan (one probe per pair), and for each pair whose set the agents cover,
  * three index scans of at most `limit` rows each give every candidate, because within a set and
  * level the order is an index order:
@@ -23,7 +23,7 @@
  */
 import type { Queryable } from '../store/index.ts';
 import type { TaskRow } from './task-repository.ts';
-import { READY } from './ready-tasks.ts';
+import { CAPS_KEY, READY } from './ready-tasks.ts';
 
 export interface Aging {
   /** Priority points gained per minute of waiting. */
@@ -45,16 +45,17 @@ export const agedPriority = (t: string, rate: string, cap: string) =>
 /** The dispatch order of SPEC §6 ($3/$4: the aging rate and cap). */
 const ORDER = (t: string) => `${agedPriority(t, '$3', '$4')} DESC, ${t}.deadline ASC NULLS LAST, ${t}.created_at`;
 
-const IN_LEVEL = `${READY} AND required_capabilities = lv.c AND priority = lv.p`;
+const IN_LEVEL = `${READY} AND ${CAPS_KEY} = lv.k AND priority = lv.p AND required_capabilities <@ $1::text[]`;
 const CANDIDATE_COLS = 'task_id, required_capabilities, strategy, priority, deadline, created_at';
 
-const QUEUE_HEAD = `WITH RECURSIVE lv(c, p) AS (
-    -- Every (capability set, priority level) of ready tasks, in index order: one probe each.
-    (SELECT required_capabilities, priority FROM tasks WHERE ${READY} ORDER BY required_capabilities, priority LIMIT 1)
+const QUEUE_HEAD = `WITH RECURSIVE lv(k, p, c) AS (
+    -- Every (capability set, priority level) of ready tasks, in index order: one probe each,
+    -- with the set's capabilities from its first row.
+    (SELECT ${CAPS_KEY}, priority, required_capabilities FROM tasks WHERE ${READY} ORDER BY ${CAPS_KEY}, priority LIMIT 1)
     UNION ALL
-    SELECT n.c, n.p FROM lv CROSS JOIN LATERAL (
-      SELECT required_capabilities AS c, priority AS p FROM tasks
-      WHERE ${READY} AND (required_capabilities, priority) > (lv.c, lv.p) ORDER BY required_capabilities, priority LIMIT 1
+    SELECT n.k, n.p, n.c FROM lv CROSS JOIN LATERAL (
+      SELECT ${CAPS_KEY} AS k, priority AS p, required_capabilities AS c FROM tasks
+      WHERE ${READY} AND (${CAPS_KEY}, priority) > (lv.k, lv.p) ORDER BY ${CAPS_KEY}, priority LIMIT 1
     ) AS n
   ), cut AS MATERIALIZED (
     -- Created at or before this, a task has reached the aging cap (no aging: every task has).

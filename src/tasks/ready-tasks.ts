@@ -1,15 +1,27 @@
-/** Ready tasks (pending, no unfinished dependency) as migration 0011 indexes them, and a loose scan of their capability sets. */
+/**
+ * Ready tasks (pending, no unfinished dependency) as migrations 0011–0012 index them: by a 64-bit
+ * hash of their capability set first (the set itself can be too large for a btree entry), then
+ * priority and age. Statements find the sets waiting with a loose index scan — one probe per set
+ * (or per set and priority level), reading the set's capabilities from its first row — so tasks
+ * of sets no agent here covers are never read. Two different sets sharing a hash would be read
+ * as one (the first row's capabilities deciding for both); every row delivered is still checked
+ * against the agents' capabilities, so a task is never handed to an agent that cannot run it.
+ */
 
-/** Ready to run: the predicate of the `tasks_ready` indexes (migration 0011). */
+/** Ready to run: the predicate of the `tasks_ready` indexes. */
 export const READY = `status = 'pending' AND pending_deps = 0`;
 
+/** The indexes' leading key. */
+export const CAPS_KEY = 'hash_array_extended(required_capabilities, 0)';
+
 /**
- * A recursive CTE `name(c)`: the distinct capability sets of ready tasks, one index probe each,
- * ending in a NULL row. Goes in a `WITH RECURSIVE` list.
+ * A recursive CTE `name(k, c)`: each capability set of ready tasks (key `k`, capabilities `c`),
+ * one index probe each. Goes in a `WITH RECURSIVE` list.
  */
-export const readySets = (name: string) => `${name}(c) AS (
-    (SELECT required_capabilities FROM tasks WHERE ${READY} ORDER BY required_capabilities LIMIT 1)
+export const readySets = (name: string) => `${name}(k, c) AS (
+    (SELECT ${CAPS_KEY}, required_capabilities FROM tasks WHERE ${READY} ORDER BY ${CAPS_KEY} LIMIT 1)
     UNION ALL
-    SELECT (SELECT required_capabilities FROM tasks WHERE ${READY} AND required_capabilities > ${name}.c ORDER BY required_capabilities LIMIT 1)
-    FROM ${name} WHERE ${name}.c IS NOT NULL
+    SELECT n.k, n.c FROM ${name} CROSS JOIN LATERAL (
+      SELECT ${CAPS_KEY} AS k, required_capabilities AS c FROM tasks WHERE ${READY} AND ${CAPS_KEY} > ${name}.k ORDER BY ${CAPS_KEY} LIMIT 1
+    ) AS n
   )`;

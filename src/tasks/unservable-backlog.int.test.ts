@@ -90,4 +90,25 @@ describe.each(engines())('a backlog nobody here serves on $name', (engine) => {
     expect(await rowsRead(tdb, sent[0]!.sql, sent[0]!.params)).toBeLessThan(100);
     eng.stop();
   });
+
+  it('takes and serves a task needing the most capabilities the API accepts (50 of 64 characters)', async () => {
+    // Random, so that they do not compress: the array is larger than a btree entry may be.
+    const caps = Array.from({ length: 50 }, () => `c${(randomUUID() + randomUUID()).replaceAll('-', '').slice(0, 63)}`);
+    expect(caps.every((c) => c.length === 64)).toBe(true);
+    const repo = new TaskRepository(jsonCodec);
+    const bus = new EventBus();
+    const tasks = new TaskService(tdb.db, repo, noOutcomes, bus, { retryBaseMs: 1000, retryCapMs: 60_000 });
+    const eng = new AssignmentEngine(tdb.db, repo, bus, { defaultStrategy: 'capability_match' });
+    tasks.assigner = eng;
+    // Waiting first (no agent yet), then created at once for a connected agent that covers them.
+    const waiting = await tasks.create({ task_type: 'wide', required_capabilities: caps }, admin);
+    expect(waiting.queue_position).toBeGreaterThan(0);
+    await insertAgent(tdb.db, 'wide-agent', caps, 5);
+    const delivered: DeliveredTask[] = [];
+    await eng.addSlot({ agent_id: 'wide-agent', capabilities: new Set(caps), max: 5, score: 0, builtin: false, available: true, deliver: (t) => delivered.push(t) });
+    await eng.settle();
+    const atOnce = await tasks.create({ task_type: 'wide', required_capabilities: [...caps].reverse() }, admin);
+    expect(delivered.map((d) => d.task_id)).toEqual([waiting.task_id, atOnce.task_id]);
+    eng.stop();
+  });
 });

@@ -50,7 +50,8 @@ export const UPDATE_LOCKED_ROWS = 't.task_id = cur.task_id AND t.task_id = ANY(A
  * A condition on the row of a primary-key lookup (`task_id = …`), written so that only the
  * primary key can serve the lookup. Written plainly, the condition implies the predicate of a
  * partial index (an agent's live tasks, ready tasks), and a plan made while the table was small —
- * a prepared statement's generic plan, kept as the table grows — walks that index instead:
+ * a prepared statement's generic plan (the pool always uses those: store/pg-db.ts), kept until
+ * the table's statistics change — walks that index instead:
  * every live task of the agent, or every ready task, for each row looked up. The planner does
  * not look inside a CASE. Rows failing it are neither returned nor locked, as in a plain WHERE.
  */

@@ -98,6 +98,14 @@ describe.each(engines())('TableMaintenance on $name', (engine) => {
     expect((await m.run()).map((d) => [d.table, d.vacuumed, d.analyzed])).toEqual([['planned', false, true]]);
     expect(await estimate()).toBe(1000);
     expect(await m.run()).toEqual([]);
+    if (engine.name === 'postgres') {
+      // PostgreSQL: every table of the schema is analyzed once it changed enough; only the listed ones are vacuumed.
+      await t.db.exec(`CREATE TABLE unlisted (id int PRIMARY KEY) WITH (autovacuum_enabled = false);
+        INSERT INTO unlisted SELECT g FROM generate_series(1, 6000) AS g;`);
+      const modified = async () => (await t.db.query<{ n: number }>(`SELECT n_mod_since_analyze::int AS n FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname = 'unlisted'`)).rows[0]?.n ?? -1;
+      expect(await until(modified, (n) => n >= 6000)).toBe(6000);
+      expect((await m.run()).map((d) => [d.table, d.vacuumed, d.analyzed])).toEqual([['unlisted', false, true]]);
+    }
   });
 
   it('refuses a name that is not a plain table name', () => {

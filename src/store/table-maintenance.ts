@@ -15,7 +15,9 @@
  * Statistics too: a table analyzed while small (or never) is planned as small, and a prepared
  * statement's generic plan made then is kept as the table grows — until an ANALYZE (or VACUUM)
  * of the table invalidates it. So a table is also analyzed once 50 rows + 10 % of it changed
- * since its last ANALYZE, as autovacuum does.
+ * since its last ANALYZE, as autovacuum does — on PostgreSQL every table of the schema (a
+ * growing pipelines or audit table is planned from its statistics too), on PGlite the queue
+ * tables (the changes it notes are theirs; it plans each statement anew anyway).
  *
  * PostgreSQL's autovacuum does this when it is on (migration 0009 makes it eager on these
  * tables). PGlite has no autovacuum, and a server may run with it off: then the leader runs
@@ -88,12 +90,14 @@ export class TableMaintenance {
     if (this.#running) return [];
     this.#running = true;
     try {
-      const order = (t: string) => this.#tables.indexOf(t);
-      const due = (await this.#due()).sort((a, b) => order(a.table) - order(b.table));
+      // The queue tables first, in their order; then the others by name.
+      const order = (t: string) => (this.#tables.includes(t) ? this.#tables.indexOf(t) : this.#tables.length);
+      const due = (await this.#due()).sort((a, b) => order(a.table) - order(b.table) || a.table.localeCompare(b.table));
       const out: VacuumReport[] = [];
       for (const { table, dead, vacuum, analyze } of due) {
         const t0 = performance.now();
-        await this.db.exec(vacuum ? `VACUUM ${analyze ? '(ANALYZE) ' : ''}${table}` : `ANALYZE ${table}`);
+        const name = `"${table.replaceAll('"', '""')}"`;
+        await this.db.exec(vacuum ? `VACUUM ${analyze ? '(ANALYZE) ' : ''}${name}` : `ANALYZE ${name}`);
         out.push({ table, dead_rows: dead, vacuumed: vacuum, analyzed: analyze, ms: Math.round(performance.now() - t0) });
       }
       if (this.db.kind === 'pglite') {
@@ -117,14 +121,16 @@ export class TableMaintenance {
          WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r' AND relname = ANY($1::text[])`, [this.#tables]);
       return rows.map((r) => ({ table: r.table, dead: this.#noted, vacuum: enough(this.#noted, r.live), analyze: stale(this.#notedSinceAnalyze, r.live) })).filter(due);
     }
+    // Every table of the schema is analyzed when it changed enough (as autovacuum analyzes every
+    // table); only the queue tables are vacuumed.
     const { rows } = await this.db.query<{ table: string; dead: number; inserted: number; modified: number; live: number; autovacuum: boolean }>(
       `SELECT s.relname AS table, s.n_dead_tup::float8 AS dead, s.n_ins_since_vacuum::float8 AS inserted, s.n_mod_since_analyze::float8 AS modified,
          s.n_live_tup::float8 AS live,
          current_setting('autovacuum')::boolean AND COALESCE(NOT ('autovacuum_enabled=false' = ANY(c.reloptions)), true) AS autovacuum
        FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
-       WHERE s.schemaname = current_schema() AND s.relname = ANY($1::text[])`, [this.#tables]);
+       WHERE s.schemaname = current_schema()`);
     return rows.filter((r) => !r.autovacuum)
-      .map((r) => ({ table: r.table, dead: r.dead, vacuum: enough(r.dead, r.live) || enough(r.inserted, r.live), analyze: stale(r.modified, r.live) }))
+      .map((r) => ({ table: r.table, dead: r.dead, vacuum: this.#tables.includes(r.table) && (enough(r.dead, r.live) || enough(r.inserted, r.live)), analyze: stale(r.modified, r.live) }))
       .filter(due);
   }
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { engines } from '../../test/helpers/stores.ts';
 import { listMigrations, migrate, pendingMigrations } from './index.ts';
@@ -27,6 +28,23 @@ describe.each(engines())('migrations on $name', (engine) => {
       ).rejects.toThrow('boom');
       const { rows } = await t.db.query<{ n: number }>('SELECT count(*)::int AS n FROM revoked_tokens');
       expect(rows[0]?.n).toBe(0);
+    } finally {
+      await t.dispose();
+    }
+  });
+
+  it('upgrades a database holding a ready task that needs the most capabilities the API accepts (0011)', async () => {
+    const t = await engine.open(10);
+    try {
+      // 50 random capabilities of 64 characters: more than a btree entry may hold, uncompressed.
+      const caps = Array.from({ length: 50 }, () => `c${(randomUUID() + randomUUID()).replaceAll('-', '').slice(0, 63)}`);
+      await t.db.query(
+        `INSERT INTO tasks (task_id, task_type, status, priority, required_capabilities, parameters, data_classification, timeout_seconds, max_retries)
+         VALUES ($1::uuid, 'wide', 'pending', 5, $2::text[], '{}', 'internal', 60, 0)`, [randomUUID(), caps]);
+      expect((await migrate(t.db)).filter((v) => v >= 11)).toEqual(listMigrations().map((m) => m.version).filter((v) => v >= 11));
+      const { rows } = await t.db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM tasks WHERE status = 'pending' AND pending_deps = 0 AND hash_array_extended(required_capabilities, 0) = hash_array_extended($1::text[], 0)`, [caps]);
+      expect(rows[0]!.n).toBe(1);
     } finally {
       await t.dispose();
     }

@@ -1,5 +1,5 @@
 /**
- * Ready tasks (pending, no unfinished dependency) as migrations 0011–0012 index them: by a 64-bit
+ * Ready tasks (pending, no unfinished dependency) as migration 0011 indexes them: by a 64-bit
  * hash of their capability set first (the set itself can be too large for a btree entry), then
  * priority and age. Statements find the sets waiting with a loose index scan — one probe per set
  * (or per set and priority level), reading the set's capabilities from its first row — so tasks

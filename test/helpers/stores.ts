@@ -5,12 +5,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { PgDb, PgliteDb, migrate, type Db } from '../../src/store/index.ts';
+import { PgDb, PgliteDb, listMigrations, migrate, type Db } from '../../src/store/index.ts';
+
+const migrations = (upTo?: number) => listMigrations().filter((m) => upTo === undefined || m.version <= upTo);
 
 export interface Engine {
   name: 'pglite' | 'postgres';
-  /** Opens a fresh, migrated database. */
-  open(): Promise<TestDb>;
+  /** Opens a fresh, migrated database (up to migration `upTo` when given: to test an upgrade). */
+  open(upTo?: number): Promise<TestDb>;
 }
 
 export interface TestDb {
@@ -46,9 +48,9 @@ export function pgUrlWithSchema(url: string, schema: string): string {
 
 const pgliteEngine: Engine = {
   name: 'pglite',
-  async open() {
+  async open(upTo) {
     const db = await PgliteDb.open();
-    await migrate(db);
+    await migrate(db, migrations(upTo));
     return { db, dispose: () => db.close() };
   },
 };
@@ -56,10 +58,10 @@ const pgliteEngine: Engine = {
 function postgresEngine(url: string): Engine {
   return {
     name: 'postgres',
-    async open() {
+    async open(upTo) {
       const schema = await createPgSchema(url);
       const db = new PgDb({ connectionString: url, schema, poolSize: 5 });
-      await migrate(db);
+      await migrate(db, migrations(upTo));
       return {
         db,
         url,

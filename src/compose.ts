@@ -238,7 +238,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       retaining = false;
     }
   };
-  // Queue tables vacuumed and analyzed by the leader where autovacuum does not run (PGlite, or turned off).
+  // Where autovacuum does not run (PGlite, or turned off), the leader vacuums the queue tables and analyzes the tables that changed.
   const maintenance = new TableMaintenance(db, { tables: ['tasks', 'audit_pending'] });
   // PGlite keeps no statistics: count task changes here (each rewrites a row; one process).
   const offMaintenanceCount = db.kind === 'pglite' ? bus.onAny((name) => { if (name.startsWith('task:')) maintenance.note(1); }) : () => {};
@@ -246,7 +246,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const vacuum = async () => {
     try {
       const done = await maintenance.run();
-      if (done.length) logger.debug({ maintained: done }, 'vacuumed or analyzed queue tables');
+      if (done.length) logger.debug({ maintained: done }, 'vacuumed or analyzed tables');
     } catch (err) {
       logger.warn({ err }, 'vacuum failed');
     }

@@ -194,7 +194,6 @@ export function canonicalBody(entry: AuditEntryBody): string {
   return canonicalPlainBody(entry) ?? canonicalJson(bodyOf(entry));
 }
 
-
 /** The hash of a body (its `canonicalBody`) chained after `prevHash` (hex). Keyed (HMAC) when `key` is given. */
 export function linkHash(prevHash: string, body: string, key?: KeyObject): string {
   const h = key ? createHmac('sha256', key) : createHash('sha256');

@@ -8,4 +8,4 @@ export { PgDb, type PgDbOptions } from './pg-db.ts';
 export { PgliteDb } from './pglite-db.ts';
 export { migrate, listMigrations, pendingMigrations } from './migrate.ts';
 export { openDb, type OpenDbOptions } from './open-db.ts';
-export { TableMaintenance, type TableMaintenanceOptions, type VacuumReport } from './table-maintenance.ts';
+export { TableMaintenance, type TableMaintenanceOptions, type MaintenanceReport } from './table-maintenance.ts';

@@ -39,7 +39,7 @@ export interface TableMaintenanceOptions {
   analyzeFraction?: number;
 }
 
-export interface VacuumReport {
+export interface MaintenanceReport {
   table: string;
   dead_rows: number;
   /** What ran: VACUUM, ANALYZE or both (one `VACUUM (ANALYZE)`). */
@@ -86,14 +86,14 @@ export class TableMaintenance {
    * One pass: vacuums each table that needs it, unless autovacuum runs on this server. Returns
    * what it vacuumed. A pass already running makes this one a no-op.
    */
-  async run(): Promise<VacuumReport[]> {
+  async run(): Promise<MaintenanceReport[]> {
     if (this.#running) return [];
     this.#running = true;
     try {
       // The queue tables first, in their order; then the others by name.
-      const order = (t: string) => (this.#tables.includes(t) ? this.#tables.indexOf(t) : this.#tables.length);
+      const order = (t: string) => { const i = this.#tables.indexOf(t); return i < 0 ? this.#tables.length : i; };
       const due = (await this.#due()).sort((a, b) => order(a.table) - order(b.table) || a.table.localeCompare(b.table));
-      const out: VacuumReport[] = [];
+      const out: MaintenanceReport[] = [];
       for (const { table, dead, vacuum, analyze } of due) {
         const t0 = performance.now();
         const name = `"${table.replaceAll('"', '""')}"`;

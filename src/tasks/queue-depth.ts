@@ -27,6 +27,12 @@ const MAX_AGE_MS = 1000;
 
 type Counts = Map<number, number>;
 
+/** Adds one per priority listed. */
+function tally(counts: Counts, priorities: readonly number[]): Counts {
+  for (const p of priorities) counts.set(p, (counts.get(p) ?? 0) + 1);
+  return counts;
+}
+
 function atOrAbove(counts: Counts, priority: number): number {
   let n = 0;
   for (const [p, c] of counts) if (p >= priority) n += c;
@@ -37,10 +43,10 @@ export class QueueDepth {
   readonly exactLimit: number;
   readonly #maxAgeMs: number;
   readonly #now: () => number;
-  /** The last full count (pending tasks per priority) and when it was taken. */
-  #counted: { counts: Counts; at: number } | null = null;
-  /** Tasks queued through this process since that count, per priority. */
-  #since: Counts = new Map();
+  /** Pending tasks per priority: the last full count plus the tasks queued through this process since; null before the first count. */
+  #counts: Counts | null = null;
+  /** When the last full count was taken. */
+  #countedAt = 0;
   /** A full count under way, shared by the creates that need it. */
   #counting: Promise<void> | null = null;
 
@@ -53,7 +59,7 @@ export class QueueDepth {
 
   /** Tasks just queued through this process (their priorities), to carry the last full count forward. */
   note(batch: readonly number[]): void {
-    if (this.#counted) for (const p of batch) this.#since.set(p, (this.#since.get(p) ?? 0) + 1);
+    if (this.#counts) tally(this.#counts, batch);
   }
 
   /**
@@ -66,27 +72,23 @@ export class QueueDepth {
    * its creates must not fail now.
    */
   async aheadOf(batch: readonly number[]): Promise<(priority: number) => number> {
-    if (!this.#counted || this.#now() - this.#counted.at >= this.#maxAgeMs) {
+    if (!this.#counts || this.#now() - this.#countedAt >= this.#maxAgeMs) {
       this.#counting ??= this.#count().finally(() => { this.#counting = null; });
       await this.#counting;
     }
-    const own: Counts = new Map();
-    for (const p of batch) own.set(p, (own.get(p) ?? 0) + 1);
-    const counted = this.#counted?.counts ?? new Map<number, number>();
-    const since = new Map(this.#since);
-    return (priority) => Math.max(this.exactLimit, atOrAbove(counted, priority) + atOrAbove(since, priority) - atOrAbove(own, priority));
+    const counts = this.#counts ?? new Map<number, number>();
+    const own = tally(new Map(), batch);
+    return (priority) => Math.max(this.exactLimit, atOrAbove(counts, priority) - atOrAbove(own, priority));
   }
 
   /** One walk of the pending index gives every priority's count. */
   async #count(): Promise<void> {
     const at = this.#now();
-    let counts: Counts;
     try {
-      counts = new Map((await this.repo.pendingByPriority(this.db)).map((c) => [c.priority, c.n]));
+      this.#counts = new Map((await this.repo.pendingByPriority(this.db)).map((c) => [c.priority, c.n]));
     } catch {
-      counts = new Map();
+      this.#counts = new Map();
     }
-    this.#counted = { counts, at };
-    this.#since = new Map();
+    this.#countedAt = at;
   }
 }

@@ -47,9 +47,10 @@ export function rowsByFirstMention<I, R extends { task_id: string }>(items: read
 export const UPDATE_LOCKED_ROWS = 't.task_id = cur.task_id AND t.task_id = ANY(ARRAY(SELECT task_id FROM cur))';
 
 /**
- * A condition on the row of a primary-key lookup (`task_id = …`), written so that only the
- * primary key can serve the lookup. Written plainly, the condition implies the predicate of a
- * partial index (an agent's live tasks, ready tasks), and a plan made while the table was small —
+ * A condition on the rows a lookup reaches through its own index (the primary key, or the
+ * dependency index of the tasks waiting on a result), written so that no other index can serve
+ * the lookup. Written plainly, the condition implies the predicate of a partial index (an
+ * agent's live tasks, ready or pending tasks), and a plan made while the table was small —
  * a prepared statement's generic plan (the pool always uses those: store/pg-db.ts), kept until
  * the table's statistics change — walks that index instead:
  * every live task of the agent, or every ready task, for each row looked up. The planner does

@@ -225,10 +225,11 @@ export class TaskService {
         (missing) => missing.map(({ dep }) => ({ field: 'dependencies', message: `unknown task ${dep}` })), { queueAhead: this.depth.exactLimit });
       // Tasks leased at insert are not queued (position 0).
       const queued = inserted.filter((r) => r.status === 'pending');
-      this.depth.note(queued.map((r) => r.priority));
+      const priorities = queued.map((r) => r.priority);
+      this.depth.note(priorities);
       const deep = queued.filter((r) => (r.queue_ahead ?? 0) >= this.depth.exactLimit);
       if (deep.length) {
-        const ahead = await this.depth.aheadOf(queued.map((r) => r.priority));
+        const ahead = await this.depth.aheadOf(priorities);
         for (const r of deep) r.queue_ahead = ahead(r.priority);
       }
       const positions = new Map(TaskRepository.queuePositions(queued).map((p, i) => [queued[i]!.task_id, p]));

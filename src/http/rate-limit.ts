@@ -4,16 +4,16 @@
  * several processes share one budget when Redis is used.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError, RateLimitedError } from '../core/index.ts';
 import type { Coordination } from '../coordination/index.ts';
 import type { Config } from '../config/index.ts';
 import { principalKey } from '../auth/index.ts';
 import type { RateClass } from './request-context.ts';
+import { CoalescedLimiter, type ConsumeOutcome } from './coalesced-limiter.ts';
 
 export class HttpRateLimits {
-  private readonly limiters: Record<RateClass, RateLimiterAbstract>;
-  private readonly systemLimiters: Record<RateClass, RateLimiterAbstract>;
+  private readonly limiters: Record<RateClass, CoalescedLimiter>;
+  private readonly systemLimiters: Record<RateClass, CoalescedLimiter>;
   readonly points: Record<RateClass, number>;
   private readonly multiplier: number;
 
@@ -26,10 +26,14 @@ export class HttpRateLimits {
       health: limits.health_per_min,
     };
     this.multiplier = limits.system_multiplier;
-    const mk = (cls: RateClass, mult: number) => coord.createRateLimiter({ keyPrefix: `rl:${cls}${mult > 1 ? ':sys' : ''}`, points: this.points[cls] * mult, durationSec: 60 });
+    // A principal's requests of one turn share one consume (see CoalescedLimiter).
+    const mk = (cls: RateClass, mult: number) => {
+      const points = this.points[cls] * mult;
+      return new CoalescedLimiter(coord.createRateLimiter({ keyPrefix: `rl:${cls}${mult > 1 ? ':sys' : ''}`, points, durationSec: 60 }), points);
+    };
     const classes = Object.keys(this.points) as RateClass[];
-    this.limiters = Object.fromEntries(classes.map((c) => [c, mk(c, 1)])) as Record<RateClass, RateLimiterAbstract>;
-    this.systemLimiters = Object.fromEntries(classes.map((c) => [c, mk(c, this.multiplier)])) as Record<RateClass, RateLimiterAbstract>;
+    this.limiters = Object.fromEntries(classes.map((c) => [c, mk(c, 1)])) as Record<RateClass, CoalescedLimiter>;
+    this.systemLimiters = Object.fromEntries(classes.map((c) => [c, mk(c, this.multiplier)])) as Record<RateClass, CoalescedLimiter>;
   }
 
   /** Consumes `cost` points for the request's principal/IP; throws 429 when exhausted. */
@@ -39,17 +43,17 @@ export class HttpRateLimits {
     const limiter = system ? this.systemLimiters[cls] : this.limiters[cls];
     const limit = this.points[cls] * (system ? this.multiplier : 1);
     const key = p ? principalKey(p) : `ip:${request.ip}`;
-    let res: RateLimiterRes;
+    let res: ConsumeOutcome;
     try {
       res = await limiter.consume(key, cost);
-    } catch (rej) {
-      if (rej instanceof Error) throw new AppError('SERVICE_UNAVAILABLE', 'Rate limiting is unavailable.', { retryAfter: 5, cause: rej, expose: true });
-      const r = rej as RateLimiterRes;
-      this.headers(reply, limit, 0, r.msBeforeNext);
-      this.onLimited?.(request.routeOptions.url ?? 'unknown');
-      throw new RateLimitedError(Math.max(1, Math.ceil(r.msBeforeNext / 1000)));
+    } catch (err) {
+      throw new AppError('SERVICE_UNAVAILABLE', 'Rate limiting is unavailable.', { retryAfter: 5, cause: err, expose: true });
     }
-    this.headers(reply, limit, res.remainingPoints, res.msBeforeNext);
+    this.headers(reply, limit, res.remaining, res.msBeforeNext);
+    if (!res.allowed) {
+      this.onLimited?.(request.routeOptions.url ?? 'unknown');
+      throw new RateLimitedError(Math.max(1, Math.ceil(res.msBeforeNext / 1000)));
+    }
   }
 
   private headers(reply: FastifyReply, limit: number, remaining: number, msBeforeNext: number): void {

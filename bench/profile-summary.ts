@@ -3,9 +3,10 @@
  * --cpu-prof): self time by function and by module/package, and inclusive time of the
  * project's own functions, so "where the time goes" can be read without DevTools.
  *
- *   npx tsx bench/profile-summary.ts bench/results/profiles/server-throughput-postgres-*.cpuprofile [--top 25] [--after S]
+ *   npx tsx bench/profile-summary.ts bench/results/profiles/server-throughput-postgres-*.cpuprofile [--top 25] [--after S] [--until S]
  *
- * `--after S` ignores the first S seconds of each profile (start-up: module loading, migrations).
+ * `--after S` ignores the first S seconds of each profile (start-up: module loading, migrations);
+ * `--until S` ignores what follows second S (to read one phase of a scenario).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -27,7 +28,7 @@ function moduleOf(url: string): string {
   return path.relative(REPO_ROOT, p);
 }
 
-export function summarise(file: string, top = 25, afterS = 0): string {
+export function summarise(file: string, top = 25, afterS = 0, untilS = Infinity): string {
   const prof = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
@@ -36,7 +37,7 @@ export function summarise(file: string, top = 25, afterS = 0): string {
   let elapsed = 0;
   prof.samples.forEach((id, i) => {
     elapsed += prof.timeDeltas[i] ?? 0;
-    if (elapsed >= afterS * 1e6) selfUs.set(id, (selfUs.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0));
+    if (elapsed >= afterS * 1e6 && elapsed < untilS * 1e6) selfUs.set(id, (selfUs.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0));
   });
   const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
   const idle = [...selfUs.entries()].filter(([id]) => byId.get(id)?.callFrame.functionName === '(idle)').reduce((a, [, v]) => a + v, 0);
@@ -83,5 +84,7 @@ if (invoked) {
   const top = t >= 0 ? Number(args.splice(t, 2)[1]) : 25;
   const a = args.indexOf('--after');
   const after = a >= 0 ? Number(args.splice(a, 2)[1]) : 0;
-  for (const f of args) process.stdout.write(`${summarise(f, top, after)}\n\n`);
+  const u = args.indexOf('--until');
+  const until = u >= 0 ? Number(args.splice(u, 2)[1]) : Infinity;
+  for (const f of args) process.stdout.write(`${summarise(f, top, after, until)}\n\n`);
 }

@@ -2,10 +2,10 @@
  * PhiAccessLog: the audit trail of PHI reads (SPEC §9) — what services call whenever they
  * decrypt a classified value for someone.
  *
- * - `read(q, ctx, input)` writes one audit entry inside `q` (the caller's transaction, or the
- *   Db, which opens one) and THROWS when it cannot, so the read fails with it; then it feeds the
- *   breach detector's `phi_bulk_read` rule (best effort: a coordination outage must not turn
- *   every read into an error — it is reported through `onError`).
+ * - `readsSql(...)` is the audit of reads written by the statement that reads (a read whose
+ *   audit cannot be written fails with it); `countRead` then feeds the breach detector's
+ *   `phi_bulk_read` rule (best effort: a coordination outage must not turn every read into an
+ *   error — it is reported through `onError`).
  * - `failure(ctx, input)` records a read that failed to decrypt (tampered or moved ciphertext):
  *   its own transaction, since the caller's work is being abandoned; outcome `failure`, risk
  *   `high`. Never the value, only the field names and the failure reason.
@@ -17,8 +17,8 @@
  *   dropped and reported). Principals in `breachExempt` (the built-in in-process agent: it is
  *   the server itself) are audited but not counted by the bulk-read rule.
  */
-import { MicroBatcher } from '../core/index.ts';
-import type { Db, Queryable } from '../store/index.ts';
+import { newId } from '../core/index.ts';
+import type { Db } from '../store/index.ts';
 import type { AuditActor } from './audit-chain.ts';
 import { defaultRiskLevel, type AuditContext, type AuditEntryInput, type AuditLog, type PendingAudit } from './audit-log.ts';
 import type { BreachDetector } from './breach-detector.ts';
@@ -102,20 +102,6 @@ function writeEntries(action: 'create' | 'update', items: PhiWriteItem[], reques
   })));
 }
 
-/** The audit entry of a successful PHI read. */
-function readEntry(ctx: AuditContext, input: PhiReadInput): AuditEntryInput {
-  return {
-    actor: ctx.actor,
-    action: 'read',
-    resource_type: input.resource_type,
-    resource_id: input.resource_id,
-    fields: input.fields,
-    data_classification: classificationOf(String(input.classification)),
-    outcome: 'success',
-    request_id: ctx.request_id ?? null,
-  };
-}
-
 /** Whether a read counts towards the bulk-read rule: PHI seen unmasked. */
 function countsAsBulkRead(input: PhiReadInput): boolean {
   return input.unmasked !== false && requiresEncryption(classificationOf(String(input.classification)));
@@ -156,20 +142,40 @@ export class PhiAccessLog {
   }
 
   /**
-   * Audits a read, grouped with concurrent reads (one insert and one commit per group: an
-   * append is a single statement, so it needs no transaction). Resolves only once the entry is
-   * committed; throws when it cannot be written, so the caller fails instead of disclosing
-   * unaudited. Then counts it like `read` — without making the caller wait for the count.
+   * The audit of reads a statement makes, written by that statement (one round trip for a
+   * read and its audit; committed with it, so nothing is disclosed unaudited, and a statement
+   * whose audit cannot be written fails whole): a data-modifying CTE body inserting into
+   * `audit_pending` one `read` entry per row of `source`, a relation with the columns
+   * `audit_id` (uuid), `actor` (jsonb), `request_id` and `resource_id` (text), `fields` (jsonb,
+   * an array of field names, never values) and `data_classification` (text, one of the
+   * classifications) — `audit_id`, `actor` and `request_id` as `readAuditOf` gives them. The
+   * entries are those an `append` of the same reads would write. Count them towards the
+   * bulk-read rule with `countRead` once the statement has succeeded.
    */
-  async readCommitted(ctx: AuditContext, input: PhiReadInput): Promise<void> {
-    await this.#reads.submit({ ctx, input });
-    if (countsAsBulkRead(input)) this.#countSoon(principalOf(ctx.actor), input.count ?? 1);
+  readsSql(resourceType: string, source: string, param: (value: unknown) => string): string {
+    this.audit.noteAppended();
+    const risk = defaultRiskLevel('read', 'success', 'phi');
+    return `INSERT INTO audit_pending (audit_id, body)
+      SELECT s.audit_id, jsonb_build_object('audit_id', s.audit_id, 'timestamp', ${param(new Date(this.audit.clock.now()).toISOString())}::text,
+        'actor', s.actor, 'action', 'read', 'resource_type', ${param(resourceType)}::text, 'resource_id', s.resource_id, 'resource_ids', NULL,
+        'fields', s.fields, 'data_classification', s.data_classification, 'outcome', 'success', 'request_id', s.request_id, 'risk_level', ${param(risk)}::text)::text
+      FROM ${source} AS s`;
   }
 
-  readonly #reads = new MicroBatcher<{ ctx: AuditContext; input: PhiReadInput }, void>(async (items) => {
-    await this.audit.append(this.db, items.map(({ ctx, input }) => readEntry(ctx, input)));
-    return items.map(() => undefined);
-  }, { maxSize: 500, maxInFlight: 1 });
+  /** A read's own values for `readsSql`'s source: a fresh entry id, the actor (its five keys) and the request id. */
+  readAuditOf(ctx: AuditContext): { audit_id: string; actor: AuditActor; request_id: string | null } {
+    const a = ctx.actor;
+    return {
+      audit_id: newId(),
+      actor: { type: a.type, id: a.id ?? null, role: a.role ?? null, ip: a.ip ?? null, user_agent: a.user_agent ?? null },
+      request_id: ctx.request_id ?? null,
+    };
+  }
+
+  /** Counts an audited read towards the bulk-read rule (summed per principal over a turn; the caller does not wait). */
+  countRead(ctx: AuditContext, input: PhiReadInput): void {
+    if (countsAsBulkRead(input)) this.#countSoon(principalOf(ctx.actor), input.count ?? 1);
+  }
 
   /** Reads to count for the bulk-read rule, summed per principal over a turn of the event loop. */
   #toCount = new Map<string, number>();
@@ -185,12 +191,6 @@ export class PhiAccessLog {
       this.#counting = null;
       await Promise.all([...counts].map(([p, k]) => this.count(p, k)));
     });
-  }
-
-  /** Audits a read inside `q` (throws when the entry cannot be written), then counts it. */
-  async read(q: Queryable, ctx: AuditContext, input: PhiReadInput): Promise<void> {
-    await this.audit.append(q, [readEntry(ctx, input)]);
-    if (countsAsBulkRead(input)) await this.count(principalOf(ctx.actor), input.count ?? 1);
   }
 
   /**

@@ -4,7 +4,7 @@
  */
 import { isUuid, type FieldCodec } from '../core/index.ts';
 import type { Queryable } from '../store/index.ts';
-import { pendingAuditSelect, type PendingAudit } from '../security/index.ts';
+import { DATA_CLASSIFICATIONS, pendingAuditSelect, type PendingAudit } from '../security/index.ts';
 import type { TaskStatus } from '../contracts/tasks.ts';
 import { readySets } from './ready-tasks.ts';
 
@@ -89,6 +89,17 @@ interface HistoryArrays {
   h_agent: Array<string | null> | null;
   h_reason: Array<string | null> | null;
   h_at: Date[] | null;
+}
+
+/**
+ * Detail reads to audit with the statement that reads (`getManyWithHistory`): each read of a
+ * task the reader may see gets the entry `sql` writes (`PhiAccessLog.readsSql`, given the
+ * source relation and the statement's parameter binder); reads of tasks not found or not
+ * visible to their reader get none (they disclose nothing).
+ */
+export interface AuditedReads {
+  reads: Array<{ task_id: string; audit_id: string; actor: unknown; request_id: string | null; visibleTo: NonNullable<TaskListFilter['visibleTo']> | null }>;
+  sql: (source: string, param: (value: unknown) => string) => string;
 }
 
 export interface TaskListFilter {
@@ -232,17 +243,32 @@ export class TaskRepository {
    * arrays in event order, so every value keeps its type (timestamps as Dates) as it would from
    * its own rows.
    */
-  async getManyWithHistory(q: Queryable, taskIds: string[]): Promise<Map<string, { row: TaskRow; history: HistoryEntry[] }>> {
+  async getManyWithHistory(q: Queryable, taskIds: string[], audit?: AuditedReads): Promise<Map<string, { row: TaskRow; history: HistoryEntry[] }>> {
     const ids = taskIds.filter(isUuid);
     const out = new Map<string, { row: TaskRow; history: HistoryEntry[] }>();
     if (!ids.length) return out;
-    const { rows } = await q.query<TaskRow & HistoryArrays>(
-      `SELECT ${TASK_COLS}, h.* FROM tasks t CROSS JOIN LATERAL (
+    const params: unknown[] = [ids];
+    const reads = audit?.reads.filter((r) => isUuid(r.task_id)) ?? [];
+    const select = `SELECT ${TASK_COLS}, h.* FROM tasks t CROSS JOIN LATERAL (
          SELECT array_agg(from_status ORDER BY event_id) AS h_from, array_agg(to_status ORDER BY event_id) AS h_to,
            array_agg(attempt ORDER BY event_id) AS h_attempt, array_agg(agent_id ORDER BY event_id) AS h_agent,
            array_agg(reason ORDER BY event_id) AS h_reason, array_agg(at ORDER BY event_id) AS h_at
          FROM task_events e WHERE e.task_id = t.task_id) AS h
-       WHERE t.task_id = ANY($1::uuid[])`, [ids]);
+       WHERE t.task_id = ANY($1::uuid[])`;
+    let sql = select;
+    if (audit && reads.length) {
+      // One entry per read of a task the reader may see (a worker: assigned to it or created by it).
+      const param = (v: unknown) => `$${params.push(v)}`;
+      const source = `(SELECT r.audit_id, r.actor, r.request_id, t.task_id::text AS resource_id,
+          CASE WHEN t.result IS NULL THEN '["parameters"]'::jsonb ELSE '["parameters","result"]'::jsonb END AS fields,
+          CASE WHEN t.data_classification = ANY(${param(DATA_CLASSIFICATIONS)}::text[]) THEN t.data_classification ELSE 'phi' END AS data_classification
+        FROM jsonb_to_recordset(${param(JSON.stringify(reads.map((r) => ({ task_id: r.task_id, audit_id: r.audit_id, actor: r.actor, request_id: r.request_id, worker: r.visibleTo !== null, agent: r.visibleTo?.agentId ?? null, creator: r.visibleTo?.creator ?? null }))))}::jsonb)
+          AS r(task_id uuid, audit_id uuid, actor jsonb, request_id text, worker boolean, agent text, creator text)
+        JOIN t ON t.task_id = r.task_id
+        WHERE NOT r.worker OR t.assigned_agent = r.agent OR t.created_by = r.creator)`;
+      sql = `WITH t AS MATERIALIZED (${select}), a AS (${audit.sql(source, param)}) SELECT * FROM t`;
+    }
+    const { rows } = await q.query<TaskRow & HistoryArrays>(sql, params);
     for (const { h_from, h_to, h_attempt, h_agent, h_reason, h_at, ...row } of rows) {
       const history = (h_to ?? []).map((to, i) => ({ from_status: h_from![i] ?? null, to_status: to, attempt: h_attempt![i]!, agent_id: h_agent![i] ?? null, reason: h_reason![i] ?? null, at: h_at![i]! }));
       out.set(row.task_id, { row, history });

@@ -10,7 +10,7 @@ import { PRIORITY_ALIASES, TASK_TYPE_CAPABILITIES, type CreateTaskInput, type Ta
 import type { Db, Queryable } from '../store/index.ts';
 import { hasPermission, principalKey, type Principal } from '../auth/index.ts';
 import { DecryptionError, actorOf, isDataClassification, maskValue, type AuditActor, type AuditContext, type PhiAccessLog } from '../security/index.ts';
-import { TaskRepository, type HistoryEntry, type NewTask, type TaskListFilter, type TaskRow } from './task-repository.ts';
+import { TaskRepository, type AuditedReads, type HistoryEntry, type NewTask, type TaskListFilter, type TaskRow } from './task-repository.ts';
 import { backoffMs, CANCELLABLE_STATUSES, RETRYABLE_BY_OPERATOR } from './task-status.ts';
 import type { Reservation } from './assignment-engine.ts';
 import { historyView, taskSummary, type TaskSummary } from './task-view.ts';
@@ -85,14 +85,22 @@ export interface TaskDetail extends TaskSummary {
   history: ReturnType<typeof historyView>;
 }
 
+/** One detail read: the task, who reads it, and the audit context of the request. */
+interface DetailRead { taskId: string; viewer: Principal; ctx: AuditContext }
+
 export class TaskService {
   private readonly singleCreates = new MicroBatcher<{ task: NewTask; creator: Principal }, (TaskRow & { queue_position: number }) | Error>((items) => this.createGroup(items), { maxSize: 200, maxInFlight: 4 });
   private readonly acceptances = new MicroBatcher<{ taskId: string; agentId: string; attempt: number | null }, AcceptOutcome>((items) => this.acceptBatch(items), { maxSize: 500, maxInFlight: 4 });
   private readonly completions = new MicroBatcher<CompletionInput, CompletionRow | null>((items) => this.completeBatch(items), { maxSize: 500, maxInFlight: 4 });
-  /** Concurrent detail reads share one statement (`detail`). */
-  private readonly detailReads = new MicroBatcher<string, { row: TaskRow; history: HistoryEntry[] } | null>(async (ids) => {
-    const found = await this.repo.getManyWithHistory(this.db, ids);
-    return ids.map((id) => found.get(id) ?? null);
+  /** Concurrent detail reads share one statement, which also writes their audit entries (`detail`). */
+  private readonly detailReads = new MicroBatcher<DetailRead, { row: TaskRow; history: HistoryEntry[] } | null>(async (reads) => {
+    const phi = this.phiAudit;
+    const audit: AuditedReads | undefined = phi ? {
+      reads: reads.filter((r) => hasPermission(r.viewer.role, 'task:read')).map((r) => ({ task_id: r.taskId, ...phi.readAuditOf(r.ctx), visibleTo: this.visibleTo(r.viewer) })),
+      sql: (source, param) => phi.readsSql('task', source, param),
+    } : undefined;
+    const found = await this.repo.getManyWithHistory(this.db, reads.map((r) => r.taskId), audit);
+    return reads.map((r) => found.get(r.taskId) ?? null);
   }, { maxSize: 200, maxInFlight: 4 });
   /** Delivery acks not yet written as accepts, by task id as the store wrote it in the delivery (`acknowledgeDelivery`). */
   private readonly held = new Map<string, { agentId: string; attempt: number }>();
@@ -273,14 +281,16 @@ export class TaskService {
   /**
    * The task with its decrypted parameters/result (SPEC §6, §9). Callers without `phi:read`
    * get them masked per the task's classification, except the assigned agent, which sees its
-   * own task in full. The read is audited (grouped with concurrent reads) and committed before
-   * the answer is returned; a failed audit write fails the read. A value that does not decrypt (tampered, moved) fails closed with a 500 and is
-   * audited as a high-risk failure in a transaction of its own.
+   * own task in full. The read is audited by the statement that reads (grouped with concurrent
+   * reads), so the entry is committed before anything is decrypted or returned, and a failed
+   * audit write fails the read. A value that does not decrypt (tampered, moved) fails closed
+   * with a 500 and adds a high-risk failure entry, in a transaction of its own, after the
+   * statement's entry for the read.
    */
   async detail(taskId: string, viewer: Principal, ctx: AuditContext = { actor: actorOf(viewer) }): Promise<TaskDetail> {
     let failing: { task_id: string; field: string; classification: string } | null = null;
     try {
-      const found = await this.detailReads.submit(taskKey(taskId));
+      const found = await this.detailReads.submit({ taskId: taskKey(taskId), viewer, ctx });
       if (!found || !this.canSee(viewer, found.row)) throw new NotFoundError('TASK_NOT_FOUND');
       const { row, history } = found;
       const classification = isDataClassification(row.data_classification) ? row.data_classification : 'phi';
@@ -290,7 +300,7 @@ export class TaskService {
       const result: unknown = this.repo.openResult(row);
       failing = null;
       const full = hasPermission(viewer.role, 'phi:read') || (viewer.type === 'agent' && row.assigned_agent === viewer.id);
-      await this.phiAudit?.readCommitted(ctx, { resource_type: 'task', resource_id: row.task_id, fields: row.result === null ? ['parameters'] : ['parameters', 'result'], classification, unmasked: full });
+      this.phiAudit?.countRead(ctx, { resource_type: 'task', resource_id: row.task_id, fields: row.result === null ? ['parameters'] : ['parameters', 'result'], classification, unmasked: full });
       return {
         ...taskSummary(row),
         parameters: full ? parameters : maskValue(parameters, classification),
@@ -306,8 +316,14 @@ export class TaskService {
     }
   }
 
+  /** What a worker may see (tasks assigned to it or created by it); null for every other role (`canSee`). */
+  private visibleTo(viewer: Principal): NonNullable<TaskListFilter['visibleTo']> | null {
+    return viewer.role === 'worker' ? { agentId: viewer.type === 'agent' ? viewer.id : null, creator: principalKey(viewer) } : null;
+  }
+
   async list(f: TaskListFilter, viewer: Principal, sort: string, limit: number, offset: number): Promise<{ tasks: TaskSummary[]; total: number }> {
-    const filter = viewer.role === 'worker' ? { ...f, visibleTo: { agentId: viewer.type === 'agent' ? viewer.id : null, creator: principalKey(viewer) } } : f;
+    const visibleTo = this.visibleTo(viewer);
+    const filter = visibleTo ? { ...f, visibleTo } : f;
     const { rows, total } = await this.repo.list(this.db, filter, sort, limit, offset);
     return { tasks: rows.map(taskSummary), total };
   }

@@ -17,6 +17,7 @@ import { errorHandler, sendError } from './error-handler.ts';
 import { makeAuthenticate, makeRequirePermission } from './auth-hooks.ts';
 import { HttpRateLimits } from './rate-limit.ts';
 import { Idempotency } from './idempotency.ts';
+import { lazyRequestLogger } from './request-logger.ts';
 import type { AppServices, RouteKit } from './http-deps.ts';
 import './request-context.ts';
 import { authRoutes } from './routes/auth-routes.ts';
@@ -52,6 +53,7 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
     bodyLimit: cfg.server.body_limit,
     trustProxy: cfg.server.trust_proxy,
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: (logger, bindings, childOpts) => lazyRequestLogger(logger as unknown as Logger, bindings, childOpts),
     requestIdHeader: false,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -157,10 +159,13 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
     if (request.idempotency) await idempotency.finish(request, reply.statusCode, payload);
     return payload;
   });
-  // One structured line per request (no bodies: they may hold PHI or secrets).
+  // One structured line per request (no bodies: they may hold PHI or secrets), through the app's
+  // logger: it names the request itself, so no per-request child is made for it.
+  const log = opts.logger;
   app.addHook('onResponse', async (request, reply) => {
     const level = reply.statusCode >= 500 ? 'error' : 'info';
-    request.log[level]({
+    if (!log.isLevelEnabled(level)) return;
+    log[level]({
       component: 'http', request_id: request.id, method: request.method, route: request.routeOptions.url ?? 'unmatched',
       status: reply.statusCode, duration_ms: Number(reply.elapsedTime.toFixed(2)), principal: request.principal ? `${request.principal.type}:${request.principal.name}` : undefined,
       error_code: request.errorCode,

@@ -62,6 +62,8 @@ export interface PhiAccessLogOptions {
   maxBatch?: number;
   /** Entries kept while the store refuses writes (default 50 000); older ones are dropped and reported. */
   maxBuffered?: number;
+  /** Reads are counted towards the bulk-read rule this often (ms, default 100), summed per principal. */
+  countEveryMs?: number;
   onError?: (err: unknown, what: string) => void;
 }
 
@@ -117,6 +119,7 @@ export class PhiAccessLog {
   readonly #flushMs: number;
   readonly #maxBatch: number;
   readonly #maxBuffered: number;
+  readonly #countEveryMs: number;
   readonly #onError: (err: unknown, what: string) => void;
   #buffer: Array<{ key: string; id: string; entry: AuditEntryInput; principal: string; counted: boolean }> = [];
   #timer: NodeJS.Timeout | undefined;
@@ -133,6 +136,7 @@ export class PhiAccessLog {
     this.#flushMs = opts.flushMs ?? 200;
     this.#maxBatch = opts.maxBatch ?? 500;
     this.#maxBuffered = opts.maxBuffered ?? 50_000;
+    this.#countEveryMs = opts.countEveryMs ?? 100;
     this.#onError = opts.onError ?? (() => {});
   }
 
@@ -172,25 +176,38 @@ export class PhiAccessLog {
     };
   }
 
-  /** Counts an audited read towards the bulk-read rule (summed per principal over a turn; the caller does not wait). */
+  /** Counts an audited read towards the bulk-read rule (summed per principal, counted every `countEveryMs`; the caller does not wait). */
   countRead(ctx: AuditContext, input: PhiReadInput): void {
     if (countsAsBulkRead(input)) this.#countSoon(principalOf(ctx.actor), input.count ?? 1);
   }
 
-  /** Reads to count for the bulk-read rule, summed per principal over a turn of the event loop. */
+  /** Reads to count for the bulk-read rule, summed per principal until the next count. */
   #toCount = new Map<string, number>();
-  #counting: Promise<void> | null = null;
+  #countTimer: NodeJS.Timeout | undefined;
+  /** The counts under way (never rejects: `count` reports its errors). */
+  #counting: Promise<void> = Promise.resolve();
 
-  /** Counts reads once per turn and principal (one coordination call for a burst of reads). */
+  /**
+   * Counts reads at most every `countEveryMs`, summed per principal: one coordination call for
+   * all of a principal's reads of that time, not one per request (reads arriving a millisecond
+   * apart each made their own). The rule's window is minutes long.
+   */
   #countSoon(principal: string, n: number): void {
     this.#toCount.set(principal, (this.#toCount.get(principal) ?? 0) + n);
-    if (this.#counting) return;
-    this.#counting = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
-      const counts = this.#toCount;
-      this.#toCount = new Map();
-      this.#counting = null;
-      await Promise.all([...counts].map(([p, k]) => this.count(p, k)));
-    });
+    if (this.#countTimer) return;
+    this.#countTimer = setTimeout(() => void this.#countNow(), this.#countEveryMs);
+    this.#countTimer.unref();
+  }
+
+  /** Counts what waits now; resolves once those counts and the earlier ones are done. */
+  #countNow(): Promise<void> {
+    if (this.#countTimer) clearTimeout(this.#countTimer);
+    this.#countTimer = undefined;
+    const counts = this.#toCount;
+    this.#toCount = new Map();
+    const run = Promise.all([...counts].map(([p, k]) => this.count(p, k)));
+    this.#counting = Promise.all([this.#counting, run]).then(() => undefined);
+    return this.#counting;
   }
 
   /**
@@ -287,9 +304,9 @@ export class PhiAccessLog {
     this.#timer.unref();
   }
 
-  /** Writes the buffered delivery entries now (one statement per batch of `maxBatch`), after the read counts due. */
+  /** Writes the buffered delivery entries now (one statement per batch of `maxBatch`), after counting the reads that wait. */
   async flush(): Promise<void> {
-    await this.#counting;
+    await this.#countNow();
     while (this.#flushing) await this.#flushing;
     if (this.#buffer.length === 0) return;
     const run = async () => {

@@ -54,6 +54,44 @@ describe.each(adapters)('CoalescedLimiter on $name', ({ url }) => {
     expect([a1, a2, a3].map((o) => [o.allowed, o.remaining])).toEqual([[true, 5], [true, 0], [false, 0]]);
     expect([b1, b2].map((o) => [o.allowed, o.remaining])).toEqual([[true, 0], [false, 0]]);
   });
+
+  it('claims allowances for a high limit: most requests need no call, and the limit holds across processes', async () => {
+    coord = await createCoordination({ redisUrl: url, keyPrefix: `coalesce-${randomUUID()}:` });
+    // Two processes' limiters on one store (chunk: 1 % of 1,000 = 10 points).
+    const la = coord.createRateLimiter({ keyPrefix: 'rl:test', points: 1000, durationSec: 60 });
+    const lb = coord.createRateLimiter({ keyPrefix: 'rl:test', points: 1000, durationSec: 60 });
+    const a = counted(la);
+    const b = lb === la ? { limiter: lb, calls: [] } : counted(lb); // in-process: one limiter, counted once
+    const onA = new CoalescedLimiter(a.limiter, 1000);
+    const onB = new CoalescedLimiter(b.limiter, 1000);
+    const first = await onA.consume('svc:x', 1);
+    expect(a.calls).toEqual([['svc:x', 11]]); // its own point and the allowance
+    expect(first).toMatchObject({ allowed: true, remaining: 999 });
+    const second = await onA.consume('svc:x', 1);
+    expect(a.calls).toHaveLength(1); // from the allowance
+    expect(second).toMatchObject({ allowed: true, remaining: 998 });
+    let allowed = 2;
+    for (let i = 0; i < 1200; i++) if ((await (i % 2 ? onA : onB).consume('svc:x', 1)).allowed) allowed++;
+    // Never more than the limit; at most one allowance per process lost to the other.
+    expect(allowed).toBeLessThanOrEqual(1000);
+    expect(allowed).toBeGreaterThanOrEqual(1000 - 2 * 10);
+    expect(a.calls.length + b.calls.length).toBeLessThan(400);
+    // Past the limit every request is refused, from the allowance or not.
+    expect((await onA.consume('svc:x', 1)).allowed).toBe(false);
+    expect((await onB.consume('svc:x', 1)).allowed).toBe(false);
+  });
+
+  it('drops an allowance when its window ends', async () => {
+    coord = await createCoordination({ redisUrl: url, keyPrefix: `coalesce-${randomUUID()}:` });
+    const { limiter, calls } = counted(coord.createRateLimiter({ keyPrefix: 'rl:test', points: 1000, durationSec: 1 }));
+    const coalesced = new CoalescedLimiter(limiter, 1000);
+    expect((await coalesced.consume('svc:y', 1)).allowed).toBe(true);
+    expect((await coalesced.consume('svc:y', 1)).allowed).toBe(true);
+    expect(calls).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await coalesced.consume('svc:y', 1)).toMatchObject({ allowed: true, remaining: 999 });
+    expect(calls).toEqual([['svc:y', 11], ['svc:y', 11]]);
+  });
 });
 
 describe.skipIf(!redisUrl)('CoalescedLimiter when Redis cannot answer', () => {

@@ -34,7 +34,7 @@ export interface ConsumeOutcome {
 }
 
 /** Limits (points per window) from which a key claims allowances ahead of its requests. */
-export const ALLOWANCE_MIN_POINTS = 1000;
+const ALLOWANCE_MIN_POINTS = 1000;
 /** An allowance ends this long before the limiter's window, whose end it learns a round trip late. */
 const ALLOWANCE_MARGIN_MS = 100;
 /** Allowances kept before the expired ones are swept. */
@@ -84,9 +84,10 @@ export class CoalescedLimiter {
   /** Claims the next allowance for `key` in the background (no request waits for it). */
   #refill(key: string, a: Allowance): void {
     a.refilling = true;
+    const retryLater = () => { a.refilling = false; };
     void this.#batcher.submit({ key, cost: 0, claim: this.#chunk }).then((out) => {
-      if (out instanceof Error) a.refilling = false;
-    });
+      if (out instanceof Error) retryLater();
+    }, retryLater);
   }
 
   async #consumeGroups(items: Item[]): Promise<Array<ConsumeOutcome | Error>> {

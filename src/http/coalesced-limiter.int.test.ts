@@ -76,9 +76,10 @@ describe.each(adapters)('CoalescedLimiter on $name', ({ url }) => {
     expect(allowed).toBeLessThanOrEqual(1000);
     expect(allowed).toBeGreaterThanOrEqual(1000 - 2 * 10);
     expect(a.calls.length + b.calls.length).toBeLessThan(400);
-    // Past the limit every request is refused, from the allowance or not.
+    // Past the limit every request is refused, and claims no allowance any more.
     expect((await onA.consume('svc:x', 1)).allowed).toBe(false);
     expect((await onB.consume('svc:x', 1)).allowed).toBe(false);
+    expect(a.calls.at(-1)).toEqual(['svc:x', 1]);
   });
 
   it('drops an allowance when its window ends', async () => {

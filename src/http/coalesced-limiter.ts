@@ -76,7 +76,9 @@ export class CoalescedLimiter {
       if (a.points < this.#chunk / 2 && !a.refilling) this.#refill(key, a);
       return { allowed: true, remaining: a.remaining + a.points, msBeforeNext: a.resetAt - now };
     }
-    const out = await this.#batcher.submit({ key, cost, claim: this.#chunk });
+    // No allowance is claimed while the key is known to be over its limit in this window.
+    const claim = a && a.resetAt > now && a.remaining === 0 ? 0 : this.#chunk;
+    const out = await this.#batcher.submit({ key, cost, claim });
     if (out instanceof Error) throw out;
     return out;
   }

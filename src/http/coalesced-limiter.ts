@@ -37,7 +37,7 @@ export interface ConsumeOutcome {
 const ALLOWANCE_MIN_POINTS = 1000;
 /** An allowance ends this long before the limiter's window, whose end it learns a round trip late. */
 const ALLOWANCE_MARGIN_MS = 100;
-/** Allowances kept before the expired ones are swept. */
+/** Allowances kept before the expired ones are first swept. */
 const ALLOWANCE_SWEEP_AT = 10_000;
 
 interface Item { key: string; cost: number; claim: number }
@@ -55,6 +55,8 @@ export class CoalescedLimiter {
   readonly #chunk: number;
   readonly #batcher: MicroBatcher<Item, ConsumeOutcome | Error>;
   readonly #allowances = new Map<string, Allowance>();
+  /** Size at which the next sweep runs: twice what the last one left, so sweeps stay rare however many keys are live. */
+  #sweepAt = ALLOWANCE_SWEEP_AT;
 
   constructor(limiter: RateLimiterAbstract, points: number) {
     this.#limiter = limiter;
@@ -134,8 +136,9 @@ export class CoalescedLimiter {
     const prior = this.#allowances.get(key);
     const sameWindow = prior !== undefined && prior.resetAt > now && Math.abs(prior.resetAt - resetAt) < 1000;
     this.#allowances.set(key, { points: (sameWindow ? prior.points : 0) + points, resetAt, remaining, refilling: false });
-    if (this.#allowances.size > ALLOWANCE_SWEEP_AT) {
+    if (this.#allowances.size > this.#sweepAt) {
       for (const [k, a] of this.#allowances) if (a.resetAt <= now) this.#allowances.delete(k);
+      this.#sweepAt = Math.max(ALLOWANCE_SWEEP_AT, 2 * this.#allowances.size);
     }
   }
 }

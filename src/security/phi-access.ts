@@ -24,11 +24,8 @@ import { defaultRiskLevel, type AuditContext, type AuditEntryInput, type AuditLo
 import type { BreachDetector } from './breach-detector.ts';
 import { isDataClassification, requiresEncryption, type DataClassification } from './classification.ts';
 
+/** A PHI read to count towards the bulk-read rule (`countRead`; its audit entry is written by the statement that read). */
 export interface PhiReadInput {
-  resource_type: string;
-  resource_id: string;
-  /** Names of the fields disclosed (never their values). */
-  fields: string[];
   /** A DataClassification; anything else is treated as `phi`. */
   classification: string;
   /** False when the caller got masked values: audited, but not counted as a PHI disclosure. */

@@ -300,7 +300,7 @@ export class TaskService {
       const result: unknown = this.repo.openResult(row);
       failing = null;
       const full = hasPermission(viewer.role, 'phi:read') || (viewer.type === 'agent' && row.assigned_agent === viewer.id);
-      this.phiAudit?.countRead(ctx, { resource_type: 'task', resource_id: row.task_id, fields: row.result === null ? ['parameters'] : ['parameters', 'result'], classification, unmasked: full });
+      this.phiAudit?.countRead(ctx, { classification, unmasked: full });
       return {
         ...taskSummary(row),
         parameters: full ? parameters : maskValue(parameters, classification),

@@ -25,7 +25,7 @@ import type { Db, Queryable } from '../store/index.ts';
 import { STRATEGIES, type Strategy } from '../contracts/tasks.ts';
 import type { DeliveredTask } from '../contracts/views.ts';
 import type { TaskAssignment, TaskRepository, TaskRow } from './task-repository.ts';
-import { pickAgent, type Candidate } from './strategies.ts';
+import { ranksAbove } from './strategies.ts';
 import { readQueueHead } from './queue-head.ts';
 import { UPDATE_LOCKED_ROWS, inLockOrder, onLookedUpRow } from './task-batches.ts';
 
@@ -52,6 +52,12 @@ interface SlotState extends AgentSlot {
 
 /** A task picked for a slot: counted against the slot (`reserved`) until its lease is written or given up. */
 interface SlotPick { task_id: string; slot: SlotState }
+
+/** Whether `have` holds every capability of `caps`. */
+function hasAll(have: ReadonlySet<string>, caps: readonly string[]): boolean {
+  for (const c of caps) if (!have.has(c)) return false;
+  return true;
+}
 
 /** In-flight count of a slot: what counts against its `max`. */
 const load = (s: SlotState) => s.leased.size + s.reserved;
@@ -352,32 +358,28 @@ export class AssignmentEngine {
     for (const w of waiting) w();
   }
 
-  private candidatesFor(caps: string[], only?: string): SlotState[] {
-    const out: SlotState[] = [];
-    for (const s of this.slots.values()) {
-      if (only && s.agent_id !== only) continue;
-      if (!s.available || load(s) >= s.max) continue;
-      if (caps.every((c) => s.capabilities.has(c))) out.push(s);
-    }
-    return out;
-  }
-
-  /** Picks an agent for a task among `cands` and counts the pick against its capacity until `unreserve`. */
-  private pick(cands: SlotState[], strategy: Strategy): SlotState | null {
-    const pick = pickAgent(
-      cands.map<Candidate>((s) => ({ agent_id: s.agent_id, load: load(s), max: s.max, score: s.score, builtin: s.builtin, lastPicked: s.lastPicked })),
-      strategy,
-    );
-    if (!pick) return null;
-    const slot = this.slots.get(pick.agent_id)!;
-    slot.lastPicked = ++this.pickCounter;
-    slot.reserved++;
-    return slot;
-  }
-
-  /** `pick` among the capable slots with room, by the task's strategy (else the default). */
+  /**
+   * Picks an agent for a task among the available slots with room that have every capability in
+   * `caps` (only `onlyAgent` when given), by `strategy` (else the default), and counts the pick
+   * against its capacity until `unreserve`. Runs once per task placed: ranks the slots in place.
+   */
   private pickFor(caps: string[], strategy: string | null, onlyAgent?: string): SlotState | null {
-    return this.pick(this.candidatesFor(caps, onlyAgent), (strategy as Strategy | null) ?? this.opts.defaultStrategy);
+    const strat = (strategy as Strategy | null) ?? this.opts.defaultStrategy;
+    let best: SlotState | null = null;
+    let bestLoad = 0;
+    for (const s of this.slots.values()) {
+      if (onlyAgent !== undefined && s.agent_id !== onlyAgent) continue;
+      const l = load(s);
+      if (!s.available || l >= s.max || !hasAll(s.capabilities, caps)) continue;
+      if (!best || ranksAbove(s, l, best, bestLoad, strat)) {
+        best = s;
+        bestLoad = l;
+      }
+    }
+    if (!best) return null;
+    best.lastPicked = ++this.pickCounter;
+    best.reserved++;
+    return best;
   }
 
   private static unreserve(picks: ReadonlyArray<{ slot: SlotState }>): void {

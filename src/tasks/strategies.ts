@@ -15,30 +15,29 @@ export interface Candidate {
 }
 
 export function pickAgent(candidates: Candidate[], strategy: Strategy): Candidate | undefined {
-  if (candidates.length === 0) return undefined;
-  // Remote candidates first; built-ins only when there is no remote one. One pass, no copies.
   let best: Candidate | undefined;
-  for (const c of candidates) {
-    if (!best || (best.builtin && !c.builtin) || (best.builtin === c.builtin && better(c, best, strategy))) best = c;
-  }
+  for (const c of candidates) if (!best || ranksAbove(c, c.load, best, best.load, strategy)) best = c;
   return best;
 }
 
-/** Share of its capacity an agent uses (a plain function: it runs per candidate per task). */
-function ratio(c: Candidate): number {
-  return c.load / c.max;
-}
-
-function better(a: Candidate, b: Candidate, strategy: Strategy): boolean {
+/**
+ * Whether `a` (carrying `aLoad` tasks) is chosen over `b` (carrying `bLoad`): remote agents
+ * above built-ins, then by `strategy`. Loads are passed apart so that a caller ranking its own
+ * records (the assignment engine, once per task and slot) builds no candidate objects.
+ */
+export function ranksAbove(a: Omit<Candidate, 'load'>, aLoad: number, b: Omit<Candidate, 'load'>, bLoad: number, strategy: Strategy): boolean {
+  if (a.builtin !== b.builtin) return b.builtin;
+  const ra = aLoad / a.max;
+  const rb = bLoad / b.max;
   switch (strategy) {
     case 'round_robin':
       return a.lastPicked < b.lastPicked || (a.lastPicked === b.lastPicked && a.agent_id < b.agent_id);
     case 'least_loaded':
-      return ratio(a) < ratio(b) || (ratio(a) === ratio(b) && a.load < b.load) || (ratio(a) === ratio(b) && a.load === b.load && a.lastPicked < b.lastPicked);
+      return ra < rb || (ra === rb && aLoad < bLoad) || (ra === rb && aLoad === bLoad && a.lastPicked < b.lastPicked);
     case 'best_performance':
-      return a.score > b.score || (a.score === b.score && ratio(a) < ratio(b)) || (a.score === b.score && ratio(a) === ratio(b) && a.lastPicked < b.lastPicked);
+      return a.score > b.score || (a.score === b.score && ra < rb) || (a.score === b.score && ra === rb && a.lastPicked < b.lastPicked);
     case 'capability_match':
     default:
-      return a.load < b.load || (a.load === b.load && (a.score > b.score || (a.score === b.score && a.lastPicked < b.lastPicked)));
+      return aLoad < bLoad || (aLoad === bLoad && (a.score > b.score || (a.score === b.score && a.lastPicked < b.lastPicked)));
   }
 }

@@ -152,9 +152,14 @@ function bodyOf(entry: AuditEntryBody): Record<string, unknown> {
 
 /** The actor's keys, sorted as canonicalJson sorts them. */
 const ACTOR_KEYS = ['id', 'ip', 'role', 'type', 'user_agent'] as const;
+const ACTOR_KEY_SET: ReadonlySet<string> = new Set(ACTOR_KEYS);
 
 const isText = (v: unknown): v is string | null | undefined => v === null || v === undefined || typeof v === 'string';
-const isTexts = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+function isTexts(v: unknown): v is string[] {
+  if (!Array.isArray(v)) return false;
+  for (const x of v) if (typeof x !== 'string') return false;
+  return true;
+}
 
 /** `"key":value` for a string or null; nothing for undefined (canonicalJson omits it). */
 const textField = (key: string, v: string | null | undefined) => (v === undefined ? '' : `,"${key}":${v === null ? 'null' : JSON.stringify(v)}`);
@@ -167,26 +172,35 @@ const textField = (key: string, v: string | null | undefined) => (v === undefine
  */
 export function canonicalPlainBody(e: AuditEntryBody): string | null {
   const a = e.actor as unknown as Record<string, unknown> | null;
-  if (!a || typeof a !== 'object' || Object.getPrototypeOf(a) !== Object.prototype || Object.keys(a).some((k) => !(ACTOR_KEYS as readonly string[]).includes(k))) return null;
-  if (!ACTOR_KEYS.every((k) => isText(a[k]))) return null;
-  const texts = [e.action, e.audit_id, e.data_classification, e.outcome, e.request_id, e.resource_id, e.resource_type, e.risk_level, e.timestamp];
-  if (!texts.every(isText) || !isTexts(e.fields) || !(e.resource_ids === undefined || isTexts(e.resource_ids))) return null;
-  const actor = ACTOR_KEYS.map((k) => textField(k, a[k] as string | null | undefined)).join('').slice(1);
-  const list = (xs: string[]) => `[${xs.map((x) => JSON.stringify(x)).join(',')}]`;
-  return `{${[
-    textField('action', e.action),
-    `,"actor":{${actor}}`,
-    textField('audit_id', e.audit_id),
-    textField('data_classification', e.data_classification),
-    `,"fields":${list(e.fields)}`,
-    textField('outcome', e.outcome),
-    textField('request_id', e.request_id),
-    textField('resource_id', e.resource_id),
-    e.resource_ids === undefined ? '' : `,"resource_ids":${list(e.resource_ids)}`,
-    textField('resource_type', e.resource_type),
-    textField('risk_level', e.risk_level),
-    textField('timestamp', e.timestamp),
-  ].join('').slice(1)}}`;
+  if (!a || typeof a !== 'object' || Object.getPrototypeOf(a) !== Object.prototype) return null;
+  for (const k of Object.keys(a)) if (!ACTOR_KEY_SET.has(k)) return null;
+  for (const k of ACTOR_KEYS) if (!isText(a[k])) return null;
+  if (!isText(e.action) || !isText(e.audit_id) || !isText(e.data_classification) || !isText(e.outcome) || !isText(e.request_id)
+    || !isText(e.resource_id) || !isText(e.resource_type) || !isText(e.risk_level) || !isText(e.timestamp)) return null;
+  if (!isTexts(e.fields) || !(e.resource_ids === undefined || isTexts(e.resource_ids))) return null;
+  // Each field is written with a leading comma (none when absent); the first one's is dropped.
+  let actor = '';
+  for (const k of ACTOR_KEYS) actor += textField(k, a[k] as string | null | undefined);
+  const body = textField('action', e.action)
+    + `,"actor":{${actor.slice(1)}}`
+    + textField('audit_id', e.audit_id)
+    + textField('data_classification', e.data_classification)
+    + `,"fields":${list(e.fields)}`
+    + textField('outcome', e.outcome)
+    + textField('request_id', e.request_id)
+    + textField('resource_id', e.resource_id)
+    + (e.resource_ids === undefined ? '' : `,"resource_ids":${list(e.resource_ids)}`)
+    + textField('resource_type', e.resource_type)
+    + textField('risk_level', e.risk_level)
+    + textField('timestamp', e.timestamp);
+  return `{${body.slice(1)}}`;
+}
+
+/** A string array as canonical JSON. */
+function list(xs: readonly string[]): string {
+  let out = '';
+  for (let i = 0; i < xs.length; i++) out += (i ? ',' : '') + JSON.stringify(xs[i]);
+  return `[${out}]`;
 }
 
 /** The text an entry's hash covers: the canonical JSON of its body fields. */

@@ -1,6 +1,7 @@
 /** PostgreSQL through `pg` (used when DATABASE_URL is set). */
 import pg from 'pg';
 import type { Db, Queryable, QueryResult } from './db.ts';
+import { withArrayLiterals } from './pg-array.ts';
 
 // int8 (count(*), bigint columns) as JS numbers: every value we store fits in 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -45,7 +46,8 @@ class StatementNames {
 
 function config(names: StatementNames | null, sql: string, params: unknown[] | undefined): pg.QueryConfig {
   const name = names && params?.length ? names.nameFor(sql) : undefined;
-  return name ? { name, text: sql, values: params } : { text: sql, values: params };
+  const values = params?.length ? withArrayLiterals(params) : params;
+  return name ? { name, text: sql, values } : { text: sql, values };
 }
 
 /**

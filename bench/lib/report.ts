@@ -1,5 +1,7 @@
 /** Renders a benchmark result file as the markdown summary (bench/results/latest.md). */
 
+import { evaluateGoals, renderGoals } from './goals.ts';
+
 /* eslint-disable @typescript-eslint/no-explicit-any -- renders arbitrary result JSON */
 type Any = any;
 
@@ -47,6 +49,7 @@ export function renderMarkdown(r: Any): string {
   const ls = (r.machine.load_avg_start ?? []) as number[];
   if (ls.length) L.push('', `Load average (1/5/15 min) at start ${ls.join(' / ')}, at end ${(r.machine.load_avg_end ?? []).join(' / ')}${(ls[0] ?? 0) > r.machine.cpus ? ': other work was running on this machine, so these figures are pessimistic' : ''}.`);
   L.push('');
+  L.push('## Goals', '', 'What issues 7 and 5 ask this benchmark to report against (bench/lib/goals.ts); figures from the sections below.', '', ...renderGoals(evaluateGoals(r)), '');
 
   L.push('## 1–2. End-to-end throughput (no-op tasks) vs BullMQ');
   L.push('');

@@ -1,0 +1,60 @@
+/**
+ * The goals the benchmark reports against (issue 7's four, issue 5's cross-process budget),
+ * read from a result file: each with its target, what this run measured and whether it met
+ * it. Not asserted anywhere — a report, so that a run says plainly where the system stands on
+ * the machine it ran on. A goal whose scenario did not run (or a smoke run's tiny sizes) is
+ * reported as not measured.
+ */
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- reads arbitrary result JSON */
+type Any = any;
+
+export interface GoalRow {
+  goal: string;
+  target: string;
+  /** The figure this run measured, or null when the scenario did not run at the goal's size. */
+  measured: string | null;
+  /** null: not measured. */
+  met: boolean | null;
+}
+
+const ok = (s: Any): boolean => Boolean(s) && !s.skipped && !s.error;
+const ms = (n: number) => `${n.toLocaleString('en-US', { maximumFractionDigits: 2 })} ms`;
+
+/** p99 of the 500/s phase of a latency result (scenario 3's `runs`, scenario 7's `latency`). */
+function p99At500(runs: Any[] | undefined): number | null {
+  const r = (runs ?? []).find((x: Any) => x.offered_rate === 500);
+  const v = r?.delegate_latency_ms?.p99;
+  return typeof v === 'number' ? v : null;
+}
+
+function row(goal: string, target: string, value: number | null, text: (v: number) => string, met: (v: number) => boolean): GoalRow {
+  return value === null ? { goal, target, measured: null, met: null } : { goal, target, measured: text(value), met: met(value) };
+}
+
+export function evaluateGoals(r: Any): GoalRow[] {
+  const sc = r.scenarios ?? {};
+  const full = r.mode !== 'smoke';
+  const ratio = full && ok(sc.bullmq) ? (sc.bullmq.ratios ?? []).find((q: Any) => String(q.store).startsWith('PostgreSQL'))?.ratio ?? null : null;
+  const lat = full && ok(sc.latency) ? p99At500(sc.latency.runs) : null;
+  const get = full && ok(sc.rest) ? sc.rest.routes.find((x: Any) => x.route === 'GET /api/v1/tasks/{id}' && x.offered_per_s === 1000)?.latency_ms?.p95 ?? null : null;
+  const level = full && ok(sc.sockets) ? sc.sockets.levels.find((x: Any) => x.connected >= 10_000) : undefined;
+  const cross = full && ok(sc.multiprocess) ? p99At500(sc.multiprocess.latency) : null;
+  return [
+    row('End-to-end tasks/s on PostgreSQL ÷ BullMQ jobs/s (same run)', '≥ 1.0', ratio, (v) => v.toFixed(3), (v) => v >= 1),
+    row('Create → `task:delegate` p99 at 500 tasks/s', '< 25 ms', lat, ms, (v) => v < 25),
+    row('GET /api/v1/tasks/{id} p95 at 1,000 req/s', '< 10 ms', get, ms, (v) => v < 10),
+    level
+      ? { goal: '10,000 connected agents on one process: RSS', target: '< 1 GB', measured: `${level.server_rss_mb_connected} MB connected, ${level.server_rss_mb_peak} MB peak`, met: level.server_rss_mb_peak < 1024 }
+      : { goal: '10,000 connected agents on one process: RSS', target: '< 1 GB', measured: null, met: null },
+    row('Created on process A → delegated on B, p99 at 500 tasks/s (issue 5)', '< 25 ms', cross, ms, (v) => v < 25),
+  ];
+}
+
+export function renderGoals(rows: GoalRow[]): string[] {
+  return [
+    '| goal | target | this run | met |',
+    '|---|---|---|---|',
+    ...rows.map((g) => `| ${g.goal} | ${g.target} | ${g.measured ?? 'not measured'} | ${g.met === null ? '–' : g.met ? 'yes' : '**no**'} |`),
+  ];
+}

@@ -83,8 +83,4 @@ export class Idempotency {
       `UPDATE idempotency_keys SET state = 'done', response_status = $3, response_body = $4 WHERE principal = $1 AND key = $2`,
       [claim.principal, claim.key, status, this.codec.seal(body, 'restricted', this.aad(claim.principal, claim.key))]);
   }
-
-  async purgeExpired(): Promise<number> {
-    return (await this.db.query('DELETE FROM idempotency_keys WHERE expires_at < now()')).rowCount;
-  }
 }

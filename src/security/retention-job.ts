@@ -15,7 +15,9 @@
  * - offline_agents: non-built-in agents offline (or soft-deleted) since before the cutoff;
  * - audit: the audit chain prefix older than the cutoff, through `audit_log_purge` (the database
  *   never lets anything younger than 2555 days go, whatever the config says);
- * - enrollment_tokens: tokens expired for a day (housekeeping);
+ * - housekeeping: enrollment tokens, refresh tokens and token revocations expired for a day,
+ *   idempotency keys once expired (nothing else removes them: each login, refresh, revocation
+ *   and keyed request leaves a row);
  * - more targets (e.g. detailed metrics, when a metrics table exists) via `addTarget`.
  * A target whose table does not exist is skipped.
  */
@@ -65,6 +67,16 @@ export interface RetentionJobOptions {
   clock?: Clock;
   /** Rows per purge transaction. */
   batchSize?: number;
+}
+
+/** Housekeeping: rows of `table` whose `expires_at` passed more than `days` ago, found by their key columns `key`. */
+function expired(table: string, key: string, days: number): RetentionTarget {
+  return {
+    name: table, table, days,
+    purge: async (q, cutoff, limit) => (await q.query(
+      `DELETE FROM ${table} WHERE (${key}) IN (SELECT ${key} FROM ${table} WHERE expires_at < $1::timestamptz LIMIT $2)`,
+      [cutoff.toISOString(), limit])).rowCount,
+  };
 }
 
 export class RetentionJob {
@@ -117,13 +129,13 @@ export class RetentionJob {
                OR (deleted_at IS NULL AND status = 'offline' AND COALESCE(last_seen_at, updated_at) < $1::timestamptz))
              LIMIT $2)`, [cutoff.toISOString(), limit])).rowCount,
       },
-      {
-        name: 'enrollment_tokens', table: 'enrollment_tokens', days: 1,
-        purge: async (q, cutoff, limit) => (await q.query(
-          `DELETE FROM enrollment_tokens WHERE token_id IN (
-             SELECT token_id FROM enrollment_tokens WHERE expires_at < $1::timestamptz LIMIT $2)`,
-          [cutoff.toISOString(), limit])).rowCount,
-      },
+      expired('enrollment_tokens', 'token_id', 1),
+      // Refresh tokens and revocations mean nothing once their JWT has expired (verification
+      // refuses it before either table is read); a day's margin covers clock skew.
+      expired('refresh_tokens', 'jti', 1),
+      expired('revoked_tokens', 'jti', 1),
+      // A stored response is replayed only until the key expires; after that the key is free again.
+      expired('idempotency_keys', 'principal, key', 0),
     ];
   }
 

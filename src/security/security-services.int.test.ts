@@ -484,6 +484,32 @@ for (const engine of engines()) {
         expect((await audit.verify()).ok).toBe(true);
       }));
 
+      it('removes refresh tokens and revocations a day after they expire, and idempotency keys once expired', () => track(async () => {
+        const audit = new AuditLog(t.db, { key: ring.auditChainKey });
+        const at = (offsetMs: number) => new Date(Date.now() + offsetMs).toISOString();
+        const [oldJti, liveJti, oldRevoked, liveRevoked] = [newId(), newId(), newId(), newId()];
+        const refresh = (jti: string, expires: string) => t.db.query(
+          `INSERT INTO refresh_tokens (jti, family_id, subject_type, subject_id, expires_at) VALUES ($1, $2, 'user', 'u-retention', $3::timestamptz)`, [jti, newId(), expires]);
+        await refresh(oldJti, at(-2 * DAY));
+        await refresh(liveJti, at(-DAY / 2)); // expired, but not yet for a day
+        await t.db.query('INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2::timestamptz), ($3, $4::timestamptz)', [oldRevoked, at(-2 * DAY), liveRevoked, at(DAY)]);
+        const key = (k: string, expires: string) => t.db.query(
+          `INSERT INTO idempotency_keys (principal, key, method, path, request_hash, state, expires_at) VALUES ('user:retention', $1, 'POST', '/api/v1/tasks', 'h', 'done', $2::timestamptz)`, [k, expires]);
+        await key('expired', at(-60_000));
+        await key('live', at(DAY));
+
+        const res = Object.fromEntries((await new RetentionJob(t.db, audit).run()).map((r) => [r.name, r]));
+        expect(res.refresh_tokens?.purged).toBe(1);
+        expect(res.revoked_tokens?.purged).toBe(1);
+        expect(res.idempotency_keys?.purged).toBe(1);
+        const ids = async (sql: string) => (await t.db.query<{ id: string }>(sql)).rows.map((r) => r.id);
+        expect(await ids(`SELECT jti::text AS id FROM refresh_tokens WHERE subject_id = 'u-retention'`)).toEqual([liveJti]);
+        expect(await ids(`SELECT jti::text AS id FROM revoked_tokens WHERE jti IN ('${oldRevoked}', '${liveRevoked}')`)).toEqual([liveRevoked]);
+        expect(await ids(`SELECT key AS id FROM idempotency_keys WHERE principal = 'user:retention'`)).toEqual(['live']);
+        const purges = await audit.list({ action: 'purge', resource_type: 'refresh_tokens' }, { limit: 10, offset: 0, order: 'asc' });
+        expect(purges.entries.map((e) => e.resource_id?.split(';')[0])).toEqual(['rows=1']);
+      }));
+
       it('purges old audit entries at the head of the chain and records the anchor', () => track(async () => {
         // Separate database so the chain starts with old entries.
         const fresh = await engine.open();

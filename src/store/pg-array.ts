@@ -2,10 +2,11 @@
  * JavaScript arrays as PostgreSQL array literals for `pg` query parameters. `pg` serialises an
  * array parameter itself (`arrayString`), running two regular-expression replaces on every
  * element; the hot statements pass arrays of hundreds of ids and texts (a batch's `unnest`
- * columns), where that was a tenth of the server's allocations. This writes the same text —
- * `{"a","b",NULL}`, every element quoted, `\` and `"` escaped — with one pass over the strings
- * that hold either character and none over the others. Arrays holding anything but strings, finite or non-finite numbers, booleans and
- * null/undefined (nested arrays, buffers, dates, objects) are left to `pg`.
+ * columns), where that was 8 % of the server's allocations at 500 creates/s. This writes the
+ * same text — `{"a","b",NULL}`, every element quoted, `\` and `"` escaped — with one pass over
+ * the strings that hold either character and none over the others. Arrays holding anything but
+ * strings, numbers, booleans and null/undefined (nested arrays, buffers, dates, objects) are
+ * left to `pg`.
  */
 export function arrayLiteral(values: readonly unknown[]): string | null {
   let out = '{';

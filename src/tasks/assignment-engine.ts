@@ -368,7 +368,7 @@ export class AssignmentEngine {
     let best: SlotState | null = null;
     let bestLoad = 0;
     for (const s of this.slots.values()) {
-      if (onlyAgent !== undefined && s.agent_id !== onlyAgent) continue;
+      if (onlyAgent && s.agent_id !== onlyAgent) continue;
       const l = load(s);
       if (!s.available || l >= s.max || !hasAll(s.capabilities, caps)) continue;
       if (!best || ranksAbove(s, l, best, bestLoad, strat)) {

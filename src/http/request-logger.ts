@@ -5,27 +5,38 @@
  * every log line: Fastify made one for every request although most requests log nothing of
  * their own (the one-line request log goes through the app's logger with its `request_id`).
  * The first call at an enabled level makes the real child (bindings `reqId` and the options
- * given), which every later call uses.
+ * given), which every later call uses. One small object per request: the level methods live on
+ * the prototype.
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { Bindings, ChildLoggerOptions, Level, Logger } from 'pino';
 
-const LEVELS: readonly Level[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+class LazyRequestLogger {
+  #child: Logger | undefined;
+
+  constructor(private readonly parent: Logger, private readonly bindings: Bindings, private readonly opts: ChildLoggerOptions) {}
+
+  #real(): Logger {
+    return (this.#child ??= this.parent.child(this.bindings, this.opts));
+  }
+
+  #log(level: Level, args: unknown[]): void {
+    if (!(this.#child ?? this.parent).isLevelEnabled(level)) return;
+    this.#real()[level](...(args as [unknown]));
+  }
+
+  get level(): string { return this.#child?.level ?? this.parent.level; }
+  set level(l: string) { this.#real().level = l; }
+  child(b: Bindings, o?: ChildLoggerOptions): Logger { return this.#real().child(b, o); }
+  silent(): void {}
+  fatal(...args: unknown[]): void { this.#log('fatal', args); }
+  error(...args: unknown[]): void { this.#log('error', args); }
+  warn(...args: unknown[]): void { this.#log('warn', args); }
+  info(...args: unknown[]): void { this.#log('info', args); }
+  debug(...args: unknown[]): void { this.#log('debug', args); }
+  trace(...args: unknown[]): void { this.#log('trace', args); }
+}
 
 export function lazyRequestLogger(parent: Logger, bindings: Bindings, opts: ChildLoggerOptions): FastifyBaseLogger {
-  let child: Logger | undefined;
-  const real = (): Logger => (child ??= parent.child(bindings, opts));
-  const logger = {
-    get level() { return child?.level ?? parent.level; },
-    set level(l: string) { real().level = l; },
-    child: (b: Bindings, o?: ChildLoggerOptions) => real().child(b, o),
-    silent: () => undefined,
-  } as unknown as Record<string, unknown>;
-  for (const level of LEVELS) {
-    logger[level] = (...args: unknown[]) => {
-      if (!(child ?? parent).isLevelEnabled(level)) return;
-      real()[level](...(args as [unknown]));
-    };
-  }
-  return logger as unknown as FastifyBaseLogger;
+  return new LazyRequestLogger(parent, bindings, opts);
 }

@@ -50,10 +50,10 @@ export class OrphanLeaseSweeper {
    */
   private async served(agentIds: string[]): Promise<Set<string>> {
     const out = new Set(agentIds.filter((id) => this.engine.hasSlot(id)));
-    const rest = agentIds.filter((id) => !out.has(id));
-    const sockets = await this.coord.getPresenceMany('agent-socket', rest);
+    const noSlot = agentIds.filter((id) => !out.has(id));
+    const sockets = await this.coord.getPresenceMany('agent-socket', noSlot);
     const unseen: string[] = [];
-    rest.forEach((id, i) => { if (sockets[i]) out.add(id); else unseen.push(id); });
+    noSlot.forEach((id, i) => { if (sockets[i]) out.add(id); else unseen.push(id); });
     const records = await this.coord.getPresenceMany('agent', unseen);
     unseen.forEach((id, i) => { if (records[i]?.transport === 'rest') out.add(id); });
     return out;

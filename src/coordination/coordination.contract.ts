@@ -196,6 +196,21 @@ export function defineCoordinationContract(label: string, newSpace: () => Promis
         expect(await b.getPresenceMany('agent', [])).toEqual([]);
       });
 
+      it('writes many records of several kinds in one call, each live for the TTL given', async () => {
+        // More than one pipeline's worth, over three kinds, one of them overwriting a live record.
+        await a.setPresence('sock', 'w0', { v: 'old' }, 10_000);
+        const many = Array.from({ length: 4500 }, (_, i) => ({ kind: ['sock', 'agent-sock', 'third'][i % 3]!, id: `w${i}`, data: { v: i } }));
+        await a.setPresenceMany(many, 1000);
+        expect(await b.getPresence('sock', 'w0')).toEqual({ v: 0 });
+        expect(await b.getPresenceMany('agent-sock', ['w1', 'w4', 'w4498', 'w0'])).toEqual([{ v: 1 }, { v: 4 }, { v: 4498 }, null]);
+        expect((await b.listPresence('third')).length).toBe(1500);
+        await a.setPresenceMany([], 1000);
+        await a.setPresenceMany([{ kind: 'sock', id: 'w3', data: { v: 'kept' } }], 10_000);
+        await sleep(1200);
+        expect(await b.listPresence('sock')).toEqual([{ id: 'w3', data: { v: 'kept' } }]);
+        expect(await b.listPresence('agent-sock')).toEqual([]);
+      });
+
       it('a heartbeat (set again) keeps a record alive past its first TTL', async () => {
         await a.setPresence('agent', 'hb', { beat: 1 }, 400);
         await sleep(250);

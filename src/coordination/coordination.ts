@@ -16,6 +16,13 @@ import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 
 export type CoordinationKind = 'memory' | 'redis';
 
+/** One record for `setPresenceMany`. */
+export interface PresenceWrite {
+  kind: string;
+  id: string;
+  data: Record<string, unknown>;
+}
+
 /** A presence record as listed: the id plus the data last written by `setPresence`. */
 export interface PublishOptions {
   /** False: do not deliver to this handle's own subscribers (default true). */
@@ -67,6 +74,12 @@ export interface Coordination {
    * again to keep the record alive; nothing is written to PostgreSQL.
    */
   setPresence(kind: string, id: string, data: Record<string, unknown>, ttlMs: number): Promise<void>;
+  /**
+   * `setPresence` for many records, of any kinds, all live for `ttlMs` from now: one round trip
+   * per few thousand records instead of one each (a process keeping 10,000 sockets alive).
+   * Not atomic as a whole; each record is written as `setPresence` writes it.
+   */
+  setPresenceMany(records: readonly PresenceWrite[], ttlMs: number): Promise<void>;
   /** The live record, or null if it never existed, expired or was removed. */
   getPresence(kind: string, id: string): Promise<Record<string, unknown> | null>;
   /** `getPresence` for many ids in one round trip; null for each id without a live record. */

@@ -17,6 +17,7 @@ export type {
   CoordinationKind,
   CoordinationLogger,
   PresenceEntry,
+  PresenceWrite,
   PublishOptions,
   RateLimiterOptions,
   Unsubscribe,

@@ -8,7 +8,7 @@ import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { systemClock } from '../../core/index.ts';
 import type { Clock } from '../../core/index.ts';
 import { silentLogger } from '../coordination.ts';
-import type { Coordination, CoordinationLogger, PresenceEntry, PublishOptions, RateLimiterOptions, Unsubscribe } from '../coordination.ts';
+import type { Coordination, CoordinationLogger, PresenceEntry, PresenceWrite, PublishOptions, RateLimiterOptions, Unsubscribe } from '../coordination.ts';
 import { closedError, decode, encode, nextFencingToken, toInteger, toTtl } from '../shared.ts';
 
 export interface MemoryCoordinationOptions {
@@ -99,14 +99,24 @@ export class MemoryCoordination implements Coordination {
   }
 
   async setPresence(kind: string, id: string, data: Record<string, unknown>, ttlMs: number): Promise<void> {
+    this.#writePresence([{ kind, id, data }], ttlMs);
+  }
+
+  async setPresenceMany(writes: readonly PresenceWrite[], ttlMs: number): Promise<void> {
+    this.#writePresence(writes, ttlMs);
+  }
+
+  #writePresence(writes: readonly PresenceWrite[], ttlMs: number): void {
     this.#assertOpen();
-    const ttl = toTtl(ttlMs);
-    let records = this.#presence.get(kind);
-    if (!records) {
-      records = new Map();
-      this.#presence.set(kind, records);
+    const expiresAt = this.#clock.now() + toTtl(ttlMs);
+    for (const { kind, id, data } of writes) {
+      let records = this.#presence.get(kind);
+      if (!records) {
+        records = new Map();
+        this.#presence.set(kind, records);
+      }
+      records.set(id, { text: encode(data), expiresAt });
     }
-    records.set(id, { text: encode(data), expiresAt: this.#clock.now() + ttl });
   }
 
   async getPresence(kind: string, id: string): Promise<Record<string, unknown> | null> {

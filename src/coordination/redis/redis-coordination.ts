@@ -11,12 +11,12 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
-import type { RedisOptions } from 'ioredis';
+import type { ChainableCommander, RedisOptions } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { UnavailableError } from '../../core/index.ts';
 import { silentLogger } from '../coordination.ts';
-import type { Coordination, CoordinationLogger, PresenceEntry, PublishOptions, RateLimiterOptions, Unsubscribe } from '../coordination.ts';
+import type { Coordination, CoordinationLogger, PresenceEntry, PresenceWrite, PublishOptions, RateLimiterOptions, Unsubscribe } from '../coordination.ts';
 
 /** Separates the publishing handle's id from the JSON body in pub/sub messages. */
 const ORIGIN_SEP = '\u0001';
@@ -48,6 +48,8 @@ interface ResolvedRedisCoordinationOptions {
 }
 
 type ScriptedRedis = Redis & ScriptCommands;
+/** Presence writes sent in one pipeline by `setPresenceMany`: bounds the synchronous work of building one (a few ms). */
+const PRESENCE_WRITES_PER_PIPELINE = 500;
 type Handler = (message: unknown) => void;
 
 /** Reply errors that mean "the server cannot serve now", not "the command is wrong". */
@@ -189,6 +191,20 @@ export class RedisCoordination implements Coordination {
     const ttl = toTtl(ttlMs);
     const [idx, hash] = this.#presenceKeys(kind);
     await this.#run(() => this.#client.mcpPresenceSet(idx, hash, id, encode(data), ttl));
+  }
+
+  async setPresenceMany(records: readonly PresenceWrite[], ttlMs: number): Promise<void> {
+    const ttl = toTtl(ttlMs);
+    for (let i = 0; i < records.length; i += PRESENCE_WRITES_PER_PIPELINE) {
+      const pipe = this.#client.pipeline() as unknown as Pick<ScriptCommands, 'mcpPresenceSet'> & ChainableCommander;
+      for (const r of records.slice(i, i + PRESENCE_WRITES_PER_PIPELINE)) {
+        const [idx, hash] = this.#presenceKeys(r.kind);
+        void pipe.mcpPresenceSet(idx, hash, r.id, encode(r.data), ttl);
+      }
+      const replies = await this.#run(() => pipe.exec());
+      const failed = replies?.find(([err]) => err);
+      if (failed?.[0]) throw this.#mapError(failed[0]);
+    }
   }
 
   async getPresence(kind: string, id: string): Promise<Record<string, unknown> | null> {

@@ -77,6 +77,12 @@ export class AgentRepository {
     return (await q.query<AgentRecord>(`SELECT ${COLS} FROM agents ${w.sql} ORDER BY registered_at, agent_id`, w.params)).rows;
   }
 
+  /** What the offline sweep needs of the agents it may mark offline: registered, not built in, not already offline. */
+  async offlineCandidates(q: Queryable): Promise<Array<Pick<AgentRecord, 'agent_id' | 'registered_at' | 'last_seen_at'>>> {
+    return (await q.query<Pick<AgentRecord, 'agent_id' | 'registered_at' | 'last_seen_at'>>(
+      `SELECT agent_id, registered_at, last_seen_at FROM agents WHERE deleted_at IS NULL AND NOT builtin AND status <> 'offline'`)).rows;
+  }
+
   async update(q: Queryable, agentId: string, patch: Record<string, unknown>): Promise<AgentRecord | null> {
     const sets: string[] = [];
     const params: unknown[] = [agentId];

@@ -342,8 +342,9 @@ export class AgentService {
     const live = new Set((await this.coord.listPresence(PRESENCE)).map((p) => p.id));
     for (const id of live) this.seenAlive.add(id);
     const offline: string[] = [];
-    for (const a of await this.repo.all(this.db, {})) {
-      if (a.builtin || a.status === 'offline' || live.has(a.agent_id)) continue;
+    // Only the agents that may go offline (every second, on the leader: not every agent row).
+    for (const a of await this.repo.offlineCandidates(this.db)) {
+      if (live.has(a.agent_id)) continue;
       const since = Math.max(this.startedAt, a.registered_at.getTime(), a.last_seen_at?.getTime() ?? 0);
       if (!this.seenAlive.has(a.agent_id) && now - since < this.opts.restTimeoutSeconds * 1000) continue;
       this.seenAlive.delete(a.agent_id);

@@ -9,7 +9,8 @@ import { connectSocket, registerAgent, startTestServer, waitFor, type TestServer
 describe('agent presence', () => {
   let t: TestServer;
   beforeAll(async () => {
-    t = await startTestServer({ 'agents.builtin': false, 'agents.timeout_seconds': 5, 'agents.rest_timeout_seconds': 5 });
+    // With the built-in agents: they never heartbeat, and must not be swept offline.
+    t = await startTestServer({ 'agents.builtin': true, 'agents.timeout_seconds': 5, 'agents.rest_timeout_seconds': 5 });
   });
   afterAll(async () => t?.stop());
 
@@ -22,6 +23,10 @@ describe('agent presence', () => {
     const started = Date.now();
     await waitFor(async () => (await status()) === 'offline', 20_000, 200);
     expect(Date.now() - started).toBeGreaterThanOrEqual(3_000);
+    const all = await t.api<{ agents: Array<{ agent_id: string; builtin: boolean; status: string }> }>('GET', '/api/v1/agents?limit=100', { token: t.adminToken });
+    const builtins = all.body.agents.filter((x) => x.builtin);
+    expect(builtins.length).toBeGreaterThan(0);
+    expect(builtins.map((x) => x.status)).toEqual(builtins.map(() => 'active'));
     const health = await t.api('GET', '/api/v1/agents/silent-agent/health', { token: t.adminToken });
     expect(health.body).toMatchObject({ status: 'unhealthy', agent_status: 'offline' });
     await t.api('POST', '/api/v1/agents/silent-agent/heartbeat', { token: a.access_token, body: {} });

@@ -210,6 +210,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       await tasks.expireLeases();
       await orphans.sweep();
       await tasks.promoteRetries();
+      await tasks.repairDependencies();
       // A new leader (failover), or a store that lost its state (Redis flushed or back after an
       // outage: every presence record gone), waits one agent timeout so heartbeats and the
       // processes' rebuild restore presence before silence is read as "offline". The store is

@@ -662,6 +662,34 @@ export class TaskService {
   }
 
   /** retrying tasks whose backoff elapsed → pending. */
+  /**
+   * Repairs dependency counts a completion could not see. A completion decrements the pending
+   * dependents it finds in its statement's snapshot; a task created with a dependency while that
+   * dependency's completion is in flight (counted as unfinished by the create, committed after
+   * the completion's snapshot was taken) is missed by it and would wait forever. No lock order
+   * closes that window (the snapshot is taken before any lock), so the leader recounts the
+   * recently created waiting tasks every sweep (their counts only go down) and releases those
+   * whose dependencies have all completed. Returns how many it released.
+   */
+  async repairDependencies(withinSeconds = 300): Promise<number> {
+    // One statement, committed by itself. The newest waiting tasks (a missed one is found by the
+    // next sweep) are locked — a completion decrementing one of them waits, or it is skipped until
+    // the next sweep — then set to the count of their dependencies not completed where lower.
+    const { rows } = await this.db.query<{ task_id: string; pending_deps: number; required_capabilities: string[]; strategy: string | null }>(
+      `WITH blocked AS (
+         SELECT task_id, dependencies FROM tasks WHERE status = 'pending' AND pending_deps > 0 AND created_at > now() - make_interval(secs => $1::int)
+         ORDER BY created_at DESC LIMIT 1000 FOR UPDATE SKIP LOCKED
+       ), c AS (
+         SELECT b.task_id, (SELECT count(*)::int FROM tasks d WHERE d.task_id = ANY(b.dependencies) AND d.status <> 'completed') AS n FROM blocked b
+       )
+       UPDATE tasks t SET pending_deps = c.n, updated_at = now() FROM c
+       WHERE t.task_id = c.task_id AND c.n < t.pending_deps
+       RETURNING t.task_id, t.pending_deps, t.required_capabilities, t.strategy`, [withinSeconds]);
+    const ready = rows.filter((r) => r.pending_deps === 0).map(({ task_id, required_capabilities, strategy }) => ({ task_id, required_capabilities, strategy }));
+    if (ready.length) this.bus.emit('task:eligible', { task_ids: ready.map((r) => r.task_id), tasks: ready });
+    return ready.length;
+  }
+
   async promoteRetries(limit = 1000): Promise<number> {
     return this.tx(async (q, emit) => {
       const { rows } = await q.query<{ task_id: string; attempt: number }>(

@@ -19,7 +19,8 @@ export interface DomainEvents {
   'pipeline:stage_started': { pipeline_id: string; stage: string; task_id: string };
   'pipeline:stage_completed': { pipeline_id: string; stage: string; task_id: string; status: string };
   'pipeline:completed': { pipeline_id: string; status: string };
-  'pipeline:failed': { pipeline_id: string; status: string; error: string | null };
+  /** `error.message` stays in process (it may quote what an agent said): subscribers get the code and stage. */
+  'pipeline:failed': { pipeline_id: string; status: string; error: { code: string; message: string; stage?: string } | null };
   'agent:registered': { agent_id: string; type: string; capabilities: string[] };
   'agent:status_changed': { agent_id: string; status: string; previous: string | null };
   'agent:unregistered': { agent_id: string };

@@ -269,7 +269,10 @@ for (const eng of engines()) {
       expect((await statuses(id)).emotion_analysis).toBe('completed');
       expect((await detail(id)).status).toBe('failed');
       expect(await stageTasks(id, 'empathy_scoring')).toHaveLength(0);
-      expect(h.events.filter((e) => e.name === 'pipeline:failed' && e.payload.pipeline_id === id)).toHaveLength(1);
+      const failed = h.events.filter((e) => e.name === 'pipeline:failed' && e.payload.pipeline_id === id);
+      expect(failed).toHaveLength(1);
+      // A code and stage the fan-out can pass on, apart from the message (free text, stripped there).
+      expect(failed[0]!.payload).toMatchObject({ status: 'failed', error: { code: 'BOOM', stage: 'bias_detection', message: expect.stringContaining('bias_detection') } });
     }));
 
     it('error_strategy continue: dependents are skipped, independent branches go on → partially_completed', guard(async () => {

@@ -313,7 +313,7 @@ export class PipelineEngine {
   private async fail(q: Queryable, run: PipelineRow, stage: StageRow, emit: Emit): Promise<void> {
     const error = { code: stage.error?.code ?? 'STAGE_FAILED', message: `Stage '${stage.stage}' failed: ${stage.error?.message ?? 'no detail'}`, stage: stage.stage };
     if (await this.repo.setStatus(q, run.pipeline_id, ['running', 'paused'], 'failed', { error, finished: true })) {
-      emit('pipeline:failed', { pipeline_id: run.pipeline_id, status: 'failed', error: error.message });
+      emit('pipeline:failed', { pipeline_id: run.pipeline_id, status: 'failed', error });
     }
   }
 
@@ -382,7 +382,7 @@ export class PipelineEngine {
         if (s.task_id && s.status !== 'pending') taskIds.push(s.task_id);
         await this.repo.updateStage(q, pipelineId, s.stage, LIVE, { status: 'skipped', error: { code: 'PIPELINE_CANCELLED', message: reason }, ...(s.status !== 'pending' ? { completed: 'now' as const } : {}) });
       }
-      emit('pipeline:failed', { pipeline_id: pipelineId, status: 'cancelled', error: reason });
+      emit('pipeline:failed', { pipeline_id: pipelineId, status: 'cancelled', error: { code: 'PIPELINE_CANCELLED', message: reason } });
       return taskIds;
     });
     for (const taskId of live) {

@@ -90,4 +90,30 @@ describe.skipIf(!redisUrl)('event fan-out across processes', () => {
     expect(a.published.length).toBe(sent + 1);
     expect(a.published.at(-1)).toMatchObject({ events: [{ name: 'system:warning', payload: { message: 'w2' } }] });
   });
+
+  it('sends other processes the codes of failures, never their free text (error messages, progress messages, cancel reasons)', async () => {
+    const prefix = `t-fan-${randomUUID().slice(0, 8)}:`;
+    const a = await proc(prefix);
+    await a.fan.start();
+    const payloads: Array<{ name: string; payload: Record<string, unknown> }> = [];
+    const b = await createCoordination({ redisUrl, keyPrefix: prefix });
+    cleanup.push(() => b.close());
+    await b.subscribe(EVENTS_CHANNEL, (m) => { payloads.push(...(m as { events: typeof payloads }).events); });
+    const other = await proc(prefix);
+    await other.fan.start(); // announces itself: a publishes to the channel from now on
+    await sleep(50);
+    const canary = `canary-${randomUUID()}`;
+    const pipeline_id = randomUUID();
+    const task_id = randomUUID();
+    a.bus.emit('task:progress_updated', { task_id, attempt: 1, progress: 0.5, message: `${canary} progress`, pipeline_id: null, agent_id: 'x' });
+    a.bus.emit('task:failed', { task_id, agent_id: 'x', attempt: 1, task_type: 't', pipeline_id, stage: 's1', error: { code: 'AGENT_ERROR', message: `${canary} error`, retryable: false }, dead_letter: true, will_retry: false });
+    a.bus.emit('pipeline:failed', { pipeline_id, status: 'failed', error: { code: 'AGENT_ERROR', message: `Stage 's1' failed: ${canary}`, stage: 's1' } });
+    a.bus.emit('pipeline:failed', { pipeline_id, status: 'cancelled', error: { code: 'PIPELINE_CANCELLED', message: `${canary} reason` } });
+    const deadline = Date.now() + 3000;
+    while (payloads.filter((e) => e.name === 'pipeline:failed').length < 2 && Date.now() < deadline) await sleep(20);
+    expect(JSON.stringify(payloads)).not.toContain(canary);
+    expect(payloads.find((e) => e.name === 'task:progress_updated')?.payload).toMatchObject({ task_id, progress: 0.5 });
+    expect(payloads.find((e) => e.name === 'task:failed')?.payload.error).toEqual({ code: 'AGENT_ERROR', retryable: false });
+    expect(payloads.filter((e) => e.name === 'pipeline:failed').map((e) => e.payload.error)).toEqual([{ code: 'AGENT_ERROR', stage: 's1' }, { code: 'PIPELINE_CANCELLED' }]);
+  });
 });

@@ -203,17 +203,17 @@ function outgoing(name: DomainEventName, payload: Record<string, unknown>): Outg
 }
 
 /**
- * Free text written by agents (progress messages, error messages) may quote the PHI they were
- * working on; subscribers get codes and numbers only and can read details over REST, where
- * access is audited and masked.
+ * Free text written by agents (progress messages, error messages — also inside a pipeline's
+ * failure) or by people (a cancel reason) may quote PHI; subscribers get codes and numbers only
+ * and can read details over REST, where access is audited and masked.
  */
 function withoutFreeText(p: Record<string, unknown>): Record<string, unknown> {
-  const err = p.error as { code?: unknown; retryable?: unknown } | null | undefined;
+  const err = p.error as { code?: unknown; retryable?: unknown; stage?: unknown } | null | undefined;
   const hasMessage = 'message' in p && 'progress' in p;
   if (!hasMessage && !(err && typeof err === 'object')) return p; // most events: nothing to strip (copied by the caller)
   const out = { ...p };
   if (hasMessage) delete out.message;
-  if (err && typeof err === 'object') out.error = { code: err.code, retryable: err.retryable };
+  if (err && typeof err === 'object') out.error = { code: err.code, retryable: err.retryable, stage: err.stage }; // undefined ones are not sent
   return out;
 }
 

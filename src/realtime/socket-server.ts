@@ -38,7 +38,9 @@ export const SOCKET_PRESENCE_TTL_MS = 30_000;
 const AGENT_CHANGED = 'realtime:agent-changed';
 /** Presence kind of "this agent has a socket on that process" (read by the leader's orphan-lease sweep). */
 const AGENT_SOCKET = 'agent-socket';
-const KNOWN_EVENTS = new Set(['agent:heartbeat', 'agent:status_update', 'task:accepted', 'task:rejected', 'task:progress', 'task:result', 'subscribe', 'unsubscribe', 'auth:refresh']);
+/** Events only an agent's socket sends (a user's socket sending one is refused, not ignored). */
+const AGENT_EVENTS = new Set(['agent:heartbeat', 'agent:status_update', 'task:accepted', 'task:rejected', 'task:progress', 'task:result']);
+const KNOWN_EVENTS = new Set([...AGENT_EVENTS, 'subscribe', 'unsubscribe', 'auth:refresh']);
 
 export interface RealtimeOptions {
   tokens: TokenService;
@@ -243,8 +245,11 @@ export class RealtimeServer {
       });
     });
     socket.onAny((event: string, ...args: unknown[]) => {
-      if (KNOWN_EVENTS.has(event)) return;
-      const error = { code: 'UNSUPPORTED_EVENT', message: `The event '${event}' is not supported.` };
+      const agentOnly = AGENT_EVENTS.has(event) && p.type !== 'agent';
+      if (KNOWN_EVENTS.has(event) && !agentOnly) return;
+      const error = agentOnly
+        ? { code: 'INSUFFICIENT_PERMISSIONS', message: `Only an agent's socket sends '${event}'.` }
+        : { code: 'UNSUPPORTED_EVENT', message: `The event '${event}' is not supported.` };
       const ack = args[args.length - 1];
       if (typeof ack === 'function') (ack as Ack)({ ok: false, error });
       socket.emit('error', { ...error, timestamp: new Date().toISOString() });
@@ -303,6 +308,8 @@ export class RealtimeServer {
       room = rooms.pipeline(sub.pipeline_id);
     } else if (sub.agent_id) {
       need('agent:read');
+      // An agent's room carries the task events of its leases: a worker sees its own only (as it lists its own tasks).
+      if (p.role === 'worker' && !(p.type === 'agent' && p.id === sub.agent_id)) throw new ForbiddenError('INSUFFICIENT_PERMISSIONS', 'Workers may subscribe to their own agent only.');
       await this.o.agents.get(sub.agent_id);
       room = rooms.agentSub(sub.agent_id);
     } else {

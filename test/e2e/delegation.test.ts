@@ -273,7 +273,16 @@ describe('delegation over Socket.IO', () => {
     expect(await emitAck(intruder, 'subscribe', { task_id: id })).toMatchObject({ ok: false, error: { code: 'TASK_NOT_FOUND' } });
     expect(await emitAck(intruder, 'subscribe', { topic: 'tasks' })).toMatchObject({ ok: false, error: { code: 'INSUFFICIENT_PERMISSIONS' } });
     expect(await emitAck(intruder, 'subscribe', { topic: 'agents' })).toMatchObject({ ok: true });
+    // Another agent's room carries its tasks' events: a worker subscribes to its own only.
+    expect(await emitAck(intruder, 'subscribe', { agent_id: 'sub-owner' })).toMatchObject({ ok: false, error: { code: 'INSUFFICIENT_PERMISSIONS' } });
+    expect(await emitAck(intruder, 'subscribe', { agent_id: 'sub-intruder' })).toMatchObject({ ok: true });
     expect(await emitAck(ownerS.socket, 'subscribe', { task_id: id })).toMatchObject({ ok: true });
+    // A user's socket sending an agent's event is answered, not ignored.
+    const user = await connectSocket(t.wsUrl, t.adminToken);
+    expect(await emitAck(user, 'task:result', { task_id: id, success: true, data: {} })).toMatchObject({ ok: false, error: { code: 'INSUFFICIENT_PERMISSIONS' } });
+    expect(await emitAck(user, 'agent:heartbeat', {})).toMatchObject({ ok: false, error: { code: 'INSUFFICIENT_PERMISSIONS' } });
+    expect(await emitAck(user, 'subscribe', { agent_id: 'sub-owner' })).toMatchObject({ ok: true });
+    user.close();
     expect(await emitAck(intruder, 'subscribe', { bogus: 1 })).toMatchObject({ ok: false, error: { code: 'VALIDATION_ERROR' } });
     expect(await emitAck(intruder, 'task:progress', { task_id: id, progress: 7 })).toMatchObject({ ok: false, error: { code: 'VALIDATION_ERROR' } });
     const errors: Array<{ code: string }> = [];

@@ -29,6 +29,17 @@ export function hasPermission(role: Role, permission: Permission): boolean {
   return ROLE_PERMISSIONS[role].has(permission);
 }
 
+/**
+ * Whether a caller of role `caller` may give role `target` to a principal (register an agent with
+ * it, issue an enrollment token for it, change an agent to it): only when `target` holds no
+ * permission the caller lacks. No one mints a principal stronger than itself — a `system` caller
+ * cannot make an `admin` (user:manage, system:config); an admin may grant any role.
+ */
+export function canGrantRole(caller: Role, target: Role): boolean {
+  for (const p of ROLE_PERMISSIONS[target]) if (!ROLE_PERMISSIONS[caller].has(p)) return false;
+  return true;
+}
+
 export function permissionsOf(role: Role): Permission[] {
   return PERMISSIONS.filter((p) => ROLE_PERMISSIONS[role].has(p));
 }

@@ -26,6 +26,11 @@ export const RegisterAgentBody = Type.Object({
   max_concurrent_tasks: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 5 })),
   metadata: Type.Optional(JsonObject),
   tags: Type.Optional(Tags),
+  /**
+   * Default `worker` (SPEC §3). Only a role the caller could hold itself (`canGrantRole`, checked
+   * by the route): a `system` caller may not register an `admin` agent — that would hand it an
+   * admin token and the admin-only permissions. With an enrollment token it must be the token's role.
+   */
   role: Type.Optional(RoleSchema),
 }, { additionalProperties: false });
 export type RegisterAgentInput = Static<typeof RegisterAgentBody>;
@@ -41,6 +46,7 @@ export const UpdateAgentBody = Type.Object({
   metadata: Type.Optional(JsonObject),
   tags: Type.Optional(Tags),
   status: Type.Optional(Type.Enum(['active', 'inactive', 'maintenance'] as const)),
+  /** Needs agent:manage, and only a role the caller could grant (`canGrantRole`): no escalation to admin by `system`. */
   role: Type.Optional(RoleSchema),
 }, { additionalProperties: false });
 export type UpdateAgentInput = Static<typeof UpdateAgentBody>;

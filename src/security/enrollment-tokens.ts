@@ -72,6 +72,20 @@ export class EnrollmentTokens {
   }
 
   /**
+   * The live token `token` is (known, not revoked, not expired — possibly used up), without
+   * taking a use: registration identifies the caller by it before its rate limit and
+   * Idempotency-Key run, and takes the use only after them (`consume`).
+   */
+  async find(token: string, q: Queryable = this.db): Promise<Omit<EnrollmentGrant, 'uses_left'> | null> {
+    if (!isEnrollmentToken(token)) return null;
+    const { rows } = await q.query<Omit<EnrollmentGrant, 'uses_left'>>(
+      'SELECT token_id::text AS token_id, role FROM enrollment_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2::timestamptz',
+      [hashEnrollmentToken(token), new Date(this.clock.now()).toISOString()],
+    );
+    return rows[0] ?? null;
+  }
+
+  /**
    * Takes one use of `token`. Throws 401 INVALID_TOKEN when it is unknown, expired, revoked or
    * used up (one answer for all, no oracle).
    */

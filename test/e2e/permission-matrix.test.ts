@@ -82,6 +82,55 @@ describe('permission matrix', () => {
     expect((await t.api('POST', '/api/v1/agents/matrix-target/drain', { token: self.access_token })).status).toBe(403);
   });
 
+  it('grants only roles within the caller\'s own permissions: system cannot make an admin, admin can', async () => {
+    const agentBody = (agent_id: string, role?: Role) => ({ agent_id, name: agent_id, type: 'general', capabilities: ['a'], version: '1.0.0', ...(role ? { role } : {}) });
+    const systemUser = callers.find((c) => c.label === 'user:system')!.token;
+    const systemAgent = (await t.api('POST', '/api/v1/agents/register', { token: t.adminToken, body: agentBody('matrix-system-agent', 'system') })).body.access_token as string;
+    expect(systemAgent).toEqual(expect.any(String));
+    for (const [label, token] of [['user', systemUser], ['agent', systemAgent]] as const) {
+      // Register with role admin: refused, nothing created.
+      const reg = await t.api('POST', '/api/v1/agents/register', { token, body: agentBody(`escalate-${label}`, 'admin') });
+      expect(reg.status, label).toBe(403);
+      expect(reg.body.error.code).toBe('INSUFFICIENT_PERMISSIONS');
+      expect(reg.body.access_token).toBeUndefined();
+      expect((await t.api('GET', `/api/v1/agents/escalate-${label}`, { token: t.adminToken })).status).toBe(404);
+      // An enrollment token for admin: refused.
+      const et = await t.api('POST', '/api/v1/agents/enrollment-tokens', { token, body: { uses: 1, ttl_seconds: 60, role: 'admin' } });
+      expect(et.status, label).toBe(403);
+      expect(et.body.error.code).toBe('INSUFFICIENT_PERMISSIONS');
+      expect(et.body.enrollment_token).toBeUndefined();
+      // Changing an agent's role to admin: refused, role unchanged.
+      const put = await t.api('PUT', '/api/v1/agents/matrix-target', { token, body: { role: 'admin' } });
+      expect(put.status, label).toBe(403);
+      expect(put.body.error.code).toBe('INSUFFICIENT_PERMISSIONS');
+      expect((await t.api('GET', '/api/v1/agents/matrix-target', { token: t.adminToken })).body.role).toBe('worker');
+      // The normal path still works: no role (worker), or a role the caller holds all of.
+      const plain = await t.api('POST', '/api/v1/agents/register', { token, body: agentBody(`plain-${label}`) });
+      expect(plain.status, label).toBe(201);
+      expect(plain.body.permissions).toEqual(['task:execute', 'task:read', 'agent:read', 'system:health']);
+      const sup = await t.api('POST', '/api/v1/agents/register', { token, body: agentBody(`sup-${label}`, 'supervisor') });
+      expect(sup.status, label).toBe(201);
+      const workerEt = await t.api('POST', '/api/v1/agents/enrollment-tokens', { token, body: { uses: 1, ttl_seconds: 60 } });
+      expect(workerEt.status, label).toBe(201);
+      expect(workerEt.body.role).toBe('worker');
+      const sysEt = await t.api('POST', '/api/v1/agents/enrollment-tokens', { token, body: { uses: 1, ttl_seconds: 60, role: 'system' } });
+      expect(sysEt.status, label).toBe(201);
+      const toSup = await t.api('PUT', `/api/v1/agents/plain-${label}`, { token, body: { role: 'supervisor' } });
+      expect(toSup.status, label).toBe(200);
+      expect(toSup.body.role).toBe('supervisor');
+    }
+    // An admin may grant any role, admin included.
+    const adminReg = await t.api('POST', '/api/v1/agents/register', { token: t.adminToken, body: agentBody('matrix-admin-agent', 'admin') });
+    expect(adminReg.status).toBe(201);
+    expect(adminReg.body.permissions).toEqual(expect.arrayContaining(['user:manage', 'system:config']));
+    const adminEt = await t.api('POST', '/api/v1/agents/enrollment-tokens', { token: t.adminToken, body: { uses: 1, ttl_seconds: 60, role: 'admin' } });
+    expect(adminEt.status).toBe(201);
+    expect(adminEt.body.role).toBe('admin');
+    const promote = await t.api('PUT', '/api/v1/agents/plain-user', { token: t.adminToken, body: { role: 'admin' } });
+    expect(promote.status).toBe(200);
+    expect(promote.body.role).toBe('admin');
+  });
+
   it('needs no token for the public endpoints and a token for the rest', async () => {
     for (const path of ['/api/v1/health', '/api/v1/live', '/api/v1/ready', '/openapi.json', '/.well-known/jwks.json']) {
       expect((await t.api('GET', path)).status, path).toBe(200);

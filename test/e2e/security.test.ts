@@ -273,5 +273,81 @@ for (const engine of engines()) {
       expect(a4.status).toBe(201);
       expect(a4.body.permissions).toContain('task:create');
     }));
+
+    const enrollBody = (name: string) => ({ name, type: 'general', capabilities: ['text_processing'], version: '1.0.0' });
+    const newEnrollmentToken = async (uses: number) => {
+      const r = await t.api('POST', '/api/v1/agents/enrollment-tokens', { token: t.adminToken, body: { uses, ttl_seconds: 600 } });
+      expect(r.status).toBe(201);
+      return { et: r.body.enrollment_token as string, id: r.body.token_id as string };
+    };
+    const usesLeft = async (id: string) => (await store.db.query<{ uses_left: number }>('SELECT uses_left FROM enrollment_tokens WHERE token_id = $1', [id])).rows[0]!.uses_left;
+    const enroll = (et: string, key: string | null, body: Record<string, unknown>) => t.api('POST', '/api/v1/agents/register', { token: et, body, headers: key ? { 'idempotency-key': key } : {} });
+
+    it('a single-use enrollment token: an Idempotency-Key replay returns the original 201; another key is refused (the use is spent)', () => track(async () => {
+      const { et, id } = await newEnrollmentToken(1);
+      const body = enrollBody('single-use');
+      const first = await enroll(et, 'once-k1', body);
+      expect(first.status).toBe(201);
+      expect(first.body.agent_id).toEqual(expect.any(String));
+      expect(await usesLeft(id)).toBe(0);
+
+      const replay = await enroll(et, 'once-k1', body);
+      expect(replay.status).toBe(201);
+      expect(replay.headers.get('idempotency-replayed')).toBe('true');
+      expect(replay.body).toEqual(first.body);
+
+      const other = await enroll(et, 'once-k2', body);
+      expect(other.status).toBe(401);
+      expect(other.body.error.code).toBe('INVALID_TOKEN');
+      const noKey = await enroll(et, null, body);
+      expect(noKey.status).toBe(401);
+      expect(noKey.body.error.code).toBe('INVALID_TOKEN');
+      expect((await auditOf(`action=enrollment_token_use&resource_id=${id}`)).pagination.total).toBe(1);
+      expect((await t.api('GET', `/api/v1/agents/${first.body.agent_id}`, { token: t.adminToken })).status).toBe(200);
+
+      // The token is still checked before a replay: unknown or revoked → 401, nothing replayed.
+      expect((await enroll(`${et.slice(0, -4)}AAAA`, 'once-k1', body)).status).toBe(401);
+      expect(await t.server.security.enrollment.revoke(id)).toBe(true);
+      const revoked = await enroll(et, 'once-k1', body);
+      expect(revoked.status).toBe(401);
+      expect(revoked.body.error.code).toBe('INVALID_TOKEN');
+      expect(revoked.body.api_key).toBeUndefined();
+    }));
+
+    it('enrollment: a request refused by the Idempotency-Key (422, 409 in progress), a replay or the rate limit takes no use', () => track(async () => {
+      const { et, id } = await newEnrollmentToken(2);
+      const body = enrollBody('keyed');
+      const first = await enroll(et, 'k1', body); // rate-limit point 1 of 10 (register class)
+      expect(first.status).toBe(201);
+      expect(await usesLeft(id)).toBe(1);
+
+      const reused = await enroll(et, 'k1', enrollBody('other body'));
+      expect(reused.status).toBe(422);
+      expect(reused.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED');
+      expect(await usesLeft(id)).toBe(1);
+
+      // Another request with the same body holds key k2 (in flight).
+      const principal = `agent:enrollment-${id}`;
+      await store.db.query(
+        `INSERT INTO idempotency_keys (principal, key, method, path, request_hash, state, expires_at)
+         SELECT principal, 'k2', method, path, request_hash, 'in_progress', expires_at FROM idempotency_keys WHERE principal = $1 AND key = 'k1'`, [principal]);
+      const busy = await enroll(et, 'k2', body);
+      expect(busy.status).toBe(409);
+      expect(busy.body.error.code).toBe('IDEMPOTENCY_IN_PROGRESS');
+      expect(await usesLeft(id)).toBe(1);
+
+      for (let i = 0; i < 7; i++) {
+        const r = await enroll(et, 'k1', body);
+        expect(r.status).toBe(201);
+        expect(r.body.agent_id).toBe(first.body.agent_id);
+      }
+      expect(await usesLeft(id)).toBe(1);
+
+      const limited = await enroll(et, 'k3', body); // the 11th request this minute
+      expect(limited.status).toBe(429);
+      expect(limited.body.error.code).toBe('RATE_LIMIT_EXCEEDED');
+      expect(await usesLeft(id)).toBe(1);
+      expect((await auditOf(`action=enrollment_token_use&resource_id=${id}`)).pagination.total).toBe(1);
+    }));
   });
 }

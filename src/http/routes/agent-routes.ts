@@ -2,10 +2,10 @@
 import type { App } from '../app-types.ts';
 import type { RouteKit } from '../http-deps.ts';
 import { AppError, ForbiddenError } from '../../core/index.ts';
-import { IdParams, paginate } from '../../contracts/common.ts';
+import { EmptyBody, IdParams, paginate } from '../../contracts/common.ts';
 import { DiscoverQuery, HeartbeatBody, ListAgentsQuery, RegisterAgentBody, UpdateAgentBody, Capability } from '../../contracts/agents.ts';
 import { hasPermission } from '../../auth/index.ts';
-import { enrollmentAware, enrollmentGrantOf } from './security-routes.ts';
+import { assertMayGrantRole, enrollmentAware, enrollmentGrantOf } from './security-routes.ts';
 import Value from 'typebox/value';
 
 const Params = IdParams('agent_id');
@@ -17,6 +17,8 @@ export function agentRoutes(app: App, kit: RouteKit): void {
   // `Bearer mcp_et_…` (an enrollment token, SPEC §4.2) also authorises registration, with the token's role.
   app.post('/agents/register', { schema: { tags, body: RegisterAgentBody }, config: { idempotent: true }, preHandler: enrollmentAware(kit, kit.guard('agent:register', 'register')) }, async (request, reply) => {
     const grant = enrollmentGrantOf(request);
+    // With an enrollment token the role is the token's (checked when the token was issued).
+    if (!grant) assertMayGrantRole(request.principal!, request.body.role);
     const { agent, api_key, tokens, permissions } = await agents.register(grant ? { ...request.body, role: grant.role } : request.body, { registeredBy: request.principal!.name })
       .catch(async (err: unknown) => { await grant?.refund(); throw err; });
     return reply.status(201).send({
@@ -60,6 +62,7 @@ export function agentRoutes(app: App, kit: RouteKit): void {
 
   app.put('/agents/:agent_id', { schema: { tags, params: Params, body: UpdateAgentBody }, preHandler: kit.guard(null) }, async (request) => {
     const p = request.principal!;
+    assertMayGrantRole(p, request.body.role);
     const after = await agents.update(request.params.agent_id, request.body, p, hasPermission(p.role, 'agent:manage'));
     return agents.view(after);
   });
@@ -76,7 +79,7 @@ export function agentRoutes(app: App, kit: RouteKit): void {
     return { status: r.status, next_heartbeat: r.next_heartbeat };
   });
 
-  app.post('/agents/:agent_id/drain', { schema: { tags, params: Params }, preHandler: kit.guard(null) }, async (request) => {
+  app.post('/agents/:agent_id/drain', { schema: { tags, params: Params, body: EmptyBody }, preHandler: kit.guard(null) }, async (request) => {
     const p = request.principal!;
     const self = p.type === 'agent' && p.id === request.params.agent_id;
     if (!self && !hasPermission(p.role, 'agent:manage')) throw new ForbiddenError('INSUFFICIENT_PERMISSIONS');

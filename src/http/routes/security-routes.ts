@@ -24,9 +24,9 @@ import type { App } from '../app-types.ts';
 import type { RouteKit } from '../http-deps.ts';
 import { bearerToken } from '../auth-hooks.ts';
 import { AppError, ForbiddenError, RateLimitedError } from '../../core/index.ts';
-import { IdParams, paginate } from '../../contracts/common.ts';
+import { EmptyBody, IdParams, paginate } from '../../contracts/common.ts';
 import { RoleSchema } from '../../contracts/agents.ts';
-import { principalKey, type Principal } from '../../auth/index.ts';
+import { canGrantRole, principalKey, type Principal, type Role } from '../../auth/index.ts';
 import {
   actorOf,
   isEnrollmentToken,
@@ -132,8 +132,23 @@ function parseJson(payload: unknown): Record<string, unknown> | null {
 }
 
 /**
- * The preHandler list for POST /agents/register: an enrollment token takes one use and stands in
- * for `agent:register` (the agent gets the token's role); anything else goes through `guard`.
+ * Refuses to give `role` to a principal when it holds a permission the caller lacks (SPEC §3; see
+ * `canGrantRole`): agent registration, agent role change, enrollment-token creation.
+ */
+export function assertMayGrantRole(caller: Principal, role: Role | undefined): void {
+  if (role !== undefined && !canGrantRole(caller.role, role)) {
+    throw new ForbiddenError('INSUFFICIENT_PERMISSIONS', `A ${caller.role} caller may not grant the ${role} role: it has permissions the caller lacks.`, { role });
+  }
+}
+
+/**
+ * The preHandler list for POST /agents/register: an enrollment token stands in for
+ * `agent:register` (the agent gets the token's role); anything else goes through `guard`.
+ *
+ * Order: the token is looked up (invalid, expired, revoked → 401) and becomes the principal; then
+ * the rate limit and the Idempotency-Key run; only then is a use taken (atomically, audited). So
+ * a replay returns the original 201 even after that registration took the last use, and a 429,
+ * a 409/422 on the key or a replay takes no use.
  */
 export function enrollmentAware(kit: RouteKit, guard: preHandlerAsyncHookHandler[]): preHandlerAsyncHookHandler[] {
   return [async function enrollmentOrGuard(this: unknown, request: FastifyRequest, reply: FastifyReply) {
@@ -147,19 +162,28 @@ export function enrollmentAware(kit: RouteKit, guard: preHandlerAsyncHookHandler
       return;
     }
     const body = request.body as { role?: string } | undefined;
+    const known = await deps.enrollment.find(token);
+    if (!known) throw new AppError('INVALID_TOKEN', 'The enrollment token is invalid, expired or used up.');
+    request.principal = { type: 'agent', id: `enrollment-${known.token_id}`, role: known.role, name: `enrollment:${known.token_id}` };
+    await kit.rateLimits.consume(request, reply, 'register');
+    if (request.routeOptions.config.idempotent && await kit.idempotency.begin(request, reply)) return;
+    // A refusal from here on is answered as before the reordering: anonymous (audit, breach
+    // detection by IP) and not stored under the Idempotency-Key (finish with a 5xx releases it).
+    const refuse = async (err: unknown): Promise<never> => {
+      request.principal = null;
+      await kit.idempotency.finish(request, 500, null);
+      throw err;
+    };
     const grant = await kit.services.db.transaction(async (tx) => {
       const g = await deps.enrollment.consume(token, tx);
       await deps.audit.audit(tx, ctxOf(request, null), { action: 'enrollment_token_use', resource_type: 'enrollment_token', resource_id: g.token_id, outcome: 'success', risk_level: 'medium' });
       return g;
-    });
+    }).catch(refuse);
     if (body?.role !== undefined && body.role !== grant.role) {
       await deps.enrollment.refund(grant);
-      throw new ForbiddenError('INSUFFICIENT_PERMISSIONS', 'The enrollment token does not grant this role.', { token_role: grant.role });
+      await refuse(new ForbiddenError('INSUFFICIENT_PERMISSIONS', 'The enrollment token does not grant this role.', { token_role: grant.role }));
     }
     grants.set(request, { grant, enrollment: deps.enrollment });
-    request.principal = { type: 'agent', id: `enrollment-${grant.token_id}`, role: grant.role, name: `enrollment:${grant.token_id}` };
-    await kit.rateLimits.consume(request, reply, 'register');
-    if (request.routeOptions.config.idempotent) await kit.idempotency.begin(request, reply);
   }];
 }
 
@@ -296,7 +320,7 @@ export function securityRoutes(deps: SecurityRouteDeps) {
       return { alerts: rows, pagination: paginate(total, limit, offset) };
     });
 
-    app.post('/security/alerts/:alert_id/ack', { schema: { tags: ['security'], params: IdParams('alert_id') }, preHandler: kit.guard('security:alerts') }, async (request) => {
+    app.post('/security/alerts/:alert_id/ack', { schema: { tags: ['security'], params: IdParams('alert_id'), body: EmptyBody }, preHandler: kit.guard('security:alerts') }, async (request) => {
       const p = request.principal!;
       return db.transaction(async (tx) => {
         const alert = await alerts.acknowledge(request.params.alert_id, `${p.type}:${p.name}`, tx);
@@ -309,7 +333,7 @@ export function securityRoutes(deps: SecurityRouteDeps) {
     const userOnly = async (request: FastifyRequest) => {
       if (request.principal?.type !== 'user') throw new ForbiddenError('INSUFFICIENT_PERMISSIONS', 'MFA is for users.');
     };
-    app.post('/auth/mfa/setup', { schema: { tags: ['auth'] }, preHandler: [...kit.guard(null), userOnly] }, async (request) => {
+    app.post('/auth/mfa/setup', { schema: { tags: ['auth'], body: EmptyBody }, preHandler: [...kit.guard(null), userOnly] }, async (request) => {
       const p = request.principal!;
       const setup = await mfa.setup(p.id);
       await audit.audit(db, ctxOf(request), { action: 'mfa_setup', resource_type: 'user', resource_id: p.id, fields: ['mfa_pending_secret', 'recovery_codes'], data_classification: 'restricted', outcome: 'success' });
@@ -332,6 +356,7 @@ export function securityRoutes(deps: SecurityRouteDeps) {
     // ---- enrollment tokens ------------------------------------------------------------------
     app.post('/agents/enrollment-tokens', { schema: { tags: ['agents'], body: EnrollmentBody }, config: { idempotent: true }, preHandler: kit.guard('agent:register', 'register') }, async (request, reply) => {
       const p = request.principal!;
+      assertMayGrantRole(p, request.body.role);
       const issued = await db.transaction(async (tx) => {
         const t = await enrollment.create({ uses: request.body.uses, ttl_seconds: request.body.ttl_seconds, role: request.body.role, created_by: `${p.type}:${p.name}` }, tx);
         await audit.audit(tx, ctxOf(request), { action: 'create', resource_type: 'enrollment_token', resource_id: t.token_id, fields: ['uses', 'ttl_seconds', 'role'], outcome: 'success', risk_level: 'medium' });

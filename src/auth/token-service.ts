@@ -175,11 +175,15 @@ export class TokenService {
       const { rows } = await this.db.query<{ family_id: string; used_at: Date | null; revoked_at: Date | null }>(
         'SELECT family_id, used_at, revoked_at FROM refresh_tokens WHERE jti = $1', [v.jti]);
       const known = rows[0];
-      if (known && (known.used_at || known.revoked_at)) {
+      // Reuse (SPEC §4.1) is presenting a token that was already *used* (rotated): it may have been
+      // stolen, so the family is revoked and an alert raised. A token that was only *revoked*
+      // (logout, revokeSubject, or the rest of a family revoked on reuse) is just invalid: no alert.
+      if (known?.used_at) {
         await this.revokeFamily(known.family_id);
         this.bus.emit('system:security_alert', { alert_id: newId(), rule: 'refresh_token_reuse', severity: 'high', message: `Refresh token reuse by ${v.principal.type} ${v.principal.name}; family revoked.` });
         throw new AppError('TOKEN_REUSED');
       }
+      if (known?.revoked_at) throw new AppError('INVALID_TOKEN', 'The token was revoked.');
       throw new AppError('INVALID_TOKEN');
     }
     const live = await current(v.principal);

@@ -29,6 +29,12 @@ export const ErrorEnvelope = Type.Object({
   }),
 });
 
+/**
+ * The body of a POST that takes no input (SPEC §2: unknown body fields are rejected, 400). No body
+ * at all is accepted too: create-app turns a missing POST body into `{}` before validation.
+ */
+export const EmptyBody = Type.Object({}, { additionalProperties: false });
+
 export const IdParams = <K extends string>(name: K) => Type.Object({ [name]: Id } as { [P in K]: typeof Id }, { additionalProperties: false });
 
 export function paginate(total: number, limit: number, offset: number): { total: number; limit: number; offset: number; has_more: boolean; next_offset: number | null } {

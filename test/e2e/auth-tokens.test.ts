@@ -16,6 +16,14 @@ describe('tokens', () => {
   afterAll(async () => t?.stop());
 
   const me = (token: string) => t.api('GET', '/api/v1/auth/me', { token });
+  const refresh = (refresh_token: string) => t.api('POST', '/api/v1/auth/refresh', { body: { refresh_token } });
+  /** Stored `refresh_token_reuse` alerts naming this user (bus alerts are stored in the background: settle first). */
+  const reuseAlertsOf = async (username: string) => {
+    await t.server.security.alerts.settle();
+    const r = await t.api('GET', '/api/v1/security/alerts?rule=refresh_token_reuse&limit=1000', { token: t.adminToken });
+    expect(r.status).toBe(200);
+    return (r.body.alerts as Array<{ message: string; severity: string }>).filter((a) => a.message.includes(`by user ${username};`));
+  };
 
   it('publishes EdDSA keys with kid at /.well-known/jwks.json and signs with them', async () => {
     const jwks = await t.api('GET', '/.well-known/jwks.json');
@@ -108,11 +116,20 @@ describe('tokens', () => {
     expect(pair2.status).toBe(200);
     const r2 = pair2.body.refresh_token as string;
     expect(r2).not.toBe(r1);
+    const alertsBefore = (await reuseAlertsOf('admin')).length;
     const reuse = await t.api('POST', '/api/v1/auth/refresh', { body: { refresh_token: r1 } });
     expect(reuse.status).toBe(401);
     expect(reuse.body.error.code).toBe('TOKEN_REUSED');
+    const alerts = await reuseAlertsOf('admin');
+    expect(alerts).toHaveLength(alertsBefore + 1);
+    expect(alerts[0]!.severity).toBe('high');
+    // r2 was revoked with its family but never used: invalid, not a second reuse (no second alert)
     const familyGone = await t.api('POST', '/api/v1/auth/refresh', { body: { refresh_token: r2 } });
     expect(familyGone.status).toBe(401);
+    expect(familyGone.body.error.code).toBe('INVALID_TOKEN');
+    // r1 stays a used token: presenting it again is reuse again
+    expect((await refresh(r1)).body.error.code).toBe('TOKEN_REUSED');
+    expect(await reuseAlertsOf('admin')).toHaveLength(alertsBefore + 2);
     const access = await t.api('POST', '/api/v1/auth/refresh', { body: { refresh_token: t.adminToken } });
     expect(access.status).toBe(401);
   });
@@ -125,6 +142,33 @@ describe('tokens', () => {
     expect(out.status).toBe(204);
     expect((await me(access_token)).status).toBe(401);
     expect((await t.api('POST', '/api/v1/auth/refresh', { body: { refresh_token } })).status).toBe(401);
+  });
+
+  it('a refresh token revoked (logout, role change) but never used answers INVALID_TOKEN and raises no reuse alert', async () => {
+    const username = `revoked-${Math.random().toString(36).slice(2, 8)}`;
+    await userToken(t, 'supervisor', username);
+    const login = async () => (await t.api('POST', '/api/v1/auth/login', { body: { username, password: 'password-for-tests-1' } })).body as { access_token: string; refresh_token: string };
+
+    // logout revokes the family of the presented refresh token
+    const a = await login();
+    expect((await t.api('POST', '/api/v1/auth/logout', { token: a.access_token, body: { refresh_token: a.refresh_token } })).status).toBe(204);
+    for (let i = 0; i < 2; i++) {
+      const r = await refresh(a.refresh_token);
+      expect(r.status).toBe(401);
+      expect(r.body.error).toMatchObject({ code: 'INVALID_TOKEN', message: 'The token was revoked.' });
+    }
+
+    // lowering the role revokes every refresh token of the user (revokeSubject)
+    const b = await login();
+    const user = (await t.api('GET', '/api/v1/users?limit=1000', { token: t.adminToken })).body.users.find((u: { username: string }) => u.username === username);
+    expect((await t.api('PATCH', `/api/v1/users/${user.user_id}`, { token: t.adminToken, body: { role: 'worker' } })).status).toBe(200);
+    const afterRoleChange = await refresh(b.refresh_token);
+    expect(afterRoleChange.status).toBe(401);
+    expect(afterRoleChange.body.error.code).toBe('INVALID_TOKEN');
+
+    expect(await reuseAlertsOf(username)).toEqual([]);
+    // the user can still sign in and rotate normally (no family was revoked as "stolen")
+    expect((await refresh((await login()).refresh_token)).status).toBe(200);
   });
 
   it('disabling a user or lowering its role takes effect on the next request and drops its sockets', async () => {

@@ -3,7 +3,7 @@ import Type from 'typebox';
 import type { FastifyRequest } from 'fastify';
 import type { App } from '../app-types.ts';
 import type { RouteKit } from '../http-deps.ts';
-import { paginate } from '../../contracts/common.ts';
+import { EmptyBody, paginate } from '../../contracts/common.ts';
 import { ControlBody, CreatePipelineBody, CreateTemplateBody, ListPipelinesQuery, OutputQuery, PipelineParams, StageParams } from '../../contracts/pipelines.ts';
 import type { PipelineService } from '../../pipelines/index.ts';
 import { hasPermission } from '../../auth/index.ts';
@@ -88,7 +88,7 @@ export function pipelineRoutes(app: App, kit: RouteKit, pipelines: PipelineServi
     return pipelines.progress(request.params.pipeline_id);
   });
 
-  app.post('/pipelines/:pipeline_id/stages/:stage/retry', { schema: { tags, params: StageParams }, preHandler: kit.guard('pipeline:manage') }, async (request) => {
+  app.post('/pipelines/:pipeline_id/stages/:stage/retry', { schema: { tags, params: StageParams, body: EmptyBody }, preHandler: kit.guard('pipeline:manage') }, async (request) => {
     const { task_id } = await pipelines.retryStage(request.params.pipeline_id, request.params.stage);
     return { ...(await pipelines.progress(request.params.pipeline_id)), stage: request.params.stage, task_id };
   });

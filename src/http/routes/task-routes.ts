@@ -3,7 +3,7 @@ import Type from 'typebox';
 import type { App } from '../app-types.ts';
 import type { RouteKit } from '../http-deps.ts';
 import { AppError, ForbiddenError } from '../../core/index.ts';
-import { IdParams, paginate } from '../../contracts/common.ts';
+import { EmptyBody, IdParams, paginate } from '../../contracts/common.ts';
 import { BatchCreateBody, CancelBody, ClaimBody, CompleteBody, CreateTaskBody, DelegateBody, FailBody, ListTasksQuery, ProgressBody } from '../../contracts/tasks.ts';
 import type { Principal } from '../../auth/index.ts';
 import { actorOf } from '../../security/index.ts';
@@ -61,7 +61,7 @@ export function taskRoutes(app: App, kit: RouteKit): void {
     return tasks.cancel(request.params.task_id, request.body.reason ?? `cancelled by ${request.principal!.name}`, request.principal!);
   });
 
-  app.post('/tasks/:task_id/retry', { schema: { tags, params: Params }, preHandler: kit.guard('task:manage') }, async (request) => tasks.retry(request.params.task_id, request.principal!));
+  app.post('/tasks/:task_id/retry', { schema: { tags, params: Params, body: EmptyBody }, preHandler: kit.guard('task:manage') }, async (request) => tasks.retry(request.params.task_id, request.principal!));
 
   app.post('/tasks/:task_id/delegate', { schema: { tags, params: Params, body: DelegateBody }, preHandler: kit.guard('task:manage', 'delegate') }, async (request, reply) => {
     await tasks.getRow(request.params.task_id, request.principal!);

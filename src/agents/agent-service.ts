@@ -260,6 +260,7 @@ export class AgentService {
       await this.tokens.revokeSubject('agent', agentId);
       this.bus.emit('principal:revoked', { subject_type: 'agent', subject_id: agentId, reason: 'role_changed' });
     }
+    if (patch.capabilities || patch.max_concurrent_tasks) this.bus.emit('agent:updated', { agent_id: agentId });
     if (patch.capabilities || patch.max_concurrent_tasks || patch.status) this.bus.emit('task:eligible', { task_ids: [] });
     return after;
   }

@@ -23,6 +23,8 @@ export interface DomainEvents {
   'pipeline:failed': { pipeline_id: string; status: string; error: { code: string; message: string; stage?: string } | null };
   'agent:registered': { agent_id: string; type: string; capabilities: string[] };
   'agent:status_changed': { agent_id: string; status: string; previous: string | null };
+  /** Its capabilities or capacity changed (a status change is `agent:status_changed`): the process serving it updates its slot. */
+  'agent:updated': { agent_id: string };
   'agent:unregistered': { agent_id: string };
   'principal:revoked': { subject_type: 'user' | 'agent'; subject_id: string; reason: string };
   'system:warning': { message: string; component: string };

@@ -102,11 +102,14 @@ export class RealtimeServer {
     });
     this.nsp.on('connection', (socket) => void this.onConnection(socket as McpSocket));
     this.offs.push(o.bus.on('principal:revoked', (e) => this.disconnectPrincipal(`${e.subject_type}:${e.subject_id}`, e.reason)));
-    this.offs.push(o.bus.on('agent:status_changed', (e) => {
+    // A status, capability or capacity change: the slot of an agent served here follows it; one
+    // served elsewhere is told to its process.
+    const agentChanged = (e: { agent_id: string }) => {
       o.agents.invalidate(e.agent_id);
       void this.refreshSlot(e.agent_id);
       if (!this.agentSockets.has(e.agent_id)) o.coord.publish(AGENT_CHANGED, { origin: this.serverId, agent_id: e.agent_id }).catch(() => {});
-    }));
+    };
+    this.offs.push(o.bus.on('agent:status_changed', agentChanged), o.bus.on('agent:updated', agentChanged));
     const refresh = setInterval(() => void this.refreshPresence(), SOCKET_PRESENCE_TTL_MS / 3);
     refresh.unref();
     this.offs.push(() => clearInterval(refresh));

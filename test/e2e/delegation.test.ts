@@ -264,6 +264,25 @@ describe('delegation over Socket.IO', () => {
     socket.close();
   });
 
+  it('follows a connected agent\'s capacity and capabilities when they are changed over REST', async () => {
+    const a = await registerAgent(t, { agent_id: 'upd-agent', capabilities: ['cap_upd', 'cap_upd2'], max_concurrent_tasks: 1 });
+    const s = await agentSocket(t, a, 'ack');
+    for (let i = 0; i < 3; i++) await task(t, { task_type: 'upd', required_capabilities: ['cap_upd'] });
+    await waitFor(() => s.delivered.length === 1);
+    const put = async (body: Record<string, unknown>) => expect((await t.api('PUT', '/api/v1/agents/upd-agent', { token: t.adminToken, body })).status).toBe(200);
+    await put({ max_concurrent_tasks: 3 }); // the two waiting tasks go out at once
+    await waitFor(() => s.delivered.length === 3);
+    await put({ capabilities: ['cap_upd'], max_concurrent_tasks: 10 });
+    const needsRemoved = await task(t, { task_type: 'upd2', required_capabilities: ['cap_upd2'] });
+    const stillServed = await task(t, { task_type: 'upd', required_capabilities: ['cap_upd'] });
+    await waitFor(() => s.delivered.length === 4);
+    expect(s.delivered.at(-1)!.task_id).toBe(stillServed);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(s.delivered.map((d) => d.task_id)).not.toContain(needsRemoved);
+    expect((await getTask(t, needsRemoved)).status).toBe('pending');
+    s.socket.close();
+  });
+
   it('authorizes subscriptions like REST and validates every event', async () => {
     const owner = await registerAgent(t, { agent_id: 'sub-owner', capabilities: ['cap_sub'] });
     const ownerS = await agentSocket(t, owner, 'ack');

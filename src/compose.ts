@@ -10,8 +10,8 @@ import type { Config } from './config/index.ts';
 import { createLogger, Metrics, type Logger } from './observability/index.ts';
 import { TableMaintenance, migrate, openDb, pendingMigrations, type Db } from './store/index.ts';
 import { createCoordination, LeaderElector, socketIoAdapterFor, StoreWatch, type Coordination } from './coordination/index.ts';
-import { AuditLog, BlindIndex, BreachDetector, EnrollmentTokens, FieldCipher, KeyRing, KeyRotation, MfaService, PhiAccessLog, RetentionJob, SecurityAlerts, loadOrCreateMasterKeyFile, longestTokenLifetime } from './security/index.ts';
-import { ApiKeys, SyncedRevocationList, PasswordHasher, PrincipalState, SigningKeys, TokenService, UserService } from './auth/index.ts';
+import { AuditLog, BlindIndex, actorOf, type AuditEntryInput, BreachDetector, EnrollmentTokens, FieldCipher, KeyRing, KeyRotation, MfaService, PhiAccessLog, RetentionJob, SecurityAlerts, loadOrCreateMasterKeyFile, longestTokenLifetime } from './security/index.ts';
+import { ApiKeys, SyncedRevocationList, PasswordHasher, PrincipalState, SigningKeys, TokenService, UserService, principalKey } from './auth/index.ts';
 import { AgentService } from './agents/index.ts';
 import { AssignmentEngine, OrphanLeaseSweeper, TaskRepository, TaskService } from './tasks/index.ts';
 import { RealtimeServer } from './realtime/index.ts';
@@ -291,6 +291,15 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     tls,
     onConnectionsChanged: (n) => metrics.wsConnections.set(n),
     onDeliveryLatency: (s) => metrics.wsLatency.observe(s),
+    // As the HTTP side does for a 401/403: an audit entry, and a count towards the breach rule.
+    onDenied: (d) => {
+      const entry: AuditEntryInput = {
+        actor: actorOf(d.principal, d.ip, d.user_agent), action: d.code === 'INSUFFICIENT_PERMISSIONS' ? 'access_denied' : 'authentication_failed',
+        resource_type: 'socket_event', resource_id: d.event.slice(0, 256), fields: [d.code], outcome: 'denied',
+      };
+      audit.append(db, [entry]).catch((err: unknown) => securityError(err, 'audit'));
+      detector.noteAuthFailure(d.principal ? principalKey(d.principal) : `ip:${d.ip}`, d.code).catch((err: unknown) => securityError(err, 'breach detection'));
+    },
   });
   const builtin = cfg.agents.builtin ? new BuiltinAgents(agents, tasks, engine, { concurrency: 8, logger: logger.child({ component: 'builtin-agents' }) }) : null;
 

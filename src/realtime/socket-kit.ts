@@ -25,15 +25,26 @@ export function errorBody(err: unknown): { code: string; message: string; detail
   return e.toJSON();
 }
 
+/** Codes that make a refusal an authentication or authorization failure (audited, counted for breach detection). */
+export const DENIAL_CODES: ReadonlySet<string> = new Set(['INSUFFICIENT_PERMISSIONS', 'INVALID_TOKEN', 'TOKEN_EXPIRED', 'MISSING_AUTHENTICATION']);
+
+export interface HandlerHooks {
+  /** A failure that is not an AppError: a bug, logged. */
+  unexpected(err: unknown): void;
+  /** A refusal with one of `DENIAL_CODES`. */
+  denied(code: string, event: string): void;
+}
+
 /**
- * Wraps a handler: finds the ack callback (last argument), validates, runs, answers
+ * Wraps the handler of `event`: finds the ack callback (last argument), validates, runs, answers
  * `{ok: true, ...result}` or `{ok: false, error}`. Without an ack, failures go out as `error`.
  */
 export function handle<T>(
   socket: Socket,
+  event: string,
   schema: TSchema,
   fn: (payload: T) => Promise<Record<string, unknown> | void>,
-  onUnexpected: (err: unknown) => void,
+  hooks: HandlerHooks,
 ) {
   return (...args: unknown[]) => {
     const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as Ack) : undefined;
@@ -43,7 +54,8 @@ export function handle<T>(
         const out = await fn(validate<T>(schema, payload));
         ack?.({ ok: true, ...(out ?? {}) });
       } catch (err) {
-        if (!isAppError(err)) onUnexpected(err);
+        if (!isAppError(err)) hooks.unexpected(err);
+        else if (DENIAL_CODES.has(err.code)) hooks.denied(err.code, event);
         const body = errorBody(err);
         if (ack) ack({ ok: false, error: body });
         else socket.emit('error', { ...body, timestamp: new Date().toISOString() });

@@ -30,7 +30,7 @@ import {
 } from '../contracts/socket-events.ts';
 import type { HeartbeatInput } from '../contracts/agents.ts';
 import { FanOut, rooms } from './fan-out.ts';
-import { handle, type Ack } from './socket-kit.ts';
+import { DENIAL_CODES, handle, type Ack, type HandlerHooks } from './socket-kit.ts';
 import { coalesceWebSocketWrites } from './coalesce-writes.ts';
 
 export const NAMESPACE = '/mcp/ws';
@@ -61,6 +61,18 @@ export interface RealtimeOptions {
   onDeliveryLatency?: (seconds: number) => void;
   /** Socket.IO adapter shared by all processes (coordination `socketIoAdapterFor`); default in-memory. */
   adapter?: ServerOptions['adapter'];
+  /** An authentication or authorization failure on the channel (SPEC §9: audited, counted by breach detection). */
+  onDenied?: (d: SocketDenial) => void;
+}
+
+export interface SocketDenial {
+  /** Null when the handshake's token was refused. */
+  principal: Principal | null;
+  ip: string;
+  user_agent: string | null;
+  code: string;
+  /** The event refused, or `connect` for the handshake. */
+  event: string;
 }
 
 interface SocketData {
@@ -95,6 +107,7 @@ export class RealtimeServer {
     this.nsp.use((socket, next) => {
       this.authenticate(socket as McpSocket).then(() => next(), (err: unknown) => {
         const code = err instanceof AppError ? err.code : 'INVALID_TOKEN';
+        if (DENIAL_CODES.has(code)) this.denied(socket as McpSocket, null, code, 'connect');
         const e = new Error(code) as Error & { data?: unknown };
         e.data = { code, message: err instanceof AppError ? err.message : 'Authentication failed.' };
         next(e);
@@ -236,7 +249,10 @@ export class RealtimeServer {
     if (hasPermission(p.role, 'security:alerts')) await socket.join(rooms.admins);
     this.scheduleExpiry(socket);
 
-    const unexpected = (err: unknown) => this.o.logger.error({ err, principal: key }, 'socket handler failed');
+    const hooks: HandlerHooks = {
+      unexpected: (err) => this.o.logger.error({ err, principal: key }, 'socket handler failed'),
+      denied: (code, event) => this.denied(socket, p, code, event),
+    };
     socket.use((event, next) => {
       const [name] = event as unknown as [string];
       this.limiter.consume(socket.id).then(() => next(), () => {
@@ -250,6 +266,7 @@ export class RealtimeServer {
     socket.onAny((event: string, ...args: unknown[]) => {
       const agentOnly = AGENT_EVENTS.has(event) && p.type !== 'agent';
       if (KNOWN_EVENTS.has(event) && !agentOnly) return;
+      if (agentOnly) hooks.denied('INSUFFICIENT_PERMISSIONS', event);
       const error = agentOnly
         ? { code: 'INSUFFICIENT_PERMISSIONS', message: `Only an agent's socket sends '${event}'.` }
         : { code: 'UNSUPPORTED_EVENT', message: `The event '${event}' is not supported.` };
@@ -258,17 +275,17 @@ export class RealtimeServer {
       socket.emit('error', { ...error, timestamp: new Date().toISOString() });
     });
 
-    socket.on('auth:refresh', handle<{ token: string }>(socket, SocketAuthRefresh, async ({ token }) => {
+    socket.on('auth:refresh', handle<{ token: string }>(socket, 'auth:refresh', SocketAuthRefresh, async ({ token }) => {
       const v = await this.o.tokens.verify(token.replace(/^Bearer\s+/i, ''), 'access');
       if (principalKey(v.principal) !== key) throw new ForbiddenError('INSUFFICIENT_PERMISSIONS', 'The token belongs to another principal.');
       socket.data.exp = v.exp;
       this.scheduleExpiry(socket);
       return { expires_at: new Date(v.exp * 1000).toISOString() };
-    }, unexpected));
-    socket.on('subscribe', handle<Record<string, string>>(socket, SocketSubscription, async (sub) => ({ room: await this.subscribe(socket, sub, true) }), unexpected));
-    socket.on('unsubscribe', handle<Record<string, string>>(socket, SocketSubscription, async (sub) => ({ room: await this.subscribe(socket, sub, false) }), unexpected));
+    }, hooks));
+    socket.on('subscribe', handle<Record<string, string>>(socket, 'subscribe', SocketSubscription, async (sub) => ({ room: await this.subscribe(socket, sub, true) }), hooks));
+    socket.on('unsubscribe', handle<Record<string, string>>(socket, 'unsubscribe', SocketSubscription, async (sub) => ({ room: await this.subscribe(socket, sub, false) }), hooks));
 
-    if (p.type === 'agent') await this.onAgentConnection(socket, unexpected);
+    if (p.type === 'agent') await this.onAgentConnection(socket, hooks);
 
     socket.on('disconnect', () => {
       this.sockets.delete(socket);
@@ -281,6 +298,11 @@ export class RealtimeServer {
       if (t) clearTimeout(t);
       if (p.type === 'agent') this.onAgentDisconnect(socket);
     });
+  }
+
+  private denied(socket: McpSocket, principal: Principal | null, code: string, event: string): void {
+    const ua = socket.handshake.headers['user-agent'];
+    this.o.onDenied?.({ principal, ip: socket.handshake.address, user_agent: typeof ua === 'string' ? ua : null, code, event });
   }
 
   private scheduleExpiry(socket: McpSocket): void {
@@ -337,7 +359,7 @@ export class RealtimeServer {
 
   // ---- agent sessions ---------------------------------------------------------------------
 
-  private async onAgentConnection(socket: McpSocket, unexpected: (err: unknown) => void): Promise<void> {
+  private async onAgentConnection(socket: McpSocket, hooks: HandlerHooks): Promise<void> {
     const agentId = socket.data.principal.id;
     const grace = this.graceTimers.get(agentId);
     if (grace) { clearTimeout(grace); this.graceTimers.delete(agentId); }
@@ -347,32 +369,32 @@ export class RealtimeServer {
     await socket.join(rooms.agentConn(agentId));
     await this.markSocketPresence(agentId);
 
-    socket.on('agent:heartbeat', handle<HeartbeatInput>(socket, SocketHeartbeat, async (body) => {
+    socket.on('agent:heartbeat', handle<HeartbeatInput>(socket, 'agent:heartbeat', SocketHeartbeat, async (body) => {
       // (The agent's socket presence is kept alive by the batched refresh, not per heartbeat.)
       const r = await this.o.agents.heartbeat(agentId, body, 'ws');
       // Only an agent holding leases can have an unacknowledged delivery to re-send.
       if (this.o.engine.loadOf(agentId) > 0) await this.resendUnacknowledged(agentId, 5000);
       return { next_heartbeat: r.next_heartbeat, status: r.agent_status };
-    }, unexpected));
-    socket.on('agent:status_update', handle<{ status: 'active' | 'inactive' | 'maintenance' }>(socket, SocketStatusUpdate, async ({ status }) => {
+    }, hooks));
+    socket.on('agent:status_update', handle<{ status: 'active' | 'inactive' | 'maintenance' }>(socket, 'agent:status_update', SocketStatusUpdate, async ({ status }) => {
       const a = await this.o.agents.setStatus(agentId, status, status === 'active' ? { draining: false } : {});
       await this.refreshSlot(agentId);
       return { status: a?.status ?? status };
-    }, unexpected));
-    socket.on('task:accepted', handle<{ task_id: string; attempt?: number }>(socket, SocketTaskAck, async (b) => {
+    }, hooks));
+    socket.on('task:accepted', handle<{ task_id: string; attempt?: number }>(socket, 'task:accepted', SocketTaskAck, async (b) => {
       const t = await this.o.tasks.acceptLease(b.task_id, agentId, b.attempt);
       return { task_id: t.task_id, status: t.status, attempt: t.attempt };
-    }, unexpected));
-    socket.on('task:rejected', handle<{ task_id: string; attempt?: number; reason?: string }>(socket, SocketTaskAck, async (b) => {
+    }, hooks));
+    socket.on('task:rejected', handle<{ task_id: string; attempt?: number; reason?: string }>(socket, 'task:rejected', SocketTaskAck, async (b) => {
       await this.o.tasks.reject(b.task_id, agentId, b.attempt, b.reason ?? 'rejected by agent');
       this.o.engine.forget(agentId, b.task_id);
       return { task_id: b.task_id, status: 'pending' };
-    }, unexpected));
-    socket.on('task:progress', handle<{ task_id: string; attempt?: number; progress: number; message?: string }>(socket, SocketTaskProgress, async (b) => {
+    }, hooks));
+    socket.on('task:progress', handle<{ task_id: string; attempt?: number; progress: number; message?: string }>(socket, 'task:progress', SocketTaskProgress, async (b) => {
       const r = await this.o.tasks.progress(b.task_id, agentId, b.attempt, b.progress, b.message);
       return { lease_expires_at: r.lease_expires_at };
-    }, unexpected));
-    socket.on('task:result', handle<SocketTaskResultInput>(socket, SocketTaskResult, async (b) => this.onResult(agentId, b), unexpected));
+    }, hooks));
+    socket.on('task:result', handle<SocketTaskResultInput>(socket, 'task:result', SocketTaskResult, async (b) => this.onResult(agentId, b), hooks));
 
     const agent = await this.o.agents.get(agentId);
     await this.o.agents.heartbeat(agentId, {}, 'ws');

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { engines, type TestDb } from '../helpers/stores.ts';
-import { ADMIN_PASSWORD, registerAgent, startTestServer, userToken, waitFor, type TestServer } from '../helpers/server.ts';
+import { ADMIN_PASSWORD, connectSocket, emitAck, registerAgent, startTestServer, userToken, waitFor, type TestServer } from '../helpers/server.ts';
 import { generateTotp } from '../../src/security/index.ts';
 
 interface AuditRow {
@@ -49,6 +49,28 @@ for (const engine of engines()) {
       return r.body as { entries: AuditRow[]; pagination: Record<string, unknown> };
     };
     const alertsOf = async (rule: string) => (await t.api('GET', `/api/v1/security/alerts?rule=${rule}&limit=1000`, { token: t.adminToken })).body.alerts as AlertRow[];
+
+    it('audits the real-time channel\'s refusals like HTTP\'s: a refused handshake, refused subscriptions (and counts them towards the breach rule)', () => track(async () => {
+      const bad = await connectSocket(t.wsUrl, 'Bearer not-a-token').catch((e: Error) => e);
+      expect((bad as Error).message).toBe('INVALID_TOKEN');
+      await waitFor(async () => (await auditOf('action=authentication_failed&resource_type=socket_event&limit=5')).entries.length >= 1);
+      expect((await auditOf('action=authentication_failed&resource_type=socket_event&limit=1')).entries[0]).toMatchObject({
+        actor: { type: 'anonymous' }, resource_id: 'connect', fields: ['INVALID_TOKEN'], outcome: 'denied',
+      });
+      const agent = await registerAgent(t, { agent_id: `socket-denied-${engine.name}` });
+      const socket = await connectSocket(t.wsUrl, agent.access_token);
+      try {
+        for (let i = 0; i < 20; i++) {
+          expect(await emitAck(socket, 'subscribe', { topic: 'tasks' })).toMatchObject({ ok: false, error: { code: 'INSUFFICIENT_PERMISSIONS' } });
+        }
+        const mine = `actor=${agent.agent_id}&action=access_denied&resource_type=socket_event&limit=100`;
+        await waitFor(async () => (await auditOf(mine)).entries.length >= 20);
+        expect((await auditOf(mine)).entries[0]).toMatchObject({ actor: { type: 'agent', id: agent.agent_id }, resource_id: 'subscribe', fields: ['INSUFFICIENT_PERMISSIONS'] });
+        await waitFor(async () => (await alertsOf('authorization_failure_burst')).some((a) => JSON.stringify(a).includes(agent.agent_id)));
+      } finally {
+        socket.close();
+      }
+    }));
 
     it('audit and alert routes need audit:read / security:alerts: worker and supervisor get 403, and the denial is audited', () => track(async () => {
       for (const role of ['worker', 'supervisor']) {

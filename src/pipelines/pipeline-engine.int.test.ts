@@ -156,10 +156,18 @@ for (const eng of engines()) {
       const output = run.output as { formats: Record<string, string> };
       expect(Object.keys(output.formats).sort()).toEqual(['csv', 'json', 'jsonl']);
       for (const f of ['json', 'jsonl', 'csv'] as const) {
-        const out = await h.service.output(id, f, SUPERVISOR);
+        const out = await h.service.output(id, f, ADMIN);
         expect(out.body).toBe(output.formats[f]);
         for (const x of IDENTIFIERS) expect(out.body).not.toContain(x);
+        // An output is phi (SPEC §9), a built-in template's too: masked for a caller without phi:read.
+        const masked = (await h.service.output(id, f, SUPERVISOR)).body;
+        expect(masked).not.toBe(out.body);
+        expect(masked).toMatch(/^.{2}\*+.{2}$/s);
+        expect(masked.slice(0, 2) + masked.slice(-2)).toBe(out.body.slice(0, 2) + out.body.slice(-2));
       }
+      const supView = (await h.service.get(id, SUPERVISOR)).output as { formats: Record<string, string> };
+      expect(supView.formats.json).not.toBe(output.formats.json);
+      expect(supView.formats.json).toMatch(/^.{2}\*+.{2}$/s);
       const names = h.events.filter((e) => e.payload.pipeline_id === id).map((e) => `${e.name}${e.payload.stage ? `:${e.payload.stage as string}` : ''}`);
       expect(names).toEqual(['pipeline:created', ...TECHDECK.flatMap((s) => [`pipeline:stage_started:${s}`, `pipeline:stage_completed:${s}`]), 'pipeline:completed']);
       // context is masked for a caller without phi:read

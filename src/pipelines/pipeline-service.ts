@@ -50,12 +50,12 @@ export class PipelineService {
   }
 
   /**
-   * Outputs of the built-in templates are de-identified exports (PII redacted by the validation /
-   * preprocessing stage), shown as they are; other outputs are phi and masked without `phi:read`.
+   * Outputs are phi (SPEC §9), the built-in templates' too: their redaction of names is only
+   * "where detectable", and the turns' text is in them. Masked without `phi:read` (numbers — the
+   * scores — stay as they are).
    */
-  private showOutput(row: PipelineRow, output: unknown, viewer: Principal): unknown {
-    if (hasPermission(viewer.role, 'phi:read') || BUILTIN_TEMPLATES[row.template]) return output;
-    return maskValue(output, 'phi');
+  private showOutput(output: unknown, viewer: Principal): unknown {
+    return hasPermission(viewer.role, 'phi:read') ? output : maskValue(output, 'phi');
   }
 
   async get(pipelineId: string, viewer: Principal): Promise<PipelineDetail> {
@@ -64,7 +64,7 @@ export class PipelineService {
     const context = this.repo.openContext(row);
     const detail = detailView(row, stages, hasPermission(viewer.role, 'phi:read') ? context : maskValue(context, 'phi'));
     const output = this.repo.openOutput(row);
-    if (output !== null) detail.output = this.showOutput(row, output, viewer);
+    if (output !== null) detail.output = this.showOutput(output, viewer);
     return detail;
   }
 
@@ -106,7 +106,7 @@ export class PipelineService {
     if (raw === null) {
       throw new ConflictError('CONFLICT', `The pipeline has no output (status ${row.status}).`, { details: { status: row.status } });
     }
-    const output = this.showOutput(row, raw, viewer);
+    const output = this.showOutput(raw, viewer);
     const filename = `pipeline-${row.pipeline_id}.${format}`;
     const formats = (output as { formats?: Record<string, unknown> } | null)?.formats;
     const given = formats && typeof formats[format] === 'string' ? formats[format] : undefined;

@@ -6,6 +6,7 @@ import { isUuid, type FieldCodec } from '../core/index.ts';
 import type { Queryable } from '../store/index.ts';
 import { DATA_CLASSIFICATIONS, pendingAuditSelect, type PendingAudit } from '../security/index.ts';
 import type { TaskStatus } from '../contracts/tasks.ts';
+import type { Role } from '../auth/index.ts';
 import { readySets } from './ready-tasks.ts';
 
 export interface TaskRow {
@@ -205,6 +206,21 @@ export class TaskRepository {
   async get(q: Queryable, taskId: string, forUpdate = false): Promise<TaskRow | null> {
     if (!isUuid(taskId)) return null;
     const { rows } = await q.query<TaskRow>(`SELECT ${TASK_COLS} FROM tasks WHERE task_id = $1::uuid ${forUpdate ? 'FOR UPDATE' : ''}`, [taskId]);
+    return rows[0] ?? null;
+  }
+
+  /**
+   * What decides whether an agent reporting on a task it does not hold may know of the task
+   * (TaskService.knownTo): who created the task, the agent's stored role (null: no such agent),
+   * and whether `attempt` was a lease of this agent (a `pending → assigned` entry naming both;
+   * false for a null attempt). Null when there is no such task.
+   */
+  async reporterStanding(q: Queryable, taskId: string, agentId: string, attempt: number | null): Promise<{ created_by: string | null; role: Role | null; held: boolean } | null> {
+    if (!isUuid(taskId)) return null;
+    const { rows } = await q.query<{ created_by: string | null; role: Role | null; held: boolean }>(
+      `SELECT t.created_by, (SELECT a.role FROM agents a WHERE a.agent_id = $2 AND a.deleted_at IS NULL) AS role,
+         EXISTS (SELECT 1 FROM task_events e WHERE e.task_id = t.task_id AND e.to_status = 'assigned' AND e.agent_id = $2 AND e.attempt = $3::int) AS held
+       FROM tasks t WHERE t.task_id = $1::uuid`, [taskId, agentId, attempt]);
     return rows[0] ?? null;
   }
 

@@ -368,13 +368,29 @@ export class TaskService {
   // ---- the assigned agent's side ------------------------------------------------------
 
   /**
+   * Whether an agent reporting on a task it does not hold now may know the task exists (SPEC
+   * §3: an object the caller may not see answers 404 like an unknown one, no existence oracle):
+   * it may read it (`canSee` with the agent's stored role — a worker, only the tasks it
+   * created), or the attempt it names was its own lease (a late report of an earlier attempt
+   * stays STALE_ATTEMPT, SPEC §6). One read, asked only once a report was refused, so accepted
+   * reports pay nothing for it.
+   */
+  private async knownTo(q: Queryable, row: Pick<TaskRow, 'task_id' | 'assigned_agent'>, agentId: string, attempt: number | undefined): Promise<boolean> {
+    if (row.assigned_agent === agentId) return true;
+    const s = await this.repo.reporterStanding(q, row.task_id, agentId, attempt ?? null);
+    if (!s) return false;
+    const viewer: Principal = { type: 'agent', id: agentId, role: s.role ?? 'worker', name: agentId };
+    return s.held || this.canSee(viewer, { assigned_agent: row.assigned_agent, created_by: s.created_by });
+  }
+
+  /**
    * Locks the task and checks the caller holds its current lease. `attempt` undefined means
-   * "the lease I hold" (SPEC §8). Order: unknown → 404; older attempt → STALE_ATTEMPT;
-   * another agent's lease → NOT_ASSIGNED_AGENT.
+   * "the lease I hold" (SPEC §8). Order: unknown, or not known to the caller (`knownTo`) → 404;
+   * older attempt → STALE_ATTEMPT; another agent's lease → NOT_ASSIGNED_AGENT.
    */
   private async lockLeased(q: Queryable, taskId: string, agentId: string, attempt: number | undefined): Promise<TaskRow> {
     const row = await this.repo.get(q, taskId, true);
-    if (!row) throw new NotFoundError('TASK_NOT_FOUND');
+    if (!row || !(await this.knownTo(q, row, agentId, attempt))) throw new NotFoundError('TASK_NOT_FOUND');
     if (attempt !== undefined && attempt !== row.attempt) {
       throw new ConflictError('STALE_ATTEMPT', undefined, { details: { attempt, current_attempt: row.attempt } });
     }
@@ -386,9 +402,10 @@ export class TaskService {
   }
 
   /**
-   * Why a fenced single-statement update matched nothing: unknown task (404), older attempt
-   * (STALE_ATTEMPT), someone else's lease (NOT_ASSIGNED_AGENT), or a status the transition does
-   * not start from (INVALID_STATUS_TRANSITION). Read without a lock: it only picks the error.
+   * Why a fenced single-statement update matched nothing: unknown task, or one not known to the
+   * caller (`knownTo`) (404, thrown); older attempt (STALE_ATTEMPT), someone else's lease
+   * (NOT_ASSIGNED_AGENT), or a status the transition does not start from
+   * (INVALID_STATUS_TRANSITION). Read without a lock: it only picks the error.
    */
   private async explainMiss(taskId: string, agentId: string, attempt: number | undefined, to: TaskStatus): Promise<{ row: MissRow; error: AppError | null }> {
     const row = await this.repo.get(this.db, taskId);
@@ -397,7 +414,8 @@ export class TaskService {
   }
 
   /** `explainMiss` for a row already read. */
-  private explainRow(row: MissRow, agentId: string, attempt: number | undefined, to: TaskStatus): { row: MissRow; error: AppError | null } {
+  private async explainRow(row: MissRow, agentId: string, attempt: number | undefined, to: TaskStatus): Promise<{ row: MissRow; error: AppError | null }> {
+    if (!(await this.knownTo(this.db, row, agentId, attempt))) throw new NotFoundError('TASK_NOT_FOUND');
     if (attempt !== undefined && attempt !== row.attempt) return { row, error: new ConflictError('STALE_ATTEMPT', undefined, { details: { attempt, current_attempt: row.attempt } }) };
     if (row.assigned_agent !== agentId) {
       if (attempt === undefined && row.assigned_agent === null) return { row, error: new ConflictError('STALE_ATTEMPT', undefined, { details: { current_attempt: row.attempt } }) };
@@ -445,7 +463,7 @@ export class TaskService {
     }
     // The statement read the row it did not update (e.g. the agent's result was recorded first):
     // that explains the miss, unless it still looked assigned (changed while the statement ran).
-    const miss = out.current && out.current.status !== 'assigned' ? this.explainRow(out.current, agentId, attempt, 'running') : await this.explainMiss(taskId, agentId, attempt, 'running');
+    const miss = out.current && out.current.status !== 'assigned' ? await this.explainRow(out.current, agentId, attempt, 'running') : await this.explainMiss(taskId, agentId, attempt, 'running');
     if (!miss.error || (miss.row.status === 'running' && miss.row.assigned_agent === agentId)) return { task_id: miss.row.task_id, status: miss.row.status, attempt: miss.row.attempt };
     throw miss.error;
   }

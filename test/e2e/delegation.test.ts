@@ -123,9 +123,10 @@ describe('delegation over Socket.IO', () => {
     expect(sock).toMatchObject({ ok: false, error: { code: 'STALE_ATTEMPT' } });
     expect((await getTask(t, id)).status).not.toBe('completed');
     const other = await registerAgent(t, { agent_id: 'stale-other', capabilities: ['cap_stale'] });
+    // A worker that may not see the task (neither holds nor created it) learns nothing of it: 404, as for an unknown id.
     const foreign = await t.api('POST', `/api/v1/tasks/${id}/complete`, { token: other.access_token, body: { attempt: 1, result: {} } });
-    expect(foreign.status).toBe(403);
-    expect(foreign.body.error.code).toBe('NOT_ASSIGNED_AGENT');
+    expect(foreign.status).toBe(404);
+    expect(foreign.body.error.code).toBe('TASK_NOT_FOUND');
     socket.close();
   });
 

@@ -12,6 +12,8 @@ const Params = IdParams('task_id');
 const DeadLetterQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
   offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  /** SPEC §2; default `updated_at:desc`. Only these values reach the ORDER BY (TaskRepository.list). */
+  sort: Type.Optional(Type.Enum(['updated_at:asc', 'updated_at:desc', 'created_at:asc', 'created_at:desc', 'priority:asc', 'priority:desc'] as const)),
 }, { additionalProperties: false });
 
 function agentOf(p: Principal): string {
@@ -47,7 +49,7 @@ export function taskRoutes(app: App, kit: RouteKit): void {
   app.get('/tasks/dead-letter', { schema: { tags, querystring: DeadLetterQuery }, preHandler: kit.guard('task:manage') }, async (request) => {
     const limit = request.query.limit ?? 50;
     const offset = request.query.offset ?? 0;
-    const { tasks: rows, total } = await tasks.list({ dead_letter: true }, request.principal!, 'updated_at:desc', limit, offset);
+    const { tasks: rows, total } = await tasks.list({ dead_letter: true }, request.principal!, request.query.sort ?? 'updated_at:desc', limit, offset);
     return { tasks: rows, pagination: paginate(total, limit, offset) };
   });
 

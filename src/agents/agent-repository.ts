@@ -1,6 +1,7 @@
 /** SQL for agents. Rows are mapped to `AgentRecord`; no business rules here. */
 import type { Queryable } from '../store/index.ts';
 import type { Role } from '../auth/index.ts';
+import type { AgentSort } from '../contracts/agents.ts';
 
 export interface AgentRecord {
   agent_id: string;
@@ -47,6 +48,15 @@ function where(f: AgentFilter): { sql: string; params: unknown[] } {
   return { sql: conds.length ? `WHERE ${conds.join(' AND ')}` : '', params };
 }
 
+/** The list orders the store sorts by (stored columns); ties by agent_id, in the same direction. */
+export type AgentStoreSort = Extract<AgentSort, `${'registered_at' | 'name'}:${string}`>;
+const ORDER_BY: Record<AgentStoreSort, string> = {
+  'registered_at:asc': 'registered_at, agent_id',
+  'registered_at:desc': 'registered_at DESC, agent_id DESC',
+  'name:asc': 'name, agent_id',
+  'name:desc': 'name DESC, agent_id DESC',
+};
+
 export class AgentRepository {
   async insert(q: Queryable, a: Omit<AgentRecord, 'tasks_completed' | 'tasks_failed' | 'total_response_ms' | 'last_seen_at' | 'registered_at' | 'updated_at' | 'deleted_at' | 'status' | 'draining'>): Promise<AgentRecord> {
     const { rows } = await q.query<AgentRecord>(
@@ -62,19 +72,19 @@ export class AgentRepository {
     return rows[0] ?? null;
   }
 
-  async list(q: Queryable, f: AgentFilter, limit: number, offset: number): Promise<{ rows: AgentRecord[]; total: number }> {
+  async list(q: Queryable, f: AgentFilter, limit: number, offset: number, sort: AgentStoreSort = 'registered_at:asc'): Promise<{ rows: AgentRecord[]; total: number }> {
     const w = where(f);
     // The page and the count in one round trip (the fleet is small enough to count with the page);
     // a page past the end has no row to carry the count, so only then is it asked on its own.
     const { rows } = await q.query<AgentRecord & { total_count: number }>(
-      `SELECT ${COLS}, count(*) OVER ()::int AS total_count FROM agents ${w.sql} ORDER BY registered_at, agent_id LIMIT ${limit} OFFSET ${offset}`, w.params);
+      `SELECT ${COLS}, count(*) OVER ()::int AS total_count FROM agents ${w.sql} ORDER BY ${ORDER_BY[sort]} LIMIT ${limit} OFFSET ${offset}`, w.params);
     const total = rows[0]?.total_count ?? (offset > 0 ? (await q.query<{ n: number }>(`SELECT count(*)::int AS n FROM agents ${w.sql}`, w.params)).rows[0]!.n : 0);
     return { rows: rows.map(({ total_count: _, ...r }) => r), total };
   }
 
-  async all(q: Queryable, f: AgentFilter = {}): Promise<AgentRecord[]> {
+  async all(q: Queryable, f: AgentFilter = {}, sort: AgentStoreSort = 'registered_at:asc'): Promise<AgentRecord[]> {
     const w = where(f);
-    return (await q.query<AgentRecord>(`SELECT ${COLS} FROM agents ${w.sql} ORDER BY registered_at, agent_id`, w.params)).rows;
+    return (await q.query<AgentRecord>(`SELECT ${COLS} FROM agents ${w.sql} ORDER BY ${ORDER_BY[sort]}`, w.params)).rows;
   }
 
   /** What the offline sweep needs of the agents it may mark offline: registered, not built in, not already offline. */

@@ -4,12 +4,12 @@
  * Heartbeats touch only the coordination layer (presence with a TTL), never a PostgreSQL row.
  */
 import { AppError, ConflictError, ForbiddenError, NotFoundError, newId, type EventBus } from '../core/index.ts';
-import type { RegisterAgentInput, UpdateAgentInput, HeartbeatInput, AgentStatus } from '../contracts/agents.ts';
+import type { RegisterAgentInput, UpdateAgentInput, HeartbeatInput, AgentStatus, AgentSort } from '../contracts/agents.ts';
 import type { Coordination } from '../coordination/index.ts';
 import type { AgentView } from '../contracts/views.ts';
 import { pgErrorCode, type Db } from '../store/index.ts';
 import { permissionsOf, type ApiKeys, type Principal, type TokenPair, type TokenService } from '../auth/index.ts';
-import { AgentRepository, type AgentRecord, type AgentFilter } from './agent-repository.ts';
+import { AgentRepository, type AgentRecord, type AgentFilter, type AgentStoreSort } from './agent-repository.ts';
 import { averageResponseSeconds, scoreOf, successRate, type PerformanceCounters } from './scoring.ts';
 import { AgentOutcomes } from './agent-outcomes.ts';
 
@@ -33,6 +33,11 @@ export interface AgentPresence {
 export type { AgentView } from '../contracts/views.ts';
 
 const PRESENCE = 'agent';
+
+/** Whether the store sorts by it (a stored column) rather than the views (AgentService.list). */
+function isStoreSort(sort: AgentSort): sort is AgentStoreSort {
+  return sort.startsWith('registered_at:') || sort.startsWith('name:');
+}
 
 export class AgentService {
   readonly repo = new AgentRepository();
@@ -160,14 +165,27 @@ export class AgentService {
     };
   }
 
-  async list(f: AgentFilter, limit: number, offset: number): Promise<{ agents: AgentView[]; total: number }> {
-    const { rows, total } = await this.repo.list(this.db, f, limit, offset);
-    return { agents: await this.views(rows), total };
+  /**
+   * A page of agents in `sort` order (GET /agents). Stored columns are sorted by the store, a
+   * page per statement; `status` and `score` are what the views show (live `busy`, unflushed
+   * outcomes), so they sort every matching view in memory (the fleet is small).
+   */
+  async list(f: AgentFilter, limit: number, offset: number, sort: AgentSort = 'registered_at:asc'): Promise<{ agents: AgentView[]; total: number }> {
+    if (isStoreSort(sort)) {
+      const { rows, total } = await this.repo.list(this.db, f, limit, offset, sort);
+      return { agents: await this.views(rows), total };
+    }
+    const views = await this.all(f, sort);
+    return { agents: views.slice(offset, offset + limit), total: views.length };
   }
 
-  /** Every agent matching `f`, in registration order, as views (with live status and load). */
-  async all(f: AgentFilter): Promise<AgentView[]> {
-    return this.views(await this.repo.all(this.db, f));
+  /** Every agent matching `f`, as views (with live status and load), in `sort` order; ties in registration order. */
+  async all(f: AgentFilter, sort: AgentSort = 'registered_at:asc'): Promise<AgentView[]> {
+    const views = await this.views(await this.repo.all(this.db, f, isStoreSort(sort) ? sort : 'registered_at:asc'));
+    if (isStoreSort(sort)) return views;
+    const sign = sort.endsWith(':asc') ? 1 : -1;
+    const key = sort.startsWith('score:') ? (v: AgentView) => v.score : (v: AgentView) => v.status;
+    return views.sort((a, b) => { const x = key(a), y = key(b); return x < y ? -sign : x > y ? sign : 0; }); // stable
   }
 
   private async views(rows: AgentRecord[]): Promise<AgentView[]> {

@@ -29,6 +29,15 @@ export function toPublicUser(u: UserRow): PublicUser {
   return { user_id: u.user_id, username: u.username, role: u.role, disabled: u.disabled, mfa_enabled: u.mfa_enabled, created_at: u.created_at.toISOString(), updated_at: u.updated_at.toISOString() };
 }
 
+/** `GET /users?sort=` orders, each to its fixed ORDER BY (never the caller's text). */
+export type UserSort = `${'created_at' | 'username'}:${'asc' | 'desc'}`;
+const USER_ORDER_BY: Record<UserSort, string> = {
+  'created_at:asc': 'created_at, user_id',
+  'created_at:desc': 'created_at DESC, user_id DESC',
+  'username:asc': 'username, user_id',
+  'username:desc': 'username DESC, user_id DESC',
+};
+
 /** Second-factor check, supplied by the MFA service; returns false when the code is wrong. */
 export type MfaVerifier = (user: UserRow, code: string | undefined) => Promise<boolean>;
 
@@ -64,8 +73,9 @@ export class UserService {
     return rows[0];
   }
 
-  async list(limit: number, offset: number): Promise<{ users: UserRow[]; total: number }> {
-    const { rows } = await this.db.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE deleted_at IS NULL ORDER BY created_at LIMIT $1 OFFSET $2`, [limit, offset]);
+  /** A page of users in `sort` order (GET /users); ties by user_id, in the same direction. */
+  async list(limit: number, offset: number, sort: UserSort = 'created_at:asc'): Promise<{ users: UserRow[]; total: number }> {
+    const { rows } = await this.db.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE deleted_at IS NULL ORDER BY ${USER_ORDER_BY[sort]} LIMIT $1 OFFSET $2`, [limit, offset]);
     const total = await this.db.query<{ n: number }>('SELECT count(*)::int AS n FROM users WHERE deleted_at IS NULL');
     return { users: rows, total: total.rows[0]?.n ?? 0 };
   }

@@ -66,12 +66,20 @@ export const HeartbeatBody = Type.Object({
 }, { additionalProperties: false });
 export type HeartbeatInput = Static<typeof HeartbeatBody>;
 
+/**
+ * `GET /agents?sort=` values (SPEC §2). `status` and `score` are the values the list shows (live
+ * `busy`, score with outcomes not yet flushed). Default `registered_at:asc`.
+ */
+export const AGENT_SORTS = ['registered_at:asc', 'registered_at:desc', 'name:asc', 'name:desc', 'status:asc', 'status:desc', 'score:asc', 'score:desc'] as const;
+export type AgentSort = (typeof AGENT_SORTS)[number];
+
 export const ListAgentsQuery = Type.Object({
   status: Type.Optional(Type.Enum(AGENT_STATUSES)),
   type: Type.Optional(AgentType),
   capability: Type.Optional(Capability),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
   offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  sort: Type.Optional(Type.Enum(AGENT_SORTS)),
 }, { additionalProperties: false });
 
 export const DiscoverQuery = Type.Object({

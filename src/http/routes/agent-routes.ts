@@ -40,11 +40,11 @@ export function agentRoutes(app: App, kit: RouteKit): void {
     const offset = q.offset ?? 0;
     const filter = { type: q.type, capabilities: q.capability ? [q.capability] : undefined };
     if (!q.status) {
-      const { agents: page, total } = await agents.list(filter, limit, offset);
+      const { agents: page, total } = await agents.list(filter, limit, offset, q.sort);
       return { agents: page, pagination: paginate(total, limit, offset) };
     }
     // `busy` is derived from live load, so a status filter applies to the views.
-    const filtered = (await agents.all({ ...filter, status: q.status === 'busy' ? undefined : q.status })).filter((a) => a.status === q.status);
+    const filtered = (await agents.all({ ...filter, status: q.status === 'busy' ? undefined : q.status }, q.sort)).filter((a) => a.status === q.status);
     return { agents: filtered.slice(offset, offset + limit), pagination: paginate(filtered.length, limit, offset) };
   });
 

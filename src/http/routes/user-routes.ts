@@ -19,6 +19,8 @@ const UpdateUserBody = Type.Object({
 const ListQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
   offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  /** SPEC §2; default `created_at:asc` (UserService.list). */
+  sort: Type.Optional(Type.Enum(['created_at:asc', 'created_at:desc', 'username:asc', 'username:desc'] as const)),
 }, { additionalProperties: false });
 const Params = IdParams('user_id');
 
@@ -28,7 +30,7 @@ export function userRoutes(app: App, kit: RouteKit): void {
   app.get('/users', { schema: { tags, querystring: ListQuery }, preHandler: kit.guard('user:manage') }, async (request) => {
     const limit = request.query.limit ?? 50;
     const offset = request.query.offset ?? 0;
-    const { users: rows, total } = await users.list(limit, offset);
+    const { users: rows, total } = await users.list(limit, offset, request.query.sort);
     return { users: rows.map(toPublicUser), pagination: paginate(total, limit, offset) };
   });
   app.post('/users', { schema: { tags, body: CreateUserBody }, config: { idempotent: true }, preHandler: kit.guard('user:manage') }, async (request, reply) => {

@@ -177,6 +177,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const services: AppServices = {
     config: cfg, db, coord, bus, codec: cipher, signingKeys, tokens, principals, users, agents, tasks, engine, health,
     ready: async () => migrated && (await db.ping().then(() => true, () => false)) && (await pendingMigrations(db)) === 0,
+    deliveriesAudited: (agentId, taskIds) => phiAccess.written(agentId, taskIds),
     extraRoutes: [(a, kit) => pipelineRoutes(a, kit, pipelines, { audit }), securityRoutes({ audit, alerts, detector, mfa, enrollment, onError: securityError })],
     observability: {
       scrape: () => metrics.scrape(),

@@ -43,6 +43,11 @@ export interface AppServices {
     /** Queue depths, event-loop lag and similar runtime figures for /health/detailed. */
     runtime(): Promise<Record<string, unknown>>;
   };
+  /**
+   * Resolves once the audit entries of these deliveries (task parameters handed to `agentId`)
+   * are written, throws when they could not be: a REST claim then fails (SPEC §9).
+   */
+  deliveriesAudited?: (agentId: string, taskIds: string[]) => Promise<void>;
   /** Extra route plugins contributed by later subsystems (pipelines, security, ai…). */
   extraRoutes?: Array<(app: import('./app-types.ts').App, kit: RouteKit) => void | Promise<void>>;
 }

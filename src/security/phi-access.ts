@@ -17,7 +17,7 @@
  *   dropped and reported). Principals in `breachExempt` (the built-in in-process agent: it is
  *   the server itself) are audited but not counted by the bulk-read rule.
  */
-import { newId } from '../core/index.ts';
+import { AppError, newId } from '../core/index.ts';
 import type { Db } from '../store/index.ts';
 import type { AuditActor } from './audit-chain.ts';
 import { defaultRiskLevel, type AuditContext, type AuditEntryInput, type AuditLog, type PendingAudit } from './audit-log.ts';
@@ -285,6 +285,21 @@ export class PhiAccessLog {
     }
     if (this.#buffer.length >= this.#maxBatch) void this.flush();
     else this.#schedule();
+  }
+
+  /**
+   * Resolves once the delivery entries of `taskIds` to `agentId` are written; throws when the
+   * audit store refused them (kept buffered and retried all the same). For a delivery that is
+   * a request's answer (a REST claim): if its audit write fails, the request fails (SPEC §9).
+   */
+  async written(agentId: string, taskIds: readonly string[]): Promise<void> {
+    if (taskIds.length === 0) return;
+    await this.flush();
+    const principal = `agent:${agentId}`;
+    const ids = new Set(taskIds);
+    if (this.#buffer.some((b) => b.principal === principal && ids.has(b.id))) {
+      throw new AppError('SERVICE_UNAVAILABLE', 'The audit log could not be written; try again.', { retryAfter: 5 });
+    }
   }
 
   /** Number of delivery entries waiting to be written. */

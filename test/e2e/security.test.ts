@@ -138,6 +138,29 @@ for (const engine of engines()) {
       }
     }));
 
+    it('a REST claim whose delivery audit cannot be written fails (503), its parameters not sent', () => track(async () => {
+      const agent = await registerAgent(t, { agent_id: `claim-audit-${engine.name}`, capabilities: [`cap_claim_audit_${engine.name}`] });
+      const created = await t.api('POST', '/api/v1/tasks', { token: t.adminToken, body: { task_type: 'claim_audit', required_capabilities: [`cap_claim_audit_${engine.name}`], parameters: { note: 'phi' } } });
+      expect(created.status).toBe(201);
+      await store.db.exec(`CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit store down'; END $$;
+        CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_pending FOR EACH ROW EXECUTE FUNCTION refuse_audit();`);
+      let claim;
+      try {
+        claim = await t.api('POST', '/api/v1/tasks/claim', { token: agent.access_token, body: { max: 1, wait_ms: 0 } });
+      } finally {
+        await store.db.exec('DROP TRIGGER refuse_audit ON audit_pending; DROP FUNCTION refuse_audit();');
+      }
+      expect(claim.status).toBe(503);
+      expect(claim.body.error.code).toBe('SERVICE_UNAVAILABLE');
+      expect(claim.headers.get('retry-after')).toBe('5');
+      expect(claim.text).not.toContain('"note"');
+      // The entry stays buffered and is written once the store takes it again.
+      await t.server.security.phi.flush();
+      const entry = (await auditOf(`actor=${agent.agent_id}&action=read&resource_type=task&limit=5`)).entries[0];
+      expect(entry).toMatchObject({ fields: ['parameters'], outcome: 'success' });
+      expect(JSON.stringify(entry)).toContain(created.body.task_id as string);
+    }));
+
     it('10 failed logins for one username raise an alert and lock the account; 9 do not', () => track(async () => {
       const username = uniq('locked');
       await userToken(t, 'worker', username);

@@ -82,6 +82,9 @@ export function taskRoutes(app: App, kit: RouteKit): void {
     const delivered = await engine.claim(
       { agent_id: a.agent_id, capabilities: new Set(a.capabilities), max: a.max_concurrent_tasks, score: 0, builtin: false, available: a.status !== 'offline' && !a.draining && (a.status === 'active' || a.status === 'busy') },
       request.body.max ?? 1, request.body.wait_ms ?? 0);
+    // The parameters go out only once their delivery is audited (if that fails, the claim fails;
+    // its leases come back when they expire).
+    await kit.services.deliveriesAudited?.(agentId, delivered.map((t) => t.task_id));
     return { tasks: delivered, count: delivered.length };
   });
 

@@ -2,15 +2,30 @@
  * The live state of a principal, re-read on every request so that disabling a user, lowering
  * its role or deleting an agent takes effect on its next request (SPEC §4.1). A tiny per-process
  * cache is invalidated through the event bus (principal:revoked).
+ *
+ * It is also the one place that tells a deleted agent from a live one. Every caller presents the
+ * principal's credentials (REST bearer token, socket handshake, refresh token), so finding a
+ * deleted agent here raises `revoked_agent_credentials` (SPEC §9; high, as for a deleted agent's
+ * API key in AgentService) — at most once per agent per ALERT_WINDOW_MS in this process, so a
+ * client retrying in a loop makes one alert, not one per request. The caller still refuses.
  */
-import { isUuid, type EventBus } from '../core/index.ts';
+import { isUuid, newId, type EventBus } from '../core/index.ts';
 import type { Db } from '../store/index.ts';
 import type { Principal, Role } from './rbac.ts';
 
-export class PrincipalState {
-  private readonly cache = new Map<string, { role: Role; name: string; at: number } | null>();
+const ALERT_WINDOW_MS = 5 * 60_000;
+/** Agents remembered as already alerted (oldest forgotten first). */
+const ALERTED_MAX = 10_000;
 
-  constructor(private readonly db: Db, bus: EventBus, private readonly ttlMs = 2000) {
+/** Live role and name; `gone`: disabled/deleted user or unknown principal; `deleted_agent`: alerted on use. */
+type Entry = { role: Role; name: string; at: number } | 'gone' | 'deleted_agent';
+
+export class PrincipalState {
+  private readonly cache = new Map<string, Entry>();
+  /** agent id → until when a further use raises no new alert. */
+  private readonly alertedUntil = new Map<string, number>();
+
+  constructor(private readonly db: Db, private readonly bus: EventBus, private readonly ttlMs = 2000) {
     bus.on('principal:revoked', (e) => this.cache.delete(`${e.subject_type}:${e.subject_id}`));
   }
 
@@ -18,20 +33,37 @@ export class PrincipalState {
     this.cache.delete(`${type}:${id}`);
   }
 
-  /** The principal with its current role, or null when disabled/deleted. */
+  /** The principal with its current role, or null when disabled/deleted (a deleted agent is alerted, see above). */
   async current(p: Principal): Promise<Principal | null> {
     const key = `${p.type}:${p.id}`;
-    const hit = this.cache.get(key);
-    if (hit !== undefined && (hit === null || Date.now() - hit.at < this.ttlMs)) {
-      return hit ? { ...p, role: hit.role, name: hit.name } : null;
+    let entry = this.cache.get(key);
+    if (entry === undefined || (typeof entry === 'object' && Date.now() - entry.at >= this.ttlMs)) {
+      entry = await this.load(p);
+      this.cache.set(key, entry);
+      if (typeof entry !== 'object') setTimeout(() => this.cache.delete(key), this.ttlMs).unref();
     }
-    if (p.type === 'user' && !isUuid(p.id)) return null;
-    const { rows } = p.type === 'user'
-      ? await this.db.query<{ role: Role; name: string }>('SELECT role, username AS name FROM users WHERE user_id = $1::uuid AND deleted_at IS NULL AND NOT disabled', [p.id])
-      : await this.db.query<{ role: Role; name: string }>('SELECT role, agent_id AS name FROM agents WHERE agent_id = $1 AND deleted_at IS NULL', [p.id]);
+    if (entry === 'deleted_agent') this.alertDeletedAgent(p.id);
+    return typeof entry === 'object' ? { ...p, role: entry.role, name: entry.name } : null;
+  }
+
+  private async load(p: Principal): Promise<Entry> {
+    if (p.type === 'user') {
+      if (!isUuid(p.id)) return 'gone';
+      const { rows } = await this.db.query<{ role: Role; name: string }>('SELECT role, username AS name FROM users WHERE user_id = $1::uuid AND deleted_at IS NULL AND NOT disabled', [p.id]);
+      return rows[0] ? { role: rows[0].role, name: rows[0].name, at: Date.now() } : 'gone';
+    }
+    const { rows } = await this.db.query<{ role: Role; name: string; deleted: boolean }>('SELECT role, agent_id AS name, deleted_at IS NOT NULL AS deleted FROM agents WHERE agent_id = $1', [p.id]);
     const row = rows[0];
-    this.cache.set(key, row ? { role: row.role, name: row.name, at: Date.now() } : null);
-    if (!row) setTimeout(() => this.cache.delete(key), this.ttlMs).unref();
-    return row ? { ...p, role: row.role, name: row.name } : null;
+    if (!row) return 'gone';
+    return row.deleted ? 'deleted_agent' : { role: row.role, name: row.name, at: Date.now() };
+  }
+
+  private alertDeletedAgent(agentId: string): void {
+    const now = Date.now();
+    if ((this.alertedUntil.get(agentId) ?? 0) > now) return;
+    this.alertedUntil.delete(agentId);
+    if (this.alertedUntil.size >= ALERTED_MAX) this.alertedUntil.delete(this.alertedUntil.keys().next().value!);
+    this.alertedUntil.set(agentId, now + ALERT_WINDOW_MS);
+    this.bus.emit('system:security_alert', { alert_id: newId(), rule: 'revoked_agent_credentials', severity: 'high', message: `A deleted agent's token was used (agent ${agentId}).` });
   }
 }

@@ -72,8 +72,12 @@ export class TokenService {
       .sign(key.privateKey!);
   }
 
-  async issueAccess(p: Principal): Promise<{ token: string; expires_in: number }> {
-    return { token: await this.sign(p, 'access', newId()), expires_in: this.ttl(p, 'access') };
+  /**
+   * An access token. `family` (private claim `fam`) names the refresh family issued with it, so a
+   * logout presenting only this token can revoke that family too (SPEC §4.1).
+   */
+  async issueAccess(p: Principal, family?: string): Promise<{ token: string; expires_in: number }> {
+    return { token: await this.sign(p, 'access', newId(), family ? { fam: family } : {}), expires_in: this.ttl(p, 'access') };
   }
 
   /** A new access/refresh pair; `family` continues a rotation chain. */
@@ -85,7 +89,7 @@ export class TokenService {
       `INSERT INTO refresh_tokens (jti, family_id, subject_type, subject_id, expires_at) VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))`,
       [refreshJti, fam, p.type, p.id, refreshTtl],
     );
-    const access = await this.issueAccess(p);
+    const access = await this.issueAccess(p, fam);
     return {
       access_token: access.token,
       refresh_token: await this.sign(p, 'refresh', refreshJti, { fam }),
@@ -162,7 +166,8 @@ export class TokenService {
 
   /**
    * Exchanges a refresh token for a new pair. `current` re-reads the principal's live role and
-   * state (a disabled user or deleted agent cannot refresh).
+   * state (a disabled user or deleted agent cannot refresh); it is also asked for a revoked token,
+   * as it reports a deleted agent's credentials being used (PrincipalState).
    */
   async refresh(refreshToken: string, current: (p: Principal) => Promise<Principal | null>): Promise<TokenPair> {
     const v = await this.verify(refreshToken, 'refresh');
@@ -183,7 +188,12 @@ export class TokenService {
         this.bus.emit('system:security_alert', { alert_id: newId(), rule: 'refresh_token_reuse', severity: 'high', message: `Refresh token reuse by ${v.principal.type} ${v.principal.name}; family revoked.` });
         throw new AppError('TOKEN_REUSED');
       }
-      if (known?.revoked_at) throw new AppError('INVALID_TOKEN', 'The token was revoked.');
+      if (known?.revoked_at) {
+        // Revoked with its principal (agent deleted, user disabled) or by logout: still ask
+        // `current`, which raises the alert when a deleted agent's token is presented (SPEC §9).
+        await current(v.principal);
+        throw new AppError('INVALID_TOKEN', 'The token was revoked.');
+      }
       throw new AppError('INVALID_TOKEN');
     }
     const live = await current(v.principal);
@@ -202,12 +212,20 @@ export class TokenService {
     await this.db.query('UPDATE refresh_tokens SET revoked_at = now() WHERE subject_type = $1 AND subject_id = $2 AND revoked_at IS NULL', [type, id]);
   }
 
-  /** Logout: revokes the access token's jti and (when given) the refresh token's family. */
+  /**
+   * Logout (SPEC §4.1): revokes the access token's jti and its session's refresh family (the
+   * `fam` claim, set on tokens issued with a pair). A refresh token in the body also has its own
+   * family revoked (when it is the same principal's). Access tokens without `fam` (issued before
+   * the claim existed) revoke only what the body names.
+   */
   async logout(access: VerifiedToken, refreshToken?: string): Promise<void> {
     await this.revocations.revoke(access.jti, access.exp);
+    const families = new Set<string>();
+    if (access.family) families.add(access.family);
     if (refreshToken) {
       const v = await this.verify(refreshToken, 'refresh').catch(() => null);
-      if (v && v.principal.id === access.principal.id && v.family) await this.revokeFamily(v.family);
+      if (v && v.principal.id === access.principal.id && v.family) families.add(v.family);
     }
+    for (const family of families) await this.revokeFamily(family);
   }
 }

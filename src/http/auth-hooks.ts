@@ -35,6 +35,8 @@ export function makeAuthenticate(deps: AuthDeps): preHandlerAsyncHookHandler {
       deps.onAuthFailure?.(request, err instanceof AppError ? err.code : 'INVALID_TOKEN', null);
       throw err;
     }
+    // Null for a disabled/deleted principal; a deleted agent's token also raises the
+    // revoked_agent_credentials alert there (PrincipalState), the request is refused the same.
     const live = await deps.principals.current(verified.principal);
     if (!live) {
       deps.onAuthFailure?.(request, 'INVALID_TOKEN', verified.principal);

@@ -10,7 +10,7 @@ import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
-import { AppError, ValidationError } from '../core/index.ts';
+import { AppError, UnavailableError, ValidationError } from '../core/index.ts';
 import { jsonDepthExceeds } from '../security/index.ts';
 import { validatorCompiler } from './validation.ts';
 import { errorHandler, sendError } from './error-handler.ts';
@@ -31,6 +31,8 @@ import type { App } from './app-types.ts';
 export type { App };
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Retry-After (s) of a request refused while the server shuts down: another process or a restart serves it. */
+const CLOSING_RETRY_AFTER_S = 5;
 
 export interface CreateAppOptions {
   services: AppServices;
@@ -61,7 +63,9 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
       return v && REQUEST_ID_RE.test(v) ? v : `req-${Date.now().toString(36)}-${(counter++).toString(36)}`;
     },
     ajv: { customOptions: { removeAdditional: false } },
-    return503OnClosing: true,
+    // Requests arriving while the app closes are answered by the `closing` hook below, in the
+    // SPEC §2 envelope; Fastify's own 503 has neither code, request id, Retry-After nor headers.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
 
@@ -120,6 +124,15 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
     securityHeaders(request.raw, reply.raw, (err?: unknown) => done(err as Error | undefined));
   });
   await app.register(cors, { origin: cfg.server.cors_origins.length ? [...cfg.server.cors_origins] : false, credentials: false });
+  // Graceful shutdown: from the start of `app.close()` new requests (pipelined or on a busy
+  // keep-alive connection; new connections are no longer accepted) get 503 SERVICE_UNAVAILABLE
+  // with Retry-After, after the request-id, security-header and CORS hooks; requests already past
+  // this hook run to completion (close waits for them). Fastify adds `Connection: close`.
+  let closing = false;
+  app.addHook('preClose', async () => { closing = true; });
+  app.addHook('onRequest', async () => {
+    if (closing) throw new UnavailableError('The server is shutting down.', CLOSING_RETRY_AFTER_S);
+  });
 
   await app.register(swagger, {
     openapi: {

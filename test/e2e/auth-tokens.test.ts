@@ -144,6 +144,88 @@ describe('tokens', () => {
     expect((await t.api('POST', '/api/v1/auth/refresh', { body: { refresh_token } })).status).toBe(401);
   });
 
+  it('logout with only the access token revokes that session\'s refresh family, also after a rotation (SPEC §4.1)', async () => {
+    const username = `logout-${Math.random().toString(36).slice(2, 8)}`;
+    await userToken(t, 'supervisor', username);
+    const login = async () => (await t.api('POST', '/api/v1/auth/login', { body: { username, password: 'password-for-tests-1' } })).body as { access_token: string; refresh_token: string };
+    const a = await login();
+    const other = await login();
+
+    // no body at all: the access token names its family
+    const out = await t.api('POST', '/api/v1/auth/logout', { token: a.access_token });
+    expect(out.status).toBe(204);
+    const meAfter = await me(a.access_token);
+    expect(meAfter.status).toBe(401);
+    expect(meAfter.body.error.code).toBe('INVALID_TOKEN');
+    const refreshAfter = await refresh(a.refresh_token);
+    expect(refreshAfter.status).toBe(401);
+    expect(refreshAfter.body.error).toMatchObject({ code: 'INVALID_TOKEN', message: 'The token was revoked.' });
+
+    // an access token from /auth/refresh continues the same family: logging out with it ends the chain
+    const rotated = await refresh(other.refresh_token);
+    expect(rotated.status).toBe(200);
+    const third = await login();
+    expect((await t.api('POST', '/api/v1/auth/logout', { token: rotated.body.access_token })).status).toBe(204);
+    expect((await refresh(rotated.body.refresh_token)).status).toBe(401);
+    // only that session: the user's other session still rotates, and no reuse alert was raised
+    expect((await refresh(third.refresh_token)).status).toBe(200);
+    expect(await reuseAlertsOf(username)).toEqual([]);
+    // how: the access token carries its refresh family as the private claim `fam`
+    expect(decodeJwt(rotated.body.access_token).fam).toBe(decodeJwt(other.refresh_token).fam);
+  });
+
+  it('a deleted agent\'s access token (REST, socket) and refresh token are refused and raise one revoked_agent_credentials alert (SPEC §9)', async () => {
+    const alertsFor = async (rule: string, agentId: string) => {
+      await t.server.security.alerts.settle();
+      const r = await t.api('GET', `/api/v1/security/alerts?rule=${rule}&limit=1000`, { token: t.adminToken });
+      expect(r.status).toBe(200);
+      return (r.body.alerts as Array<{ message: string; severity: string; rule: string }>).filter((a) => a.message.includes(`agent ${agentId}`));
+    };
+    const deleted = async (prefix: string) => {
+      const a = await registerAgent(t, { agent_id: `${prefix}-${Math.random().toString(36).slice(2, 8)}` });
+      expect((await me(a.access_token)).status).toBe(200);
+      expect(await alertsFor('revoked_agent_credentials', a.agent_id)).toEqual([]);
+      expect((await t.api('DELETE', `/api/v1/agents/${a.agent_id}`, { token: t.adminToken })).status).toBe(204);
+      return a;
+    };
+    const restRefused = async (token: string) => {
+      const r = await me(token);
+      expect(r.status).toBe(401);
+      expect(r.body.error.code).toBe('INVALID_TOKEN');
+    };
+    const refreshRefused = async (token: string) => {
+      const r = await refresh(token);
+      expect(r.status).toBe(401);
+      expect(r.body.error.code).toBe('INVALID_TOKEN');
+    };
+    const expectOneAlert = async (agentId: string) => {
+      const alerts = await alertsFor('revoked_agent_credentials', agentId);
+      expect(alerts).toHaveLength(1);
+      expect(alerts[0]).toMatchObject({ rule: 'revoked_agent_credentials', severity: 'high' });
+      expect(await alertsFor('refresh_token_reuse', agentId)).toEqual([]);
+    };
+
+    // each way of presenting the credentials raises the alert on its own
+    const viaRest = await deleted('gone-rest');
+    await restRefused(viaRest.access_token);
+    await expectOneAlert(viaRest.agent_id);
+    const viaSocket = await deleted('gone-ws');
+    await expect(connectSocket(t.wsUrl, viaSocket.access_token)).rejects.toThrow('INVALID_TOKEN');
+    await expectOneAlert(viaSocket.agent_id);
+    const viaRefresh = await deleted('gone-refresh');
+    await refreshRefused(viaRefresh.refresh_token);
+    await expectOneAlert(viaRefresh.agent_id);
+
+    // a client retrying in a loop makes one alert, not one per request
+    const flood = await deleted('gone-flood');
+    for (let i = 0; i < 3; i++) {
+      await restRefused(flood.access_token);
+      await expect(connectSocket(t.wsUrl, flood.access_token)).rejects.toThrow('INVALID_TOKEN');
+      await refreshRefused(flood.refresh_token);
+    }
+    await expectOneAlert(flood.agent_id);
+  });
+
   it('a refresh token revoked (logout, role change) but never used answers INVALID_TOKEN and raises no reuse alert', async () => {
     const username = `revoked-${Math.random().toString(36).slice(2, 8)}`;
     await userToken(t, 'supervisor', username);

@@ -11,6 +11,7 @@ const LoginBody = Type.Object({
   totp_code: Type.Optional(Type.String({ minLength: 6, maxLength: 32 })),
 }, { additionalProperties: false });
 const RefreshBody = Type.Object({ refresh_token: Type.String({ minLength: 1, maxLength: 4096 }) }, { additionalProperties: false });
+/** Optional: logout revokes the access token's own refresh family; a refresh token given here has its family revoked too. */
 const LogoutBody = Type.Object({ refresh_token: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })) }, { additionalProperties: false });
 
 export function authRoutes(app: App, kit: RouteKit): void {

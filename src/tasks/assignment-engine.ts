@@ -110,6 +110,9 @@ interface DelegateReply {
   error: { code: string; message: string; details?: Record<string, unknown> } | null;
 }
 
+/** The longest a long-poll claim waits, when it ends, for leases of its slot still being written. */
+const CLAIM_SETTLE_MS = 5000;
+
 /** How long a forwarded delegate waits for the serving process by default (then the task stays queued). */
 const DELEGATE_FORWARD_MS = 3000;
 
@@ -635,6 +638,12 @@ export class AssignmentEngine {
           this.waiters.add(done);
         });
       }
+      // Picks for this slot still being written — by a round `addSlot` triggered, or a create
+      // leasing at insert — hand their tasks to `collect` once committed: wait for them, or those
+      // tasks would be leased to the agent and never given to it (until the lease expired).
+      // A pick is released right before its task is handed out, in the same turn.
+      const until = Date.now() + CLAIM_SETTLE_MS;
+      while (s.reserved > 0 && !this.stopped && Date.now() < until) await new Promise((r) => setTimeout(r, 2));
       return got;
     } finally {
       if (existing) {

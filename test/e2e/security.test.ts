@@ -150,7 +150,7 @@ for (const engine of engines()) {
       } finally {
         await store.db.exec('DROP TRIGGER refuse_audit ON audit_pending; DROP FUNCTION refuse_audit();');
       }
-      expect(claim.status).toBe(503);
+      expect(claim.status, claim.text).toBe(503);
       expect(claim.body.error.code).toBe('SERVICE_UNAVAILABLE');
       expect(claim.headers.get('retry-after')).toBe('5');
       expect(claim.text).not.toContain('"note"');

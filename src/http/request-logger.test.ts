@@ -29,7 +29,7 @@ describe('lazyRequestLogger', () => {
     log.warn('second');
     await new Promise((r) => setImmediate(r));
     expect(made()).toBe(1);
-    expect(lines.map((l) => [l.level, l.msg, l.reqId])).toEqual([['error', 'request failed', 'req-1'], ['warn', 'second', 'req-1']]);
+    expect(lines.map((l) => [l.level, l.message, l.reqId])).toEqual([['error', 'request failed', 'req-1'], ['warn', 'second', 'req-1']]);
     expect(lines[0]!.authorization).toBe('[REDACTED]');
   });
 });

@@ -104,6 +104,8 @@ export function createLogger(opts: LoggerOptions): Logger {
     redact: { paths: REDACT_PATHS, censor: REDACT_CENSOR },
     base: { service: 'mcp-server' },
     timestamp: pino.stdTimeFunctions.isoTime,
+    // SPEC §11 names the fields level, time, component, message (pino's default key is msg).
+    messageKey: 'message',
     // `err` is serialised first (stack, message, own props) and then scrubbed with the rest.
     serializers: { err: pino.stdSerializers.err },
     formatters: {
@@ -119,7 +121,7 @@ export function createLogger(opts: LoggerOptions): Logger {
   };
   if (opts.destination) return pino(base, opts.destination as pino.DestinationStream);
   if (opts.pretty) {
-    return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } } });
+    return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', messageKey: 'message' } } });
   }
   return pino(base);
 }

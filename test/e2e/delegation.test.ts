@@ -3,7 +3,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { io, type Socket } from 'socket.io-client';
-import { connectSocket, emitAck, registerAgent, startTestServer, userToken, waitFor, type RegisteredAgent, type TestServer } from '../helpers/server.ts';
+import { connectSocket, DELEGATION_CONFIG, emitAck, registerAgent, type RegisteredAgent, startTestServer, type TestServer, userToken, waitFor } from '../helpers/server.ts';
 
 interface Delegated { task_id: string; attempt: number; task_type: string; parameters: Record<string, unknown>; metadata: { timeout_seconds: number } }
 
@@ -34,10 +34,7 @@ const getTask = async (t: TestServer, id: string) => (await t.api('GET', `/api/v
 describe('delegation over Socket.IO', () => {
   let t: TestServer;
   beforeAll(async () => {
-    t = await startTestServer({
-      'agents.builtin': false, 'tasks.retry_base_ms': 20, 'tasks.retry_cap_ms': 100, 'tasks.lease_grace_seconds': 1,
-      'limits.default_per_min': 100000, 'limits.task_create_per_min': 100000, 'limits.register_per_min': 100000,
-    });
+    t = await startTestServer(DELEGATION_CONFIG);
   });
   afterAll(async () => t?.stop());
 

@@ -104,7 +104,7 @@ const needles = () => [
 describe('logs of a real server session', () => {
   it('were written (the check is not vacuous): request lines with routes, request ids and durations', () => {
     const lines = capture.text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    const requests = lines.filter((l) => l.msg === 'request');
+    const requests = lines.filter((l) => l.message === 'request');
     expect(requests.length).toBeGreaterThanOrEqual(10);
     expect(requests.some((l) => l.route === '/api/v1/tasks/:task_id/complete' && l.status === 200)).toBe(true);
     for (const l of requests) {

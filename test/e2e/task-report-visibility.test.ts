@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectSocket, emitAck, registerAgent, startTestServer, waitFor, type ApiResponse, type RegisteredAgent, type TestServer } from '../helpers/server.ts';
+import { type ApiResponse, connectSocket, DELEGATION_CONFIG, emitAck, registerAgent, type RegisteredAgent, startTestServer, type TestServer, waitFor } from '../helpers/server.ts';
 
 interface Delegated { task_id: string; attempt: number }
 
@@ -30,10 +30,7 @@ const shape = (r: ApiResponse) => {
 describe('agent reports on a task it may not see', () => {
   let t: TestServer;
   beforeAll(async () => {
-    t = await startTestServer({
-      'agents.builtin': false, 'tasks.retry_base_ms': 20, 'tasks.retry_cap_ms': 100, 'tasks.lease_grace_seconds': 1,
-      'limits.default_per_min': 100000, 'limits.task_create_per_min': 100000, 'limits.register_per_min': 100000,
-    });
+    t = await startTestServer(DELEGATION_CONFIG);
   });
   afterAll(async () => t?.stop());
 

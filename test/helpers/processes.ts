@@ -98,7 +98,7 @@ export async function startServerProcess(name: string, env: Record<string, strin
   return {
     name, pid: child.pid!, port, url,
     output: () => out,
-    logs: (msg) => out.split('\n').filter((l) => l.startsWith('{')).map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return {}; } }).filter((l) => l.msg === msg),
+    logs: (msg) => out.split('\n').filter((l) => l.startsWith('{')).map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return {}; } }).filter((l) => l.message === msg),
     get exited() { return exited; },
     async kill9() {
       if (!exited) child.kill('SIGKILL');

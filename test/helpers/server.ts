@@ -46,6 +46,12 @@ export function makeApi(base: string): Api {
   };
 }
 
+/** Delegation tests: no built-in agents, fast retries, a short lease grace, limits out of the way. */
+export const DELEGATION_CONFIG: Readonly<Record<string, unknown>> = {
+  'agents.builtin': false, 'tasks.retry_base_ms': 20, 'tasks.retry_cap_ms': 100, 'tasks.lease_grace_seconds': 1,
+  'limits.default_per_min': 100000, 'limits.task_create_per_min': 100000, 'limits.register_per_min': 100000,
+};
+
 export async function startTestServer(overrides: Record<string, unknown> = {}, opts: { db?: Db; env?: Record<string, string> } = {}): Promise<TestServer> {
   const config = loadConfig({
     env: opts.env ?? {},

@@ -253,6 +253,12 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       logger.warn({ err }, 'vacuum failed');
     }
   };
+  // system:health_check for subscribers of the system topic: statuses only (errors can name hosts).
+  let healthTimer: NodeJS.Timeout | undefined;
+  const broadcastHealth = async () => {
+    const h = await health();
+    bus.emit('system:health_check', { status: h.status, checks: Object.fromEntries(Object.entries(h.checks).map(([k, c]) => [k, c.status])) });
+  };
   const elector = new LeaderElector(coord, {
     name: 'mcp:leader', ownerId, ttlMs: Math.max(3000, cfg.tasks.sweep_interval_ms * 5),
     onElected: (token) => {
@@ -267,6 +273,10 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
         vacuumTimer.unref();
       }
       keys.startJob(); // re-encryption after a field-key rotation (resumes an interrupted one)
+      if (cfg.log.health_broadcast_ms > 0) {
+        healthTimer = setInterval(() => void broadcastHealth(), cfg.log.health_broadcast_ms);
+        healthTimer.unref();
+      }
     },
     onDemoted: () => {
       void keys.stopJob();
@@ -276,6 +286,8 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       retentionTimer = undefined;
       if (vacuumTimer) clearInterval(vacuumTimer);
       vacuumTimer = undefined;
+      if (healthTimer) clearInterval(healthTimer);
+      healthTimer = undefined;
     },
   });
   await elector.start();
@@ -314,6 +326,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     intervalMs: 1000,
     onReset: () => {
       holdOfflineSweep();
+      bus.emit('system:warning', { component: 'coordination', message: 'The coordination store lost its state (restarted empty or unreachable); this process is rebuilding its share from PostgreSQL.' });
       return realtime.rebuildCoordinationState();
     },
     logger: logger.child({ component: 'coordination' }),
@@ -336,6 +349,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       if (sweepTimer) clearInterval(sweepTimer);
       if (retentionTimer) clearInterval(retentionTimer);
       if (vacuumTimer) clearInterval(vacuumTimer);
+      if (healthTimer) clearInterval(healthTimer);
       offMaintenanceCount();
       detachAlerts();
       await storeWatch.stop().catch(() => {});

@@ -81,6 +81,7 @@ export const CONFIG_FIELDS: ConfigField[] = [
   { path: 'limits.login_failures_per_user_ip', env: 'MCP_LOGIN_MAX_FAILURES', schema: Type.Integer({ minimum: 1 }), default: 10, description: 'Consecutive failed logins per username+IP before a 15-minute lock.' },
   { path: 'limits.login_per_ip_daily', env: 'MCP_LOGIN_MAX_PER_IP_DAILY', schema: Type.Integer({ minimum: 1 }), default: 100, description: 'Failed logins per IP per day.' },
   { path: 'log.level', env: 'MCP_LOG_LEVEL', schema: LogLevel, default: 'info', description: 'Log level.' },
+  { path: 'log.health_broadcast_ms', env: 'MCP_HEALTH_BROADCAST_MS', schema: Type.Integer({ minimum: 0, maximum: 3600000 }), default: 30000, description: 'How often the leader sends system:health_check (status of each dependency) to subscribers of the system topic. 0 = never.' },
   { path: 'log.pretty', env: 'MCP_LOG_PRETTY', schema: Type.Boolean(), default: false, description: 'Human-readable logs (defaults to on in a terminal).' },
   { path: 'integrations.flask_url', env: 'FLASK_API_URL', schema: Type.String(), default: 'http://localhost:8000', description: 'The Flask emotional-analysis service.' },
   { path: 'integrations.flask_api_key', env: 'FLASK_API_KEY', schema: Type.String(), default: '', description: 'X-API-Key for the Flask service.', secret: true },

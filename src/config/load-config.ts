@@ -18,7 +18,7 @@ export interface Config {
   agents: { timeout_seconds: number; rest_timeout_seconds: number; heartbeat_interval_seconds: number; builtin: boolean };
   tasks: { retry_base_ms: number; retry_cap_ms: number; lease_grace_seconds: number; default_strategy: 'capability_match' | 'round_robin' | 'least_loaded' | 'best_performance'; sweep_interval_ms: number; queue_position_exact_limit: number };
   limits: { default_per_min: number; register_per_min: number; task_create_per_min: number; delegate_per_min: number; health_per_min: number; system_multiplier: number; login_failures_per_user_ip: number; login_per_ip_daily: number };
-  log: { level: string; pretty: boolean };
+  log: { level: string; pretty: boolean; health_broadcast_ms: number };
   integrations: { flask_url: string; flask_api_key: string };
 }
 

@@ -28,6 +28,8 @@ export interface DomainEvents {
   'agent:unregistered': { agent_id: string };
   'principal:revoked': { subject_type: 'user' | 'agent'; subject_id: string; reason: string };
   'system:warning': { message: string; component: string };
+  /** The overall status and each dependency's (no error text), sent by the leader every `log.health_broadcast_ms`. */
+  'system:health_check': { status: string; checks: Record<string, string> };
   'system:security_alert': { alert_id: string; rule: string; severity: string; message: string };
 }
 

@@ -50,7 +50,7 @@ const PUBLIC_EVENTS = new Set<DomainEventName>([
   'task:created', 'task:assigned', 'task:progress_updated', 'task:completed', 'task:failed', 'task:cancelled',
   'pipeline:created', 'pipeline:stage_started', 'pipeline:stage_completed', 'pipeline:completed', 'pipeline:failed',
   'agent:registered', 'agent:status_changed', 'agent:unregistered',
-  'system:warning', 'system:security_alert',
+  'system:warning', 'system:health_check', 'system:security_alert',
 ]);
 
 /** One outgoing event: where it goes and what it says (seq filled in at flush). */

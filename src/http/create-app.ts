@@ -3,14 +3,14 @@
  * security headers, CORS, OpenAPI docs, auth/rate-limit/idempotency plumbing, and the routes.
  * The process side (ports, TLS, shutdown) is in http-server.ts.
  */
-import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type preHandlerAsyncHookHandler } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import helmet from 'helmet';
 import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
-import { AppError, UnavailableError, ValidationError } from '../core/index.ts';
+import { AppError, RateLimitedError, UnavailableError, ValidationError } from '../core/index.ts';
 import { jsonDepthExceeds } from '../security/index.ts';
 import { validatorCompiler } from './validation.ts';
 import { errorHandler, sendError } from './error-handler.ts';
@@ -158,8 +158,21 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
     idempotency,
     services,
     guard(permission, rateClass = 'default', cost) {
-      const list = [authenticate];
-      if (permission) list.push(requirePermission(...(Array.isArray(permission) ? permission : [permission])));
+      const checks = [authenticate];
+      if (permission) checks.push(requirePermission(...(Array.isArray(permission) ? permission : [permission])));
+      const list: preHandlerAsyncHookHandler[] = [async function authorize(this: FastifyInstance, request, reply) {
+        try {
+          for (const check of checks) await check.call(this, request, reply);
+        } catch (err) {
+          // A refused request (401, 403) counts against its caller's budget too — its principal's,
+          // else its IP's — and carries the rate-limit headers; a flood of them gets 429. (With
+          // rate limiting unavailable it is still refused for what it is.)
+          await rateLimits.consume(request, reply, rateClass, 1).catch((limited: unknown) => {
+            if (limited instanceof RateLimitedError) throw limited;
+          });
+          throw err;
+        }
+      }];
       list.push(async (request, reply) => rateLimits.consume(request, reply, rateClass, cost ? cost(request.body) : 1));
       list.push(async (request, reply) => {
         if (request.routeOptions.config.idempotent) await idempotency.begin(request, reply);

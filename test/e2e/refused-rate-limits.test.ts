@@ -1,0 +1,43 @@
+/**
+ * SPEC §2: every response carries the rate-limit headers — also a request refused by the guard
+ * (401 without valid credentials: counted by IP; 403 without the permission: counted for the
+ * principal) — and refused requests use up the budget like any other, so a flood of them is
+ * answered 429.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, userToken, type ApiResponse, type TestServer } from '../helpers/server.ts';
+
+describe('rate limits on refused requests', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer({ 'agents.builtin': false, 'limits.default_per_min': 5 });
+  });
+  afterAll(async () => t?.stop());
+
+  const limitHeaders = (r: ApiResponse) => [r.headers.get('x-ratelimit-limit'), r.headers.get('x-ratelimit-remaining'), r.headers.get('x-ratelimit-reset') !== null];
+
+  it('403s count against the principal\'s own budget', async () => {
+    const worker = await userToken(t, 'worker'); // a login: not a guarded route, no budget used
+    const r = await t.api('GET', '/api/v1/audit', { token: worker });
+    expect(r.status).toBe(403);
+    expect(limitHeaders(r)).toEqual(['5', '4', true]);
+    const own = await t.api('GET', '/api/v1/tasks', { token: worker });
+    expect(own.status).toBe(200);
+    expect(own.headers.get('x-ratelimit-remaining')).toBe('3');
+  });
+
+  it('401s carry the headers of the IP\'s budget, and once it is used up the answer is 429', async () => {
+    // (Logins are counted by IP too: the budget may be partly used when this starts.)
+    const seen: Array<{ status: number; code: unknown; limit: string | null; remaining: number }> = [];
+    for (let i = 0; i < 8 && seen.at(-1)?.status !== 429; i++) {
+      const r = await t.api('GET', '/api/v1/tasks', { token: 'not-a-token' });
+      seen.push({ status: r.status, code: r.body?.error?.code, limit: r.headers.get('x-ratelimit-limit'), remaining: Number(r.headers.get('x-ratelimit-remaining')) });
+    }
+    const refused = seen.slice(0, -1);
+    expect(refused.length).toBeGreaterThanOrEqual(1);
+    expect(refused.map((x) => [x.status, x.code, x.limit])).toEqual(refused.map(() => [401, 'INVALID_TOKEN', '5']));
+    expect(refused.map((x) => x.remaining)).toEqual(refused.map((_, i) => refused[0]!.remaining - i));
+    expect(refused.at(-1)!.remaining).toBe(0);
+    expect(seen.at(-1)).toMatchObject({ status: 429, code: 'RATE_LIMIT_EXCEEDED', limit: '5', remaining: 0 });
+  });
+});

@@ -2,6 +2,7 @@
  * The role → permission table (SPEC §3), the one place authorization rules live.
  * `task:read` for workers is limited to their own tasks by the task service, not here.
  */
+import { ForbiddenError } from '../core/index.ts';
 export const ROLES = ['worker', 'supervisor', 'admin', 'system'] as const;
 export type Role = (typeof ROLES)[number];
 
@@ -38,6 +39,16 @@ export function hasPermission(role: Role, permission: Permission): boolean {
 export function canGrantRole(caller: Role, target: Role): boolean {
   for (const p of ROLE_PERMISSIONS[target]) if (!ROLE_PERMISSIONS[caller].has(p)) return false;
   return true;
+}
+
+/**
+ * Refuses to give `role` to a principal when it holds a permission the caller lacks (see
+ * `canGrantRole`): agent registration, agent role change, enrollment-token creation.
+ */
+export function assertMayGrantRole(caller: Pick<Principal, 'role'>, role: Role | undefined): void {
+  if (role !== undefined && !canGrantRole(caller.role, role)) {
+    throw new ForbiddenError('INSUFFICIENT_PERMISSIONS', `A ${caller.role} caller may not grant the ${role} role: it has permissions the caller lacks.`, { role });
+  }
 }
 
 export function permissionsOf(role: Role): Permission[] {

@@ -4,8 +4,8 @@ import type { RouteKit } from '../http-deps.ts';
 import { AppError, ForbiddenError } from '../../core/index.ts';
 import { EmptyBody, IdParams, paginate } from '../../contracts/common.ts';
 import { DiscoverQuery, HeartbeatBody, ListAgentsQuery, RegisterAgentBody, UpdateAgentBody, Capability } from '../../contracts/agents.ts';
-import { hasPermission } from '../../auth/index.ts';
-import { assertMayGrantRole, enrollmentAware, enrollmentGrantOf } from './security-routes.ts';
+import { assertMayGrantRole, hasPermission } from '../../auth/index.ts';
+import { enrollmentAware, enrollmentGrantOf } from './security-routes.ts';
 import Value from 'typebox/value';
 
 const Params = IdParams('agent_id');

@@ -26,7 +26,7 @@ import { bearerToken } from '../auth-hooks.ts';
 import { AppError, ForbiddenError, RateLimitedError } from '../../core/index.ts';
 import { EmptyBody, IdParams, paginate } from '../../contracts/common.ts';
 import { RoleSchema } from '../../contracts/agents.ts';
-import { canGrantRole, principalKey, type Principal, type Role } from '../../auth/index.ts';
+import { assertMayGrantRole, principalKey, type Principal } from '../../auth/index.ts';
 import {
   actorOf,
   isEnrollmentToken,
@@ -128,16 +128,6 @@ function parseJson(payload: unknown): Record<string, unknown> | null {
     return JSON.parse(payload) as Record<string, unknown>;
   } catch {
     return null;
-  }
-}
-
-/**
- * Refuses to give `role` to a principal when it holds a permission the caller lacks (SPEC §3; see
- * `canGrantRole`): agent registration, agent role change, enrollment-token creation.
- */
-export function assertMayGrantRole(caller: Principal, role: Role | undefined): void {
-  if (role !== undefined && !canGrantRole(caller.role, role)) {
-    throw new ForbiddenError('INSUFFICIENT_PERMISSIONS', `A ${caller.role} caller may not grant the ${role} role: it has permissions the caller lacks.`, { role });
   }
 }
 

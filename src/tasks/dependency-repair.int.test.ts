@@ -8,7 +8,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventBus, jsonCodec } from '../core/index.ts';
-import { engines, pgUrlWithSchema, type TestDb } from '../../test/helpers/stores.ts';
+import { engines, lockWaiters, pgUrlWithSchema, type TestDb } from '../../test/helpers/stores.ts';
 import { insertAgent } from '../../test/helpers/agents.ts';
 import { AssignmentEngine, TaskRepository, TaskService, noOutcomes, type DeliveredTask } from './index.ts';
 import type { Principal } from '../auth/index.ts';
@@ -69,20 +69,6 @@ describe.each(engines())('dependency repair on $name', (engine) => {
   });
 });
 
-/**
- * Waits until a statement on `table` waits for a lock. Asked on a client outside any
- * transaction: a transaction sees pg_stat_activity as it was at its first look.
- */
-async function lockWaiter(c: pg.Client, table: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const { rows } = await c.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid IN (SELECT pid FROM pg_locks WHERE relation = $1::regclass)`, [table]);
-    if (rows[0]!.n >= 1) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no statement waited for a lock on ${table}`);
-}
-
 for (const engine of engines().filter((e) => e.name === 'postgres')) {
   describe('a dependent created during its dependency\'s completion, on postgres', () => {
     let tdb: TestDb;
@@ -99,7 +85,7 @@ for (const engine of engines().filter((e) => e.name === 'postgres')) {
         await blocker!.query('BEGIN');
         await blocker!.query('SELECT 1 FROM tasks WHERE task_id = $1 FOR KEY SHARE', [dep.task_id]);
         const completion = tasks.complete(dep.task_id, 'race-dep-agent', dep.attempt, { ok: true });
-        await lockWaiter(observer!, `${tdb.schema!}.tasks`);
+        await lockWaiters(observer!, `${tdb.schema!}.tasks`, 1);
         const [late] = await dependent(); // counts the dependency as running, commits
         expect(late!.pending_deps).toBe(1);
         await blocker!.query('COMMIT');

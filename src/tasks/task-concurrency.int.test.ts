@@ -12,7 +12,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventBus, isAppError, jsonCodec } from '../core/index.ts';
-import { engines, pgUrlWithSchema, type TestDb } from '../../test/helpers/stores.ts';
+import { engines, lockWaiters, pgUrlWithSchema, type TestDb } from '../../test/helpers/stores.ts';
 import { insertAgent } from '../../test/helpers/agents.ts';
 import { AssignmentEngine, TaskRepository, TaskService, noOutcomes, type DeliveredTask } from './index.ts';
 import type { Principal } from '../auth/index.ts';
@@ -98,20 +98,6 @@ describe.each(engines())('concurrent accepts and results on $name', (engine) => 
     }
   });
 });
-
-/**
- * Waits until `n` statements on `table` wait for a lock. Asked on a client outside any
- * transaction: a transaction sees pg_stat_activity as it was at its first look.
- */
-async function lockWaiters(c: pg.Client, table: string, n: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const { rows } = await c.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid IN (SELECT pid FROM pg_locks WHERE relation = $1::regclass)`, [table]);
-    if (rows[0]!.n >= n) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`fewer than ${n} statements waited for a lock on ${table}`);
-}
 
 for (const engine of engines().filter((e) => e.name === 'postgres')) {
   describe('accepts and results in opposite orders, held at the same row, on postgres', () => {

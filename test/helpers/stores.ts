@@ -91,3 +91,17 @@ export function observedDb(db: Db, seen: (sql: string, params: unknown[] | undef
     close: () => db.close(),
   };
 }
+
+/**
+ * Waits until at least `n` statements on `table` wait for a lock (PostgreSQL). Asked on a client
+ * outside any transaction: a transaction sees pg_stat_activity as it was at its first look.
+ */
+export async function lockWaiters(c: pg.Client, table: string, n: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const { rows } = await c.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid IN (SELECT pid FROM pg_locks WHERE relation = $1::regclass)`, [table]);
+    if (rows[0]!.n >= n) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`fewer than ${n} statements waited for a lock on ${table}`);
+}

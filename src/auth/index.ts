@@ -7,6 +7,6 @@ export { PasswordHasher, assertPasswordPolicy, MIN_PASSWORD_LENGTH } from './pas
 export { SigningKeys, JWT_ALG, plainSealer, type SecretSealer } from './signing-keys.ts';
 export { TokenService, type TokenPair, type VerifiedToken, type TokenServiceOptions } from './token-service.ts';
 export { SyncedRevocationList, REVOCATION_CHANNEL, type RevocationList } from './revocation-list.ts';
-export { UserService, toPublicUser, type UserRow, type PublicUser, type LoginLimiters, type MfaVerifier } from './user-service.ts';
+export { UserService, toPublicUser, USER_SORTS, type UserRow, type PublicUser, type LoginLimiters, type MfaVerifier } from './user-service.ts';
 export { PrincipalState } from './principal-state.ts';
 export { ApiKeys } from './api-keys.ts';

@@ -29,8 +29,9 @@ export function toPublicUser(u: UserRow): PublicUser {
   return { user_id: u.user_id, username: u.username, role: u.role, disabled: u.disabled, mfa_enabled: u.mfa_enabled, created_at: u.created_at.toISOString(), updated_at: u.updated_at.toISOString() };
 }
 
-/** `GET /users?sort=` orders, each to its fixed ORDER BY (never the caller's text). */
-export type UserSort = `${'created_at' | 'username'}:${'asc' | 'desc'}`;
+/** `GET /users?sort=` values, each mapped to its fixed ORDER BY (never the caller's text). */
+export const USER_SORTS = ['created_at:asc', 'created_at:desc', 'username:asc', 'username:desc'] as const;
+export type UserSort = (typeof USER_SORTS)[number];
 const USER_ORDER_BY: Record<UserSort, string> = {
   'created_at:asc': 'created_at, user_id',
   'created_at:desc': 'created_at DESC, user_id DESC',

@@ -36,17 +36,17 @@ export interface HandlerHooks {
 }
 
 /**
- * Wraps the handler of `event`: finds the ack callback (last argument), validates, runs, answers
+ * Handles `event` on `socket`: finds the ack callback (last argument), validates, runs, answers
  * `{ok: true, ...result}` or `{ok: false, error}`. Without an ack, failures go out as `error`.
  */
-export function handle<T>(
+export function onEvent<T>(
   socket: Socket,
   event: string,
   schema: TSchema,
   fn: (payload: T) => Promise<Record<string, unknown> | void>,
   hooks: HandlerHooks,
-) {
-  return (...args: unknown[]) => {
+): void {
+  socket.on(event, (...args: unknown[]) => {
     const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as Ack) : undefined;
     const payload = args[0];
     void (async () => {
@@ -61,5 +61,5 @@ export function handle<T>(
         else socket.emit('error', { ...body, timestamp: new Date().toISOString() });
       }
     })();
-  };
+  });
 }

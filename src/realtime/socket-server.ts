@@ -22,7 +22,7 @@ import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { AppError, ForbiddenError, type EventBus } from '../core/index.ts';
 import { hasPermission, principalKey, type Principal, type PrincipalState, type TokenService } from '../auth/index.ts';
 import { scoreOf, type AgentService } from '../agents/index.ts';
-import type { AssignmentEngine, DeliveredTask, TaskService } from '../tasks/index.ts';
+import { AGENT_SOCKET_PRESENCE, type AssignmentEngine, type DeliveredTask, type TaskService } from '../tasks/index.ts';
 import type { Coordination, PresenceWrite, Unsubscribe } from '../coordination/index.ts';
 import {
   SocketAuthRefresh, SocketHeartbeat, SocketStatusUpdate, SocketSubscription, SocketTaskAck, SocketTaskProgress, SocketTaskResult,
@@ -30,14 +30,12 @@ import {
 } from '../contracts/socket-events.ts';
 import type { HeartbeatInput } from '../contracts/agents.ts';
 import { FanOut, rooms } from './fan-out.ts';
-import { DENIAL_CODES, handle, type Ack, type HandlerHooks } from './socket-kit.ts';
+import { DENIAL_CODES, onEvent, type Ack, type HandlerHooks } from './socket-kit.ts';
 import { coalesceWebSocketWrites } from './coalesce-writes.ts';
 
 export const NAMESPACE = '/mcp/ws';
 export const SOCKET_PRESENCE_TTL_MS = 30_000;
 const AGENT_CHANGED = 'realtime:agent-changed';
-/** Presence kind of "this agent has a socket on that process" (read by the leader's orphan-lease sweep). */
-const AGENT_SOCKET = 'agent-socket';
 /** Events only an agent's socket sends (a user's socket sending one is refused, not ignored). */
 const AGENT_EVENTS = new Set(['agent:heartbeat', 'agent:status_update', 'task:accepted', 'task:rejected', 'task:progress', 'task:result']);
 const KNOWN_EVENTS = new Set([...AGENT_EVENTS, 'subscribe', 'unsubscribe', 'auth:refresh']);
@@ -213,7 +211,7 @@ export class RealtimeServer {
   private async refreshPresence(): Promise<void> {
     const records: PresenceWrite[] = [];
     for (const socket of this.sockets) records.push({ kind: `ws:${principalKey(socket.data.principal)}`, id: socket.id, data: { server: this.serverId } });
-    for (const agentId of this.agentSockets.keys()) records.push({ kind: AGENT_SOCKET, id: agentId, data: this.agentSocketPresence });
+    for (const agentId of this.agentSockets.keys()) records.push({ kind: AGENT_SOCKET_PRESENCE, id: agentId, data: this.agentSocketPresence });
     try {
       await this.o.coord.setPresenceMany(records, SOCKET_PRESENCE_TTL_MS);
     } catch (err) {
@@ -275,15 +273,15 @@ export class RealtimeServer {
       socket.emit('error', { ...error, timestamp: new Date().toISOString() });
     });
 
-    socket.on('auth:refresh', handle<{ token: string }>(socket, 'auth:refresh', SocketAuthRefresh, async ({ token }) => {
+    onEvent<{ token: string }>(socket, 'auth:refresh', SocketAuthRefresh, async ({ token }) => {
       const v = await this.o.tokens.verify(token.replace(/^Bearer\s+/i, ''), 'access');
       if (principalKey(v.principal) !== key) throw new ForbiddenError('INSUFFICIENT_PERMISSIONS', 'The token belongs to another principal.');
       socket.data.exp = v.exp;
       this.scheduleExpiry(socket);
       return { expires_at: new Date(v.exp * 1000).toISOString() };
-    }, hooks));
-    socket.on('subscribe', handle<Record<string, string>>(socket, 'subscribe', SocketSubscription, async (sub) => ({ room: await this.subscribe(socket, sub, true) }), hooks));
-    socket.on('unsubscribe', handle<Record<string, string>>(socket, 'unsubscribe', SocketSubscription, async (sub) => ({ room: await this.subscribe(socket, sub, false) }), hooks));
+    }, hooks);
+    onEvent<Record<string, string>>(socket, 'subscribe', SocketSubscription, async (sub) => ({ room: await this.subscribe(socket, sub, true) }), hooks);
+    onEvent<Record<string, string>>(socket, 'unsubscribe', SocketSubscription, async (sub) => ({ room: await this.subscribe(socket, sub, false) }), hooks);
 
     if (p.type === 'agent') await this.onAgentConnection(socket, hooks);
 
@@ -369,32 +367,32 @@ export class RealtimeServer {
     await socket.join(rooms.agentConn(agentId));
     await this.markSocketPresence(agentId);
 
-    socket.on('agent:heartbeat', handle<HeartbeatInput>(socket, 'agent:heartbeat', SocketHeartbeat, async (body) => {
+    onEvent<HeartbeatInput>(socket, 'agent:heartbeat', SocketHeartbeat, async (body) => {
       // (The agent's socket presence is kept alive by the batched refresh, not per heartbeat.)
       const r = await this.o.agents.heartbeat(agentId, body, 'ws');
       // Only an agent holding leases can have an unacknowledged delivery to re-send.
       if (this.o.engine.loadOf(agentId) > 0) await this.resendUnacknowledged(agentId, 5000);
       return { next_heartbeat: r.next_heartbeat, status: r.agent_status };
-    }, hooks));
-    socket.on('agent:status_update', handle<{ status: 'active' | 'inactive' | 'maintenance' }>(socket, 'agent:status_update', SocketStatusUpdate, async ({ status }) => {
+    }, hooks);
+    onEvent<{ status: 'active' | 'inactive' | 'maintenance' }>(socket, 'agent:status_update', SocketStatusUpdate, async ({ status }) => {
       const a = await this.o.agents.setStatus(agentId, status, status === 'active' ? { draining: false } : {});
       await this.refreshSlot(agentId);
       return { status: a?.status ?? status };
-    }, hooks));
-    socket.on('task:accepted', handle<{ task_id: string; attempt?: number }>(socket, 'task:accepted', SocketTaskAck, async (b) => {
+    }, hooks);
+    onEvent<{ task_id: string; attempt?: number }>(socket, 'task:accepted', SocketTaskAck, async (b) => {
       const t = await this.o.tasks.acceptLease(b.task_id, agentId, b.attempt);
       return { task_id: t.task_id, status: t.status, attempt: t.attempt };
-    }, hooks));
-    socket.on('task:rejected', handle<{ task_id: string; attempt?: number; reason?: string }>(socket, 'task:rejected', SocketTaskAck, async (b) => {
+    }, hooks);
+    onEvent<{ task_id: string; attempt?: number; reason?: string }>(socket, 'task:rejected', SocketTaskAck, async (b) => {
       await this.o.tasks.reject(b.task_id, agentId, b.attempt, b.reason ?? 'rejected by agent');
       this.o.engine.forget(agentId, b.task_id);
       return { task_id: b.task_id, status: 'pending' };
-    }, hooks));
-    socket.on('task:progress', handle<{ task_id: string; attempt?: number; progress: number; message?: string }>(socket, 'task:progress', SocketTaskProgress, async (b) => {
+    }, hooks);
+    onEvent<{ task_id: string; attempt?: number; progress: number; message?: string }>(socket, 'task:progress', SocketTaskProgress, async (b) => {
       const r = await this.o.tasks.progress(b.task_id, agentId, b.attempt, b.progress, b.message);
       return { lease_expires_at: r.lease_expires_at };
-    }, hooks));
-    socket.on('task:result', handle<SocketTaskResultInput>(socket, 'task:result', SocketTaskResult, async (b) => this.onResult(agentId, b), hooks));
+    }, hooks);
+    onEvent<SocketTaskResultInput>(socket, 'task:result', SocketTaskResult, async (b) => this.onResult(agentId, b), hooks);
 
     const agent = await this.o.agents.get(agentId);
     await this.o.agents.heartbeat(agentId, {}, 'ws');
@@ -430,7 +428,7 @@ export class RealtimeServer {
    * their leases.
    */
   private async markSocketPresence(agentId: string): Promise<void> {
-    await this.o.coord.setPresence(AGENT_SOCKET, agentId, this.agentSocketPresence, SOCKET_PRESENCE_TTL_MS).catch(() => {});
+    await this.o.coord.setPresence(AGENT_SOCKET_PRESENCE, agentId, this.agentSocketPresence, SOCKET_PRESENCE_TTL_MS).catch(() => {});
   }
 
   private isAvailable(status: string, draining: boolean): boolean {
@@ -482,12 +480,12 @@ export class RealtimeServer {
     this.agentSockets.delete(agentId);
     this.o.engine.removeSlot(agentId);
     // Only our own record: the agent may already have reconnected to another process.
-    void this.o.coord.getPresence(AGENT_SOCKET, agentId).then((rec) => (rec?.server === this.serverId ? this.o.coord.removePresence(AGENT_SOCKET, agentId) : undefined)).catch(() => {});
+    void this.o.coord.getPresence(AGENT_SOCKET_PRESENCE, agentId).then((rec) => (rec?.server === this.serverId ? this.o.coord.removePresence(AGENT_SOCKET_PRESENCE, agentId) : undefined)).catch(() => {});
     const timer = setTimeout(() => {
       this.graceTimers.delete(agentId);
       void (async () => {
         if (this.agentSockets.has(agentId)) return;
-        const elsewhere = await this.o.coord.getPresence(AGENT_SOCKET, agentId).catch(() => null);
+        const elsewhere = await this.o.coord.getPresence(AGENT_SOCKET_PRESENCE, agentId).catch(() => null);
         if (elsewhere && elsewhere.server !== this.serverId) return; // reconnected to another server process
         const n = await this.o.tasks.timeoutAgentLeases(agentId, `Agent disconnected for more than ${this.o.leaseGraceSeconds} s.`);
         if (n) this.o.logger.warn({ agent_id: agentId, tasks: n }, 'leases of a disconnected agent timed out');

@@ -8,4 +8,4 @@ export { TaskRepository, type TaskRow, type NewTask, type TaskListFilter } from 
 export { taskSummary, type TaskSummary } from './task-view.ts';
 export { canTransition, backoffMs, TRANSITIONS } from './task-status.ts';
 export { AssignmentEngine, ENGINE_CHANNELS, type AgentSlot, type DeliveredTask, type AssignmentEngineOptions } from './assignment-engine.ts';
-export { OrphanLeaseSweeper } from './orphan-lease-sweeper.ts';
+export { OrphanLeaseSweeper, AGENT_SOCKET_PRESENCE } from './orphan-lease-sweeper.ts';

@@ -10,6 +10,9 @@ import type { Db } from '../store/index.ts';
 import type { AssignmentEngine } from './assignment-engine.ts';
 import type { TaskService } from './task-service.ts';
 
+/** Presence kind "this agent holds a socket on that process": written by realtime/, read here. */
+export const AGENT_SOCKET_PRESENCE = 'agent-socket';
+
 export class OrphanLeaseSweeper {
   private readonly missingSince = new Map<string, number>();
 
@@ -51,7 +54,7 @@ export class OrphanLeaseSweeper {
   private async served(agentIds: string[]): Promise<Set<string>> {
     const out = new Set(agentIds.filter((id) => this.engine.hasSlot(id)));
     const noSlot = agentIds.filter((id) => !out.has(id));
-    const sockets = await this.coord.getPresenceMany('agent-socket', noSlot);
+    const sockets = await this.coord.getPresenceMany(AGENT_SOCKET_PRESENCE, noSlot);
     const unseen: string[] = [];
     noSlot.forEach((id, i) => { if (sockets[i]) out.add(id); else unseen.push(id); });
     const records = await this.coord.getPresenceMany('agent', unseen);

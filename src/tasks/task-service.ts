@@ -679,7 +679,6 @@ export class TaskService {
     });
   }
 
-  /** retrying tasks whose backoff elapsed → pending. */
   /**
    * Repairs dependency counts a completion could not see. A completion decrements the pending
    * dependents it finds in its statement's snapshot; a task created with a dependency while that
@@ -708,6 +707,7 @@ export class TaskService {
     return ready.length;
   }
 
+  /** retrying tasks whose backoff elapsed → pending. */
   async promoteRetries(limit = 1000): Promise<number> {
     return this.tx(async (q, emit) => {
       const { rows } = await q.query<{ task_id: string; attempt: number }>(

@@ -4,7 +4,7 @@ import type { App } from '../app-types.ts';
 import type { RouteKit } from '../http-deps.ts';
 import { IdParams, paginate } from '../../contracts/common.ts';
 import { RoleSchema } from '../../contracts/agents.ts';
-import { toPublicUser } from '../../auth/index.ts';
+import { USER_SORTS, toPublicUser } from '../../auth/index.ts';
 
 const CreateUserBody = Type.Object({
   username: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9_.@-]+$' }),
@@ -20,7 +20,7 @@ const ListQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
   offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
   /** SPEC §2; default `created_at:asc` (UserService.list). */
-  sort: Type.Optional(Type.Enum(['created_at:asc', 'created_at:desc', 'username:asc', 'username:desc'] as const)),
+  sort: Type.Optional(Type.Enum(USER_SORTS)),
 }, { additionalProperties: false });
 const Params = IdParams('user_id');
 

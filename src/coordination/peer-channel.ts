@@ -13,18 +13,24 @@ const PEER_PROBE_MS = 1000;
 export class PeerChannel {
   #othersListen = true;
   #lastAt = 0;
+  /** Bumped by `heard()`: a publish's count of listeners is stale once another process was heard meanwhile. */
+  #heardEpoch = 0;
 
   constructor(private readonly coord: Coordination, readonly channel: string, private readonly probeMs = PEER_PROBE_MS) {}
 
   /** Another process published on the channel: it listens too. */
   heard(): void {
     this.#othersListen = true;
+    this.#heardEpoch++;
   }
 
   /** Publishes unless alone on the channel (then only as a probe); rejects as `publish` does. */
   async publish(message: unknown, options?: PublishOptions): Promise<void> {
     if (!this.#othersListen && Date.now() - this.#lastAt < this.probeMs) return;
     this.#lastAt = Date.now();
-    this.#othersListen = (await this.coord.publish(this.channel, message, options)) > 0;
+    const epoch = this.#heardEpoch;
+    const receivers = await this.coord.publish(this.channel, message, options);
+    // Counted before another process was heard (two starting together): that one listens.
+    this.#othersListen = receivers > 0 || this.#heardEpoch !== epoch;
   }
 }

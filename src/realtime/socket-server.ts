@@ -370,8 +370,8 @@ export class RealtimeServer {
     onEvent<HeartbeatInput>(socket, 'agent:heartbeat', SocketHeartbeat, async (body) => {
       // (The agent's socket presence is kept alive by the batched refresh, not per heartbeat.)
       const r = await this.o.agents.heartbeat(agentId, body, 'ws');
-      // Only an agent holding leases can have an unacknowledged delivery to re-send.
-      if (this.o.engine.loadOf(agentId) > 0) await this.resendUnacknowledged(agentId, 5000);
+      // Only an agent that may hold leases can have an unacknowledged delivery to re-send.
+      if (this.o.engine.mayHoldLeases(agentId)) await this.resendUnacknowledged(agentId, 5000);
       return { next_heartbeat: r.next_heartbeat, status: r.agent_status };
     }, hooks);
     onEvent<{ status: 'active' | 'inactive' | 'maintenance' }>(socket, 'agent:status_update', SocketStatusUpdate, async ({ status }) => {

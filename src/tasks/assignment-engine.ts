@@ -28,6 +28,7 @@ import type { TaskAssignment, TaskRepository, TaskRow } from './task-repository.
 import { ranksAbove } from './strategies.ts';
 import { readQueueHead } from './queue-head.ts';
 import { UPDATE_LOCKED_ROWS, inLockOrder, onLookedUpRow } from './task-batches.ts';
+import { CapacityGrants, GRANT_CHANNEL, type HeldTokens, type LeasedWire } from './capacity-grants.ts';
 
 export type { DeliveredTask } from '../contracts/views.ts';
 
@@ -45,6 +46,8 @@ export interface AgentSlot {
 
 interface SlotState extends AgentSlot {
   leased: Set<string>;
+  /** Tokens other processes hold to lease new tasks to this agent at insert (capacity-grants.ts). */
+  granted: number;
   /** Picked for a lease that is being written (a round's, a delegate's, an assignment at insert). */
   reserved: number;
   lastPicked: number;
@@ -60,7 +63,7 @@ function hasAll(have: ReadonlySet<string>, caps: readonly string[]): boolean {
 }
 
 /** In-flight count of a slot: what counts against its `max`. */
-const load = (s: SlotState) => s.leased.size + s.reserved;
+const load = (s: SlotState) => s.leased.size + s.reserved + s.granted;
 
 /**
  * Agents picked for new tasks before they are inserted (`reserve`): the insert leases them
@@ -151,6 +154,8 @@ export class AssignmentEngine {
    */
   private queued = true;
   private safetyTimer: NodeJS.Timeout | undefined;
+  /** Capacity granted to and by the other processes (after `connect`). */
+  private grants: CapacityGrants | undefined;
   /** Forwarded delegates waiting for the serving process's answer. */
   private readonly forwarded = new Map<string, (reply: DelegateReply | null) => void>();
 
@@ -188,6 +193,8 @@ export class AssignmentEngine {
       // read); otherwise they take their turn in a round.
       if (tasks && !this.queued) void this.leaseAnnounced(tasks);
       else this.trigger();
+      // The sender creates work agents here could serve: let it lease the next ones itself.
+      if (tasks && w) this.grants?.demand(w.origin, tasks);
     }));
     this.unsubs.push(await coord.subscribe(ENGINE_CHANNELS.release, (m) => {
       const r = m as ReleaseMessage | null;
@@ -203,6 +210,17 @@ export class AssignmentEngine {
       const r = m as DelegateReply | null;
       if (r && r.origin === this.instanceId) this.forwarded.get(r.request_id)?.(r);
     }));
+    const grants = new CapacityGrants(coord, this.instanceId, {
+      slot: (id) => this.slots.get(id),
+      slots: () => this.slots.values(),
+      room: (s) => s.max - load(s as SlotState),
+      deliverLeased: (rows) => this.deliverLeased(rows),
+      roomFreed: () => this.roomFreed(),
+      onError: (err) => this.opts.onError?.(err),
+    });
+    this.unsubs.push(await coord.subscribe(GRANT_CHANNEL, (m) => grants.onMessage(m)));
+    this.grants = grants;
+    grants.start();
     this.sendWake({}); // a plain wake-up: tells the others this process listens (and learns whether they do)
     if (safetyNetMs > 0) {
       this.safetyTimer = setInterval(() => this.trigger(), safetyNetMs);
@@ -216,6 +234,7 @@ export class AssignmentEngine {
     for (const w of this.waiters) w();
     for (const answer of [...this.forwarded.values()]) answer(null);
     if (this.safetyTimer) clearInterval(this.safetyTimer);
+    this.grants?.stop();
     for (const u of this.unsubs.splice(0)) void u().catch(() => {});
   }
 
@@ -231,7 +250,7 @@ export class AssignmentEngine {
     }
     this.wakePending = true;
     this.wakeTasks = tasks && tasks.length <= MAX_ANNOUNCED ? tasks : null;
-    setImmediate(() => {
+    queueMicrotask(() => {
       const tasks = this.wakeTasks;
       this.wakePending = false;
       this.wakeTasks = null;
@@ -272,11 +291,22 @@ export class AssignmentEngine {
     return this.slots.has(agentId);
   }
 
+  /**
+   * Whether the agent may hold leases this process has not handed it: it holds some here, or
+   * another process was granted capacity on it lately (a lost deliver message leaves a lease
+   * only PostgreSQL knows of, re-sent as unacknowledged).
+   */
+  mayHoldLeases(agentId: string): boolean {
+    return this.loadOf(agentId) > 0 || (this.grants?.grantedRecently(agentId) ?? false);
+  }
+
   /** Registers (or replaces) an agent's slot; its current leases count towards its load. */
   async addSlot(slot: AgentSlot): Promise<void> {
     const { rows } = await this.db.query<{ task_id: string }>(`SELECT task_id FROM tasks WHERE assigned_agent = $1 AND status IN ('assigned', 'running')`, [slot.agent_id]);
     const prev = this.slots.get(slot.agent_id);
-    this.slots.set(slot.agent_id, { ...slot, leased: new Set(rows.map((r) => r.task_id)), reserved: prev?.reserved ?? 0, lastPicked: prev?.lastPicked ?? 0 });
+    const granted = this.grants?.outstanding(slot.agent_id) ?? 0;
+    this.slots.set(slot.agent_id, { ...slot, leased: new Set(rows.map((r) => r.task_id)), reserved: prev?.reserved ?? 0, granted, lastPicked: prev?.lastPicked ?? 0 });
+    this.grants?.dropHeld(slot.agent_id); // served here now: no more leases through its old process
     this.trigger();
   }
 
@@ -284,11 +314,14 @@ export class AssignmentEngine {
     const s = this.slots.get(agentId);
     if (!s) return;
     Object.assign(s, patch);
+    // Peers holding tokens for it drop them (it may serve fewer tasks, or other ones).
+    if (patch.available === false || patch.capabilities || patch.max !== undefined) this.grants?.revoke(agentId);
     this.trigger();
   }
 
   removeSlot(agentId: string): void {
     this.slots.delete(agentId);
+    this.grants?.slotRemoved(agentId);
   }
 
   private release(taskId: string, agentId: string | null): void {
@@ -447,10 +480,21 @@ export class AssignmentEngine {
    * when no task of them can be placed (they are then dispatched by rounds as usual).
    */
   reserve(tasks: ReadonlyArray<{ task_id: string; required_capabilities: string[]; strategy: string | null; dependencies: string[] }>): Reservation | null {
-    if (this.stopped || !this.slots.size) return null;
-    const list = this.pickAll(tasks.filter((t) => !t.dependencies.length).map((t) => ({ id: t.task_id, caps: t.required_capabilities, strategy: t.strategy })));
-    if (!list.length) return null;
+    if (this.stopped) return null;
+    const ready = tasks.filter((t) => !t.dependencies.length);
+    const list = this.slots.size ? this.pickAll(ready.map((t) => ({ id: t.task_id, caps: t.required_capabilities, strategy: t.strategy }))) : [];
     const picks = new Map(list.map((p) => [p.task_id, p.slot]));
+    // Tasks no agent here can take now: agents of other processes that granted capacity (capacity-grants.ts).
+    const remote = new Map<string, HeldTokens>();
+    if (this.grants && picks.size < ready.length) {
+      for (const t of ready) {
+        if (picks.has(t.task_id)) continue;
+        const held = this.grants.take(t.required_capabilities, (id) => this.slots.has(id));
+        if (held) remote.set(t.task_id, held);
+      }
+    }
+    if (!list.length && !remote.size) return null;
+    const grants = this.grants;
     let open = true;
     const close = () => {
       if (!open) return false;
@@ -459,20 +503,62 @@ export class AssignmentEngine {
       return true;
     };
     return {
-      agentOf: (id) => picks.get(id)?.agent_id ?? null,
-      capabilitiesOf: (id) => { const s = picks.get(id); return s ? [...s.capabilities] : null; },
-      cancel: () => { close(); },
+      agentOf: (id) => picks.get(id)?.agent_id ?? remote.get(id)?.agent_id ?? null,
+      capabilitiesOf: (id) => { const s = picks.get(id) ?? remote.get(id); return s ? [...s.capabilities] : null; },
+      cancel: () => {
+        if (close()) for (const h of remote.values()) grants?.giveBack(h);
+      },
       settle: (rows, parametersOf) => {
         if (!close()) return;
         const delivered: Array<{ slot: SlotState; task: DeliveredTask }> = [];
+        const sent: Array<{ held: HeldTokens; row: LeasedWire }> = [];
         for (const r of rows) {
+          const held = remote.get(r.task_id);
+          if (held) {
+            if (r.status === 'assigned' && r.assigned_agent === held.agent_id) sent.push({ held, row: this.toWire(r, parametersOf(r.task_id)) });
+            else grants?.giveBack(held); // queued behind older tasks: the token stays
+            continue;
+          }
           const slot = r.status === 'assigned' && r.assigned_agent ? this.slots.get(r.assigned_agent) : undefined;
           if (slot) delivered.push({ slot, task: this.toDelivered(r, parametersOf(r.task_id)) });
         }
         this.handOut(delivered);
+        if (sent.length) {
+          grants?.used(sent);
+          for (const { row } of sent) this.bus.emit('task:assigned', { task_id: row.task_id, agent_id: row.assigned_agent, attempt: row.attempt, pipeline_id: row.pipeline_id });
+        }
         if (delivered.length) this.wakeWaiters(); // a long-polling claim may have been served
       },
     };
+  }
+
+  /** A row leased here to an agent another process serves, as sent to that process (parameters sealed again, as stored). */
+  private toWire(r: Omit<DeliveryRow, 'parameters'>, parameters: unknown): LeasedWire {
+    return {
+      task_id: r.task_id, task_type: r.task_type, parameters: this.repo.sealParameters(r.task_id, r.data_classification, parameters), priority: r.priority,
+      deadline: r.deadline ? r.deadline.toISOString() : null, pipeline_id: r.pipeline_id, stage: r.stage, attempt: r.attempt,
+      required_capabilities: r.required_capabilities, data_classification: r.data_classification, assigned_at: (r.assigned_at ?? new Date()).toISOString(),
+      timeout_seconds: r.timeout_seconds, lease_expires_at: (r.lease_expires_at ?? new Date()).toISOString(), assigned_agent: r.assigned_agent!,
+    };
+  }
+
+  /** Rows another process leased at insert to agents served here (with tokens this process granted): hand them out. */
+  private deliverLeased(rows: LeasedWire[]): void {
+    const delivered: Array<{ slot: SlotState; task: DeliveredTask }> = [];
+    for (const w of rows) {
+      const slot = this.slots.get(w.assigned_agent);
+      // Not served here any more: the lease is re-sent when the agent reconnects (or times out).
+      if (!slot || slot.leased.has(w.task_id)) continue;
+      const row: DeliveryRow = {
+        ...w, deadline: w.deadline ? new Date(w.deadline) : null, assigned_at: new Date(w.assigned_at), lease_expires_at: new Date(w.lease_expires_at),
+      };
+      try {
+        delivered.push({ slot, task: this.toDelivered(row) });
+      } catch (err) {
+        this.opts.onError?.(err); // parameters that do not open here: left to the unacknowledged-lease re-send
+      }
+    }
+    this.handOut(delivered, false); // the leasing process announced task:assigned
   }
 
   /**
@@ -481,6 +567,8 @@ export class AssignmentEngine {
    */
   redeliveries(agentId: string, rows: TaskRow[]): DeliveredTask[] {
     const tasks = rows.map((r) => this.toDelivered(r));
+    const slot = this.slots.get(agentId);
+    for (const t of tasks) slot?.leased.add(t.task_id); // a lease another process made may not have been counted yet
     if (tasks.length) this.opts.onDelivered?.(agentId, tasks);
     return tasks;
   }
@@ -528,7 +616,7 @@ export class AssignmentEngine {
     };
   }
 
-  private handOut(delivered: Array<{ slot: SlotState; task: DeliveredTask }>): void {
+  private handOut(delivered: Array<{ slot: SlotState; task: DeliveredTask }>, announce = true): void {
     const byAgent = new Map<string, DeliveredTask[]>();
     for (const { slot, task } of delivered) {
       slot.leased.add(task.task_id);
@@ -537,7 +625,7 @@ export class AssignmentEngine {
       byAgent.set(slot.agent_id, list);
     }
     for (const [agentId, tasks] of byAgent) {
-      for (const t of tasks) this.bus.emit('task:assigned', { task_id: t.task_id, agent_id: agentId, attempt: t.attempt, pipeline_id: t.pipeline_id });
+      if (announce) for (const t of tasks) this.bus.emit('task:assigned', { task_id: t.task_id, agent_id: agentId, attempt: t.attempt, pipeline_id: t.pipeline_id });
       this.opts.onDelivered?.(agentId, tasks);
       const slot = this.slots.get(agentId);
       for (const t of tasks) {

@@ -48,6 +48,8 @@ interface SlotState extends AgentSlot {
   leased: Set<string>;
   /** Tokens other processes hold to lease new tasks to this agent at insert (capacity-grants.ts). */
   granted: number;
+  /** A long-poll claim's slot (gone when the claim answers): never granted to other processes. */
+  noGrants?: boolean;
   /** Picked for a lease that is being written (a round's, a delegate's, an assignment at insert). */
   reserved: number;
   lastPicked: number;
@@ -710,6 +712,7 @@ export class AssignmentEngine {
     const collect = (t: DeliveredTask) => { got.push(t); };
     if (!existing) await this.addSlot({ ...slot, max: 0, deliver: collect });
     const s = this.slots.get(slot.agent_id)!;
+    if (!existing) s.noGrants = true; // a lease another process made would outlive the claim
     const prevDeliver = s.deliver.bind(s);
     const prevMax = s.max;
     try {

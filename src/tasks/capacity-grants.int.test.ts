@@ -193,6 +193,19 @@ describe.skipIf(!redisUrl)('capacity grants ledger', () => {
     expect(p.a.take(['c'], () => false)).toBeNull();
   });
 
+  it('grants nothing on long-poll claim slots, built-in agents, unavailable ones or a max under 4', async () => {
+    const c = await createCoordination({ redisUrl, keyPrefix: `ledger-${randomUUID()}:` });
+    coords.push(c);
+    const mk = (agent_id: string, over: Partial<GrantSlot>): GrantSlot => ({ agent_id, capabilities: new Set(['c']), max: 20, available: true, builtin: false, granted: 0, ...over });
+    const slots = [mk('claim', { noGrants: true }), mk('builtin', { builtin: true }), mk('draining', { available: false }), mk('small', { max: 3 }), mk('other-cap', { capabilities: new Set(['d']) }), mk('big', { max: 100 })];
+    const g = new CapacityGrants(c, 'B', {
+      slot: (id) => slots.find((s) => s.agent_id === id), slots: () => slots, room: (s) => s.max - s.granted,
+      deliverLeased: () => {}, roomFreed: () => {}, onError: (err) => { throw err; },
+    });
+    g.demand('A', [{ caps: ['c'] }]);
+    expect(Object.fromEntries(slots.map((s) => [s.agent_id, s.granted]))).toEqual({ claim: 0, builtin: 0, draining: 0, small: 0, 'other-cap': 0, big: 8 });
+  });
+
   it('drops the tokens of a granter that went silent, and a granter frees what a silent grantee held', async () => {
     const p = await pair();
     p.b.demand('A', [{ caps: ['c'] }]);

@@ -47,6 +47,8 @@ export interface GrantSlot {
   readonly max: number;
   readonly available: boolean;
   readonly builtin: boolean;
+  /** Never granted (a long-poll claim's slot, which lasts only as long as the claim). */
+  readonly noGrants?: boolean;
   /** Tokens outstanding to peers: counted as load of the slot. Kept by this module. */
   granted: number;
 }
@@ -137,7 +139,7 @@ function hasAll(have: ReadonlySet<string>, caps: readonly string[]): boolean {
 }
 
 /** The tokens one peer may hold for a slot. */
-const tokenTarget = (s: GrantSlot) => (s.builtin || !s.available ? 0 : Math.min(MAX_TOKENS, Math.floor(s.max / 4)));
+const tokenTarget = (s: GrantSlot) => (s.builtin || s.noGrants || !s.available ? 0 : Math.min(MAX_TOKENS, Math.floor(s.max / 4)));
 
 export class CapacityGrants {
   /** Granter side: tokens out, per peer. */

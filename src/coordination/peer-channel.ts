@@ -4,6 +4,11 @@
  * they would only come back to this one — except one probe per `probeMs`; `heard()` (a message
  * from another process arrived on the channel) resumes at once. The first publish always goes
  * out, so a process that starts announces itself to those already running.
+ *
+ * With `catchUp`, a message skipped that way is not simply dropped: at the next probe time the
+ * channel publishes `catchUp()` once (a plain dispatch wake-up, for instance), so that a process
+ * that only believed itself alone — another one's hello raced its own — is not left waiting for
+ * its safety net.
  */
 import type { Coordination, PublishOptions } from './coordination.ts';
 
@@ -16,7 +21,14 @@ export class PeerChannel {
   /** Bumped by `heard()`: a publish's count of listeners is stale once another process was heard meanwhile. */
   #heardEpoch = 0;
 
-  constructor(private readonly coord: Coordination, readonly channel: string, private readonly probeMs = PEER_PROBE_MS) {}
+  #catchUpTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly coord: Coordination,
+    readonly channel: string,
+    private readonly probeMs = PEER_PROBE_MS,
+    private readonly catchUp?: { message: () => unknown; options?: PublishOptions; onError: (err: unknown) => void },
+  ) {}
 
   /** Another process published on the channel: it listens too. */
   heard(): void {
@@ -26,11 +38,30 @@ export class PeerChannel {
 
   /** Publishes unless alone on the channel (then only as a probe); rejects as `publish` does. */
   async publish(message: unknown, options?: PublishOptions): Promise<void> {
-    if (!this.#othersListen && Date.now() - this.#lastAt < this.probeMs) return;
+    if (!this.#othersListen && Date.now() - this.#lastAt < this.probeMs) {
+      this.#scheduleCatchUp();
+      return;
+    }
     this.#lastAt = Date.now();
     const epoch = this.#heardEpoch;
     const receivers = await this.coord.publish(this.channel, message, options);
     // Counted before another process was heard (two starting together): that one listens.
     this.#othersListen = receivers > 0 || this.#heardEpoch !== epoch;
+  }
+
+  /** Stops a pending catch-up publish (shutdown). */
+  stop(): void {
+    clearTimeout(this.#catchUpTimer);
+    this.#catchUpTimer = undefined;
+  }
+
+  #scheduleCatchUp(): void {
+    const c = this.catchUp;
+    if (!c || this.#catchUpTimer) return;
+    this.#catchUpTimer = setTimeout(() => {
+      this.#catchUpTimer = undefined;
+      this.publish(c.message(), c.options).catch(c.onError);
+    }, Math.max(0, this.#lastAt + this.probeMs - Date.now()));
+    this.#catchUpTimer.unref();
   }
 }

@@ -184,7 +184,9 @@ export class AssignmentEngine {
    */
   async connect(coord: Coordination, safetyNetMs: number): Promise<void> {
     this.coord = coord;
-    const wakes = new PeerChannel(coord, ENGINE_CHANNELS.wake);
+    // A wake-up skipped while this process believed itself alone is made up for by a plain one a
+    // second later (a round on every other process), not left to the safety net.
+    const wakes = new PeerChannel(coord, ENGINE_CHANNELS.wake, undefined, { message: () => ({ origin: this.instanceId } satisfies WakeMessage), onError: (err) => this.opts.onError?.(err) });
     this.wakes = wakes;
     this.unsubs.push(await coord.subscribe(ENGINE_CHANNELS.wake, (m) => {
       const w = m as WakeMessage | null;
@@ -237,6 +239,7 @@ export class AssignmentEngine {
     for (const answer of [...this.forwarded.values()]) answer(null);
     if (this.safetyTimer) clearInterval(this.safetyTimer);
     this.grants?.stop();
+    this.wakes?.stop();
     for (const u of this.unsubs.splice(0)) void u().catch(() => {});
   }
 
@@ -569,8 +572,6 @@ export class AssignmentEngine {
    */
   redeliveries(agentId: string, rows: TaskRow[]): DeliveredTask[] {
     const tasks = rows.map((r) => this.toDelivered(r));
-    const slot = this.slots.get(agentId);
-    for (const t of tasks) slot?.leased.add(t.task_id); // a lease another process made may not have been counted yet
     if (tasks.length) this.opts.onDelivered?.(agentId, tasks);
     return tasks;
   }

@@ -26,6 +26,7 @@
  */
 import type { Coordination } from '../coordination/index.ts';
 import { isUuid } from '../core/index.ts';
+import type { DeliveredTask } from '../contracts/views.ts';
 
 export const GRANT_CHANNEL = 'engine:grant';
 
@@ -53,23 +54,14 @@ export interface GrantSlot {
   granted: number;
 }
 
-/** A leased row as it travels between processes (dates as ISO-8601, parameters sealed). */
-export interface LeasedWire {
-  task_id: string;
-  task_type: string;
+/** A leased row as it travels between processes: a delivery with its parameters sealed (as stored) and its lease flattened. */
+export type LeasedWire = Omit<DeliveredTask, 'parameters' | 'metadata'> & {
   parameters: string;
-  priority: number;
-  deadline: string | null;
-  pipeline_id: string | null;
-  stage: string | null;
-  attempt: number;
-  required_capabilities: string[];
-  data_classification: string;
   assigned_at: string;
   timeout_seconds: number;
   lease_expires_at: string;
   assigned_agent: string;
-}
+};
 
 export interface GrantHost {
   slot(agentId: string): GrantSlot | undefined;
@@ -378,6 +370,8 @@ export class CapacityGrants {
         if (!holding) this.origins.delete(origin);
       }
     }
+    // Tokens of a process forgotten above that were in use then: nothing more to report once settled.
+    for (const [agent, h] of this.held) if (!this.origins.has(h.origin) && h.inFlight === 0) this.held.delete(agent);
     let freed = false;
     for (const [peer, l] of this.ledgers) {
       if (now - l.heardAt > SILENT_MS && (l.tokens.size > 0 || l.log.length > 0)) {

@@ -302,6 +302,29 @@ describe.skipIf(!PG_URL || !hasRedisServer())('several server processes on Postg
     }
     const pids = await Promise.all(held.map((ag) => waitFor(() => servedBy(ag.id))));
     expect(pids.filter((p) => p === victim.proc.pid).length).toBeGreaterThan(0);
+    // One more agent, on the victim, with room for capacity grants (max 8: the survivor may hold
+    // 2 tokens). Tasks created on the survivor are leased to it in the survivor's own insert —
+    // also right after the victim died, before the survivor notices: leases only PostgreSQL knows
+    // of, handed over when the agent reconnects to the survivor.
+    const grantAgent = await registerAgent(survivor, 'mp-kill-grant', 'cap_kill_grant', 'hold', 8);
+    for (let tries = 0; ; tries++) {
+      await grantAgent.connect(lb.url, true);
+      if (await waitFor(async () => (await servedBy(grantAgent.id)) === victim.proc.pid, 1000, 20).then(() => true, () => false)) break;
+      expect(tries).toBeLessThan(4);
+      grantAgent.close(); // the balancer alternates: the next connection goes to the other process
+    }
+    const grantMsgs: Array<{ kind: string; slots?: Array<{ agent_id: string; add: number }>; tasks?: Array<{ task_id: string }> }> = [];
+    const sub = redis.duplicate();
+    await sub.subscribe(`${PREFIX}ch:engine:grant`);
+    sub.on('message', (_channel: string, text: string) => { grantMsgs.push(JSON.parse(text.slice(text.indexOf('\u0001') + 1))); });
+    const grantsFor = () => grantMsgs.filter((m) => m.kind === 'grant' && m.slots?.some((g) => g.agent_id === grantAgent.id && g.add > 0)).length;
+    const grantIds = [await createTask(survivor, 'cap_kill_grant')]; // through the wake-up: the victim leases it and grants tokens
+    await waitFor(() => grantsFor() > 0, 5000, 20);
+    await new Promise((r) => setTimeout(r, 100));
+    grantIds.push(await createTask(survivor, 'cap_kill_grant')); // leased at insert on the survivor
+    await waitFor(() => grantMsgs.some((m) => m.kind === 'deliver' && m.tasks?.some((t) => t.task_id === grantIds[1])), 5000, 20);
+    await waitFor(() => grantsFor() > 1, 5000, 20); // topped up again after that delivery
+    await waitFor(() => grantAgent.held.size === 2, 5000, 20);
     const ids: string[] = [];
     for (let i = 0; i < 8; i++) ids.push(await createTask(survivor, 'cap_kill'));
     // Every task leased and running on some agent (4 agents × 2 slots = 8).
@@ -316,6 +339,9 @@ describe.skipIf(!PG_URL || !hasRedisServer())('several server processes on Postg
     for (let i = 0; i < 4; i++) ids.push(await createTask(survivor, 'cap_kill'));
 
     await victim.proc.kill9();
+    // The survivor still holds the dead victim's tokens: these are leased at insert to its agent.
+    for (let i = 0; i < 2; i++) grantIds.push(await createTask(survivor, 'cap_kill_grant'));
+    await waitFor(() => grantIds.slice(2).every((id) => grantMsgs.some((m) => m.kind === 'deliver' && m.tasks?.some((t) => t.task_id === id))), 5000, 20);
 
     // Agents reconnect through the balancer to the survivor…
     await waitFor(async () => {
@@ -326,12 +352,19 @@ describe.skipIf(!PG_URL || !hasRedisServer())('several server processes on Postg
     await waitFor(async () => (await leaderPid()) === survivor.proc.pid, 10_000, 100);
     // Leases resume: the in-flight tasks are still theirs, same attempt, not timed out.
     for (const id of inFlightOnVictim) expect(await getTask(survivor, id)).toMatchObject({ status: 'running', attempt: 1 });
-    for (const ag of held) await ag.finish();
-    for (const ag of held) for (const [id, r] of ag.results) expect(r, `result of ${id}`).toMatchObject({ ok: true });
-    await expectCompletedOnce(survivor, ids, 30_000);
+    // The agent with granted capacity reconnects too, and gets the leases made after the kill.
+    await waitFor(async () => grantAgent.socket.connected && (await servedBy(grantAgent.id)) === survivor.proc.pid, 15_000, 50);
+    await waitFor(() => grantAgent.held.size === 4, 10_000, 50);
+    for (const id of grantIds.slice(0, 2)) expect(await getTask(survivor, id)).toMatchObject({ status: 'running', attempt: 1 });
+    for (const ag of [...held, grantAgent]) await ag.finish();
+    for (const ag of [...held, grantAgent]) for (const [id, r] of ag.results) expect(r, `result of ${id}`).toMatchObject({ ok: true });
+    await expectCompletedOnce(survivor, [...ids, ...grantIds], 30_000);
+    for (const id of grantIds) expect((await getTask(survivor, id)).attempt).toBe(1);
+    sub.disconnect();
     for (const id of inFlightOnVictim) expect((await getTask(survivor, id)).attempt).toBe(1);
     const deliveredIds = held.flatMap((ag) => ag.delivered.map((d) => `${d.task_id}#${d.attempt}`));
     expect(new Set(deliveredIds).size).toBe(deliveredIds.length);
-    for (const ag of held) ag.close();
+    expect(new Set(grantAgent.delivered.map((d) => d.task_id))).toEqual(new Set(grantIds));
+    for (const ag of [...held, grantAgent]) ag.close();
   }, 60_000);
 });

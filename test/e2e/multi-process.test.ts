@@ -4,7 +4,8 @@
  * delegation and subscriptions, shared rate limits, one leader; Redis restarted empty mid-run
  * (503 + Retry-After while it is down, nothing acknowledged lost); `kill -9` of a process with
  * agents and tasks in flight (agents reconnect through the balancer to the survivor, leases
- * resume, nothing lost, nothing recorded twice).
+ * resume, nothing lost, nothing recorded twice) — also for tasks the survivor leased at insert,
+ * with capacity the dead process had granted it, to an agent that process served.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { io, type Socket } from 'socket.io-client';

@@ -174,10 +174,12 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
         }
       }];
       list.push(async (request, reply) => rateLimits.consume(request, reply, rateClass, cost ? cost(request.body) : 1));
-      list.push(async (request, reply) => {
-        if (request.routeOptions.config.idempotent) await idempotency.begin(request, reply);
-      });
-      return list;
+      return {
+        preValidation: list,
+        preHandler: [async (request, reply) => {
+          if (request.routeOptions.config.idempotent) await idempotency.begin(request, reply);
+        }],
+      };
     },
   };
 

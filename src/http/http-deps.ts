@@ -52,12 +52,23 @@ export interface AppServices {
   extraRoutes?: Array<(app: import('./app-types.ts').App, kit: RouteKit) => void | Promise<void>>;
 }
 
+/**
+ * A route's guard. Authentication, permission and rate limit run before the body is validated,
+ * so a malformed request counts against its caller's budget (principal, else IP) and carries the
+ * rate-limit headers like any other; the Idempotency-Key is claimed after validation, so a 400
+ * is never stored under a key. `cost` sees the body before validation: it must not trust its shape.
+ */
+export interface GuardHooks {
+  preValidation: preHandlerAsyncHookHandler[];
+  preHandler: preHandlerAsyncHookHandler[];
+}
+
 /** Per-route helpers handed to every route plugin. */
 export interface RouteKit {
   authenticate: preHandlerAsyncHookHandler;
   require: (...p: Permission[]) => preHandlerAsyncHookHandler;
-  /** auth + permission + rate limit in one list, for `preHandler`. */
-  guard: (permission: Permission | Permission[] | null, rateClass?: RateClass, cost?: (body: unknown) => number) => preHandlerAsyncHookHandler[];
+  /** A route's authentication, permission, rate limit and Idempotency-Key: spread into its options (`...kit.guard(…)`). */
+  guard: (permission: Permission | Permission[] | null, rateClass?: RateClass, cost?: (body: unknown) => number) => GuardHooks;
   rateLimits: HttpRateLimits;
   idempotency: Idempotency;
   services: AppServices;

@@ -1,7 +1,8 @@
 /**
  * SPEC §2: every response carries the rate-limit headers — also a request refused by the guard
  * (401 without valid credentials: counted by IP; 403 without the permission: counted for the
- * principal) — and refused requests use up the budget like any other, so a flood of them is
+ * principal) and a request whose body fails validation (400: counted before the body is
+ * checked) — and refused requests use up the budget like any other, so a flood of them is
  * answered 429.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,7 +11,7 @@ import { startTestServer, userToken, type ApiResponse, type TestServer } from '.
 describe('rate limits on refused requests', () => {
   let t: TestServer;
   beforeAll(async () => {
-    t = await startTestServer({ 'agents.builtin': false, 'limits.default_per_min': 5 });
+    t = await startTestServer({ 'agents.builtin': false, 'limits.default_per_min': 5, 'limits.task_create_per_min': 5 });
   });
   afterAll(async () => t?.stop());
 
@@ -24,6 +25,20 @@ describe('rate limits on refused requests', () => {
     const own = await t.api('GET', '/api/v1/tasks', { token: worker });
     expect(own.status).toBe(200);
     expect(own.headers.get('x-ratelimit-remaining')).toBe('3');
+  });
+
+  it('a body that fails validation is answered 400 with the headers and counts (a batch per task); then 429', async () => {
+    const supervisor = await userToken(t, 'supervisor');
+    const post = (body: unknown) => t.api('POST', '/api/v1/tasks/batch', { token: supervisor, body });
+    const three = await post({ tasks: [{}, {}, {}] }); // three tasks without a task_type
+    expect([three.status, three.body?.error?.code]).toEqual([400, 'VALIDATION_ERROR']);
+    expect(limitHeaders(three)).toEqual(['5', '2', true]);
+    const notAList = await post({ tasks: 'not a list' });
+    expect([notAList.status, ...limitHeaders(notAList)]).toEqual([400, '5', '1', true]);
+    const notAnObject = await post(null);
+    expect([notAnObject.status, ...limitHeaders(notAnObject)]).toEqual([400, '5', '0', true]);
+    const flood = await post({ tasks: [] });
+    expect([flood.status, flood.body?.error?.code, flood.headers.get('x-ratelimit-remaining')]).toEqual([429, 'RATE_LIMIT_EXCEEDED', '0']);
   });
 
   it('401s carry the headers of the IP\'s budget, and once it is used up the answer is 429', async () => {

@@ -283,8 +283,11 @@ for (const engine of engines()) {
     it('enrollment tokens register agents with the token role until used up; only agent:register may create them', () => track(async () => {
       const supervisor = await userToken(t, 'supervisor');
       expect((await t.api('POST', '/api/v1/agents/enrollment-tokens', { token: supervisor, body: { uses: 1, ttl_seconds: 60 } })).status).toBe(403);
-      expect((await t.api('POST', '/api/v1/agents/enrollment-tokens', { token: t.adminToken, body: { uses: 0, ttl_seconds: 60 } })).status).toBe(400);
-      expect((await t.api('POST', '/api/v1/agents/enrollment-tokens', { token: t.adminToken, body: { uses: 1001, ttl_seconds: 60 } })).status).toBe(400);
+      // (Another admin: refused requests count against the caller's rate limit, and the tests
+      // below need the first admin's `register` budget.)
+      const otherAdmin = await userToken(t, 'admin');
+      expect((await t.api('POST', '/api/v1/agents/enrollment-tokens', { token: otherAdmin, body: { uses: 0, ttl_seconds: 60 } })).status).toBe(400);
+      expect((await t.api('POST', '/api/v1/agents/enrollment-tokens', { token: otherAdmin, body: { uses: 1001, ttl_seconds: 60 } })).status).toBe(400);
       const created = await t.api('POST', '/api/v1/agents/enrollment-tokens', { token: t.adminToken, body: { uses: 2, ttl_seconds: 600 } });
       expect(created.status).toBe(201);
       const et = created.body.enrollment_token as string;
@@ -328,9 +331,14 @@ for (const engine of engines()) {
     const usesLeft = async (id: string) => (await store.db.query<{ uses_left: number }>('SELECT uses_left FROM enrollment_tokens WHERE token_id = $1', [id])).rows[0]!.uses_left;
     const enroll = (et: string, key: string | null, body: Record<string, unknown>) => t.api('POST', '/api/v1/agents/register', { token: et, body, headers: key ? { 'idempotency-key': key } : {} });
 
-    it('a single-use enrollment token: an Idempotency-Key replay returns the original 201; another key is refused (the use is spent)', () => track(async () => {
+    it('a single-use enrollment token: a 400 takes no use; an Idempotency-Key replay returns the original 201; another key is refused (the use is spent)', () => track(async () => {
       const { et, id } = await newEnrollmentToken(1);
       const body = enrollBody('single-use');
+      // A body that fails validation takes no use, and is not stored under its key.
+      const invalid = await enroll(et, 'once-k1', { ...body, capabilities: 'not a list' });
+      expect([invalid.status, invalid.body.error.code]).toEqual([400, 'VALIDATION_ERROR']);
+      expect(invalid.headers.get('x-ratelimit-limit')).not.toBeNull();
+      expect(await usesLeft(id)).toBe(1);
       const first = await enroll(et, 'once-k1', body);
       expect(first.status).toBe(201);
       expect(first.body.agent_id).toEqual(expect.any(String));

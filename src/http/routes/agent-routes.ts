@@ -15,7 +15,7 @@ export function agentRoutes(app: App, kit: RouteKit): void {
   const tags = ['agents'];
 
   // `Bearer mcp_et_…` (an enrollment token, SPEC §4.2) also authorises registration, with the token's role.
-  app.post('/agents/register', { schema: { tags, body: RegisterAgentBody }, config: { idempotent: true }, preHandler: enrollmentAware(kit, kit.guard('agent:register', 'register')) }, async (request, reply) => {
+  app.post('/agents/register', { schema: { tags, body: RegisterAgentBody }, config: { idempotent: true }, ...enrollmentAware(kit, kit.guard('agent:register', 'register')) }, async (request, reply) => {
     const grant = enrollmentGrantOf(request);
     // With an enrollment token the role is the token's (checked when the token was issued).
     if (!grant) assertMayGrantRole(request.principal!, request.body.role);
@@ -34,7 +34,7 @@ export function agentRoutes(app: App, kit: RouteKit): void {
     });
   });
 
-  app.get('/agents', { schema: { tags, querystring: ListAgentsQuery }, preHandler: kit.guard('agent:read') }, async (request) => {
+  app.get('/agents', { schema: { tags, querystring: ListAgentsQuery }, ...kit.guard('agent:read') }, async (request) => {
     const q = request.query;
     const limit = q.limit ?? 50;
     const offset = q.offset ?? 0;
@@ -48,7 +48,7 @@ export function agentRoutes(app: App, kit: RouteKit): void {
     return { agents: filtered.slice(offset, offset + limit), pagination: paginate(filtered.length, limit, offset) };
   });
 
-  app.get('/agents/discover', { schema: { tags, querystring: DiscoverQuery }, preHandler: kit.guard('agent:read') }, async (request) => {
+  app.get('/agents/discover', { schema: { tags, querystring: DiscoverQuery }, ...kit.guard('agent:read') }, async (request) => {
     const caps = request.query.capabilities.split(',').map((c) => c.trim()).filter(Boolean);
     const bad = caps.filter((c) => !Value.Check(Capability, c));
     if (!caps.length || bad.length) {
@@ -58,28 +58,28 @@ export function agentRoutes(app: App, kit: RouteKit): void {
     return { agents: found, capabilities: caps, count: found.length };
   });
 
-  app.get('/agents/:agent_id', { schema: { tags, params: Params }, preHandler: kit.guard('agent:read') }, async (request) => agents.detail(request.params.agent_id));
+  app.get('/agents/:agent_id', { schema: { tags, params: Params }, ...kit.guard('agent:read') }, async (request) => agents.detail(request.params.agent_id));
 
-  app.put('/agents/:agent_id', { schema: { tags, params: Params, body: UpdateAgentBody }, preHandler: kit.guard(null) }, async (request) => {
+  app.put('/agents/:agent_id', { schema: { tags, params: Params, body: UpdateAgentBody }, ...kit.guard(null) }, async (request) => {
     const p = request.principal!;
     assertMayGrantRole(p, request.body.role);
     const after = await agents.update(request.params.agent_id, request.body, p, hasPermission(p.role, 'agent:manage'));
     return agents.view(after);
   });
 
-  app.delete('/agents/:agent_id', { schema: { tags, params: Params }, preHandler: kit.guard('agent:manage') }, async (request, reply) => {
+  app.delete('/agents/:agent_id', { schema: { tags, params: Params }, ...kit.guard('agent:manage') }, async (request, reply) => {
     await agents.remove(request.params.agent_id);
     return reply.status(204).send();
   });
 
-  app.post('/agents/:agent_id/heartbeat', { schema: { tags, params: Params, body: HeartbeatBody }, preHandler: kit.guard(null) }, async (request) => {
+  app.post('/agents/:agent_id/heartbeat', { schema: { tags, params: Params, body: HeartbeatBody }, ...kit.guard(null) }, async (request) => {
     const p = request.principal!;
     if (p.type !== 'agent' || p.id !== request.params.agent_id) throw new ForbiddenError('UNAUTHORIZED_HEARTBEAT');
     const r = await agents.heartbeat(p.id, request.body, 'rest');
     return { status: r.status, next_heartbeat: r.next_heartbeat };
   });
 
-  app.post('/agents/:agent_id/drain', { schema: { tags, params: Params, body: EmptyBody }, preHandler: kit.guard(null) }, async (request) => {
+  app.post('/agents/:agent_id/drain', { schema: { tags, params: Params, body: EmptyBody }, ...kit.guard(null) }, async (request) => {
     const p = request.principal!;
     const self = p.type === 'agent' && p.id === request.params.agent_id;
     if (!self && !hasPermission(p.role, 'agent:manage')) throw new ForbiddenError('INSUFFICIENT_PERMISSIONS');
@@ -87,6 +87,6 @@ export function agentRoutes(app: App, kit: RouteKit): void {
     return { agent_id: a.agent_id, status: a.status, draining: a.draining, current_tasks: await agents.repo.currentTasks(kit.services.db, a.agent_id) };
   });
 
-  app.get('/agents/:agent_id/health', { schema: { tags, params: Params }, preHandler: kit.guard('agent:read', 'health') }, async (request) => agents.health(request.params.agent_id));
-  app.get('/agents/:agent_id/metrics', { schema: { tags, params: Params }, preHandler: kit.guard('agent:read') }, async (request) => agents.metrics(request.params.agent_id));
+  app.get('/agents/:agent_id/health', { schema: { tags, params: Params }, ...kit.guard('agent:read', 'health') }, async (request) => agents.health(request.params.agent_id));
+  app.get('/agents/:agent_id/metrics', { schema: { tags, params: Params }, ...kit.guard('agent:read') }, async (request) => agents.metrics(request.params.agent_id));
 }

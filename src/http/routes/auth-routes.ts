@@ -18,25 +18,25 @@ export function authRoutes(app: App, kit: RouteKit): void {
   const { users, tokens, agents, principals } = kit.services;
   const ipLimit = async (request: Parameters<RouteKit['rateLimits']['consume']>[0], reply: Parameters<RouteKit['rateLimits']['consume']>[1]) => kit.rateLimits.consume(request, reply, 'default');
 
-  app.post('/auth/login', { schema: { tags: ['auth'], security: [], body: LoginBody }, config: { public: true }, preHandler: [ipLimit] }, async (request) => {
+  app.post('/auth/login', { schema: { tags: ['auth'], security: [], body: LoginBody }, config: { public: true }, preValidation: [ipLimit] }, async (request) => {
     const { pair, user } = await users.login(request.body, request.ip);
     return { ...pair, user: { user_id: user.user_id, username: user.username, role: user.role, mfa_enabled: user.mfa_enabled } };
   });
 
-  app.post('/auth/refresh', { schema: { tags: ['auth'], security: [], body: RefreshBody }, config: { public: true }, preHandler: [ipLimit] }, async (request) => {
+  app.post('/auth/refresh', { schema: { tags: ['auth'], security: [], body: RefreshBody }, config: { public: true }, preValidation: [ipLimit] }, async (request) => {
     return tokens.refresh(request.body.refresh_token, (p) => principals.current(p));
   });
 
-  app.post('/auth/logout', { schema: { tags: ['auth'], body: LogoutBody }, preHandler: kit.guard(null) }, async (request, reply) => {
+  app.post('/auth/logout', { schema: { tags: ['auth'], body: LogoutBody }, ...kit.guard(null) }, async (request, reply) => {
     await tokens.logout(request.token!, request.body.refresh_token);
     return reply.status(204).send();
   });
 
-  app.post('/auth/token', { schema: { tags: ['auth'], security: [], body: TokenExchangeBody }, config: { public: true }, preHandler: [ipLimit] }, async (request) => {
+  app.post('/auth/token', { schema: { tags: ['auth'], security: [], body: TokenExchangeBody }, config: { public: true }, preValidation: [ipLimit] }, async (request) => {
     return agents.exchangeApiKey(request.body.agent_id, request.body.api_key);
   });
 
-  app.get('/auth/me', { schema: { tags: ['auth'] }, preHandler: kit.guard(null) }, async (request) => {
+  app.get('/auth/me', { schema: { tags: ['auth'] }, ...kit.guard(null) }, async (request) => {
     const p = request.principal!;
     if (p.type === 'user') return { type: 'user', user: toPublicUser(await users.get(p.id)) };
     return { type: 'agent', agent: await agents.view(await agents.get(p.id)) };

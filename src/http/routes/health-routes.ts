@@ -7,7 +7,7 @@ export function healthRoutes(app: App, kit: RouteKit): void {
   const s = kit.services;
   const summary = (status: string) => ({ status, timestamp: new Date().toISOString(), version: s.version, uptime: Math.round((Date.now() - s.startedAt) / 1000) });
 
-  app.get('/health', { schema: { tags: ['health'], security: [] }, config: { public: true }, preHandler: [async (request, reply) => kit.rateLimits.consume(request, reply, 'health')] }, async (request) => {
+  app.get('/health', { schema: { tags: ['health'], security: [] }, config: { public: true }, preValidation: [async (request, reply) => kit.rateLimits.consume(request, reply, 'health')] }, async (request) => {
     const report = await s.health();
     const token = bearerToken(request.headers.authorization);
     if (token) {
@@ -17,7 +17,7 @@ export function healthRoutes(app: App, kit: RouteKit): void {
     return summary(report.status);
   });
 
-  app.get('/health/detailed', { schema: { tags: ['health'] }, preHandler: kit.guard('system:health', 'health') }, async () => {
+  app.get('/health/detailed', { schema: { tags: ['health'] }, ...kit.guard('system:health', 'health') }, async () => {
     const report = await s.health();
     const mem = process.memoryUsage();
     return {

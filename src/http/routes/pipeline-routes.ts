@@ -29,41 +29,41 @@ export function pipelineRoutes(app: App, kit: RouteKit, pipelines: PipelineServi
     });
   };
 
-  app.get('/pipelines/templates', { schema: { tags, querystring: TemplatesQuery }, preHandler: kit.guard('pipeline:read') }, async (request) => {
+  app.get('/pipelines/templates', { schema: { tags, querystring: TemplatesQuery }, ...kit.guard('pipeline:read') }, async (request) => {
     const limit = request.query.limit ?? 50;
     const offset = request.query.offset ?? 0;
     const { templates, total } = await pipelines.templates(limit, offset);
     return { templates, pagination: paginate(total, limit, offset) };
   });
 
-  app.post('/pipelines/templates', { schema: { tags, body: CreateTemplateBody }, config: { idempotent: true }, preHandler: kit.guard('pipeline:manage') }, async (request, reply) => {
+  app.post('/pipelines/templates', { schema: { tags, body: CreateTemplateBody }, config: { idempotent: true }, ...kit.guard('pipeline:manage') }, async (request, reply) => {
     return reply.status(201).send(await pipelines.createTemplate(request.body, request.principal!));
   });
 
-  app.post('/pipelines', { schema: { tags, body: CreatePipelineBody }, config: { idempotent: true }, preHandler: kit.guard('pipeline:create', 'task_create') }, async (request, reply) => {
+  app.post('/pipelines', { schema: { tags, body: CreatePipelineBody }, config: { idempotent: true }, ...kit.guard('pipeline:create', 'task_create') }, async (request, reply) => {
     const created = await pipelines.create(request.body, request.principal!);
     await audit(request, 'create', created.pipeline_id, ['input_data', 'context']);
     return reply.status(201).send(created);
   });
 
-  app.get('/pipelines', { schema: { tags, querystring: ListPipelinesQuery }, preHandler: kit.guard('pipeline:read') }, async (request) => {
+  app.get('/pipelines', { schema: { tags, querystring: ListPipelinesQuery }, ...kit.guard('pipeline:read') }, async (request) => {
     const limit = request.query.limit ?? 50;
     const offset = request.query.offset ?? 0;
     const { pipelines: rows, total } = await pipelines.list(request.query);
     return { pipelines: rows, pagination: paginate(total, limit, offset) };
   });
 
-  app.get('/pipelines/:pipeline_id', { schema: { tags, params: PipelineParams }, preHandler: kit.guard('pipeline:read') }, async (request) => {
+  app.get('/pipelines/:pipeline_id', { schema: { tags, params: PipelineParams }, ...kit.guard('pipeline:read') }, async (request) => {
     const detail = await pipelines.get(request.params.pipeline_id, request.principal!);
     if (hasPermission(request.principal!.role, 'phi:read')) await audit(request, 'read', detail.pipeline_id, detail.output === undefined ? ['context'] : ['context', 'output']);
     return detail;
   });
 
-  app.get('/pipelines/:pipeline_id/progress', { schema: { tags, params: PipelineParams }, preHandler: kit.guard('pipeline:read') }, async (request) => {
+  app.get('/pipelines/:pipeline_id/progress', { schema: { tags, params: PipelineParams }, ...kit.guard('pipeline:read') }, async (request) => {
     return pipelines.progress(request.params.pipeline_id);
   });
 
-  app.get('/pipelines/:pipeline_id/output', { schema: { tags, params: PipelineParams, querystring: OutputQuery }, preHandler: kit.guard('pipeline:read') }, async (request, reply) => {
+  app.get('/pipelines/:pipeline_id/output', { schema: { tags, params: PipelineParams, querystring: OutputQuery }, ...kit.guard('pipeline:read') }, async (request, reply) => {
     const out = await pipelines.output(request.params.pipeline_id, request.query.format ?? 'json', request.principal!);
     await audit(request, 'export', request.params.pipeline_id, ['output']);
     return reply
@@ -73,22 +73,22 @@ export function pipelineRoutes(app: App, kit: RouteKit, pipelines: PipelineServi
       .send(out.body);
   });
 
-  app.post('/pipelines/:pipeline_id/cancel', { schema: { tags, params: PipelineParams, body: ControlBody }, preHandler: kit.guard('pipeline:manage') }, async (request) => {
+  app.post('/pipelines/:pipeline_id/cancel', { schema: { tags, params: PipelineParams, body: ControlBody }, ...kit.guard('pipeline:manage') }, async (request) => {
     await pipelines.cancel(request.params.pipeline_id, request.body.reason ?? `cancelled by ${request.principal!.name}`);
     return pipelines.progress(request.params.pipeline_id);
   });
 
-  app.post('/pipelines/:pipeline_id/pause', { schema: { tags, params: PipelineParams, body: ControlBody }, preHandler: kit.guard('pipeline:manage') }, async (request) => {
+  app.post('/pipelines/:pipeline_id/pause', { schema: { tags, params: PipelineParams, body: ControlBody }, ...kit.guard('pipeline:manage') }, async (request) => {
     await pipelines.pause(request.params.pipeline_id);
     return pipelines.progress(request.params.pipeline_id);
   });
 
-  app.post('/pipelines/:pipeline_id/resume', { schema: { tags, params: PipelineParams, body: ControlBody }, preHandler: kit.guard('pipeline:manage') }, async (request) => {
+  app.post('/pipelines/:pipeline_id/resume', { schema: { tags, params: PipelineParams, body: ControlBody }, ...kit.guard('pipeline:manage') }, async (request) => {
     await pipelines.resume(request.params.pipeline_id);
     return pipelines.progress(request.params.pipeline_id);
   });
 
-  app.post('/pipelines/:pipeline_id/stages/:stage/retry', { schema: { tags, params: StageParams, body: EmptyBody }, preHandler: kit.guard('pipeline:manage') }, async (request) => {
+  app.post('/pipelines/:pipeline_id/stages/:stage/retry', { schema: { tags, params: StageParams, body: EmptyBody }, ...kit.guard('pipeline:manage') }, async (request) => {
     const { task_id } = await pipelines.retryStage(request.params.pipeline_id, request.params.stage);
     return { ...(await pipelines.progress(request.params.pipeline_id)), stage: request.params.stage, task_id };
   });

@@ -5,7 +5,7 @@
  * - GET  /security/alerts, POST /security/alerts/{alert_id}/ack (`security:alerts`)
  * - POST /auth/mfa/setup, POST /auth/mfa/verify   (any signed-in user)
  * - POST /agents/enrollment-tokens                 (`agent:register`)
- * - `enrollmentAware(kit, guard)`: the preHandler POST /agents/register uses so that an
+ * - `enrollmentAware(kit, guard)`: the guard POST /agents/register uses so that an
  *   enrollment token (`Bearer mcp_et_…`) is accepted in place of a JWT with `agent:register`.
  *
  * Hooks on every /api/v1 route (installed in the API context by this plugin):
@@ -21,7 +21,7 @@
 import Type from 'typebox';
 import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import type { App } from '../app-types.ts';
-import type { RouteKit } from '../http-deps.ts';
+import type { GuardHooks, RouteKit } from '../http-deps.ts';
 import { bearerToken } from '../auth-hooks.ts';
 import { AppError, ForbiddenError, RateLimitedError } from '../../core/index.ts';
 import { EmptyBody, IdParams, paginate } from '../../contracts/common.ts';
@@ -132,49 +132,58 @@ function parseJson(payload: unknown): Record<string, unknown> | null {
 }
 
 /**
- * The preHandler list for POST /agents/register: an enrollment token stands in for
- * `agent:register` (the agent gets the token's role); anything else goes through `guard`.
+ * The guard of POST /agents/register: an enrollment token stands in for `agent:register` (the
+ * agent gets the token's role); anything else goes through `guard`.
  *
- * Order: the token is looked up (invalid, expired, revoked → 401) and becomes the principal; then
- * the rate limit and the Idempotency-Key run; only then is a use taken (atomically, audited). So
- * a replay returns the original 201 even after that registration took the last use, and a 429,
- * a 409/422 on the key or a replay takes no use.
+ * Order: before the body is validated, the token is looked up (invalid, expired, revoked → 401)
+ * and becomes the principal, and the rate limit runs; after it, the Idempotency-Key, and only
+ * then is a use taken (atomically, audited). So a replay returns the original 201 even after that
+ * registration took the last use, and a 400, a 429, a 409/422 on the key or a replay takes no use.
  */
-export function enrollmentAware(kit: RouteKit, guard: preHandlerAsyncHookHandler[]): preHandlerAsyncHookHandler[] {
-  return [async function enrollmentOrGuard(this: unknown, request: FastifyRequest, reply: FastifyReply) {
-    const token = bearerToken(request.headers.authorization);
-    const deps = depsByServices.get(kit.services);
-    if (!deps || !isEnrollmentToken(token)) {
-      for (const h of guard) {
-        await h.call(this as never, request, reply);
-        if (reply.sent) return;
+export function enrollmentAware(kit: RouteKit, guard: GuardHooks): GuardHooks {
+  const viaToken = new WeakSet<FastifyRequest>();
+  async function run(self: unknown, hooks: preHandlerAsyncHookHandler[], request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    for (const h of hooks) {
+      await h.call(self as never, request, reply);
+      if (reply.sent) return;
+    }
+  }
+  return {
+    preValidation: [async function enrollmentOrGuard(this: unknown, request: FastifyRequest, reply: FastifyReply) {
+      const token = bearerToken(request.headers.authorization);
+      const deps = depsByServices.get(kit.services);
+      if (!deps || !isEnrollmentToken(token)) return run(this, guard.preValidation, request, reply);
+      const known = await deps.enrollment.find(token);
+      if (!known) throw new AppError('INVALID_TOKEN', 'The enrollment token is invalid, expired or used up.');
+      request.principal = { type: 'agent', id: `enrollment-${known.token_id}`, role: known.role, name: `enrollment:${known.token_id}` };
+      viaToken.add(request);
+      await kit.rateLimits.consume(request, reply, 'register');
+    }],
+    preHandler: [async function enrollmentUse(this: unknown, request: FastifyRequest, reply: FastifyReply) {
+      const deps = depsByServices.get(kit.services);
+      if (!deps || !viaToken.has(request)) return run(this, guard.preHandler, request, reply);
+      const token = bearerToken(request.headers.authorization)!;
+      const body = request.body as { role?: string } | undefined;
+      if (request.routeOptions.config.idempotent && await kit.idempotency.begin(request, reply)) return;
+      // A refusal from here on is answered as before the reordering: anonymous (audit, breach
+      // detection by IP) and not stored under the Idempotency-Key (finish with a 5xx releases it).
+      const refuse = async (err: unknown): Promise<never> => {
+        request.principal = null;
+        await kit.idempotency.finish(request, 500, null);
+        throw err;
+      };
+      const grant = await kit.services.db.transaction(async (tx) => {
+        const g = await deps.enrollment.consume(token, tx);
+        await deps.audit.audit(tx, ctxOf(request, null), { action: 'enrollment_token_use', resource_type: 'enrollment_token', resource_id: g.token_id, outcome: 'success', risk_level: 'medium' });
+        return g;
+      }).catch(refuse);
+      if (body?.role !== undefined && body.role !== grant.role) {
+        await deps.enrollment.refund(grant);
+        await refuse(new ForbiddenError('INSUFFICIENT_PERMISSIONS', 'The enrollment token does not grant this role.', { token_role: grant.role }));
       }
-      return;
-    }
-    const body = request.body as { role?: string } | undefined;
-    const known = await deps.enrollment.find(token);
-    if (!known) throw new AppError('INVALID_TOKEN', 'The enrollment token is invalid, expired or used up.');
-    request.principal = { type: 'agent', id: `enrollment-${known.token_id}`, role: known.role, name: `enrollment:${known.token_id}` };
-    await kit.rateLimits.consume(request, reply, 'register');
-    if (request.routeOptions.config.idempotent && await kit.idempotency.begin(request, reply)) return;
-    // A refusal from here on is answered as before the reordering: anonymous (audit, breach
-    // detection by IP) and not stored under the Idempotency-Key (finish with a 5xx releases it).
-    const refuse = async (err: unknown): Promise<never> => {
-      request.principal = null;
-      await kit.idempotency.finish(request, 500, null);
-      throw err;
-    };
-    const grant = await kit.services.db.transaction(async (tx) => {
-      const g = await deps.enrollment.consume(token, tx);
-      await deps.audit.audit(tx, ctxOf(request, null), { action: 'enrollment_token_use', resource_type: 'enrollment_token', resource_id: g.token_id, outcome: 'success', risk_level: 'medium' });
-      return g;
-    }).catch(refuse);
-    if (body?.role !== undefined && body.role !== grant.role) {
-      await deps.enrollment.refund(grant);
-      await refuse(new ForbiddenError('INSUFFICIENT_PERMISSIONS', 'The enrollment token does not grant this role.', { token_role: grant.role }));
-    }
-    grants.set(request, { grant, enrollment: deps.enrollment });
-  }];
+      grants.set(request, { grant, enrollment: deps.enrollment });
+    }],
+  };
 }
 
 /**
@@ -283,7 +292,7 @@ export function securityRoutes(deps: SecurityRouteDeps) {
     });
 
     // ---- audit ------------------------------------------------------------------------------
-    app.get('/audit', { schema: { tags: ['audit'], querystring: AuditQuery }, preHandler: kit.guard('audit:read') }, async (request) => {
+    app.get('/audit', { schema: { tags: ['audit'], querystring: AuditQuery }, ...kit.guard('audit:read') }, async (request) => {
       const q = request.query;
       const limit = q.limit ?? 50;
       const offset = q.offset ?? 0;
@@ -294,7 +303,7 @@ export function securityRoutes(deps: SecurityRouteDeps) {
       return { entries, pagination: paginate(total, limit, offset) };
     });
 
-    app.get('/audit/verify', { schema: { tags: ['audit'] }, preHandler: kit.guard('audit:read') }, async (request) => {
+    app.get('/audit/verify', { schema: { tags: ['audit'] }, ...kit.guard('audit:read') }, async (request) => {
       const result = await audit.verify();
       if (!result.ok) await soft(detector.checkAuditChain(result), 'audit chain alert');
       await audit.audit(db, ctxOf(request), { action: 'verify', resource_type: 'audit_log', resource_id: null, outcome: result.ok ? 'success' : 'failure', risk_level: result.ok ? 'low' : 'critical' });
@@ -302,7 +311,7 @@ export function securityRoutes(deps: SecurityRouteDeps) {
     });
 
     // ---- security alerts --------------------------------------------------------------------
-    app.get('/security/alerts', { schema: { tags: ['security'], querystring: AlertsQuery }, preHandler: kit.guard('security:alerts') }, async (request) => {
+    app.get('/security/alerts', { schema: { tags: ['security'], querystring: AlertsQuery }, ...kit.guard('security:alerts') }, async (request) => {
       const q = request.query;
       const limit = q.limit ?? 50;
       const offset = q.offset ?? 0;
@@ -310,7 +319,7 @@ export function securityRoutes(deps: SecurityRouteDeps) {
       return { alerts: rows, pagination: paginate(total, limit, offset) };
     });
 
-    app.post('/security/alerts/:alert_id/ack', { schema: { tags: ['security'], params: IdParams('alert_id'), body: EmptyBody }, preHandler: kit.guard('security:alerts') }, async (request) => {
+    app.post('/security/alerts/:alert_id/ack', { schema: { tags: ['security'], params: IdParams('alert_id'), body: EmptyBody }, ...kit.guard('security:alerts') }, async (request) => {
       const p = request.principal!;
       return db.transaction(async (tx) => {
         const alert = await alerts.acknowledge(request.params.alert_id, `${p.type}:${p.name}`, tx);
@@ -323,13 +332,15 @@ export function securityRoutes(deps: SecurityRouteDeps) {
     const userOnly = async (request: FastifyRequest) => {
       if (request.principal?.type !== 'user') throw new ForbiddenError('INSUFFICIENT_PERMISSIONS', 'MFA is for users.');
     };
-    app.post('/auth/mfa/setup', { schema: { tags: ['auth'], body: EmptyBody }, preHandler: [...kit.guard(null), userOnly] }, async (request) => {
+    const userGuard = kit.guard(null);
+    const userOnlyGuard = { preValidation: userGuard.preValidation, preHandler: [...userGuard.preHandler, userOnly] };
+    app.post('/auth/mfa/setup', { schema: { tags: ['auth'], body: EmptyBody }, ...userOnlyGuard }, async (request) => {
       const p = request.principal!;
       const setup = await mfa.setup(p.id);
       await audit.audit(db, ctxOf(request), { action: 'mfa_setup', resource_type: 'user', resource_id: p.id, fields: ['mfa_pending_secret', 'recovery_codes'], data_classification: 'restricted', outcome: 'success' });
       return setup;
     });
-    app.post('/auth/mfa/verify', { schema: { tags: ['auth'], body: MfaVerifyBody }, preHandler: [...kit.guard(null), userOnly] }, async (request) => {
+    app.post('/auth/mfa/verify', { schema: { tags: ['auth'], body: MfaVerifyBody }, ...userOnlyGuard }, async (request) => {
       const p = request.principal!;
       try {
         const r = await mfa.verify(p.id, request.body.code);
@@ -344,7 +355,7 @@ export function securityRoutes(deps: SecurityRouteDeps) {
     });
 
     // ---- enrollment tokens ------------------------------------------------------------------
-    app.post('/agents/enrollment-tokens', { schema: { tags: ['agents'], body: EnrollmentBody }, config: { idempotent: true }, preHandler: kit.guard('agent:register', 'register') }, async (request, reply) => {
+    app.post('/agents/enrollment-tokens', { schema: { tags: ['agents'], body: EnrollmentBody }, config: { idempotent: true }, ...kit.guard('agent:register', 'register') }, async (request, reply) => {
       const p = request.principal!;
       assertMayGrantRole(p, request.body.role);
       const issued = await db.transaction(async (tx) => {

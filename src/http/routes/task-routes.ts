@@ -25,20 +25,21 @@ export function taskRoutes(app: App, kit: RouteKit): void {
   const { tasks, engine, agents } = kit.services;
   const tags = ['tasks'];
 
-  app.post('/tasks', { schema: { tags, body: CreateTaskBody }, config: { idempotent: true }, preHandler: kit.guard('task:create', 'task_create') }, async (request, reply) => {
+  app.post('/tasks', { schema: { tags, body: CreateTaskBody }, config: { idempotent: true }, ...kit.guard('task:create', 'task_create') }, async (request, reply) => {
     return reply.status(201).send(await tasks.create(request.body, request.principal!));
   });
 
   app.post('/tasks/batch', {
     schema: { tags, body: BatchCreateBody },
     config: { idempotent: true },
-    preHandler: kit.guard('task:create', 'task_create', (b) => (b as { tasks?: unknown[] }).tasks?.length ?? 1),
+    // The body is not validated yet (a malformed batch counts too): a batch costs one per task.
+    ...kit.guard('task:create', 'task_create', (b) => { const t = (b as { tasks?: unknown } | null)?.tasks; return Array.isArray(t) ? Math.max(1, t.length) : 1; }),
   }, async (request, reply) => {
     const rows = await tasks.createMany(request.body.tasks, request.principal!);
     return reply.status(201).send({ task_ids: rows.map((r) => r.task_id), count: rows.length, created_at: rows[0]?.created_at.toISOString() });
   });
 
-  app.get('/tasks', { schema: { tags, querystring: ListTasksQuery }, preHandler: kit.guard('task:read') }, async (request) => {
+  app.get('/tasks', { schema: { tags, querystring: ListTasksQuery }, ...kit.guard('task:read') }, async (request) => {
     const q = request.query;
     const limit = q.limit ?? 50;
     const offset = q.offset ?? 0;
@@ -46,7 +47,7 @@ export function taskRoutes(app: App, kit: RouteKit): void {
     return { tasks: rows, pagination: paginate(total, limit, offset) };
   });
 
-  app.get('/tasks/dead-letter', { schema: { tags, querystring: DeadLetterQuery }, preHandler: kit.guard('task:manage') }, async (request) => {
+  app.get('/tasks/dead-letter', { schema: { tags, querystring: DeadLetterQuery }, ...kit.guard('task:manage') }, async (request) => {
     const limit = request.query.limit ?? 50;
     const offset = request.query.offset ?? 0;
     const { tasks: rows, total } = await tasks.list({ dead_letter: true }, request.principal!, request.query.sort ?? 'updated_at:desc', limit, offset);
@@ -54,18 +55,18 @@ export function taskRoutes(app: App, kit: RouteKit): void {
   });
 
   // Decrypts PHI: audited (and masked for callers without phi:read) by the task service.
-  app.get('/tasks/:task_id', { schema: { tags, params: Params }, preHandler: kit.guard('task:read') }, async (request) => {
+  app.get('/tasks/:task_id', { schema: { tags, params: Params }, ...kit.guard('task:read') }, async (request) => {
     const ua = request.headers['user-agent'];
     return tasks.detail(request.params.task_id, request.principal!, { actor: actorOf(request.principal, request.ip, typeof ua === 'string' ? ua : null), request_id: request.id });
   });
 
-  app.post('/tasks/:task_id/cancel', { schema: { tags, params: Params, body: CancelBody }, preHandler: kit.guard('task:manage') }, async (request) => {
+  app.post('/tasks/:task_id/cancel', { schema: { tags, params: Params, body: CancelBody }, ...kit.guard('task:manage') }, async (request) => {
     return tasks.cancel(request.params.task_id, request.body.reason ?? `cancelled by ${request.principal!.name}`, request.principal!);
   });
 
-  app.post('/tasks/:task_id/retry', { schema: { tags, params: Params, body: EmptyBody }, preHandler: kit.guard('task:manage') }, async (request) => tasks.retry(request.params.task_id, request.principal!));
+  app.post('/tasks/:task_id/retry', { schema: { tags, params: Params, body: EmptyBody }, ...kit.guard('task:manage') }, async (request) => tasks.retry(request.params.task_id, request.principal!));
 
-  app.post('/tasks/:task_id/delegate', { schema: { tags, params: Params, body: DelegateBody }, preHandler: kit.guard('task:manage', 'delegate') }, async (request, reply) => {
+  app.post('/tasks/:task_id/delegate', { schema: { tags, params: Params, body: DelegateBody }, ...kit.guard('task:manage', 'delegate') }, async (request, reply) => {
     await tasks.getRow(request.params.task_id, request.principal!);
     if (request.body.agent_id) await agents.get(request.body.agent_id);
     const r = await engine.delegate(request.params.task_id, request.body.agent_id, request.body.strategy);
@@ -75,7 +76,7 @@ export function taskRoutes(app: App, kit: RouteKit): void {
     return reply.status(202).send({ task_id: row.task_id, status: row.status, queue_position: position, message: 'No capable agent is available; the task stays queued.' });
   });
 
-  app.post('/tasks/claim', { schema: { tags, body: ClaimBody }, preHandler: kit.guard('task:execute') }, async (request) => {
+  app.post('/tasks/claim', { schema: { tags, body: ClaimBody }, ...kit.guard('task:execute') }, async (request) => {
     const agentId = agentOf(request.principal!);
     const a = await agents.get(agentId);
     await agents.heartbeat(agentId, {}, 'rest'); // claiming is a sign of life (presence for REST-only agents)
@@ -88,22 +89,22 @@ export function taskRoutes(app: App, kit: RouteKit): void {
     return { tasks: delivered, count: delivered.length };
   });
 
-  app.post('/tasks/:task_id/accept', { schema: { tags, params: Params, body: Type.Object({ attempt: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false }) }, preHandler: kit.guard('task:execute') }, async (request) => {
+  app.post('/tasks/:task_id/accept', { schema: { tags, params: Params, body: Type.Object({ attempt: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false }) }, ...kit.guard('task:execute') }, async (request) => {
     return tasks.accept(request.params.task_id, agentOf(request.principal!), request.body.attempt);
   });
 
-  app.post('/tasks/:task_id/progress', { schema: { tags, params: Params, body: ProgressBody }, preHandler: kit.guard('task:execute') }, async (request) => {
+  app.post('/tasks/:task_id/progress', { schema: { tags, params: Params, body: ProgressBody }, ...kit.guard('task:execute') }, async (request) => {
     const b = request.body;
     return tasks.progress(request.params.task_id, agentOf(request.principal!), b.attempt, b.progress, b.message);
   });
 
-  app.post('/tasks/:task_id/complete', { schema: { tags, params: Params, body: CompleteBody }, preHandler: kit.guard('task:execute') }, async (request) => {
+  app.post('/tasks/:task_id/complete', { schema: { tags, params: Params, body: CompleteBody }, ...kit.guard('task:execute') }, async (request) => {
     const b = request.body;
     if (b.result === undefined) throw new AppError('VALIDATION_ERROR', 'result is required.', { details: { field_errors: [{ field: 'result', message: 'is required' }] } });
     return tasks.complete(request.params.task_id, agentOf(request.principal!), b.attempt, b.result, b.metadata);
   });
 
-  app.post('/tasks/:task_id/fail', { schema: { tags, params: Params, body: FailBody }, preHandler: kit.guard('task:execute') }, async (request) => {
+  app.post('/tasks/:task_id/fail', { schema: { tags, params: Params, body: FailBody }, ...kit.guard('task:execute') }, async (request) => {
     return tasks.fail(request.params.task_id, agentOf(request.principal!), request.body.attempt, request.body.error);
   });
 }

@@ -27,20 +27,20 @@ const Params = IdParams('user_id');
 export function userRoutes(app: App, kit: RouteKit): void {
   const { users } = kit.services;
   const tags = ['users'];
-  app.get('/users', { schema: { tags, querystring: ListQuery }, preHandler: kit.guard('user:manage') }, async (request) => {
+  app.get('/users', { schema: { tags, querystring: ListQuery }, ...kit.guard('user:manage') }, async (request) => {
     const limit = request.query.limit ?? 50;
     const offset = request.query.offset ?? 0;
     const { users: rows, total } = await users.list(limit, offset, request.query.sort);
     return { users: rows.map(toPublicUser), pagination: paginate(total, limit, offset) };
   });
-  app.post('/users', { schema: { tags, body: CreateUserBody }, config: { idempotent: true }, preHandler: kit.guard('user:manage') }, async (request, reply) => {
+  app.post('/users', { schema: { tags, body: CreateUserBody }, config: { idempotent: true }, ...kit.guard('user:manage') }, async (request, reply) => {
     return reply.status(201).send(toPublicUser(await users.create(request.body)));
   });
-  app.get('/users/:user_id', { schema: { tags, params: Params }, preHandler: kit.guard('user:manage') }, async (request) => toPublicUser(await users.get(request.params.user_id)));
-  app.patch('/users/:user_id', { schema: { tags, params: Params, body: UpdateUserBody }, preHandler: kit.guard('user:manage') }, async (request) => {
+  app.get('/users/:user_id', { schema: { tags, params: Params }, ...kit.guard('user:manage') }, async (request) => toPublicUser(await users.get(request.params.user_id)));
+  app.patch('/users/:user_id', { schema: { tags, params: Params, body: UpdateUserBody }, ...kit.guard('user:manage') }, async (request) => {
     return toPublicUser(await users.update(request.params.user_id, request.body));
   });
-  app.delete('/users/:user_id', { schema: { tags, params: Params }, preHandler: kit.guard('user:manage') }, async (request, reply) => {
+  app.delete('/users/:user_id', { schema: { tags, params: Params }, ...kit.guard('user:manage') }, async (request, reply) => {
     await users.remove(request.params.user_id);
     return reply.status(204).send();
   });

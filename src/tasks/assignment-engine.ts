@@ -25,7 +25,7 @@ import type { Db, Queryable } from '../store/index.ts';
 import { STRATEGIES, type Strategy } from '../contracts/tasks.ts';
 import type { DeliveredTask } from '../contracts/views.ts';
 import type { TaskAssignment, TaskRepository, TaskRow } from './task-repository.ts';
-import { ranksAbove } from './strategies.ts';
+import { hasAll, ranksAbove } from './strategies.ts';
 import { readQueueHead } from './queue-head.ts';
 import { UPDATE_LOCKED_ROWS, inLockOrder, onLookedUpRow } from './task-batches.ts';
 import { CapacityGrants, GRANT_CHANNEL, type HeldTokens, type LeasedWire } from './capacity-grants.ts';
@@ -57,12 +57,6 @@ interface SlotState extends AgentSlot {
 
 /** A task picked for a slot: counted against the slot (`reserved`) until its lease is written or given up. */
 interface SlotPick { task_id: string; slot: SlotState }
-
-/** Whether `have` holds every capability of `caps`. */
-function hasAll(have: ReadonlySet<string>, caps: readonly string[]): boolean {
-  for (const c of caps) if (!have.has(c)) return false;
-  return true;
-}
 
 /** In-flight count of a slot: what counts against its `max`. */
 const load = (s: SlotState) => s.leased.size + s.reserved + s.granted;
@@ -255,7 +249,10 @@ export class AssignmentEngine {
     }
     this.wakePending = true;
     this.wakeTasks = tasks && tasks.length <= MAX_ANNOUNCED ? tasks : null;
-    queueMicrotask(() => {
+    // After the turn, not in a microtask: the fan-out's batch of this turn (queued first, when the
+    // task was created) must take its `seq`s before another process can lease the task and number
+    // its own events — `task:created` is seq 1 (test/e2e/multi-process.test.ts).
+    setImmediate(() => {
       const tasks = this.wakeTasks;
       this.wakePending = false;
       this.wakeTasks = null;

@@ -27,6 +27,7 @@
 import type { Coordination } from '../coordination/index.ts';
 import { isUuid } from '../core/index.ts';
 import type { DeliveredTask } from '../contracts/views.ts';
+import { hasAll } from './strategies.ts';
 
 export const GRANT_CHANNEL = 'engine:grant';
 
@@ -122,12 +123,6 @@ function wellFormed(m: unknown): GrantMessage | null {
     default:
       return null;
   }
-}
-
-/** Whether `have` holds every capability of `caps`. */
-function hasAll(have: ReadonlySet<string>, caps: readonly string[]): boolean {
-  for (const c of caps) if (!have.has(c)) return false;
-  return true;
 }
 
 /** The tokens one peer may hold for a slot. */
@@ -307,7 +302,11 @@ export class CapacityGrants {
       if (list) list.push(row);
       else byOrigin.set(held.origin, [row]);
     }
-    for (const [origin, tasks] of byOrigin) this.send({ kind: 'deliver', origin: this.self, to: origin, tasks });
+    // After the turn: the fan-out's batch of it (`task:created`, `task:assigned`, queued first)
+    // takes its `seq`s before the serving process can hand the task out and number `task:completed`.
+    setImmediate(() => {
+      for (const [origin, tasks] of byOrigin) this.send({ kind: 'deliver', origin: this.self, to: origin, tasks });
+    });
   }
 
   /** The agent connected here: its own slot serves it from now on. */

@@ -41,3 +41,9 @@ export function ranksAbove(a: Omit<Candidate, 'load'>, aLoad: number, b: Omit<Ca
       return aLoad < bLoad || (aLoad === bLoad && (a.score > b.score || (a.score === b.score && a.lastPicked < b.lastPicked)));
   }
 }
+
+/** Whether `have` holds every capability of `caps`. */
+export function hasAll(have: ReadonlySet<string>, caps: readonly string[]): boolean {
+  for (const c of caps) if (!have.has(c)) return false;
+  return true;
+}

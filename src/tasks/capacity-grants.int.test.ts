@@ -206,6 +206,20 @@ describe.skipIf(!redisUrl)('capacity grants ledger', () => {
     expect(Object.fromEntries(slots.map((s) => [s.agent_id, s.granted]))).toEqual({ claim: 0, builtin: 0, draining: 0, small: 0, 'other-cap': 0, big: 8 });
   });
 
+  it('grants at most 64 slots per announcement, skipping full ones', async () => {
+    const c = await createCoordination({ redisUrl, keyPrefix: `ledger-${randomUUID()}:` });
+    coords.push(c);
+    const slots: GrantSlot[] = Array.from({ length: 101 }, (_, i) => ({ agent_id: `a${i}`, capabilities: new Set(['c']), max: 8, available: true, builtin: false, granted: i === 0 ? 8 : 0 }));
+    const g = new CapacityGrants(c, 'B', {
+      slot: (id) => slots.find((s) => s.agent_id === id), slots: () => slots, room: (s) => s.max - s.granted,
+      deliverLeased: () => {}, roomFreed: () => {}, onError: (err) => { throw err; },
+    });
+    g.demand('A', [{ caps: ['c'] }, { caps: ['c'] }, { caps: [] }]);
+    expect(slots.filter((s) => s.granted === 2).map((s) => s.agent_id)).toEqual(slots.slice(1, 65).map((s) => s.agent_id));
+    expect(slots[0]!.granted).toBe(8); // full: untouched
+    expect(slots.slice(65).every((s) => s.granted === 0)).toBe(true);
+  });
+
   it('drops the tokens of a granter that went silent, and a granter frees what a silent grantee held', async () => {
     const p = await pair();
     p.b.demand('A', [{ caps: ['c'] }]);

@@ -39,6 +39,8 @@ const BEAT_MS = 1000;
 const IDLE_RETURN_MS = 2000;
 /** A peer silent this long is taken for dead: its tokens are dropped. */
 const SILENT_MS = 3500;
+/** The most slots one announcement of new tasks gets tokens for. */
+const MAX_SLOTS_PER_DEMAND = 64;
 /** An agent granted within this long may hold leases its process has not seen (a lost deliver). */
 const RECENT_GRANT_MS = 60_000;
 
@@ -179,19 +181,26 @@ export class CapacityGrants {
     return this.now() - (this.grantedAt.get(agentId) ?? -Infinity) < RECENT_GRANT_MS;
   }
 
-  /** A peer announced new tasks: grant it tokens for the agents here that could serve them. */
+  /**
+   * A peer announced new tasks: grant it tokens for the agents here that could serve them — at
+   * most `MAX_SLOTS_PER_DEMAND` of them per announcement (a fleet of thousands is not walked for
+   * every wake-up; full slots are skipped, so later announcements reach others).
+   */
   demand(peer: string, tasks: ReadonlyArray<{ caps: string[] }>): void {
+    const capSets = [...new Map(tasks.map((t) => [t.caps.join('\u0000'), t.caps])).values()];
+    let granted = 0;
     for (const s of this.host.slots()) {
-      if (tokenTarget(s) > 0 && tasks.some((t) => hasAll(s.capabilities, t.caps))) this.topUp(peer, s);
+      if (tokenTarget(s) === 0 || this.host.room(s) <= 0 || !capSets.some((caps) => hasAll(s.capabilities, caps))) continue;
+      if (this.topUp(peer, s) && ++granted >= MAX_SLOTS_PER_DEMAND) return;
     }
   }
 
-  /** Grants `peer` tokens for `slot` up to its target, as far as the slot has room. */
-  private topUp(peer: string, slot: GrantSlot): void {
+  /** Grants `peer` tokens for `slot` up to its target, as far as the slot has room. Whether it granted any. */
+  private topUp(peer: string, slot: GrantSlot): boolean {
     let ledger = this.ledgers.get(peer);
     const have = ledger?.tokens.get(slot.agent_id) ?? 0;
     const add = Math.min(tokenTarget(slot) - have, this.host.room(slot));
-    if (add <= 0) return;
+    if (add <= 0) return false;
     if (!ledger) this.ledgers.set(peer, (ledger = { tokens: new Map(), seq: 0, log: [], heardAt: this.now() }));
     ledger.tokens.set(slot.agent_id, have + add);
     slot.granted += add;
@@ -203,6 +212,7 @@ export class CapacityGrants {
       this.outgoing.set(peer, [entry]);
       if (this.outgoing.size === 1) queueMicrotask(() => this.flushGrants());
     }
+    return true;
   }
 
   private flushGrants(): void {
@@ -325,7 +335,7 @@ export class CapacityGrants {
       let h = this.held.get(s.agent_id);
       if (!h || h.origin !== origin) {
         // The agent moved to another process: tokens of the old one are void (it recounts them from our holdings).
-        h = { agent_id: s.agent_id, origin, capabilities: new Set(s.caps), tokens: 0, inFlight: h?.origin === origin ? h.inFlight : 0, touchedAt: this.now() };
+        h = { agent_id: s.agent_id, origin, capabilities: new Set(s.caps), tokens: 0, inFlight: 0, touchedAt: this.now() };
         this.held.set(s.agent_id, h);
       }
       h.capabilities = new Set(s.caps);

@@ -10,7 +10,7 @@ import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
-import { AppError, RateLimitedError, UnavailableError, ValidationError } from '../core/index.ts';
+import { AppError, UnavailableError, ValidationError } from '../core/index.ts';
 import { jsonDepthExceeds } from '../security/index.ts';
 import { validatorCompiler } from './validation.ts';
 import { errorHandler, sendError } from './error-handler.ts';
@@ -84,11 +84,6 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
     }
     void parseJson(request, text, done);
   });
-  // The path is not echoed: it may hold PHI (ids, names typed into a URL).
-  app.setNotFoundHandler((request, reply) => {
-    request.errorCode = 'NOT_FOUND';
-    return sendError(request, reply, new AppError('NOT_FOUND', 'No such route.'));
-  });
   app.decorateRequest('principal', null);
   app.decorateRequest('token', null);
   app.decorateRequest('idempotency', null);
@@ -149,6 +144,13 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
   const authenticate = makeAuthenticate(authDeps);
   const requirePermission = makeRequirePermission(authDeps);
   const rateLimits = new HttpRateLimits(services.coord, cfg.limits, opts.onRateLimited);
+  // The path is not echoed: it may hold PHI (ids, names typed into a URL). A request for no route
+  // counts against its IP's budget and carries the rate-limit headers like any other.
+  app.setNotFoundHandler(async (request, reply) => {
+    await rateLimits.consumeRefused(request, reply, 'default');
+    request.errorCode = 'NOT_FOUND';
+    return sendError(request, reply, new AppError('NOT_FOUND', 'No such route.'));
+  });
   const idempotency = new Idempotency(services.db, services.codec);
 
   const kit: RouteKit = {
@@ -165,11 +167,8 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
           for (const check of checks) await check.call(this, request, reply);
         } catch (err) {
           // A refused request (401, 403) counts against its caller's budget too — its principal's,
-          // else its IP's — and carries the rate-limit headers; a flood of them gets 429. (With
-          // rate limiting unavailable it is still refused for what it is.)
-          await rateLimits.consume(request, reply, rateClass, 1).catch((limited: unknown) => {
-            if (limited instanceof RateLimitedError) throw limited;
-          });
+          // else its IP's — and carries the rate-limit headers; a flood of them gets 429.
+          await rateLimits.consumeRefused(request, reply, rateClass);
           throw err;
         }
       }];

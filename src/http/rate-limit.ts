@@ -56,6 +56,17 @@ export class HttpRateLimits {
     }
   }
 
+  /**
+   * The point of a request refused anyway (401, 403, no such route): it counts against the
+   * caller's budget and carries the headers, and a flood of them gets 429; with rate limiting
+   * unavailable the request is still refused for what it is (no 503 instead).
+   */
+  async consumeRefused(request: FastifyRequest, reply: FastifyReply, cls: RateClass): Promise<void> {
+    await this.consume(request, reply, cls, 1).catch((err: unknown) => {
+      if (err instanceof RateLimitedError) throw err;
+    });
+  }
+
   private headers(reply: FastifyReply, limit: number, remaining: number, msBeforeNext: number): void {
     void reply.header('X-RateLimit-Limit', String(limit));
     void reply.header('X-RateLimit-Remaining', String(Math.max(0, remaining)));

@@ -135,6 +135,10 @@ describe('/metrics', () => {
     const wrong = await http(base, 'GET', '/metrics', { token: 'not-the-token' });
     expect(wrong.status).toBe(401);
     expect(wrong.json.error.code).toBe('INVALID_TOKEN');
+    // Refused scrapes count against the IP's budget (guessing the token ends in 429); the scraper's do not.
+    expect(none.headers.get('x-ratelimit-limit')).not.toBeNull();
+    expect(Number(wrong.headers.get('x-ratelimit-remaining'))).toBe(Number(none.headers.get('x-ratelimit-remaining')) - 1);
+    expect((await http(base, 'GET', '/metrics', { token: METRICS_TOKEN })).headers.get('x-ratelimit-limit')).toBeNull();
     // a user's JWT is not the metrics token either
     expect((await http(base, 'GET', '/metrics', { token: admin })).status).toBe(401);
     // and it is served at the root only

@@ -1,8 +1,8 @@
 /**
  * SPEC §2: every response carries the rate-limit headers — also a request refused by the guard
  * (401 without valid credentials: counted by IP; 403 without the permission: counted for the
- * principal) and a request whose body fails validation (400: counted before the body is
- * checked) — and refused requests use up the budget like any other, so a flood of them is
+ * principal), a request whose body fails validation (400: counted before the body is
+ * checked) and a request for no route (404, by IP) — and refused requests use up the budget like any other, so a flood of them is
  * answered 429.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -54,5 +54,23 @@ describe('rate limits on refused requests', () => {
     expect(refused.map((x) => x.remaining)).toEqual(refused.map((_, i) => refused[0]!.remaining - i));
     expect(refused.at(-1)!.remaining).toBe(0);
     expect(seen.at(-1)).toMatchObject({ status: 429, code: 'RATE_LIMIT_EXCEEDED', limit: '5', remaining: 0 });
+  });
+});
+
+describe('rate limits on requests for no route', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer({ 'agents.builtin': false, 'limits.default_per_min': 3 });
+  });
+  afterAll(async () => t?.stop());
+
+  it('are answered 404 with the headers of the IP\'s budget, count, and a flood gets 429', async () => {
+    const seen: Array<[number, unknown, string | null]> = [];
+    for (let i = 0; i < 6 && seen.at(-1)?.[0] !== 429; i++) {
+      const r = await t.api('GET', '/api/v1/no-such-route');
+      seen.push([r.status, r.body?.error?.code, r.headers.get('x-ratelimit-remaining')]);
+    }
+    // (The admin's login at start-up took one point of the IP's budget.)
+    expect(seen).toEqual([[404, 'NOT_FOUND', '1'], [404, 'NOT_FOUND', '0'], [429, 'RATE_LIMIT_EXCEEDED', '0']]);
   });
 });

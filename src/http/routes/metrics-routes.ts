@@ -23,12 +23,15 @@ export function metricsRoutes(app: App, kit: RouteKit): void {
     preHandler: [async (request, reply) => {
       if (!expectedDigest) return kit.rateLimits.consume(request, reply, 'health');
       const given = bearerToken(request.headers.authorization);
+      // Compare digests: constant time and independent of the presented length.
+      if (given && timingSafeEqual(digest(given), expectedDigest)) return; // the scraper: not limited
+      // A refused scrape counts against its IP's budget (guessing the token gets 429).
+      await kit.rateLimits.consumeRefused(request, reply, 'default');
       if (!given) {
         void reply.header('WWW-Authenticate', 'Bearer realm="metrics"');
         throw new AppError('MISSING_AUTHENTICATION', 'A metrics token is required.');
       }
-      // Compare digests: constant time and independent of the presented length.
-      if (!timingSafeEqual(digest(given), expectedDigest)) throw new AppError('INVALID_TOKEN', 'The metrics token is invalid.');
+      throw new AppError('INVALID_TOKEN', 'The metrics token is invalid.');
     }],
   }, async (_request, reply) => {
     const body = await obs.scrape();

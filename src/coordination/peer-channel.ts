@@ -27,7 +27,7 @@ export class PeerChannel {
     private readonly coord: Coordination,
     readonly channel: string,
     private readonly probeMs = PEER_PROBE_MS,
-    private readonly catchUp?: { message: () => unknown; options?: PublishOptions; onError: (err: unknown) => void },
+    private readonly catchUp?: { message: () => unknown; onError: (err: unknown) => void },
   ) {}
 
   /** Another process published on the channel: it listens too. */
@@ -60,7 +60,7 @@ export class PeerChannel {
     if (!c || this.#catchUpTimer) return;
     this.#catchUpTimer = setTimeout(() => {
       this.#catchUpTimer = undefined;
-      this.publish(c.message(), c.options).catch(c.onError);
+      this.publish(c.message()).catch(c.onError);
     }, Math.max(0, this.#lastAt + this.probeMs - Date.now()));
     this.#catchUpTimer.unref();
   }

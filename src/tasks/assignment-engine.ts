@@ -496,7 +496,8 @@ export class AssignmentEngine {
       }
     }
     if (!list.length && !remote.size) return null;
-    const grants = this.grants;
+    /** Parameters of the tasks placed on other processes' agents, as the insert sealed them. */
+    const sealed = new Map<string, string>();
     let open = true;
     const close = () => {
       if (!open) return false;
@@ -507,8 +508,9 @@ export class AssignmentEngine {
     return {
       agentOf: (id) => picks.get(id)?.agent_id ?? remote.get(id)?.agent_id ?? null,
       capabilitiesOf: (id) => { const s = picks.get(id) ?? remote.get(id); return s ? [...s.capabilities] : null; },
+      stored: (id, parameters) => { if (remote.has(id)) sealed.set(id, parameters); },
       cancel: () => {
-        if (close()) for (const h of remote.values()) grants?.giveBack(h);
+        if (close()) for (const h of remote.values()) this.grants?.giveBack(h);
       },
       settle: (rows, parametersOf) => {
         if (!close()) return;
@@ -517,8 +519,8 @@ export class AssignmentEngine {
         for (const r of rows) {
           const held = remote.get(r.task_id);
           if (held) {
-            if (r.status === 'assigned' && r.assigned_agent === held.agent_id) sent.push({ held, row: this.toWire(r, parametersOf(r.task_id)) });
-            else grants?.giveBack(held); // queued behind older tasks: the token stays
+            if (r.status === 'assigned' && r.assigned_agent === held.agent_id) sent.push({ held, row: this.toWire(r, sealed.get(r.task_id)!) });
+            else this.grants?.giveBack(held); // queued behind older tasks: the token stays
             continue;
           }
           const slot = r.status === 'assigned' && r.assigned_agent ? this.slots.get(r.assigned_agent) : undefined;
@@ -526,7 +528,7 @@ export class AssignmentEngine {
         }
         this.handOut(delivered);
         if (sent.length) {
-          grants?.used(sent);
+          this.grants?.used(sent);
           for (const { row } of sent) this.bus.emit('task:assigned', { task_id: row.task_id, agent_id: row.assigned_agent, attempt: row.attempt, pipeline_id: row.pipeline_id });
         }
         if (delivered.length) this.wakeWaiters(); // a long-polling claim may have been served
@@ -534,28 +536,20 @@ export class AssignmentEngine {
     };
   }
 
-  /** A row leased here to an agent another process serves, as sent to that process (parameters sealed again, as stored). */
-  private toWire(r: Omit<DeliveryRow, 'parameters'>, parameters: unknown): LeasedWire {
-    return {
-      task_id: r.task_id, task_type: r.task_type, parameters: this.repo.sealParameters(r.task_id, r.data_classification, parameters), priority: r.priority,
-      deadline: r.deadline ? r.deadline.toISOString() : null, pipeline_id: r.pipeline_id, stage: r.stage, attempt: r.attempt,
-      required_capabilities: r.required_capabilities, data_classification: r.data_classification, assigned_at: (r.assigned_at ?? new Date()).toISOString(),
-      timeout_seconds: r.timeout_seconds, lease_expires_at: (r.lease_expires_at ?? new Date()).toISOString(), assigned_agent: r.assigned_agent!,
-    };
+  /** A row leased here to an agent another process serves, as sent to that process (parameters as stored: sealed). */
+  private toWire(r: Omit<DeliveryRow, 'parameters'>, sealed: string): LeasedWire {
+    return { ...this.toDelivered(r, sealed), parameters: sealed, assigned_agent: r.assigned_agent! };
   }
 
-  /** Rows another process leased at insert to agents served here (with tokens this process granted): hand them out. */
-  private deliverLeased(rows: LeasedWire[]): void {
+  /** Tasks another process leased at insert to agents served here (with tokens this process granted): hand them out. */
+  private deliverLeased(leased: LeasedWire[]): void {
     const delivered: Array<{ slot: SlotState; task: DeliveredTask }> = [];
-    for (const w of rows) {
-      const slot = this.slots.get(w.assigned_agent);
+    for (const { assigned_agent, ...task } of leased) {
+      const slot = this.slots.get(assigned_agent);
       // Not served here any more: the lease is re-sent when the agent reconnects (or times out).
-      if (!slot || slot.leased.has(w.task_id)) continue;
-      const row: DeliveryRow = {
-        ...w, deadline: w.deadline ? new Date(w.deadline) : null, assigned_at: new Date(w.assigned_at), lease_expires_at: new Date(w.lease_expires_at),
-      };
+      if (!slot || slot.leased.has(task.task_id)) continue;
       try {
-        delivered.push({ slot, task: this.toDelivered(row) });
+        delivered.push({ slot, task: { ...task, parameters: this.repo.openParameters(task) } });
       } catch (err) {
         this.opts.onError?.(err); // parameters that do not open here: left to the unacknowledged-lease re-send
       }

@@ -158,8 +158,8 @@ describe.skipIf(!redisUrl)('capacity grants ledger', () => {
 
   const row = (agent: string) => ({
     task_id: randomUUID(), task_type: 't', parameters: '{}', priority: 0, deadline: null, pipeline_id: null, stage: null, attempt: 1,
-    required_capabilities: ['c'], data_classification: 'internal', assigned_at: new Date().toISOString(), timeout_seconds: 60,
-    lease_expires_at: new Date().toISOString(), assigned_agent: agent,
+    required_capabilities: ['c'], data_classification: 'internal', assigned_agent: agent,
+    metadata: { assigned_at: new Date().toISOString(), timeout_seconds: 60, lease_expires_at: new Date().toISOString() },
   });
 
   it('recounts from holdings (a lost deliver costs a token for a beat), returns idle tokens, and forgets a silent peer', async () => {

@@ -57,14 +57,8 @@ export interface GrantSlot {
   granted: number;
 }
 
-/** A leased row as it travels between processes: a delivery with its parameters sealed (as stored) and its lease flattened. */
-export type LeasedWire = Omit<DeliveredTask, 'parameters' | 'metadata'> & {
-  parameters: string;
-  assigned_at: string;
-  timeout_seconds: number;
-  lease_expires_at: string;
-  assigned_agent: string;
-};
+/** A leased task as it travels between processes: its delivery, parameters sealed (as stored), and the agent it is leased to. */
+export type LeasedWire = Omit<DeliveredTask, 'parameters'> & { parameters: string; assigned_agent: string };
 
 export interface GrantHost {
   slot(agentId: string): GrantSlot | undefined;

@@ -65,6 +65,8 @@ export interface NewTask {
 export interface TaskAssignment {
   agentOf(taskId: string): string | null;
   capabilitiesOf(taskId: string): string[] | null;
+  /** Told each task's parameters as the insert stores them (sealed), so they are not sealed twice. */
+  stored?(taskId: string, parameters: string): void;
 }
 
 export const TASK_COLS = `task_id, task_type, status, priority, required_capabilities, parameters, result, error, data_classification, metadata,
@@ -155,7 +157,11 @@ export class TaskRepository {
     const assign = opts.assign;
     const params: unknown[] = [
       col('task_id'), col('task_type'), col('priority'), tasks.map((t) => JSON.stringify(t.required_capabilities)),
-      tasks.map((t) => this.sealParameters(t.task_id, t.data_classification, t.parameters)), col('data_classification'),
+      tasks.map((t) => {
+        const sealed = this.sealParameters(t.task_id, t.data_classification, t.parameters);
+        opts.assign?.stored?.(t.task_id, sealed);
+        return sealed;
+      }), col('data_classification'),
       tasks.map((t) => JSON.stringify(t.metadata)), col('pipeline_id'), col('stage'), col('deadline'), col('timeout_seconds'), col('max_retries'),
       tasks.map((t) => JSON.stringify(t.dependencies)), col('strategy'), col('created_by'),
     ];

@@ -1,7 +1,8 @@
 /**
  * Cross-process event batches on Redis: a process alone on the channel keeps its batches local
  * (one probe a second), finds a new listener by that probe, and hears at once of a process that
- * announces itself when it starts. Real Redis, real Socket.IO namespaces (no sockets needed).
+ * announces itself when it starts; a task's `task:created` is seq 1 even when another process
+ * numbered an event of the task first. Real Redis, real Socket.IO namespaces (no sockets needed).
  */
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -90,6 +91,39 @@ describe.skipIf(!redisUrl)('event fan-out across processes', () => {
     expect(a.published.length).toBe(sent + 1);
     expect(a.published.at(-1)).toMatchObject({ events: [{ name: 'system:warning', payload: { message: 'w2' } }] });
   });
+
+  it('numbers a task\'s creation 1 and its later events after it, even when another process numbered one of them first', async () => {
+    const prefix = `t-fan-${randomUUID().slice(0, 8)}:`;
+    const creator = await proc(prefix);
+    const leaser = await proc(prefix);
+    await creator.fan.start();
+    await leaser.fan.start(); // announces itself: both publish their batches from now on
+    await sleep(50);
+    const seqs = new Map<string, number>();
+    const seen = (p: typeof creator) => {
+      for (const m of p.published) for (const e of (m as { events: Array<{ name: string; seq: number }> }).events) seqs.set(e.name, e.seq);
+    };
+    const task_id = randomUUID();
+    // The race: the leaser took the task the moment its insert committed and numbered
+    // task:assigned before the creator's batch with task:created was numbered.
+    leaser.bus.emit('task:assigned', { task_id, agent_id: 'agent-b', attempt: 1, pipeline_id: null });
+    await waitForPublished(leaser, 1);
+    creator.bus.emit('task:created', { task_id, task_type: 't', priority: 5, pipeline_id: null, stage: null });
+    await waitForPublished(creator, 1);
+    leaser.bus.emit('task:completed', { task_id, agent_id: 'agent-b', attempt: 1, task_type: 't', pipeline_id: null, stage: null, duration_ms: 1 });
+    await waitForPublished(leaser, 2);
+    seen(creator);
+    seen(leaser);
+    expect(Object.fromEntries(seqs)).toEqual({ 'task:created': 1, 'task:assigned': 2, 'task:completed': 3 });
+  });
+
+  /** Waits until the process published `n` event batches after its announcement. */
+  async function waitForPublished(p: { published: unknown[] }, n: number): Promise<void> {
+    const deadline = Date.now() + 3000;
+    const batches = () => p.published.filter((m) => (m as { events: unknown[] }).events.length > 0).length;
+    while (batches() < n && Date.now() < deadline) await sleep(5);
+    expect(batches()).toBe(n);
+  }
 
   it('sends other processes the codes of failures, never their free text (error messages, progress messages, cancel reasons)', async () => {
     const prefix = `t-fan-${randomUUID().slice(0, 8)}:`;

@@ -11,8 +11,13 @@
  * change (a task is created on A, assigned and completed on B), so `seq` comes from a shared
  * coordination counter (`seq:<resource>`, a 10-minute window per resource) rather than a local one,
  * and each batch is published once on `realtime:events`; every process emits the batch to its
- * own sockets (`nsp.local`), the publishing one without waiting for the echo. Batches are
- * emitted in the order they were raised, so each process emits its events in seq order. While
+ * own sockets (`nsp.local`), the publishing one without waiting for the echo. A resource's
+ * birth (`task:created`, `pipeline:created`: raised once, by the process that created it) is
+ * seq 1 without a counter, and every later event takes the counter + 1: another process may
+ * lease a task the moment its insert commits and number `task:assigned` before the creator's
+ * own counter call would have reached Redis — the birth stays first whatever the race.
+ * Batches, this process's and the ones heard from others, are emitted in the order they were
+ * raised or heard, so each process emits its events in seq order. While
  * the store is unreachable the seq falls back to a per-process counter (subscribers may then
  * see a repeated or out-of-order seq — the signal to re-read over REST, as after any gap) and
  * remote sockets miss the batch (pub/sub is at-most-once).
@@ -35,6 +40,9 @@ import { PeerChannel, type Coordination, type Unsubscribe } from '../coordinatio
 const SEQ_WINDOW_MS = 10 * 60 * 1000;
 /** Coordination channel carrying event batches between processes. */
 export const EVENTS_CHANNEL = 'realtime:events';
+
+/** The first event of a resource's life, raised once by the process that created it: always seq 1. */
+const BIRTHS = new Set<DomainEventName>(['task:created', 'pipeline:created']);
 
 export const rooms = {
   task: (id: string) => `task:${id}`,
@@ -90,7 +98,8 @@ export class FanOut {
     this.peers = coord?.kind === 'redis' ? new PeerChannel(coord, EVENTS_CHANNEL) : undefined;
   }
 
-  private nextSeq(key: string): number {
+  /** The next value of a resource's counter kept in this process (no shared store, or while it is unreachable). */
+  private nextCount(key: string): number {
     const n = (this.seqs.get(key) ?? 0) + 1;
     this.seqs.set(key, n);
     if (this.seqs.size > 100_000) this.seqs.clear();
@@ -112,7 +121,8 @@ export class FanOut {
       this.peers?.heard();
       const batch = m as Batch | null;
       if (!batch || !Array.isArray(batch.events)) return;
-      for (const e of batch.events) this.emitLocal(e);
+      // Behind this process's batches still waiting for their seqs: raised before this one was heard.
+      this.chain = this.chain.then(() => { for (const e of batch.events) this.emitLocal(e); }).catch(() => undefined);
     }).catch((err: unknown) => {
       this.onError?.(err, 'cross-process events unavailable');
       return undefined;
@@ -136,24 +146,22 @@ export class FanOut {
     const events = this.queue;
     this.queue = [];
     const coord = this.coord;
+    const counted = events.filter((e) => !BIRTHS.has(e.name));
     if (!coord) {
-      for (const e of events) {
-        e.seq = this.nextSeq(e.key);
-        this.emitLocal(e);
-      }
+      numberEvents(events, counted.map((e) => this.nextCount(e.key)));
+      for (const e of events) this.emitLocal(e);
       return;
     }
-    const seqs = coord.incrMany(events.map((e) => `seq:${e.key}`), SEQ_WINDOW_MS).then((n) => {
+    const counts = counted.length === 0 ? Promise.resolve([]) : coord.incrMany(counted.map((e) => `seq:${e.key}`), SEQ_WINDOW_MS).then((n) => {
       this.seqFailing = false;
       return n;
     }, (err: unknown) => {
       if (!this.seqFailing) this.onError?.(err, 'event sequence unavailable; using a local one'); // once per outage
       this.seqFailing = true;
-      return events.map((e) => this.nextSeq(e.key));
+      return counted.map((e) => this.nextCount(e.key));
     });
     this.chain = this.chain.then(async () => {
-      const n = await seqs;
-      events.forEach((e, i) => { e.seq = n[i]; });
+      numberEvents(events, await counts);
       for (const e of events) this.emitLocal(e);
       await this.publish(events);
     }).catch(() => undefined);
@@ -176,6 +184,12 @@ export class FanOut {
     this.off?.();
     await this.unsubscribe?.().catch(() => {});
   }
+}
+
+/** Sets each event's `seq`: 1 for a birth, else its resource's counter (`counts`, in order of the other events) + 1. */
+function numberEvents(events: Outgoing[], counts: readonly number[]): void {
+  let i = 0;
+  for (const e of events) e.seq = BIRTHS.has(e.name) ? 1 : counts[i++]! + 1;
 }
 
 /** The rooms an event goes to and the resource that numbers it. */

@@ -149,6 +149,13 @@ export class AssignmentEngine {
    * while it is set.
    */
   private queued = true;
+  /**
+   * A task found no room only because picks whose leases were still being written held it (two
+   * paths may pick one task: a round and another process's announcement). When such picks end
+   * without their lease (the task was taken elsewhere), the room they held runs a round — nothing
+   * else would: no lease ends, no wake-up comes, and the task would wait for the safety net.
+   */
+  private heldBack = false;
   private safetyTimer: NodeJS.Timeout | undefined;
   /** Capacity granted to and by the other processes (after `connect`). */
   private grants: CapacityGrants | undefined;
@@ -270,7 +277,7 @@ export class AssignmentEngine {
     const picks = this.pickAll(tasks);
     if (picks.length < tasks.length) this.queued = true; // no room for some now: freed room runs a round
     if (!picks.length || this.stopped) {
-      AssignmentEngine.unreserve(picks);
+      this.unreserve(picks, 0);
       return;
     }
     await this.leasePicked(picks).catch((err: unknown) => {
@@ -408,7 +415,12 @@ export class AssignmentEngine {
     for (const s of this.slots.values()) {
       if (onlyAgent && s.agent_id !== onlyAgent) continue;
       const l = load(s);
-      if (!s.available || l >= s.max || !hasAll(s.capabilities, caps)) continue;
+      if (!s.available) continue;
+      if (l >= s.max) {
+        if (s.reserved > 0 && hasAll(s.capabilities, caps)) this.heldBack = true;
+        continue;
+      }
+      if (!hasAll(s.capabilities, caps)) continue;
       if (!best || ranksAbove(s, l, best, bestLoad, strat)) {
         best = s;
         bestLoad = l;
@@ -420,8 +432,13 @@ export class AssignmentEngine {
     return best;
   }
 
-  private static unreserve(picks: ReadonlyArray<{ slot: SlotState }>): void {
+  /** Ends picks, `leased` of them with their lease written (counted from now on by `handOut`). */
+  private unreserve(picks: ReadonlyArray<{ slot: SlotState }>, leased: number): void {
     for (const p of picks) p.slot.reserved--;
+    if (leased < picks.length && this.heldBack) {
+      this.heldBack = false;
+      this.trigger();
+    }
   }
 
   /** Picks an agent for each task in turn (by its strategy) until `limit` are placed; tasks without a capable agent with room are skipped. */
@@ -441,13 +458,16 @@ export class AssignmentEngine {
    */
   private async leasePicked(picks: SlotPick[]): Promise<number> {
     const delivered: Array<{ slot: SlotState; task: DeliveredTask }> = [];
+    let leased = 0;
     try {
-      for (const r of await this.lease(this.db, picks.map((p) => ({ task_id: p.task_id, agent_id: p.slot.agent_id })), null)) {
+      const rows = await this.lease(this.db, picks.map((p) => ({ task_id: p.task_id, agent_id: p.slot.agent_id })), null);
+      leased = rows.length;
+      for (const r of rows) {
         const slot = this.slots.get(r.assigned_agent!);
         if (slot) delivered.push({ slot, task: this.toDelivered(r) });
       }
     } finally {
-      AssignmentEngine.unreserve(picks); // the leases written now count through handOut, right below
+      this.unreserve(picks, leased); // the leases written now count through handOut, right below
     }
     this.handOut(delivered);
     return delivered.length;
@@ -499,10 +519,11 @@ export class AssignmentEngine {
     /** Parameters of the tasks placed on other processes' agents, as the insert sealed them. */
     const sealed = new Map<string, string>();
     let open = true;
-    const close = () => {
+    /** Ends the local picks, `leased` of them leased by the insert. */
+    const close = (leased: number) => {
       if (!open) return false;
       open = false;
-      AssignmentEngine.unreserve(list);
+      this.unreserve(list, leased);
       return true;
     };
     return {
@@ -510,10 +531,10 @@ export class AssignmentEngine {
       capabilitiesOf: (id) => { const s = picks.get(id) ?? remote.get(id); return s ? [...s.capabilities] : null; },
       stored: (id, parameters) => { if (remote.has(id)) sealed.set(id, parameters); },
       cancel: () => {
-        if (close()) for (const h of remote.values()) this.grants?.giveBack(h);
+        if (close(0)) for (const h of remote.values()) this.grants?.giveBack(h);
       },
       settle: (rows, parametersOf) => {
-        if (!close()) return;
+        if (!close(rows.filter((r) => r.status === 'assigned' && picks.has(r.task_id)).length)) return;
         const delivered: Array<{ slot: SlotState; task: DeliveredTask }> = [];
         const sent: Array<{ held: HeldTokens; row: LeasedWire }> = [];
         for (const r of rows) {
@@ -641,7 +662,7 @@ export class AssignmentEngine {
     if (agentId && !this.slots.has(agentId) && this.coord) return this.forwardDelegate(this.coord, taskId, agentId, strategy);
     const delivered: Array<{ slot: SlotState; task: DeliveredTask }> = [];
     let pick: SlotPick | null = null;
-    let out: { agent_id: string; attempt: number } | null;
+    let out: { agent_id: string; attempt: number } | null = null;
     try {
       out = await this.db.transaction(async (q) => {
         const row = await this.repo.get(q, taskId, true);
@@ -659,7 +680,7 @@ export class AssignmentEngine {
         return { agent_id: slot.agent_id, attempt: r.attempt };
       });
     } finally {
-      if (pick) AssignmentEngine.unreserve([pick]);
+      if (pick) this.unreserve([pick], out ? 1 : 0);
     }
     this.handOut(delivered);
     return out;

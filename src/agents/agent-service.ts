@@ -44,6 +44,8 @@ export class AgentService {
   private readonly startedAt = Date.now();
   private readonly seenAlive = new Set<string>();
   private readonly hbCache = new Map<string, { status: string; draining: boolean; at: number }>();
+  /** Counts changes to cached heartbeat state: a read that overlapped one is not cached. */
+  private hbChanges = 0;
   /** Outcome counters, buffered (see AgentOutcomes); started by the composition root. */
   readonly outcomes: AgentOutcomes;
   /** In-flight count of an agent this process serves (the task engine's slot); undefined otherwise. */
@@ -271,7 +273,7 @@ export class AgentService {
       if (!self || keys.some((k) => !['capabilities', 'metadata', 'max_concurrent_tasks'].includes(k))) throw new ForbiddenError('INSUFFICIENT_PERMISSIONS');
     }
     const after = await this.repo.update(this.db, agentId, patch);
-    this.hbCache.delete(agentId);
+    this.invalidate(agentId);
     if (!after) throw new NotFoundError('AGENT_NOT_FOUND');
     if (patch.status && patch.status !== before.status) this.bus.emit('agent:status_changed', { agent_id: agentId, status: patch.status, previous: before.status });
     if (patch.role && patch.role !== before.role) {
@@ -285,7 +287,7 @@ export class AgentService {
 
   /** Soft delete: credentials stop working; its leased tasks go back to the queue (task engine listens). */
   async remove(agentId: string): Promise<void> {
-    this.hbCache.delete(agentId);
+    this.invalidate(agentId);
     if (!(await this.repo.softDelete(this.db, agentId))) throw new NotFoundError('AGENT_NOT_FOUND');
     await this.tokens.revokeSubject('agent', agentId);
     await this.coord.removePresence(PRESENCE, agentId);
@@ -298,7 +300,7 @@ export class AgentService {
     if (!before) return null;
     if (before.status === status && Object.keys(extra).length === 0) return before;
     const after = await this.repo.update(this.db, agentId, { status, ...extra });
-    this.hbCache.delete(agentId);
+    this.invalidate(agentId);
     if (after && before.status !== status) {
       this.bus.emit('agent:status_changed', { agent_id: agentId, status, previous: before.status });
       if (status === 'active') this.bus.emit('task:eligible', { task_ids: [] });
@@ -334,20 +336,25 @@ export class AgentService {
     return { status: 'acknowledged', next_heartbeat: new Date(Date.now() + this.opts.heartbeatIntervalSeconds * 1000).toISOString(), agent_status: status };
   }
 
-  /**
-   * The agent fields a heartbeat needs, cached for a few seconds so that thousands of agents
-   * heartbeating cost no database reads; every status change made here refreshes the entry.
-   */
-  /** Drops the cached heartbeat state (another process changed the agent, or coordination was rebuilt). */
+  /** Drops the cached heartbeat state (a change made here or by another process, or coordination was rebuilt). */
   invalidate(agentId: string): void {
     this.hbCache.delete(agentId);
+    this.hbChanges++;
   }
 
+  /**
+   * The agent fields a heartbeat needs, cached for a few seconds so that thousands of agents
+   * heartbeating cost no database reads; every status change made here drops the entry. A read
+   * that overlapped a change is returned but not cached: it may have seen the row before the
+   * change (a heartbeat racing the offline sweep would otherwise keep `active` for the cache's
+   * lifetime and not restore the row the sweep marked offline).
+   */
   private async heartbeatState(agentId: string): Promise<Pick<AgentRecord, 'status' | 'draining'>> {
     const hit = this.hbCache.get(agentId);
     if (hit && Date.now() - hit.at < 5000) return hit;
+    const changes = this.hbChanges;
     const a = await this.get(agentId);
-    this.hbCache.set(agentId, { status: a.status, draining: a.draining, at: Date.now() });
+    if (changes === this.hbChanges) this.hbCache.set(agentId, { status: a.status, draining: a.draining, at: Date.now() });
     if (this.hbCache.size > 50_000) this.hbCache.clear();
     return a;
   }

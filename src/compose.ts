@@ -215,9 +215,11 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       // A new leader (failover), or a store that lost its state (Redis flushed or back after an
       // outage: every presence record gone), waits one agent timeout so heartbeats and the
       // processes' rebuild restore presence before silence is read as "offline". The store is
-      // checked here, not only by its own timer, so this sweep cannot run first.
-      await watch.store?.check();
-      if (Date.now() >= offlineSweepFrom) await agents.sweepOffline();
+      // checked here, not only by its own timer, so this sweep cannot run first — and checked
+      // again after presence was read: a read queued while Redis was down runs against the
+      // empty Redis that comes back, and must not mark every agent offline.
+      const steady = async () => (await watch.store?.check() ?? true) && Date.now() >= offlineSweepFrom;
+      if (await steady()) await agents.sweepOffline(Date.now(), steady);
     } catch (err) {
       logger.warn({ err }, 'sweep failed');
     } finally {

@@ -362,21 +362,27 @@ export class AgentService {
   /**
    * Marks agents offline whose presence expired (its TTL is the transport's timeout). An agent
    * this process never saw alive (e.g. right after a restart) gets the REST timeout, counted from
-   * the later of process start, registration and its last known sighting.
+   * the later of process start, registration and its last known sighting. `steady`, asked after
+   * presence was read and before anything is marked, tells whether that read can be trusted:
+   * presence read from a coordination store that came back empty (Redis restarted) is no
+   * evidence of silence (compose: the store watch, and the hold after a reset or an election).
    */
-  async sweepOffline(now = Date.now()): Promise<string[]> {
+  async sweepOffline(now = Date.now(), steady: () => Promise<boolean> = () => Promise.resolve(true)): Promise<string[]> {
     const live = new Set((await this.coord.listPresence(PRESENCE)).map((p) => p.id));
     for (const id of live) this.seenAlive.add(id);
-    const offline: string[] = [];
+    const silent: string[] = [];
     // Only the agents that may go offline (every second, on the leader: not every agent row).
     for (const a of await this.repo.offlineCandidates(this.db)) {
       if (live.has(a.agent_id)) continue;
       const since = Math.max(this.startedAt, a.registered_at.getTime(), a.last_seen_at?.getTime() ?? 0);
       if (!this.seenAlive.has(a.agent_id) && now - since < this.opts.restTimeoutSeconds * 1000) continue;
-      this.seenAlive.delete(a.agent_id);
-      await this.setStatus(a.agent_id, 'offline');
-      offline.push(a.agent_id);
+      silent.push(a.agent_id);
     }
-    return offline;
+    if (!silent.length || !(await steady())) return [];
+    for (const id of silent) {
+      this.seenAlive.delete(id);
+      await this.setStatus(id, 'offline');
+    }
+    return silent;
   }
 }

@@ -6,13 +6,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventBus } from '../core/index.ts';
 import { createCoordination, type Coordination } from '../coordination/index.ts';
-import { ApiKeys, SigningKeys, SyncedRevocationList, TokenService } from '../auth/index.ts';
 import type { Db } from '../store/index.ts';
 import { engines, type TestDb } from '../../test/helpers/stores.ts';
-import { insertAgent } from '../../test/helpers/agents.ts';
-import { AgentService } from './index.ts';
+import { agentService, insertAgent } from '../../test/helpers/agents.ts';
 
 /** The database, holding back the result of the next read of an agent row until `release()`. */
 function heldReadDb(db: Db) {
@@ -64,9 +61,7 @@ describe.each(engines())('heartbeat state cache on $name', (engine) => {
 
   it('does not keep a state read before a concurrent status change: the next heartbeat restores an agent marked offline', async () => {
     const held = heldReadDb(tdb.db);
-    const bus = new EventBus();
-    const tokens = new TokenService(held.db, new SigningKeys(held.db), { issuer: 'test', audience: 'test', lifetimes: { user_access_ttl: 900, user_refresh_ttl: 3600, agent_access_ttl: 900, agent_refresh_ttl: 3600 } }, new SyncedRevocationList(held.db, null, { syncMs: 60_000 }), bus);
-    const agents = new AgentService(held.db, coord, bus, new ApiKeys('pepper'), tokens, { timeoutSeconds: 5, restTimeoutSeconds: 60, heartbeatIntervalSeconds: 1 });
+    const agents = agentService(held.db, coord);
     const agentId = `hb-${randomUUID()}`;
     await insertAgent(tdb.db, agentId, ['cap'], 2);
     await agents.setStatus(agentId, 'active');

@@ -28,8 +28,8 @@ describe.each([
     const resets: string[] = [];
     const watch = new StoreWatch(coord, { intervalMs: 60_000, onReset: (why) => { resets.push(why); } });
     await watch.start();
-    await watch.check();
-    await watch.check();
+    expect(await watch.check()).toBe(true); // the store as it was: what was read from it stands
+    expect(await watch.check()).toBe(true);
     expect(resets).toEqual([]);
     // A flush of this deployment's keys (what a Redis restart without persistence amounts to).
     if (redis) {
@@ -41,9 +41,9 @@ describe.each([
     } else {
       await coord.del('coordination:epoch');
     }
-    await watch.check();
+    expect(await watch.check()).toBe(false); // read since the previous check: maybe from the emptied store
     expect(resets).toEqual(['lost']);
-    await watch.check();
+    expect(await watch.check()).toBe(true);
     expect(resets).toEqual(['lost']);
     // A second process sharing the store adopts the same epoch and sees no reset.
     const other = new StoreWatch(coord, { intervalMs: 60_000, onReset: (why) => { resets.push(`other:${why}`); } });

@@ -30,7 +30,7 @@ export class StoreWatch {
   #epoch: string | null = null;
   #down = false;
   #timer: NodeJS.Timeout | null = null;
-  #tick: Promise<void> = Promise.resolve();
+  #tick: Promise<boolean> = Promise.resolve(true);
   #running = false;
 
   constructor(private readonly coord: Coordination, private readonly opts: StoreWatchOptions) {}
@@ -50,8 +50,13 @@ export class StoreWatch {
     await this.#tick;
   }
 
-  /** Runs one check now (the leader's sweep, before it reads presence; tests). */
-  check(): Promise<void> {
+  /**
+   * Runs one check now (the leader's sweep, before and after it reads presence; tests). True
+   * when the store answered with the state it had at the previous check: not unreachable, not
+   * reset. A caller that read the store between two true checks read a store that kept its
+   * state — a command queued while Redis was down runs against whatever Redis comes back.
+   */
+  check(): Promise<boolean> {
     this.#tick = this.#check();
     return this.#tick;
   }
@@ -72,7 +77,7 @@ export class StoreWatch {
     return (await this.coord.get<string>(EPOCH_KEY)) ?? mine;
   }
 
-  async #check(): Promise<void> {
+  async #check(): Promise<boolean> {
     const log = this.opts.logger ?? silentLogger;
     let epoch: string;
     try {
@@ -83,19 +88,20 @@ export class StoreWatch {
         log.warn({}, 'coordination store unreachable');
         this.opts.onOutage?.();
       }
-      return;
+      return false;
     }
     let why: 'lost' | 'outage' | null = null;
     if (this.#down) why = 'outage';
     if (this.#epoch !== null && epoch !== this.#epoch) why = 'lost';
     this.#down = false;
     this.#epoch = epoch;
-    if (!why) return;
+    if (!why) return true;
     log.warn({ why }, 'coordination store was reset or unreachable; rebuilding coordination state');
     try {
       await this.opts.onReset(why);
     } catch (err) {
       log.error({ err }, 'coordination rebuild failed');
     }
+    return false;
   }
 }

@@ -112,6 +112,8 @@ export function connectSocket(url: string, token: string, opts: { reconnection?:
 
 export function waitFor<T>(fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 10_000, stepMs = 20): Promise<T> {
   const started = Date.now();
+  // Made here, so that a timeout's stack names the caller's line (not this helper's timer).
+  const timedOut = new Error(`waitFor timed out after ${timeoutMs} ms`);
   return new Promise((resolve, reject) => {
     const tick = async () => {
       try {
@@ -120,7 +122,7 @@ export function waitFor<T>(fn: () => T | undefined | null | false | Promise<T | 
       } catch (err) {
         if (Date.now() - started > timeoutMs) return reject(err instanceof Error ? err : new Error(String(err)));
       }
-      if (Date.now() - started > timeoutMs) return reject(new Error('waitFor timed out'));
+      if (Date.now() - started > timeoutMs) return reject(timedOut);
       setTimeout(() => void tick(), stepMs);
     };
     void tick();

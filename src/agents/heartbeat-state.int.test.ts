@@ -5,10 +5,9 @@
  * cache's lifetime and does not restore the row the sweep marked offline.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCoordination, type Coordination } from '../coordination/index.ts';
+import { describe, expect, it } from 'vitest';
 import type { Db } from '../store/index.ts';
-import { engines, type TestDb } from '../../test/helpers/stores.ts';
+import { engines, hookedDb, storeAndCoordination } from '../../test/helpers/stores.ts';
 import { agentService, insertAgent } from '../../test/helpers/agents.ts';
 
 /** The database, holding back the result of the next read of an agent row until `release()`. */
@@ -18,22 +17,15 @@ function heldReadDb(db: Db) {
   let held: Promise<void> = Promise.resolve();
   let reached: () => void = () => {};
   let readDone: Promise<void> = Promise.resolve();
-  const wrapped: Db = {
-    kind: db.kind,
-    query: async <T,>(sql: string, params?: unknown[]) => {
-      const result = await db.query<T>(sql, params);
+  const wrapped = hookedDb(db, {
+    after: async (sql) => {
       if (armed && sql.startsWith('SELECT') && sql.includes('FROM agents WHERE agent_id')) {
         armed = false;
         reached();
         await held;
       }
-      return result;
     },
-    exec: (sql) => db.exec(sql),
-    transaction: (fn) => db.transaction(fn),
-    ping: () => db.ping(),
-    close: () => db.close(),
-  };
+  });
   return {
     db: wrapped,
     /** The next agent read runs now and answers after `release()`; resolves once it has run. */
@@ -48,18 +40,10 @@ function heldReadDb(db: Db) {
 }
 
 describe.each(engines())('heartbeat state cache on $name', (engine) => {
-  let tdb: TestDb;
-  let coord: Coordination;
-  beforeAll(async () => {
-    tdb = await engine.open();
-    coord = await createCoordination({});
-  });
-  afterAll(async () => {
-    await coord.close();
-    await tdb?.dispose();
-  });
+  const ctx = storeAndCoordination(engine);
 
   it('does not keep a state read before a concurrent status change: the next heartbeat restores an agent marked offline', async () => {
+    const { tdb, coord } = ctx;
     const held = heldReadDb(tdb.db);
     const agents = agentService(held.db, coord);
     const agentId = `hb-${randomUUID()}`;

@@ -6,12 +6,11 @@
  * safety net (off here). The lease statement is held at a gate to make the race certain.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EventBus } from '../core/index.ts';
-import { createCoordination, type Coordination } from '../coordination/index.ts';
 import { FieldCipher, KeyRing } from '../security/index.ts';
 import type { Db } from '../store/index.ts';
-import { engines, type TestDb } from '../../test/helpers/stores.ts';
+import { engines, hookedDb, storeAndCoordination } from '../../test/helpers/stores.ts';
 import { insertAgent } from '../../test/helpers/agents.ts';
 import { AssignmentEngine, ENGINE_CHANNELS, TaskRepository, TaskService, noOutcomes, type DeliveredTask } from './index.ts';
 import type { Principal } from '../auth/index.ts';
@@ -29,20 +28,14 @@ function gatedDb(db: Db) {
   let release: () => void = () => {};
   let gate: Promise<void> | null = null;
   let waiting = 0;
-  const gated: Db = {
-    kind: db.kind,
-    query: async (sql, params) => {
+  const gated = hookedDb(db, {
+    before: async (sql) => {
       if (gate && sql.trimStart().startsWith('WITH cur AS')) {
         waiting++;
         await gate;
       }
-      return db.query(sql, params);
     },
-    exec: (sql) => db.exec(sql),
-    transaction: (fn) => db.transaction(fn),
-    ping: () => db.ping(),
-    close: () => db.close(),
-  };
+  });
   return {
     db: gated,
     close: () => { gate = new Promise<void>((r) => { release = r; }); },
@@ -52,18 +45,10 @@ function gatedDb(db: Db) {
 }
 
 describe.each(engines())('a pick that ends without its lease on $name', (engine) => {
-  let tdb: TestDb;
-  let coord: Coordination;
-  beforeAll(async () => {
-    tdb = await engine.open();
-    coord = await createCoordination({});
-  });
-  afterAll(async () => {
-    await coord.close();
-    await tdb?.dispose();
-  });
+  const ctx = storeAndCoordination(engine);
 
   it('gives the room it held to a task announced meanwhile, at once', async () => {
+    const { tdb, coord } = ctx;
     const repo = new TaskRepository(new FieldCipher(KeyRing.fromMasterKey(randomBytes(32))));
     // Tasks created where no engine hears of them: only the announcements below tell the engine.
     const tasks = new TaskService(tdb.db, repo, noOutcomes, new EventBus(), { retryBaseMs: 1000, retryCapMs: 60_000 });

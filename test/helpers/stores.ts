@@ -5,7 +5,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
 import { PgDb, PgliteDb, listMigrations, migrate, type Db } from '../../src/store/index.ts';
+import { createCoordination, type Coordination } from '../../src/coordination/index.ts';
 
 const migrations = (upTo?: number) => listMigrations().filter((m) => upTo === undefined || m.version <= upTo);
 
@@ -80,16 +82,47 @@ export function engines(): Engine[] {
   return url ? [pgliteEngine, postgresEngine(url)] : [pgliteEngine];
 }
 
-/** The same database, telling `seen` of every statement sent through `query` (to count or keep them). */
-export function observedDb(db: Db, seen: (sql: string, params: unknown[] | undefined) => void): Db {
+/**
+ * The same database with hooks around each statement sent through `query`: `before` is awaited
+ * before it is sent, `after` once its result is in and before the caller gets it (to count,
+ * hold back or reorder statements; transactions pass through untouched).
+ */
+export function hookedDb(db: Db, hooks: { before?: (sql: string, params: unknown[] | undefined) => void | Promise<void>; after?: (sql: string) => void | Promise<void> }): Db {
   return {
     kind: db.kind,
-    query: (sql, params) => { seen(sql, params); return db.query(sql, params); },
+    query: async <T,>(sql: string, params?: unknown[]) => {
+      await hooks.before?.(sql, params);
+      const result = await db.query<T>(sql, params);
+      await hooks.after?.(sql);
+      return result;
+    },
     exec: (sql) => db.exec(sql),
     transaction: (fn) => db.transaction(fn),
     ping: () => db.ping(),
     close: () => db.close(),
   };
+}
+
+/**
+ * For one describe block: a fresh store on `engine` and an in-process coordination, opened
+ * before its tests and closed after them (read `tdb` and `coord` inside the tests).
+ */
+export function storeAndCoordination(engine: Engine): { tdb: TestDb; coord: Coordination } {
+  const ctx = {} as { tdb: TestDb; coord: Coordination };
+  beforeAll(async () => {
+    ctx.tdb = await engine.open();
+    ctx.coord = await createCoordination({});
+  });
+  afterAll(async () => {
+    await ctx.coord?.close();
+    await ctx.tdb?.dispose();
+  });
+  return ctx;
+}
+
+/** The same database, telling `seen` of every statement sent through `query` (to count or keep them). */
+export function observedDb(db: Db, seen: (sql: string, params: unknown[] | undefined) => void): Db {
+  return hookedDb(db, { before: seen });
 }
 
 /**

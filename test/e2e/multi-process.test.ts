@@ -303,10 +303,24 @@ describe.skipIf(!PG_URL || !hasRedisServer())('several server processes on Postg
     }
     const pids = await Promise.all(held.map((ag) => waitFor(() => servedBy(ag.id))));
     expect(pids.filter((p) => p === victim.proc.pid).length).toBeGreaterThan(0);
+    const ids: string[] = [];
+    for (let i = 0; i < 8; i++) ids.push(await createTask(survivor, 'cap_kill'));
+    // Every task leased and running on some agent (4 agents × 2 slots = 8).
+    await waitFor(async () => {
+      for (const id of ids) if ((await getTask(survivor, id)).status !== 'running') return false;
+      return true;
+    }, 10_000, 50);
+    const onVictim = held.filter((_, i) => pids[i] === victim.proc.pid);
+    const inFlightOnVictim = onVictim.flatMap((ag) => [...ag.held.keys()]);
+    expect(inFlightOnVictim.length).toBeGreaterThan(0);
+    // More work queued behind them (no free slot), created on the survivor.
+    for (let i = 0; i < 4; i++) ids.push(await createTask(survivor, 'cap_kill'));
+
     // One more agent, on the victim, with room for capacity grants (max 8: the survivor may hold
     // 2 tokens). Tasks created on the survivor are leased to it in the survivor's own insert —
     // also right after the victim died, before the survivor notices: leases only PostgreSQL knows
-    // of, handed over when the agent reconnects to the survivor.
+    // of, handed over when the agent reconnects to the survivor. Set up last, right before the
+    // kill: tokens left unused for 2 s go back to the granter.
     const grantAgent = await registerAgent(survivor, 'mp-kill-grant', 'cap_kill_grant', 'hold', 8);
     for (let tries = 0; ; tries++) {
       await grantAgent.connect(lb.url, true);
@@ -326,19 +340,6 @@ describe.skipIf(!PG_URL || !hasRedisServer())('several server processes on Postg
     await waitFor(() => grantMsgs.some((m) => m.kind === 'deliver' && m.tasks?.some((t) => t.task_id === grantIds[1])), 5000, 20);
     await waitFor(() => grantsFor() > 1, 5000, 20); // topped up again after that delivery
     await waitFor(() => grantAgent.held.size === 2, 5000, 20);
-    const ids: string[] = [];
-    for (let i = 0; i < 8; i++) ids.push(await createTask(survivor, 'cap_kill'));
-    // Every task leased and running on some agent (4 agents × 2 slots = 8).
-    await waitFor(async () => {
-      for (const id of ids) if ((await getTask(survivor, id)).status !== 'running') return false;
-      return true;
-    }, 10_000, 50);
-    const onVictim = held.filter((_, i) => pids[i] === victim.proc.pid);
-    const inFlightOnVictim = onVictim.flatMap((ag) => [...ag.held.keys()]);
-    expect(inFlightOnVictim.length).toBeGreaterThan(0);
-    // More work queued behind them (no free slot), created on the survivor.
-    for (let i = 0; i < 4; i++) ids.push(await createTask(survivor, 'cap_kill'));
-
     await victim.proc.kill9();
     // The survivor still holds the dead victim's tokens: these are leased at insert to its agent.
     for (let i = 0; i < 2; i++) grantIds.push(await createTask(survivor, 'cap_kill_grant'));

@@ -149,13 +149,6 @@ export class AssignmentEngine {
    * while it is set.
    */
   private queued = true;
-  /**
-   * A task found no room only because picks whose leases were still being written held it (two
-   * paths may pick one task: a round and another process's announcement). When such picks end
-   * without their lease (the task was taken elsewhere), the room they held runs a round — nothing
-   * else would: no lease ends, no wake-up comes, and the task would wait for the safety net.
-   */
-  private heldBack = false;
   private safetyTimer: NodeJS.Timeout | undefined;
   /** Capacity granted to and by the other processes (after `connect`). */
   private grants: CapacityGrants | undefined;
@@ -415,12 +408,7 @@ export class AssignmentEngine {
     for (const s of this.slots.values()) {
       if (onlyAgent && s.agent_id !== onlyAgent) continue;
       const l = load(s);
-      if (!s.available) continue;
-      if (l >= s.max) {
-        if (s.reserved > 0 && hasAll(s.capabilities, caps)) this.heldBack = true;
-        continue;
-      }
-      if (!hasAll(s.capabilities, caps)) continue;
+      if (!s.available || l >= s.max || !hasAll(s.capabilities, caps)) continue;
       if (!best || ranksAbove(s, l, best, bestLoad, strat)) {
         best = s;
         bestLoad = l;
@@ -432,13 +420,15 @@ export class AssignmentEngine {
     return best;
   }
 
-  /** Ends picks, `leased` of them with their lease written (counted from now on by `handOut`). */
+  /**
+   * Ends picks, `leased` of them with their lease written (counted from now on by `handOut`).
+   * The others' room is freed: a task turned away meanwhile for want of it (two paths may pick
+   * one task — a round and another process's announcement — and one comes back empty) gets a
+   * round, instead of waiting for the safety net.
+   */
   private unreserve(picks: ReadonlyArray<{ slot: SlotState }>, leased: number): void {
     for (const p of picks) p.slot.reserved--;
-    if (leased < picks.length && this.heldBack) {
-      this.heldBack = false;
-      this.trigger();
-    }
+    if (leased < picks.length) this.roomFreed();
   }
 
   /** Picks an agent for each task in turn (by its strategy) until `limit` are placed; tasks without a capable agent with room are skipped. */
@@ -534,18 +524,25 @@ export class AssignmentEngine {
         if (close(0)) for (const h of remote.values()) this.grants?.giveBack(h);
       },
       settle: (rows, parametersOf) => {
-        if (!close(rows.filter((r) => r.status === 'assigned' && picks.has(r.task_id)).length)) return;
+        if (!open) return;
         const delivered: Array<{ slot: SlotState; task: DeliveredTask }> = [];
         const sent: Array<{ held: HeldTokens; row: LeasedWire }> = [];
-        for (const r of rows) {
-          const held = remote.get(r.task_id);
-          if (held) {
-            if (r.status === 'assigned' && r.assigned_agent === held.agent_id) sent.push({ held, row: this.toWire(r, sealed.get(r.task_id)!) });
-            else this.grants?.giveBack(held); // queued behind older tasks: the token stays
-            continue;
+        let leasedHere = 0;
+        try {
+          for (const r of rows) {
+            const held = remote.get(r.task_id);
+            if (held) {
+              if (r.status === 'assigned' && r.assigned_agent === held.agent_id) sent.push({ held, row: this.toWire(r, sealed.get(r.task_id)!) });
+              else this.grants?.giveBack(held); // queued behind older tasks: the token stays
+              continue;
+            }
+            if (r.status !== 'assigned' || !picks.has(r.task_id)) continue;
+            leasedHere++;
+            const slot = r.assigned_agent ? this.slots.get(r.assigned_agent) : undefined;
+            if (slot) delivered.push({ slot, task: this.toDelivered(r, parametersOf(r.task_id)) });
           }
-          const slot = r.status === 'assigned' && r.assigned_agent ? this.slots.get(r.assigned_agent) : undefined;
-          if (slot) delivered.push({ slot, task: this.toDelivered(r, parametersOf(r.task_id)) });
+        } finally {
+          close(leasedHere); // the leases written now count through handOut, right below
         }
         this.handOut(delivered);
         if (sent.length) {

@@ -1,5 +1,5 @@
 /**
- * Room held by a pick whose lease is still being written (AssignmentEngine.heldBack). Two
+ * Room held by a pick whose lease is still being written (AssignmentEngine.unreserve). Two
  * paths may pick one task for the same slot — a round and another process's announcement —
  * and a task announced meanwhile finds the slot full. When the pick ends without its lease
  * (the task was taken elsewhere), that task gets a round at once instead of waiting for the

@@ -159,7 +159,7 @@ export class TaskRepository {
       col('task_id'), col('task_type'), col('priority'), tasks.map((t) => JSON.stringify(t.required_capabilities)),
       tasks.map((t) => {
         const sealed = this.sealParameters(t.task_id, t.data_classification, t.parameters);
-        opts.assign?.stored?.(t.task_id, sealed);
+        assign?.stored?.(t.task_id, sealed);
         return sealed;
       }), col('data_classification'),
       tasks.map((t) => JSON.stringify(t.metadata)), col('pipeline_id'), col('stage'), col('deadline'), col('timeout_seconds'), col('max_retries'),

@@ -97,11 +97,12 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const revocations = new SyncedRevocationList(db, coord, { syncMs: REVOCATION_SYNC_MS, onError: (err) => logger.warn({ err }, 'revocation sync failed') });
   await revocations.start();
   const tokens = new TokenService(db, signingKeys, { issuer: cfg.auth.issuer, audience: cfg.auth.audience, lifetimes: cfg.auth }, revocations, bus);
-  const principals = new PrincipalState(db, bus);
+  const mfaPolicy = { requiredRoles: cfg.auth.mfa_required_roles, graceSeconds: cfg.auth.mfa_grace_period };
+  const principals = new PrincipalState(db, bus, { mfa: mfaPolicy });
   const users = new UserService(db, new PasswordHasher(secrets.pepper), tokens, bus, {
     userIp: coord.createRateLimiter({ keyPrefix: 'login:uip', points: cfg.limits.login_failures_per_user_ip, durationSec: 15 * 60, blockDurationSec: 15 * 60 }),
     ip: coord.createRateLimiter({ keyPrefix: 'login:ip', points: cfg.limits.login_per_ip_daily, durationSec: 86400 }),
-  });
+  }, mfaPolicy);
   const agents = new AgentService(db, coord, bus, new ApiKeys(secrets.pepper), tokens, {
     timeoutSeconds: cfg.agents.timeout_seconds,
     restTimeoutSeconds: cfg.agents.rest_timeout_seconds,
@@ -138,7 +139,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const alerts = new SecurityAlerts(db, bus, { webhookUrl: cfg.security.webhook_url, onError: securityError });
   const detachAlerts = alerts.attach();
   const detector = new BreachDetector(coord, alerts, { onError: securityError });
-  const mfa = new MfaService(db, cipher, { issuer: cfg.auth.issuer, requiredRoles: cfg.auth.mfa_required_roles });
+  const mfa = new MfaService(db, cipher, { issuer: cfg.auth.issuer });
   users.mfaVerifier = mfa.verifier;
   const enrollment = new EnrollmentTokens(db);
   const retention = new RetentionJob(db, audit, { periods: cfg.retention });

@@ -8,5 +8,6 @@ export { SigningKeys, JWT_ALG, plainSealer, type SecretSealer } from './signing-
 export { TokenService, type TokenPair, type VerifiedToken, type TokenServiceOptions } from './token-service.ts';
 export { SyncedRevocationList, REVOCATION_CHANNEL, type RevocationList } from './revocation-list.ts';
 export { UserService, toPublicUser, USER_SORTS, type UserRow, type PublicUser, type LoginLimiters, type MfaVerifier } from './user-service.ts';
-export { PrincipalState } from './principal-state.ts';
+export { PrincipalState, type PrincipalStateOptions } from './principal-state.ts';
+export { NO_MFA_REQUIREMENT, mfaEnrolmentRequired, startMfaGrace, type MfaPolicy } from './mfa-policy.ts';
 export { ApiKeys } from './api-keys.ts';

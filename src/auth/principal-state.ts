@@ -12,20 +12,36 @@
 import { isUuid, newId, type EventBus } from '../core/index.ts';
 import type { Db } from '../store/index.ts';
 import type { Principal, Role } from './rbac.ts';
+import { mfaOverdueSql, NO_MFA_REQUIREMENT, type MfaPolicy } from './mfa-policy.ts';
 
 const ALERT_WINDOW_MS = 5 * 60_000;
 /** Agents remembered as already alerted (oldest forgotten first). */
 const ALERTED_MAX = 10_000;
 
-/** Live role and name; `gone`: disabled/deleted user or unknown principal; `deleted_agent`: alerted on use. */
-type Entry = { role: Role; name: string; at: number } | 'gone' | 'deleted_agent';
+/**
+ * Live role and name (and, for a user, whether MFA enrolment is overdue: see MfaPolicy);
+ * `gone`: disabled/deleted user or unknown principal; `deleted_agent`: alerted on use.
+ */
+type Entry = { role: Role; name: string; mfaOverdue: boolean; at: number } | 'gone' | 'deleted_agent';
+
+export interface PrincipalStateOptions {
+  /** How long a live state is reused (ms). */
+  ttlMs?: number;
+  /** Who must enrol MFA by when; a user past the deadline comes back with `mfaOverdue`. */
+  mfa?: MfaPolicy;
+}
 
 export class PrincipalState {
   private readonly cache = new Map<string, Entry>();
   /** agent id → until when a further use raises no new alert. */
   private readonly alertedUntil = new Map<string, number>();
 
-  constructor(private readonly db: Db, private readonly bus: EventBus, private readonly ttlMs = 2000) {
+  private readonly ttlMs: number;
+  private readonly mfa: MfaPolicy;
+
+  constructor(private readonly db: Db, private readonly bus: EventBus, opts: PrincipalStateOptions = {}) {
+    this.ttlMs = opts.ttlMs ?? 2000;
+    this.mfa = opts.mfa ?? NO_MFA_REQUIREMENT;
     bus.on('principal:revoked', (e) => this.cache.delete(`${e.subject_type}:${e.subject_id}`));
   }
 
@@ -43,19 +59,22 @@ export class PrincipalState {
       if (typeof entry !== 'object') setTimeout(() => this.cache.delete(key), this.ttlMs).unref();
     }
     if (entry === 'deleted_agent') this.alertDeletedAgent(p.id);
-    return typeof entry === 'object' ? { ...p, role: entry.role, name: entry.name } : null;
+    if (typeof entry !== 'object') return null;
+    return entry.mfaOverdue ? { ...p, role: entry.role, name: entry.name, mfaOverdue: true } : { ...p, role: entry.role, name: entry.name };
   }
 
   private async load(p: Principal): Promise<Entry> {
     if (p.type === 'user') {
       if (!isUuid(p.id)) return 'gone';
-      const { rows } = await this.db.query<{ role: Role; name: string }>('SELECT role, username AS name FROM users WHERE user_id = $1::uuid AND deleted_at IS NULL AND NOT disabled', [p.id]);
-      return rows[0] ? { role: rows[0].role, name: rows[0].name, at: Date.now() } : 'gone';
+      const { rows } = await this.db.query<{ role: Role; name: string; mfa_overdue: boolean }>(
+        `SELECT role, username AS name, ${mfaOverdueSql('$2', '$3')} AS mfa_overdue FROM users WHERE user_id = $1::uuid AND deleted_at IS NULL AND NOT disabled`,
+        [p.id, [...this.mfa.requiredRoles], this.mfa.graceSeconds]);
+      return rows[0] ? { role: rows[0].role, name: rows[0].name, mfaOverdue: rows[0].mfa_overdue, at: Date.now() } : 'gone';
     }
     const { rows } = await this.db.query<{ role: Role; name: string; deleted: boolean }>('SELECT role, agent_id AS name, deleted_at IS NOT NULL AS deleted FROM agents WHERE agent_id = $1', [p.id]);
     const row = rows[0];
     if (!row) return 'gone';
-    return row.deleted ? 'deleted_agent' : { role: row.role, name: row.name, at: Date.now() };
+    return row.deleted ? 'deleted_agent' : { role: row.role, name: row.name, mfaOverdue: false, at: Date.now() };
   }
 
   private alertDeletedAgent(agentId: string): void {

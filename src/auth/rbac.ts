@@ -67,6 +67,8 @@ export interface Principal {
   jti?: string;
   /** Access token expiry (epoch seconds). */
   exp?: number;
+  /** A user whose role must enrol MFA and whose grace period is over (auth/mfa-policy.ts): only enrolment routes. */
+  mfaOverdue?: true;
 }
 
 export function principalKey(p: Pick<Principal, 'type' | 'id'>): string {

@@ -11,6 +11,7 @@ import { assertPasswordPolicy, type PasswordHasher } from './passwords.ts';
 import type { Principal, Role } from './rbac.ts';
 import type { UserView as PublicUser } from '../contracts/views.ts';
 import type { TokenPair, TokenService } from './token-service.ts';
+import { NO_MFA_REQUIREMENT, startMfaGrace, type MfaPolicy } from './mfa-policy.ts';
 
 export interface UserRow {
   user_id: string;
@@ -60,6 +61,7 @@ export class UserService {
     private readonly tokens: TokenService,
     private readonly bus: EventBus,
     private readonly limiters: LoginLimiters,
+    private readonly mfaPolicy: MfaPolicy = NO_MFA_REQUIREMENT,
   ) {}
 
   async findByUsername(username: string): Promise<UserRow | null> {
@@ -101,8 +103,10 @@ export class UserService {
     const before = await this.get(userId);
     if (patch.password !== undefined) assertPasswordPolicy(patch.password);
     const hash = patch.password !== undefined ? await this.hasher.hash(patch.password) : null;
+    // A new role starts any MFA grace period afresh (MfaPolicy): the old one was for another role.
     const { rows } = await this.db.query<UserRow>(
-      `UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled), password_hash = COALESCE($4, password_hash), updated_at = now()
+      `UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled), password_hash = COALESCE($4, password_hash), updated_at = now(),
+         mfa_grace_started_at = CASE WHEN $2::text IS NOT NULL AND $2::text <> role THEN NULL ELSE mfa_grace_started_at END
        WHERE user_id = $1 AND deleted_at IS NULL RETURNING ${USER_COLUMNS}`,
       [before.user_id, patch.role ?? null, patch.disabled ?? null, hash],
     );
@@ -123,8 +127,12 @@ export class UserService {
     this.bus.emit('principal:revoked', { subject_type: 'user', subject_id: userId, reason });
   }
 
-  /** Login with throttling: per username+IP consecutive failures and per IP daily failures. */
-  async login(input: { username: string; password: string; totp_code?: string }, ip: string): Promise<{ pair: TokenPair; user: UserRow }> {
+  /**
+   * Login with throttling: per username+IP consecutive failures and per IP daily failures.
+   * `mfaSetupDeadline`: when the user's role must enrol MFA and they have not, the end of their
+   * grace period (started by this login if it had not; see MfaPolicy), else null.
+   */
+  async login(input: { username: string; password: string; totp_code?: string }, ip: string): Promise<{ pair: TokenPair; user: UserRow; mfaSetupDeadline: Date | null }> {
     const userIpKey = `${input.username.toLowerCase()}|${ip}`;
     const [uip, ipRes] = await Promise.all([this.limiters.userIp.get(userIpKey), this.limiters.ip.get(ip)]);
     const blocked = [uip, ipRes].find((r) => r !== null && r.remainingPoints <= 0);
@@ -137,8 +145,14 @@ export class UserService {
     }
     if (user.mfa_enabled && !(await this.mfaVerifier(user, input.totp_code))) throw new AppError('MFA_REQUIRED');
     await this.limiters.userIp.delete(userIpKey);
+    const mfaSetupDeadline = user.mfa_enabled ? null : await this.startMfaGrace(user.user_id);
     const pair = await this.tokens.issuePair(this.principalOf(user));
-    return { pair, user };
+    return { pair, user, mfaSetupDeadline };
+  }
+
+  /** Starts the user's MFA grace period when their role must enrol (login, refresh); returns its end or null. */
+  startMfaGrace(userId: string): Promise<Date | null> {
+    return startMfaGrace(this.db, this.mfaPolicy, userId);
   }
 
   principalOf(u: Pick<UserRow, 'user_id' | 'role' | 'username'>): Principal {

@@ -12,7 +12,7 @@ export interface Config {
   server: { host: string; port: number; ws_port: number; public_url: string; body_limit: number; cors_origins: string[]; tls_cert: string; tls_key: string; trust_proxy: boolean; json_max_depth: number; shutdown_grace_ms: number };
   store: { database_url: string; data_dir: string; pool_size: number; prepared_statements: boolean; vacuum_interval_ms: number };
   coordination: { redis_url: string; key_prefix: string; safety_net_ms: number };
-  auth: { issuer: string; audience: string; user_access_ttl: number; user_refresh_ttl: number; agent_access_ttl: number; agent_refresh_ttl: number; password_pepper: string; admin_password: string; mfa_required_roles: Array<'worker' | 'supervisor' | 'admin' | 'system'>; signing_key: string };
+  auth: { issuer: string; audience: string; user_access_ttl: number; user_refresh_ttl: number; agent_access_ttl: number; agent_refresh_ttl: number; password_pepper: string; admin_password: string; mfa_required_roles: Array<'worker' | 'supervisor' | 'admin' | 'system'>; mfa_grace_period: number; signing_key: string };
   security: { master_key: string; metrics_token: string; webhook_url: string; key_poll_ms: number };
   retention: { tasks_days: number; pipelines_days: number; events_days: number; metrics_days: number; offline_agents_days: number; audit_days: number; interval_ms: number };
   agents: { timeout_seconds: number; rest_timeout_seconds: number; heartbeat_interval_seconds: number; builtin: boolean };

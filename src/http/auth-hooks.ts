@@ -1,11 +1,12 @@
 /**
  * Authentication and authorization for routes. `authenticate` verifies the bearer token and
  * re-reads the principal's live state (disabled users and deleted agents stop at once; a
- * lowered role applies now). `requirePermission` answers 403 INSUFFICIENT_PERMISSIONS.
+ * lowered role applies now); a user past their MFA enrolment deadline reaches only the routes marked
+ * `mfaEnrolment`. `requirePermission` answers 403 INSUFFICIENT_PERMISSIONS.
  */
 import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import { AppError, ForbiddenError, type EventBus } from '../core/index.ts';
-import { hasPermission, type Permission, type PrincipalState, type TokenService, type Principal } from '../auth/index.ts';
+import { hasPermission, mfaEnrolmentRequired, type Permission, type PrincipalState, type TokenService, type Principal } from '../auth/index.ts';
 
 export function bearerToken(header: string | undefined): string | null {
   if (!header) return null;
@@ -41,6 +42,10 @@ export function makeAuthenticate(deps: AuthDeps): preHandlerAsyncHookHandler {
     if (!live) {
       deps.onAuthFailure?.(request, 'INVALID_TOKEN', verified.principal);
       throw new AppError('INVALID_TOKEN', 'The principal is disabled or deleted.');
+    }
+    if (live.mfaOverdue && !request.routeOptions.config.mfaEnrolment) {
+      deps.onAuthFailure?.(request, 'MFA_REQUIRED', live);
+      throw mfaEnrolmentRequired();
     }
     request.principal = live;
     request.token = verified;

@@ -15,6 +15,8 @@ declare module 'fastify' {
     idempotent?: boolean;
     /** Public route: no bearer token required. */
     public?: boolean;
+    /** Reachable by a user whose MFA enrolment is overdue (auth/mfa-policy.ts): enrolment, /auth/me, logout. */
+    mfaEnrolment?: boolean;
   }
 }
 

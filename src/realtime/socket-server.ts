@@ -20,7 +20,7 @@ import { randomUUID } from 'node:crypto';
 import { Server, type DefaultEventsMap, type Namespace, type ServerOptions, type Socket } from 'socket.io';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { AppError, ForbiddenError, type EventBus } from '../core/index.ts';
-import { hasPermission, principalKey, type Principal, type PrincipalState, type TokenService } from '../auth/index.ts';
+import { hasPermission, mfaEnrolmentRequired, principalKey, type Principal, type PrincipalState, type TokenService } from '../auth/index.ts';
 import { scoreOf, type AgentService } from '../agents/index.ts';
 import { AGENT_SOCKET_PRESENCE, type AssignmentEngine, type DeliveredTask, type TaskService } from '../tasks/index.ts';
 import type { Coordination, PresenceWrite, Unsubscribe } from '../coordination/index.ts';
@@ -174,6 +174,7 @@ export class RealtimeServer {
     const v = await this.o.tokens.verify(token, 'access');
     const live = await this.o.principals.current(v.principal);
     if (!live) throw new AppError('INVALID_TOKEN', 'The principal is disabled or deleted.');
+    if (live.mfaOverdue) throw mfaEnrolmentRequired();
     const key = principalKey(live);
     await this.admitSocket(socket.id, key);
     socket.data.principal = live;

@@ -7,7 +7,7 @@
 import { McpApiError } from './errors.ts';
 import type {
   Agent, AgentListQuery, AuditEntry, AuditQuery, AuditVerification, CreatedTask, CreatePipelineInput, CreateTaskInput, CreateTemplateInput,
-  DelegatedTask, Health, HeartbeatInput, LoginResponse, OutputFormat, Pagination, Pipeline, PipelineDetail, PipelineListQuery, PublicUser,
+  DelegatedTask, Health, HeartbeatInput, LoginResponse, MfaSetup, OutputFormat, Pagination, Pipeline, PipelineDetail, PipelineListQuery, PublicUser,
   RegisterAgentInput, RegisteredAgent, RequestOptions, Role, Task, TaskDetail, TaskErrorInput, TaskListQuery, TokenPair, UpdateAgentInput, ListOptions,
 } from './types.ts';
 
@@ -169,6 +169,10 @@ export class McpClient {
       this.refreshToken = undefined;
     },
     me: () => this.request<{ type: 'user'; user: PublicUser } | { type: 'agent'; agent: Agent }>('GET', '/auth/me'),
+    /** Starts TOTP enrolment: the secret for an authenticator app and one-time recovery codes. */
+    mfaSetup: () => this.request<MfaSetup>('POST', '/auth/mfa/setup', { body: {} }),
+    /** Confirms enrolment with a current code from the app; MFA is on from then. */
+    mfaVerify: (code: string) => this.request<{ mfa_enabled: true }>('POST', '/auth/mfa/verify', { body: { code } }),
   };
 
   // ---- health -------------------------------------------------------------------------------

@@ -42,7 +42,17 @@ export interface TokenPair {
 }
 
 export interface LoginResponse extends TokenPair {
-  user: { user_id: string; username: string; role: Role; mfa_enabled: boolean; mfa_setup_required?: boolean };
+  /**
+   * `mfa_setup_required`: the role must enrol MFA and the user has not; from `mfa_setup_deadline`
+   * on, only MFA setup/verify, /auth/me and logout answer them (401 MFA_REQUIRED elsewhere).
+   */
+  user: { user_id: string; username: string; role: Role; mfa_enabled: boolean; mfa_setup_required: boolean; mfa_setup_deadline: string | null };
+}
+
+export interface MfaSetup {
+  secret: string;
+  otpauth_url: string;
+  recovery_codes: string[];
 }
 
 

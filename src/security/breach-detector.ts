@@ -114,8 +114,13 @@ export class BreachDetector {
     return null;
   }
 
-  /** An authentication or authorization failure by `principal` (`user:<id>`, `agent:<id>` or `ip:<addr>`). */
+  /**
+   * An authentication or authorization failure by `principal` (`user:<id>`, `agent:<id>` or
+   * `ip:<addr>`). MFA_REQUIRED does not count: a user whose MFA enrolment is overdue proved who
+   * they are and was told what to do — audited, but no sign of probing.
+   */
   async noteAuthFailure(principal: string, code: string): Promise<SecurityAlert | null> {
+    if (code === 'MFA_REQUIRED') return null;
     const o = this.options;
     const n = await this.coord.incr(`bd:authz:${principal}`, o.authFailureWindowMs);
     if (n !== o.authFailureThreshold) return null;

@@ -12,11 +12,8 @@
  *   with the same code) succeeds only once. A recovery code is removed by the same atomic
  *   update that accepts it.
  *
- * "Required" roles (MCP_MFA_REQUIRED_ROLES, default admin): enrolment is not forced at login —
- * a user of such a role without MFA still logs in, and the login response says
- * `user.mfa_setup_required: true` (see `setupRequired`) so clients send them to MFA setup. Once
- * enrolled, MFA cannot be turned off through the API. Forcing it harder (restricted tokens)
- * would lock out the first admin of a fresh install, who must be able to reach setup.
+ * Which roles must enrol, and by when, is the MfaPolicy (auth/mfa-policy.ts): enforced by the
+ * principal's live state, not here. Once enrolled, MFA cannot be turned off through the API.
  */
 import { AppError, ConflictError, NotFoundError, systemClock, type Clock } from '../core/index.ts';
 import type { Db } from '../store/index.ts';
@@ -26,8 +23,6 @@ import { generateRecoveryCodes, generateSecret, hashRecoveryCode, matchRecoveryC
 export interface MfaServiceOptions {
   /** Issuer shown by authenticator apps. */
   issuer?: string;
-  /** Roles for which enrolment is required (config auth.mfa_required_roles). */
-  requiredRoles?: readonly string[];
   recoveryCodes?: number;
   clock?: Clock;
 }
@@ -59,7 +54,6 @@ interface MfaRow {
 export class MfaService {
   private readonly clock: Clock;
   private readonly issuer: string;
-  private readonly required: ReadonlySet<string>;
   private readonly codes: number;
   /** Called after each successful second-factor check at login (audit which method was used). */
   onVerified: ((userId: string, method: MfaMethod) => void) | undefined;
@@ -67,13 +61,7 @@ export class MfaService {
   constructor(private readonly db: Db, private readonly cipher: FieldCipher, opts: MfaServiceOptions = {}) {
     this.clock = opts.clock ?? systemClock;
     this.issuer = opts.issuer ?? 'MCP Server';
-    this.required = new Set(opts.requiredRoles ?? []);
     this.codes = opts.recoveryCodes ?? 10;
-  }
-
-  /** True when the role must enrol and the user has not. */
-  setupRequired(user: { role: string; mfa_enabled: boolean }): boolean {
-    return !user.mfa_enabled && this.required.has(user.role);
   }
 
   private async row(userId: string): Promise<MfaRow> {

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_PASSWORD, registerAgent, startTestServer, waitFor, type TestServer } from '../helpers/server.ts';
+import { generateTotp } from '../../src/security/index.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const BIN = path.join(ROOT, 'bin/mcp.mjs');
@@ -148,6 +149,26 @@ describe('mcp CLI against a running server', { timeout: 180_000 }, () => {
     const verify = await mcp(['audit', 'verify'], authed);
     expect(verify.code).toBe(0);
     expect(verify.stdout).toContain('intact');
+  });
+
+  it('mfa setup prints the secret and recovery codes; mfa verify turns MFA on, after which login needs --totp', async () => {
+    const me = { ...env, XDG_CONFIG_HOME: path.join(home, 'mfa-user') };
+    expect((await mcp(['users', 'add', 'cli-mfa', '--role', 'worker', '-p', 'a-long-password-2'], authed)).code).toBe(0);
+    expect((await mcp(['login', '-u', 'cli-mfa', '-p', 'a-long-password-2'], me)).code).toBe(0);
+    const setup = await mcp(['mfa', 'setup', '--json'], me);
+    expect(setup.code).toBe(0);
+    const { secret, recovery_codes } = JSON.parse(setup.stdout) as { secret: string; recovery_codes: string[] };
+    expect(recovery_codes).toHaveLength(10);
+    const wrong = await mcp(['mfa', 'verify', '000000'], me);
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr).toContain('INVALID_PARAMETERS');
+    const ok = await mcp(['mfa', 'verify', generateTotp(secret, Date.now())], me);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain('MFA is on');
+    const noCode = await mcp(['login', '-u', 'cli-mfa', '-p', 'a-long-password-2'], me);
+    expect(noCode.code).toBe(4);
+    expect(noCode.stderr).toContain('MFA_REQUIRED');
+    expect((await mcp(['login', '-u', 'cli-mfa', '-p', 'a-long-password-2', '--totp', recovery_codes[0]!], me)).code).toBe(0);
   });
 
   it('pipelines run --watch draws per-stage bars and exits 0 when the run completes', async () => {

@@ -90,7 +90,7 @@ export function registerResourceCommands(program: Command, kit: Kit): void {
       saveLogin(ctx.env.credentialsFile, ctx.url, { username: r.user.username, role: r.user.role, access_token: r.access_token, refresh_token: r.refresh_token, saved_at: new Date().toISOString() });
       emit(ctx.out, { url: ctx.url, user: r.user, credentials_file: ctx.env.credentialsFile, expires_in: r.expires_in },
         () => `Logged in to ${ctx.url} as ${r.user.username} (${r.user.role}). Credentials saved to ${ctx.env.credentialsFile}.`
-          + (r.user.mfa_setup_required ? '\nNote: your role requires MFA; set it up with POST /api/v1/auth/mfa/setup.' : ''));
+          + (r.user.mfa_setup_required ? `\nNote: your role requires MFA; enrol with \`mcp mfa setup\` before ${r.user.mfa_setup_deadline ?? 'your grace period ends'}.` : ''));
     }));
 
   program.command('logout')
@@ -106,6 +106,24 @@ export function registerResourceCommands(program: Command, kit: Kit): void {
     .action(kit.action(async (ctx) => {
       const me = await ctx.client().auth.me();
       emit(ctx.out, me, () => (me.type === 'user' ? `${me.user.username} (user, ${me.user.role}) at ${ctx.url}` : `${me.agent.agent_id} (agent, ${me.agent.role}) at ${ctx.url}`));
+    }));
+
+  const mfa = program.command('mfa').description('TOTP second factor for the logged-in user');
+  mfa.command('setup')
+    .description('start enrolment: prints the secret (and otpauth:// URL) for an authenticator app and one-time recovery codes')
+    .action(kit.action(async (ctx) => {
+      const s = await ctx.client().auth.mfaSetup();
+      emit(ctx.out, s, () => [
+        `Secret: ${s.secret}`, `URL:    ${s.otpauth_url}`,
+        'Recovery codes (each works once; keep them offline):', ...s.recovery_codes.map((c) => `  ${c}`),
+        'Add the secret to your authenticator app, then run `mcp mfa verify <code>`.',
+      ].join('\n'));
+    }));
+  mfa.command('verify <code>')
+    .description('finish enrolment with a current code from the app; later logins need --totp')
+    .action(kit.action(async (ctx, [code]) => {
+      const r = await ctx.client().auth.mfaVerify(code!);
+      emit(ctx.out, r, () => 'MFA is on: log in with --totp <code> from now on.');
     }));
 
   // ---- agents ---------------------------------------------------------------------------------

@@ -19,15 +19,26 @@ export function authRoutes(app: App, kit: RouteKit): void {
   const ipLimit = async (request: Parameters<RouteKit['rateLimits']['consume']>[0], reply: Parameters<RouteKit['rateLimits']['consume']>[1]) => kit.rateLimits.consume(request, reply, 'default');
 
   app.post('/auth/login', { schema: { tags: ['auth'], security: [], body: LoginBody }, config: { public: true }, preValidation: [ipLimit] }, async (request) => {
-    const { pair, user } = await users.login(request.body, request.ip);
-    return { ...pair, user: { user_id: user.user_id, username: user.username, role: user.role, mfa_enabled: user.mfa_enabled } };
+    const { pair, user, mfaSetupDeadline } = await users.login(request.body, request.ip);
+    return {
+      ...pair,
+      user: {
+        user_id: user.user_id, username: user.username, role: user.role, mfa_enabled: user.mfa_enabled,
+        mfa_setup_required: mfaSetupDeadline !== null, mfa_setup_deadline: mfaSetupDeadline?.toISOString() ?? null,
+      },
+    };
   });
 
   app.post('/auth/refresh', { schema: { tags: ['auth'], security: [], body: RefreshBody }, config: { public: true }, preValidation: [ipLimit] }, async (request) => {
-    return tokens.refresh(request.body.refresh_token, (p) => principals.current(p));
+    // A refresh signs the user in again: it starts their MFA grace period as a login does (MfaPolicy).
+    return tokens.refresh(request.body.refresh_token, async (p) => {
+      const live = await principals.current(p);
+      if (live?.type === 'user') await users.startMfaGrace(live.id);
+      return live;
+    });
   });
 
-  app.post('/auth/logout', { schema: { tags: ['auth'], body: LogoutBody }, ...kit.guard(null) }, async (request, reply) => {
+  app.post('/auth/logout', { schema: { tags: ['auth'], body: LogoutBody }, config: { mfaEnrolment: true }, ...kit.guard(null) }, async (request, reply) => {
     await tokens.logout(request.token!, request.body.refresh_token);
     return reply.status(204).send();
   });
@@ -36,7 +47,7 @@ export function authRoutes(app: App, kit: RouteKit): void {
     return agents.exchangeApiKey(request.body.agent_id, request.body.api_key);
   });
 
-  app.get('/auth/me', { schema: { tags: ['auth'] }, ...kit.guard(null) }, async (request) => {
+  app.get('/auth/me', { schema: { tags: ['auth'] }, config: { mfaEnrolment: true }, ...kit.guard(null) }, async (request) => {
     const p = request.principal!;
     if (p.type === 'user') return { type: 'user', user: toPublicUser(await users.get(p.id)) };
     return { type: 'agent', agent: await agents.view(await agents.get(p.id)) };

@@ -12,7 +12,8 @@ export function healthRoutes(app: App, kit: RouteKit): void {
     const token = bearerToken(request.headers.authorization);
     if (token) {
       const v = await s.tokens.verify(token, 'access').catch(() => null);
-      if (v && (await s.principals.current(v.principal))) return { ...summary(report.status), checks: report.checks };
+      const live = v && (await s.principals.current(v.principal));
+      if (live && !live.mfaOverdue) return { ...summary(report.status), checks: report.checks };
     }
     return summary(report.status);
   });

@@ -14,9 +14,7 @@
  *   refresh-token reuse, logout, agent token exchange) and every 401/403 anywhere (authentication
  *   and authorization failures), and feeds the breach detector (failed logins, authorization
  *   failure bursts). The audit write is awaited: when it fails the response becomes a 500 — an
- *   event that cannot be audited does not succeed. On a successful login the response's `user`
- *   gains `mfa_setup_required` (true when the role is in MCP_MFA_REQUIRED_ROLES and MFA is not
- *   enrolled; see MfaService for what "required" means).
+ *   event that cannot be audited does not succeed.
  */
 import Type from 'typebox';
 import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
@@ -226,7 +224,6 @@ export function securityRoutes(deps: SecurityRouteDeps) {
       const body = (request.body ?? {}) as Record<string, unknown>;
       const entries: AuditEntryInput[] = [];
       const side: Promise<unknown>[] = [];
-      let out = payload;
       const ok = status >= 200 && status < 300;
       const anon = ctxOf(request, null);
 
@@ -234,13 +231,10 @@ export function securityRoutes(deps: SecurityRouteDeps) {
         const username = typeof body.username === 'string' ? body.username.slice(0, 100) : null;
         if (ok) {
           const json = parseJson(payload);
-          const u = json?.user as { user_id?: string; username?: string; role?: string; mfa_enabled?: boolean } | undefined;
+          const u = json?.user as { user_id?: string; username?: string; role?: string } | undefined;
           if (u?.user_id && u.role) {
             const p: Principal = { type: 'user', id: u.user_id, role: u.role as Principal['role'], name: u.username ?? '' };
             entries.push({ ...ctxOf(request, p), action: 'login', resource_type: 'user', resource_id: u.user_id, outcome: 'success' });
-            u.mfa_enabled ??= false;
-            (u as Record<string, unknown>).mfa_setup_required = mfa.setupRequired({ role: u.role, mfa_enabled: u.mfa_enabled });
-            out = JSON.stringify(json);
           }
         } else if (username !== null && (status === 401 || status === 429)) {
           const mfaChallenge = code === 'MFA_REQUIRED' && typeof body.totp_code !== 'string';
@@ -288,7 +282,7 @@ export function securityRoutes(deps: SecurityRouteDeps) {
 
       if (entries.length) await audit.append(db, entries);
       for (const p of side) await soft(p, 'breach detection');
-      return out;
+      return payload;
     });
 
     // ---- audit ------------------------------------------------------------------------------
@@ -334,16 +328,18 @@ export function securityRoutes(deps: SecurityRouteDeps) {
     };
     const userGuard = kit.guard(null);
     const userOnlyGuard = { preValidation: userGuard.preValidation, preHandler: [...userGuard.preHandler, userOnly] };
-    app.post('/auth/mfa/setup', { schema: { tags: ['auth'], body: EmptyBody }, ...userOnlyGuard }, async (request) => {
+    // Reachable while enrolment is overdue (MfaPolicy): these are how a user gets out of it.
+    app.post('/auth/mfa/setup', { schema: { tags: ['auth'], body: EmptyBody }, config: { mfaEnrolment: true }, ...userOnlyGuard }, async (request) => {
       const p = request.principal!;
       const setup = await mfa.setup(p.id);
       await audit.audit(db, ctxOf(request), { action: 'mfa_setup', resource_type: 'user', resource_id: p.id, fields: ['mfa_pending_secret', 'recovery_codes'], data_classification: 'restricted', outcome: 'success' });
       return setup;
     });
-    app.post('/auth/mfa/verify', { schema: { tags: ['auth'], body: MfaVerifyBody }, ...userOnlyGuard }, async (request) => {
+    app.post('/auth/mfa/verify', { schema: { tags: ['auth'], body: MfaVerifyBody }, config: { mfaEnrolment: true }, ...userOnlyGuard }, async (request) => {
       const p = request.principal!;
       try {
         const r = await mfa.verify(p.id, request.body.code);
+        kit.services.principals.invalidate('user', p.id); // an overdue enrolment ends with this request, not the cached state's expiry
         await audit.audit(db, ctxOf(request), { action: 'mfa_verify', resource_type: 'user', resource_id: p.id, fields: ['mfa_enabled', 'mfa_secret'], outcome: 'success' });
         return r;
       } catch (err) {

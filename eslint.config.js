@@ -2,6 +2,9 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+const FASTIFY = { name: 'fastify', message: 'fastify lives in src/http only.' };
+const AI_SDKS = ['openai', '@google/genai'].map((name) => ({ name, message: 'Vendor AI SDKs live in src/ai/providers only.' }));
+
 export default tseslint.config(
   { ignores: ['node_modules', 'dist', 'data', 'web/dist', 'bench/results', '**/*.js', '**/*.mjs', '**/*.cjs'] },
   js.configs.recommended,
@@ -27,9 +30,12 @@ export default tseslint.config(
     files: ['src/config/**', 'test/**', 'bench/**', 'vitest.config.ts', 'scripts/**'],
     rules: { 'no-restricted-properties': 'off' },
   },
+  // Each driver has one home (ARCHITECTURE §3): fastify in src/http, vendor AI SDKs in src/ai/providers.
   {
     files: ['src/**/*.ts'],
-    ignores: ['src/http/**'],
-    rules: { 'no-restricted-imports': ['error', { paths: [{ name: 'fastify', message: 'fastify lives in src/http only.' }] }] },
+    ignores: ['src/http/**', 'src/ai/providers/**'],
+    rules: { 'no-restricted-imports': ['error', { paths: [FASTIFY, ...AI_SDKS] }] },
   },
+  { files: ['src/http/**/*.ts'], rules: { 'no-restricted-imports': ['error', { paths: AI_SDKS }] } },
+  { files: ['src/ai/providers/**/*.ts'], rules: { 'no-restricted-imports': ['error', { paths: [FASTIFY] }] } },
 );

@@ -15,10 +15,12 @@ import { ApiKeys, SyncedRevocationList, PasswordHasher, PrincipalState, SigningK
 import { AgentService } from './agents/index.ts';
 import { AssignmentEngine, OrphanLeaseSweeper, TaskRepository, TaskService } from './tasks/index.ts';
 import { RealtimeServer } from './realtime/index.ts';
-import { BUILTIN_AGENT_ID, BuiltinAgents } from './builtin/index.ts';
+import { BUILTIN_AGENT_ID, BuiltinAgents, localProvider } from './builtin/index.ts';
 import { PipelineEngine, PipelineRepository, PipelineService } from './pipelines/index.ts';
 import { pipelineRoutes } from './http/routes/pipeline-routes.ts';
 import { noteAuthFailure, securityRoutes } from './http/routes/security-routes.ts';
+import { aiRoutes } from './http/routes/ai-routes.ts';
+import { composeAi } from './compose-ai.ts';
 import { createApp, type App, type AppServices, type HealthReport } from './http/index.ts';
 
 /** How often each process re-reads the revoked token ids (catches a lost `auth:revoked` message). */
@@ -153,6 +155,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   });
   await keys.start();
   const security = { audit, alerts, detector, mfa, enrollment, retention, phi: phiAccess, keys };
+  const ai = composeAi(cfg, { coord, cipher, blindIndex, metrics, logger: logger.child({ component: 'ai' }), local: localProvider });
 
   const health = async (): Promise<HealthReport> => {
     const checks: HealthReport['checks'] = {};
@@ -169,7 +172,8 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     } catch (err) {
       checks.coordination = { status: 'unhealthy', kind: coord.kind, error: (err as Error).message };
     }
-    checks.external_services = { status: 'healthy', services: [] };
+    const external = ai.services().filter((x) => x.routed);
+    checks.external_services = { status: ai.degraded() ? 'degraded' : 'healthy', services: external.map((x) => ({ name: x.name, status: x.status, circuit: x.circuit })) };
     const statuses = Object.values(checks).map((c) => c.status);
     const status = statuses.includes('unhealthy') ? (checks.database?.status === 'unhealthy' ? 'unhealthy' : 'degraded') : statuses.includes('degraded') ? 'degraded' : 'healthy';
     return { status, checks };
@@ -179,7 +183,11 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     config: cfg, db, coord, bus, codec: cipher, signingKeys, tokens, principals, users, agents, tasks, engine, health,
     ready: async () => migrated && (await db.ping().then(() => true, () => false)) && (await pendingMigrations(db)) === 0,
     deliveriesAudited: (agentId, taskIds) => phiAccess.written(agentId, taskIds),
-    extraRoutes: [(a, kit) => pipelineRoutes(a, kit, pipelines, { audit }), securityRoutes({ audit, alerts, detector, mfa, enrollment, onError: securityError })],
+    extraRoutes: [
+      (a, kit) => pipelineRoutes(a, kit, pipelines, { audit }),
+      securityRoutes({ audit, alerts, detector, mfa, enrollment, onError: securityError }),
+      aiRoutes({ hub: ai.hub, providers: ai.providers, services: ai.services, audit }),
+    ],
     observability: {
       scrape: () => metrics.scrape(),
       contentType: metrics.contentType,
@@ -355,6 +363,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       if (healthTimer) clearInterval(healthTimer);
       offMaintenanceCount();
       detachAlerts();
+      ai.stop();
       await storeWatch.stop().catch(() => {});
       await elector.stop().catch(() => {});
       await pipelineEngine.stop().catch((err: unknown) => logger.warn({ err }, 'pipeline engine stop failed'));

@@ -1,16 +1,25 @@
 /**
  * The AI provider port and the hub that routes a task type to an ordered list of providers,
  * falling back to the next one when a provider fails (SPEC §10). The built-in `local` provider
- * (offline analysers) is registered by the built-in agents; remote providers (OpenAI-compatible,
- * Google, the Flask service) implement the same port and are put in front of it per task type.
+ * (offline analysers) is registered by the composition root; remote providers (OpenAI-compatible,
+ * Google, the Flask service) implement the same port, each behind its own GuardedProvider
+ * (timeout, retries, circuit breaker, rate limit), and are put in front of it per task type.
  */
+export interface AnalyzeContext {
+  reportProgress?: (p: number, message?: string) => void;
+  /** Aborted when the call's time is up (the guard's timeout): a provider stops its request. */
+  signal?: AbortSignal;
+  /** For a provider's logs and metadata (the request or task id); never PHI. */
+  requestId?: string;
+}
+
 export interface AiProvider {
   readonly name: string;
   supports(taskType: string): boolean;
-  analyze(taskType: string, input: Record<string, unknown>, ctx?: { reportProgress?: (p: number, message?: string) => void }): Promise<Record<string, unknown>>;
+  analyze(taskType: string, input: Record<string, unknown>, ctx?: AnalyzeContext): Promise<Record<string, unknown>>;
 }
 
-/** A failure that another provider would repeat (bad input): no fallback. */
+/** A failure that another provider would repeat (bad input): no fallback, no retry. */
 export function isFinalFailure(err: unknown): boolean {
   const e = err as { retryable?: unknown; code?: unknown } | null;
   return !!e && e.retryable === false;
@@ -23,31 +32,63 @@ export interface AnalysisOutcome {
   fallbacks_tried: string[];
 }
 
+/** Every provider on the route failed; `failures` names each one's error code (never PHI). */
+export class AllProvidersFailedError extends Error {
+  readonly code = 'ALL_PROVIDERS_FAILED';
+  constructor(readonly failures: ReadonlyArray<{ provider: string; code: string }>, options?: { cause?: unknown }) {
+    super(`Every provider failed: ${failures.map((f) => `${f.provider} ${f.code}`).join(', ')}.`, options);
+  }
+}
+
+/** A short code for a provider's failure (its `code` when it has one, else HTTP_<status>, else PROVIDER_ERROR). */
+export function failureCode(err: unknown): string {
+  const c = (err as { code?: unknown } | null)?.code;
+  if (typeof c === 'string' && /^[A-Z_]{2,40}$/.test(c)) return c;
+  const status = (err as { status?: unknown } | null)?.status;
+  return typeof status === 'number' ? `HTTP_${status}` : 'PROVIDER_ERROR';
+}
+
+/** A provider the hub can tell that it was passed over (GuardedProvider counts fallbacks). */
+interface FallbackAware {
+  noteFallback?: () => void;
+}
+
 export class AiHub {
-  private readonly providers = new Map<string, AiProvider>();
+  private readonly providers = new Map<string, AiProvider & FallbackAware>();
 
   /** `routes`: task type → provider names in order; `default` applies to unlisted types. */
-  constructor(private readonly routes: Record<string, string[]> = {}, private readonly defaultRoute: string[] = ['local']) {}
+  constructor(private readonly routes: Readonly<Record<string, readonly string[]>> = {}, private readonly defaultRoute: readonly string[] = ['local']) {}
 
-  register(p: AiProvider): void {
+  register(p: AiProvider & FallbackAware): void {
     this.providers.set(p.name, p);
   }
 
-  routeFor(taskType: string): AiProvider[] {
-    const names = this.routes[taskType] ?? this.defaultRoute;
-    return names.map((n) => this.providers.get(n)).filter((p): p is AiProvider => !!p && p.supports(taskType));
+  /** Registered providers by name. */
+  get registered(): ReadonlyMap<string, AiProvider> {
+    return this.providers;
+  }
+
+  /** The configured route of a task type (names, registered or not). */
+  routeNames(taskType: string): readonly string[] {
+    return this.routes[taskType] ?? this.defaultRoute;
+  }
+
+  routeFor(taskType: string, names: readonly string[] = this.routeNames(taskType)): Array<AiProvider & FallbackAware> {
+    return names.map((n) => this.providers.get(n)).filter((p): p is AiProvider & FallbackAware => !!p && p.supports(taskType));
   }
 
   supports(taskType: string): boolean {
     return this.routeFor(taskType).length > 0;
   }
 
-  async analyze(taskType: string, input: Record<string, unknown>, ctx?: { reportProgress?: (p: number, message?: string) => void }): Promise<AnalysisOutcome> {
-    const route = this.routeFor(taskType);
+  /** Runs the task type on its route (or on `names`, in that order), falling back on failures another provider may not repeat. */
+  async analyze(taskType: string, input: Record<string, unknown>, ctx?: AnalyzeContext, names?: readonly string[]): Promise<AnalysisOutcome> {
+    const route = this.routeFor(taskType, names);
     if (!route.length) throw Object.assign(new Error(`No provider handles '${taskType}'.`), { code: 'UNSUPPORTED_TASK_TYPE', retryable: false });
     const tried: string[] = [];
+    const failures: Array<{ provider: string; code: string }> = [];
     let last: unknown;
-    for (const p of route) {
+    for (const [i, p] of route.entries()) {
       const t0 = performance.now();
       try {
         const result = await p.analyze(taskType, input, ctx);
@@ -55,9 +96,11 @@ export class AiHub {
       } catch (err) {
         last = err;
         tried.push(p.name);
+        failures.push({ provider: p.name, code: failureCode(err) });
         if (isFinalFailure(err)) throw err;
+        if (i < route.length - 1) p.noteFallback?.();
       }
     }
-    throw last;
+    throw new AllProvidersFailedError(failures, { cause: last });
   }
 }

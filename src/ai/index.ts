@@ -1,8 +1,16 @@
 /**
- * ai: analysis providers. Today the `local` provider (offline analysers over npm libraries:
- * parsing, speaker turns, PII redaction, bias, sentiment/emotions, empathy, recommendations,
- * quality gates, export). Remote providers (OpenAI-compatible, Google) and the routing hub plug
- * in here behind the same functions. No transport, no persistence.
+ * ai: analysis providers and the hub that routes a task type to them (SPEC §10). The `local`
+ * provider's offline analysers (parsing, speaker turns, PII redaction, bias, sentiment/emotions,
+ * empathy, recommendations, quality gates, export); remote providers on the official SDKs
+ * (`openai`: OpenAI and any compatible server; `google`: Gemini); each provider behind a guard
+ * (timeout, retries, circuit breaker, rate limit, quality figures). No transport, no persistence.
  */
 export * from './local/index.ts';
-export { AiHub, isFinalFailure, type AiProvider, type AnalysisOutcome } from './ai-provider.ts';
+export { AiHub, AllProvidersFailedError, failureCode, isFinalFailure, type AiProvider, type AnalysisOutcome, type AnalyzeContext } from './ai-provider.ts';
+export {
+  GuardedProvider, ProbationBreaker, InvalidOutputError, ProviderRateLimitedError, ProviderUnavailableError,
+  type ProviderGuardOptions, type ProviderStatus, type BreakerStateName,
+} from './guarded-provider.ts';
+export { OpenAiProvider, type OpenAiProviderOptions } from './providers/openai-provider.ts';
+export { GoogleProvider, type GoogleProviderOptions } from './providers/google-provider.ts';
+export { ANALYSIS_PROMPTS } from './providers/analysis-prompts.ts';

@@ -18,6 +18,9 @@ const Port = Type.Integer({ minimum: 0, maximum: 65535 });
 const Seconds = (min: number, max: number) => Type.Integer({ minimum: min, maximum: max });
 const LogLevel = Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)));
 const Role = Type.Union(['worker', 'supervisor', 'admin', 'system'].map((r) => Type.Literal(r)));
+const AiProviderName = Type.Union(['local', 'openai', 'google', 'flask'].map((p) => Type.Literal(p)));
+const AiRoute = Type.Array(AiProviderName, { minItems: 1, maxItems: 4 });
+const Millis = (min: number, max: number) => Type.Integer({ minimum: min, maximum: max });
 const Strategy = Type.Union(['capability_match', 'round_robin', 'least_loaded', 'best_performance'].map((s) => Type.Literal(s)));
 
 export const CONFIG_FIELDS: ConfigField[] = [
@@ -86,4 +89,23 @@ export const CONFIG_FIELDS: ConfigField[] = [
   { path: 'log.pretty', env: 'MCP_LOG_PRETTY', schema: Type.Boolean(), default: false, description: 'Human-readable logs (defaults to on in a terminal).' },
   { path: 'integrations.flask_url', env: 'FLASK_API_URL', schema: Type.String(), default: 'http://localhost:8000', description: 'The Flask emotional-analysis service.' },
   { path: 'integrations.flask_api_key', env: 'FLASK_API_KEY', schema: Type.String(), default: '', description: 'X-API-Key for the Flask service.', secret: true },
+  { path: 'integrations.flask_health_ms', env: 'FLASK_HEALTH_INTERVAL_MS', schema: Millis(0, 3600000), default: 30000, description: 'How often GET {FLASK_API_URL}/health is checked while `flask` is on some AI route; while the last check failed, requests fail over at once. 0 = once at start.' },
+  { path: 'integrations.flask_cache_seconds', env: 'FLASK_CACHE_SECONDS', schema: Seconds(0, 86400), default: 300, description: 'How long Flask results are cached (sealed, keyed by a keyed hash of text + context; Redis when configured). 0 = no cache.' },
+  { path: 'ai.routes', env: 'MCP_AI_ROUTES', schema: Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' }), AiRoute), default: {}, description: 'Per task type, the AI providers to try in order (JSON), e.g. {"bias_detection":["openai","local"]}; a provider that fails (timeout, error, open breaker, rate limit, invalid output) passes the request to the next. Unlisted types use MCP_AI_DEFAULT_ROUTE. A provider not configured (no API key) is skipped.' },
+  { path: 'ai.default_route', env: 'MCP_AI_DEFAULT_ROUTE', schema: AiRoute, default: ['local'], description: 'The AI providers for task types MCP_AI_ROUTES does not list (comma list).' },
+  { path: 'ai.openai_api_key', env: 'OPENAI_API_KEY', schema: Type.String(), default: '', description: 'API key of the `openai` provider (registered when set).', secret: true },
+  { path: 'ai.openai_base_url', env: 'OPENAI_BASE_URL', schema: Type.String(), default: '', description: 'Another OpenAI-compatible endpoint (self-hosted or custom models); empty = api.openai.com.' },
+  { path: 'ai.openai_model', env: 'OPENAI_MODEL', schema: Type.String({ minLength: 1 }), default: 'gpt-4o-mini', description: 'Model of the `openai` provider.' },
+  { path: 'ai.google_api_key', env: 'GOOGLE_API_KEY', schema: Type.String(), default: '', description: 'Gemini API key of the `google` provider (registered when set).', secret: true },
+  { path: 'ai.google_base_url', env: 'GOOGLE_GENAI_BASE_URL', schema: Type.String(), default: '', description: 'Another endpoint for the Google GenAI SDK (a proxy); empty = the SDK default.' },
+  { path: 'ai.google_model', env: 'GOOGLE_MODEL', schema: Type.String({ minLength: 1 }), default: 'gemini-2.0-flash', description: 'Model of the `google` provider.' },
+  { path: 'ai.timeout_ms', env: 'MCP_AI_TIMEOUT_MS', schema: Millis(100, 600000), default: 30000, description: 'Per-call timeout of a remote AI provider or the Flask service.' },
+  { path: 'ai.bias_timeout_ms', env: 'MCP_AI_BIAS_TIMEOUT_MS', schema: Millis(100, 600000), default: 45000, description: 'Per-call timeout for bias_detection.' },
+  { path: 'ai.retries', env: 'MCP_AI_RETRIES', schema: Type.Integer({ minimum: 0, maximum: 5 }), default: 2, description: 'Retries per provider call (exponential backoff) before falling back to the next provider.' },
+  { path: 'ai.retry_base_ms', env: 'MCP_AI_RETRY_BASE_MS', schema: Millis(1, 60000), default: 500, description: 'First retry delay; doubles per retry (capped at 5 s).' },
+  { path: 'ai.breaker_failures', env: 'MCP_AI_BREAKER_FAILURES', schema: Type.Integer({ minimum: 1, maximum: 100 }), default: 5, description: 'Consecutive failures that open a provider\'s circuit breaker.' },
+  { path: 'ai.breaker_half_open_ms', env: 'MCP_AI_BREAKER_HALF_OPEN_MS', schema: Millis(100, 3600000), default: 60000, description: 'How long an open breaker waits before a trial call (half-open); it closes after 2 successes.' },
+  { path: 'ai.openai_per_min', env: 'MCP_AI_OPENAI_PER_MIN', schema: Type.Integer({ minimum: 1 }), default: 100, description: 'Calls per minute to the `openai` provider (all processes together with Redis).' },
+  { path: 'ai.google_per_min', env: 'MCP_AI_GOOGLE_PER_MIN', schema: Type.Integer({ minimum: 1 }), default: 60, description: 'Calls per minute to the `google` provider.' },
+  { path: 'ai.flask_per_min', env: 'MCP_AI_FLASK_PER_MIN', schema: Type.Integer({ minimum: 1 }), default: 600, description: 'Calls per minute to the Flask service (cache hits included).' },
 ];

@@ -1,3 +1,3 @@
 /** config: the one schema and loader; the only reader of process.env. Nothing else here. */
-export { loadConfig, describeConfig, ConfigError, type Config, type LoadConfigOptions } from './load-config.ts';
+export { loadConfig, describeConfig, ConfigError, type Config, type LoadConfigOptions, type AiProviderName } from './load-config.ts';
 export { CONFIG_FIELDS, type ConfigField } from './config-schema.ts';

@@ -36,6 +36,16 @@ describe('loadConfig', () => {
     expect(problems).toContain('MCP_TLS_CERT and MCP_TLS_KEY');
   });
 
+  it('reads AI routes as JSON from the environment and refuses unknown providers or bad JSON', () => {
+    const cfg = loadConfig({ env: { MCP_AI_ROUTES: '{"bias_detection":["openai","local"]}', MCP_AI_DEFAULT_ROUTE: 'flask,local' } });
+    expect(cfg.ai.routes).toEqual({ bias_detection: ['openai', 'local'] });
+    expect(cfg.ai.default_route).toEqual(['flask', 'local']);
+    expect(cfg.ai.timeout_ms).toBe(30000);
+    for (const bad of ['{"bias_detection":["skynet"]}', '{bias_detection: openai}', '{"bias_detection":[]}']) {
+      expect(() => loadConfig({ env: { MCP_AI_ROUTES: bad } })).toThrow(/MCP_AI_ROUTES/);
+    }
+  });
+
   it('refuses generated secrets in production', () => {
     expect(() => loadConfig({ env: { NODE_ENV: 'production' } })).toThrow(/MCP_MASTER_KEY.*required/s);
     const ok = loadConfig({ env: { NODE_ENV: 'production', MCP_MASTER_KEY: 'k'.repeat(44), MCP_PASSWORD_PEPPER: 'p', MCP_SIGNING_KEY: 'pem' } });

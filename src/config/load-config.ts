@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import Value from 'typebox/value';
 import { CONFIG_FIELDS, type ConfigField } from './config-schema.ts';
 
+export type AiProviderName = 'local' | 'openai' | 'google' | 'flask';
+
 export interface Config {
   env: string;
   server: { host: string; port: number; ws_port: number; public_url: string; body_limit: number; cors_origins: string[]; tls_cert: string; tls_key: string; trust_proxy: boolean; json_max_depth: number; shutdown_grace_ms: number };
@@ -19,7 +21,13 @@ export interface Config {
   tasks: { retry_base_ms: number; retry_cap_ms: number; lease_grace_seconds: number; default_strategy: 'capability_match' | 'round_robin' | 'least_loaded' | 'best_performance'; sweep_interval_ms: number; queue_position_exact_limit: number };
   limits: { default_per_min: number; register_per_min: number; task_create_per_min: number; delegate_per_min: number; health_per_min: number; system_multiplier: number; login_failures_per_user_ip: number; login_per_ip_daily: number };
   log: { level: string; pretty: boolean; health_broadcast_ms: number };
-  integrations: { flask_url: string; flask_api_key: string };
+  integrations: { flask_url: string; flask_api_key: string; flask_health_ms: number; flask_cache_seconds: number };
+  ai: {
+    routes: Record<string, AiProviderName[]>; default_route: AiProviderName[];
+    openai_api_key: string; openai_base_url: string; openai_model: string; google_api_key: string; google_base_url: string; google_model: string;
+    timeout_ms: number; bias_timeout_ms: number; retries: number; retry_base_ms: number; breaker_failures: number; breaker_half_open_ms: number;
+    openai_per_min: number; google_per_min: number; flask_per_min: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -48,7 +56,7 @@ function setPath(obj: Record<string, unknown>, path: string, value: unknown): vo
   o[keys[keys.length - 1]!] = value;
 }
 
-/** Environment strings → the field's type: integers, booleans, comma lists. */
+/** Environment strings → the field's type: integers, booleans, comma lists, JSON objects. */
 function fromEnv(field: ConfigField, raw: string): unknown {
   const type = (field.schema as { type?: string }).type;
   if (type === 'integer' || type === 'number') return raw.trim() === '' ? raw : Number(raw);
@@ -59,6 +67,13 @@ function fromEnv(field: ConfigField, raw: string): unknown {
     return raw;
   }
   if (type === 'array') return raw.split(',').map((s) => s.trim()).filter(Boolean);
+  if (type === 'object') {
+    try {
+      return JSON.parse(raw) as unknown;
+    } catch {
+      return raw; // reported by the schema check as "expected an object"
+    }
+  }
   return raw;
 }
 

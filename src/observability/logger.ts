@@ -20,7 +20,7 @@ export const REDACT_PATHS = [
   'headers.authorization', 'headers["x-api-key"]', 'headers.cookie', 'req.headers.cookie', 'req.headers["x-api-key"]',
   'secret', '*.secret', 'client_secret', '*.client_secret', 'totp_code', '*.totp_code', 'totp_secret', '*.totp_secret',
   'master_key', '*.master_key', 'password_pepper', '*.password_pepper', 'signing_key', '*.signing_key', 'private_key', '*.private_key',
-  'metrics_token', '*.metrics_token', 'flask_api_key', '*.flask_api_key',
+  'metrics_token', '*.metrics_token', 'flask_api_key', '*.flask_api_key', 'openai_api_key', '*.openai_api_key', 'google_api_key', '*.google_api_key',
   'parameters', '*.parameters', 'result', '*.result', 'input_data', '*.input_data', 'output', '*.output',
   'text', '*.text', 'content', '*.content', 'transcript', '*.transcript', 'body', '*.body',
   'patient_id', '*.patient_id', 'patient_name', '*.patient_name', 'session_id', '*.session_id', 'context', '*.context',
@@ -36,7 +36,7 @@ export const SENSITIVE_KEY = new RegExp(
   '^(' + [
     'password', 'new_password', 'current_password', 'passwd', 'pass', 'pepper', 'password_pepper',
     'token', 'access_token', 'refresh_token', 'id_token', 'enrollment_token', 'metrics_token', 'bearer',
-    'authorization', 'cookie', 'set_cookie', 'x_api_key', 'api_key', 'apikey', 'flask_api_key',
+    'authorization', 'cookie', 'set_cookie', 'x_api_key', 'api_key', 'apikey', 'flask_api_key', 'openai_api_key', 'google_api_key',
     'secret', 'client_secret', 'totp_secret', 'totp_code', 'recovery_codes', 'recovery_code', 'otp',
     'master_key', 'signing_key', 'private_key', 'key_material', 'ciphertext',
     'parameters', 'result', 'input_data', 'output', 'text', 'content', 'transcript', 'body', 'payload',

@@ -10,7 +10,7 @@
 import { createHmac, createSecretKey, hkdfSync, type KeyObject } from 'node:crypto';
 import type { KeyRing } from './key-ring.ts';
 
-export const BLIND_INDEX_PURPOSES = ['patient_id', 'session_id'] as const;
+export const BLIND_INDEX_PURPOSES = ['patient_id', 'session_id', 'analysis_cache'] as const;
 export type BlindIndexPurpose = (typeof BLIND_INDEX_PURPOSES)[number];
 
 /** Length in characters of an index value. */
@@ -34,10 +34,15 @@ export class BlindIndex {
 
   /** The index of `value` for `purpose`; equal after normalisation ⇔ equal index. */
   compute(purpose: BlindIndexPurpose, value: string): string {
+    return this.exact(purpose, normalizeForBlindIndex(value));
+  }
+
+  /** The keyed hash of `value` as given (no normalisation): a cache key for PHI text (`analysis_cache`). */
+  exact(purpose: BlindIndexPurpose, value: string): string {
     const key = this.#keys.get(purpose);
     if (!key) throw new TypeError(`Unknown blind index purpose ${JSON.stringify(purpose)}.`);
     return createHmac('sha256', key)
-      .update(normalizeForBlindIndex(value), 'utf8')
+      .update(value, 'utf8')
       .digest('base64url')
       .slice(0, BLIND_INDEX_LENGTH);
   }

@@ -42,6 +42,9 @@ const ROUTES: RouteCase[] = [
   { method: 'PATCH', path: `/api/v1/users/${TASK}`, permission: 'user:manage', body: { disabled: true } },
   { method: 'DELETE', path: `/api/v1/users/${TASK}`, permission: 'user:manage' },
   { method: 'GET', path: '/api/v1/health/detailed', permission: 'system:health' },
+  { method: 'POST', path: '/api/v1/ai/analyze', permission: 'task:create', body: { task_type: 'pii_detection', input_data: { text: 'Call 555-123-4567.' } } },
+  { method: 'GET', path: '/api/v1/ai/providers', permission: 'system:health' },
+  { method: 'GET', path: '/api/v1/discovery/services', permission: 'system:health' },
   { method: 'GET', path: '/api/v1/auth/me', permission: null },
 ];
 

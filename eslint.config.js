@@ -4,6 +4,7 @@ import tseslint from 'typescript-eslint';
 
 const FASTIFY = { name: 'fastify', message: 'fastify lives in src/http only.' };
 const AI_SDKS = ['openai', '@google/genai'].map((name) => ({ name, message: 'Vendor AI SDKs live in src/ai/providers only.' }));
+const SEAL = { name: 'node-seal', message: 'Microsoft SEAL lives in src/security (fhe-aggregator.ts) only.' };
 
 export default tseslint.config(
   { ignores: ['node_modules', 'dist', 'data', 'web/dist', 'bench/results', '**/*.js', '**/*.mjs', '**/*.cjs'] },
@@ -30,12 +31,14 @@ export default tseslint.config(
     files: ['src/config/**', 'test/**', 'bench/**', 'vitest.config.ts', 'scripts/**'],
     rules: { 'no-restricted-properties': 'off' },
   },
-  // Each driver has one home (ARCHITECTURE §3): fastify in src/http, vendor AI SDKs in src/ai/providers.
+  // Each driver has one home (ARCHITECTURE §3): fastify in src/http, vendor AI SDKs in
+  // src/ai/providers, SEAL in src/security.
   {
     files: ['src/**/*.ts'],
-    ignores: ['src/http/**', 'src/ai/providers/**'],
-    rules: { 'no-restricted-imports': ['error', { paths: [FASTIFY, ...AI_SDKS] }] },
+    ignores: ['src/http/**', 'src/ai/providers/**', 'src/security/**'],
+    rules: { 'no-restricted-imports': ['error', { paths: [FASTIFY, ...AI_SDKS, SEAL] }] },
   },
-  { files: ['src/http/**/*.ts'], rules: { 'no-restricted-imports': ['error', { paths: AI_SDKS }] } },
-  { files: ['src/ai/providers/**/*.ts'], rules: { 'no-restricted-imports': ['error', { paths: [FASTIFY] }] } },
+  { files: ['src/http/**/*.ts'], rules: { 'no-restricted-imports': ['error', { paths: [...AI_SDKS, SEAL] }] } },
+  { files: ['src/ai/providers/**/*.ts'], rules: { 'no-restricted-imports': ['error', { paths: [FASTIFY, SEAL] }] } },
+  { files: ['src/security/**/*.ts'], rules: { 'no-restricted-imports': ['error', { paths: [FASTIFY, ...AI_SDKS] }] } },
 );

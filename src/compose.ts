@@ -10,7 +10,7 @@ import type { Config } from './config/index.ts';
 import { createLogger, Metrics, type Logger } from './observability/index.ts';
 import { TableMaintenance, migrate, openDb, pendingMigrations, type Db } from './store/index.ts';
 import { createCoordination, LeaderElector, socketIoAdapterFor, StoreWatch, type Coordination } from './coordination/index.ts';
-import { AuditLog, BlindIndex, actorOf, type AuditEntryInput, BreachDetector, EnrollmentTokens, FieldCipher, KeyRing, KeyRotation, MfaService, PhiAccessLog, RetentionJob, SecurityAlerts, loadOrCreateMasterKeyFile, longestTokenLifetime } from './security/index.ts';
+import { AuditLog, BlindIndex, FheAggregator, actorOf, type AuditEntryInput, BreachDetector, EnrollmentTokens, FieldCipher, KeyRing, KeyRotation, MfaService, PhiAccessLog, RetentionJob, SecurityAlerts, loadOrCreateMasterKeyFile, longestTokenLifetime } from './security/index.ts';
 import { ApiKeys, SyncedRevocationList, PasswordHasher, PrincipalState, SigningKeys, TokenService, UserService, principalKey } from './auth/index.ts';
 import { AgentService } from './agents/index.ts';
 import { AssignmentEngine, OrphanLeaseSweeper, TaskRepository, TaskService } from './tasks/index.ts';
@@ -20,6 +20,7 @@ import { PipelineEngine, PipelineRepository, PipelineService } from './pipelines
 import { pipelineRoutes } from './http/routes/pipeline-routes.ts';
 import { noteAuthFailure, securityRoutes } from './http/routes/security-routes.ts';
 import { aiRoutes } from './http/routes/ai-routes.ts';
+import { fheRoutes } from './http/routes/fhe-routes.ts';
 import { composeAi } from './compose-ai.ts';
 import { createApp, type App, type AppServices, type HealthReport } from './http/index.ts';
 
@@ -187,6 +188,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       (a, kit) => pipelineRoutes(a, kit, pipelines, { audit }),
       securityRoutes({ audit, alerts, detector, mfa, enrollment, onError: securityError }),
       aiRoutes({ hub: ai.hub, providers: ai.providers, services: ai.services, audit }),
+      fheRoutes({ fhe: new FheAggregator({ maxCiphertexts: cfg.security.fhe_max_ciphertexts }), audit, maxCiphertexts: cfg.security.fhe_max_ciphertexts }),
     ],
     observability: {
       scrape: () => metrics.scrape(),

@@ -6,7 +6,8 @@
  * without `phi:read`; the audit hash chain; TOTP and recovery codes; and the services built on
  * them: the audit log (audit-log.ts), PHI-read auditing (phi-access.ts), security alerts and
  * breach detection, MFA enrolment and login checks, agent enrollment tokens, the retention job,
- * key rotation with background re-encryption (key-rotation.ts), JSON input limits. Later: FHE.
+ * key rotation with background re-encryption (key-rotation.ts), JSON input limits, and
+ * aggregation over CKKS-encrypted numbers (fhe-aggregator.ts, Microsoft SEAL).
  *
  * Does not belong here: HTTP or Socket.IO (routes live in http/, realtime/), authentication
  * flows and RBAC (auth/). The primitives are pure; the services take the store (`Db`) and the
@@ -139,3 +140,4 @@ export {
   type SealedColumn,
 } from './key-rotation.ts';
 export { DEFAULT_JSON_MAX_DEPTH, jsonDepthExceeds } from './json-limits.ts';
+export { FheAggregator, FHE_OPERATIONS, type FheOperation, type FheParams, type FheResult } from './fhe-aggregator.ts';

@@ -45,6 +45,8 @@ const ROUTES: RouteCase[] = [
   { method: 'POST', path: '/api/v1/ai/analyze', permission: 'task:create', body: { task_type: 'pii_detection', input_data: { text: 'Call 555-123-4567.' } } },
   { method: 'GET', path: '/api/v1/ai/providers', permission: 'system:health' },
   { method: 'GET', path: '/api/v1/discovery/services', permission: 'system:health' },
+  { method: 'GET', path: '/api/v1/fhe/params', permission: 'task:read' },
+  { method: 'POST', path: '/api/v1/fhe/aggregate', permission: 'task:create', body: { operation: 'sum', ciphertexts: ['eA=='] } },
   { method: 'GET', path: '/api/v1/auth/me', permission: null },
 ];
 

@@ -26,6 +26,7 @@ import { agentRoutes } from './routes/agent-routes.ts';
 import { taskRoutes } from './routes/task-routes.ts';
 import { healthRoutes } from './routes/health-routes.ts';
 import { metricsRoutes } from './routes/metrics-routes.ts';
+import { dashboardRoutes } from './routes/dashboard-routes.ts';
 
 import type { App } from './app-types.ts';
 export type { App };
@@ -216,5 +217,6 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
   }, { prefix: '/api/v1' });
   app.get('/.well-known/jwks.json', { schema: { hide: true }, config: { public: true } }, async () => services.signingKeys.jwks());
   metricsRoutes(app, kit); // /metrics at the root, outside /api/v1
+  dashboardRoutes(app, kit); // the dashboard at / and /ui/*
   return app;
 }

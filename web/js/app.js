@@ -10,7 +10,7 @@ import * as V from './views.js';
 
 const client = new DashboardClient({ baseUrl: location.origin, fetch: (...a) => fetch(...a), io });
 const stats = new LiveStats();
-const state = { view: 'agents', live: false, filters: {}, auditFilter: {}, pipeline: null, error: null, needsCode: false };
+const state = { view: 'agents', live: false, filters: {}, auditFilter: {}, pipeline: null, error: null, needsCode: false, username: '' };
 const $ = (sel) => document.querySelector(sel);
 
 async function load() {
@@ -37,7 +37,7 @@ async function load() {
 async function render() {
   if (!client.user) {
     $('#nav').innerHTML = '';
-    $('#main').innerHTML = V.renderLogin(state.error, state.needsCode);
+    $('#main').innerHTML = V.renderLogin(state.error, state.needsCode, state.username);
     return;
   }
   $('#nav').innerHTML = V.renderNav(state.view, client.user.role, client.user.username, state.live);
@@ -75,6 +75,7 @@ document.addEventListener('submit', async (e) => {
   e.preventDefault();
   const data = Object.fromEntries(new FormData(form).entries());
   if (form.dataset.form === 'login') {
+    state.username = data.username;
     try {
       await client.login(data.username, data.password, data.totp_code || undefined);
       state.error = null;

@@ -49,10 +49,11 @@ export function renderNav(active, role, user, live) {
   return `<nav>${tabs}</nav><div class="who">${esc(user)} · ${esc(role)} · <span class="live ${live ? 'on' : 'off'}">${live ? 'live' : 'offline'}</span> <button data-action="logout">Sign out</button></div>`;
 }
 
-export function renderLogin(error, needsCode) {
+/** The sign-in form; after a refusal it keeps the username (never the password). */
+export function renderLogin(error, needsCode, username = '') {
   return `<form class="login" data-form="login">
     <h1>MCP Server</h1>
-    <label>Username <input name="username" autocomplete="username" required></label>
+    <label>Username <input name="username" autocomplete="username" value="${esc(username)}" required></label>
     <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
     <label class="${needsCode ? '' : 'optional'}">MFA code <input name="totp_code" inputmode="numeric" autocomplete="one-time-code"></label>
     <button type="submit">Sign in</button>

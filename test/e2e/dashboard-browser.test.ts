@@ -59,7 +59,7 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
     await waitFor(async () => (await rowText()).includes('browser-agent'));
     expect(await rowText()).toContain(HOSTILE); // shown as text…
     expect(await page.locator('main img').count()).toBe(0); // …not as markup
-    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    expect(await page.evaluate(() => (globalThis as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
   });
 
   it('updates the task queue from live events, and filters it', async () => {

@@ -55,12 +55,16 @@ describe('GuardedProvider', () => {
     expect(g.status()).toMatchObject({ calls: 7, errors: 4, circuit: 'closed', last_error: { code: 'HTTP_500' } });
   });
 
-  it('retries with backoff; a final failure is neither retried nor counted against the breaker', async () => {
+  it('retries with backoff; a final failure is neither retried nor counted against the breaker; a fail-fast one is not retried', async () => {
     const s = scripted();
     const g = new GuardedProvider(s.p, { ...base, retries: 2 });
     s.script.push('fail', 'fail');
     await expect(g.analyze('x', {})).resolves.toEqual({ ok: true });
     expect(s.calls()).toBe(3);
+    const failFast = Object.assign(new Error('known down'), { failFast: true });
+    const down = new GuardedProvider({ name: 'down', supports: () => true, analyze: async () => { throw failFast; } }, { ...base, retries: 2 });
+    await expect(down.analyze('x', {})).rejects.toBe(failFast);
+    expect(down.status().calls).toBe(1); // a provider that knows it is down is not retried
     s.script.push('final', 'final', 'final', 'final');
     for (let i = 0; i < 4; i++) await expect(g.analyze('x', {})).rejects.toThrow('bad input');
     expect(s.calls()).toBe(7);

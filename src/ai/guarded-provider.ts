@@ -139,7 +139,8 @@ export class GuardedProvider implements AiProvider {
     const counted = handleWhen((err) => !isFinalFailure(err));
     this.breakerPolicy = circuitBreaker(counted, { halfOpenAfter: o.halfOpenAfterMs, breaker: this.breaker });
     this.breakerPolicy.onStateChange(() => this.reportState());
-    this.retryPolicy = retry(handleWhen((err) => !isFinalFailure(err) && !(err instanceof BrokenCircuitError)), {
+    // Not retried: bad input, an open circuit, and a provider that already knows it is down (`failFast`).
+    this.retryPolicy = retry(handleWhen((err) => !isFinalFailure(err) && !(err instanceof BrokenCircuitError) && (err as { failFast?: unknown }).failFast !== true), {
       maxAttempts: o.retries,
       backoff: new ExponentialBackoff({ initialDelay: o.retryBaseMs ?? 250, maxDelay: 5_000 }),
     });
@@ -174,8 +175,11 @@ export class GuardedProvider implements AiProvider {
       try {
         await this.o.limiter.consume(this.name);
       } catch (res) {
-        this.limited++;
-        throw new ProviderRateLimitedError(this.name, (res as { msBeforeNext?: number }).msBeforeNext ?? 60_000);
+        // A store error (coordination unreachable) lets the call through: the provider's own limits still apply.
+        if (!(res instanceof Error)) {
+          this.limited++;
+          throw new ProviderRateLimitedError(this.name, (res as { msBeforeNext?: number }).msBeforeNext ?? 60_000);
+        }
       }
     }
     const ms = this.o.timeoutMsByTaskType?.[taskType] ?? this.o.timeoutMs;

@@ -45,10 +45,11 @@ export interface FlaskStatus {
   cache_hits: number;
 }
 
-/** The service's last health check failed: refused at once so the hub fails over. */
+/** The service's last health check failed: refused at once (and not retried) so the hub fails over. */
 export class ServiceDownError extends Error {
   readonly code = 'SERVICE_DOWN';
   readonly retryable = true;
+  readonly failFast = true;
   constructor() {
     super('The Flask service is down (last health check failed).');
   }

@@ -46,7 +46,7 @@ export function composeAi(cfg: Config, deps: { coord: Coordination; cipher: Fiel
     guarded.push(g);
     hub.register(g);
   };
-  if (ai.openai_api_key) guard(new OpenAiProvider({ apiKey: ai.openai_api_key, baseURL: ai.openai_base_url || undefined, model: ai.openai_model }), ai.openai_per_min);
+  if (ai.openai_api_key) guard(new OpenAiProvider({ apiKey: ai.openai_api_key, baseUrl: ai.openai_base_url || undefined, model: ai.openai_model }), ai.openai_per_min);
   if (ai.google_api_key) guard(new GoogleProvider({ apiKey: ai.google_api_key, baseUrl: ai.google_base_url || undefined, model: ai.google_model }), ai.google_per_min);
 
   const integ = cfg.integrations;

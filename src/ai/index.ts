@@ -11,6 +11,6 @@ export {
   GuardedProvider, ProbationBreaker, InvalidOutputError, ProviderRateLimitedError, ProviderUnavailableError,
   type ProviderGuardOptions, type ProviderStatus, type BreakerStateName,
 } from './guarded-provider.ts';
-export { OpenAiProvider, type OpenAiProviderOptions } from './providers/openai-provider.ts';
-export { GoogleProvider, type GoogleProviderOptions } from './providers/google-provider.ts';
-export { ANALYSIS_PROMPTS } from './providers/analysis-prompts.ts';
+export { OpenAiProvider } from './providers/openai-provider.ts';
+export { GoogleProvider } from './providers/google-provider.ts';
+export { ANALYSIS_PROMPTS, type RemoteModelOptions } from './providers/analysis-prompts.ts';

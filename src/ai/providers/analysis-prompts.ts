@@ -5,6 +5,7 @@
  * back to the next provider).
  */
 import { InvalidOutputError } from '../guarded-provider.ts';
+import type { AiProvider, AnalyzeContext } from '../ai-provider.ts';
 
 interface PromptSpec {
   instruction: string;
@@ -68,4 +69,30 @@ export function parseAnswer(provider: string, taskType: string, content: string 
   const missing = (ANALYSIS_PROMPTS[taskType]?.keys ?? []).filter((k) => !(k in parsed));
   if (missing.length) throw new InvalidOutputError(provider, `missing ${missing.join(', ')}`);
   return parsed as Record<string, unknown>;
+}
+
+/** How a remote model is reached: key, model, and optionally another endpoint (a proxy, a compatible server). */
+export interface RemoteModelOptions {
+  apiKey: string;
+  baseUrl?: string;
+  model: string;
+}
+
+/**
+ * A provider that asks a remote model with the prompts above: subclasses only send the system and
+ * user messages and return the answer's text (`signal` aborts the request).
+ */
+export abstract class PromptedProvider implements AiProvider {
+  abstract readonly name: string;
+
+  supports(taskType: string): boolean {
+    return taskType in ANALYSIS_PROMPTS;
+  }
+
+  async analyze(taskType: string, input: Record<string, unknown>, ctx?: AnalyzeContext): Promise<Record<string, unknown>> {
+    const { system, user } = promptFor(taskType, input);
+    return parseAnswer(this.name, taskType, await this.complete(system, user, ctx?.signal));
+  }
+
+  protected abstract complete(system: string, user: string, signal?: AbortSignal): Promise<string | null | undefined>;
 }

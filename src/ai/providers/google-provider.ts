@@ -4,34 +4,23 @@
  * timeouts are the guard's (GuardedProvider).
  */
 import { GoogleGenAI } from '@google/genai';
-import type { AiProvider, AnalyzeContext } from '../ai-provider.ts';
-import { ANALYSIS_PROMPTS, parseAnswer, promptFor } from './analysis-prompts.ts';
+import { PromptedProvider, type RemoteModelOptions } from './analysis-prompts.ts';
 
-export interface GoogleProviderOptions {
-  apiKey: string;
-  baseUrl?: string;
-  model: string;
-}
-
-export class GoogleProvider implements AiProvider {
+export class GoogleProvider extends PromptedProvider {
   readonly name = 'google';
   private readonly client: GoogleGenAI;
 
-  constructor(private readonly o: GoogleProviderOptions) {
+  constructor(private readonly o: RemoteModelOptions) {
+    super();
     this.client = new GoogleGenAI({ apiKey: o.apiKey, ...(o.baseUrl ? { httpOptions: { baseUrl: o.baseUrl } } : {}) });
   }
 
-  supports(taskType: string): boolean {
-    return taskType in ANALYSIS_PROMPTS;
-  }
-
-  async analyze(taskType: string, input: Record<string, unknown>, ctx?: AnalyzeContext): Promise<Record<string, unknown>> {
-    const { system, user } = promptFor(taskType, input);
+  protected async complete(system: string, user: string, signal?: AbortSignal): Promise<string | undefined> {
     const r = await this.client.models.generateContent({
       model: this.o.model,
       contents: user,
-      config: { systemInstruction: system, responseMimeType: 'application/json', temperature: 0, ...(ctx?.signal ? { abortSignal: ctx.signal } : {}) },
+      config: { systemInstruction: system, responseMimeType: 'application/json', temperature: 0, ...(signal ? { abortSignal: signal } : {}) },
     });
-    return parseAnswer(this.name, taskType, r.text);
+    return r.text;
   }
 }

@@ -18,7 +18,7 @@ describe('OpenAiProvider (official openai SDK) against an OpenAI-compatible stan
   afterAll(async () => { await s.close(); });
 
   it('sends a JSON-mode chat completion with the key and model, and returns the parsed answer', async () => {
-    const p = new OpenAiProvider({ apiKey: 'sk-test-key', baseURL: `${s.url}/v1`, model: 'gpt-test' });
+    const p = new OpenAiProvider({ apiKey: 'sk-test-key', baseUrl: `${s.url}/v1`, model: 'gpt-test' });
     const out = await p.analyze('bias_detection', { text: 'That client is crazy.', context: { session: 3 } });
     expect(out).toEqual(JSON.parse(BIAS));
     const r = s.received.at(-1)!;
@@ -32,7 +32,7 @@ describe('OpenAiProvider (official openai SDK) against an OpenAI-compatible stan
   });
 
   it('an answer without the task type\'s keys, or not JSON, is an invalid output; HTTP errors carry their status', async () => {
-    const p = new OpenAiProvider({ apiKey: 'k', baseURL: `${s.url}/v1`, model: 'm' });
+    const p = new OpenAiProvider({ apiKey: 'k', baseUrl: `${s.url}/v1`, model: 'm' });
     s.handle(() => openAiCompletion('{"label": "positive"}'));
     await expect(p.analyze('bias_detection', { text: 'x' })).rejects.toBeInstanceOf(InvalidOutputError);
     s.handle(() => openAiCompletion('Sure! Here is the analysis.'));
@@ -46,7 +46,7 @@ describe('OpenAiProvider (official openai SDK) against an OpenAI-compatible stan
   });
 
   it('stops its request when the signal aborts', async () => {
-    const p = new OpenAiProvider({ apiKey: 'k', baseURL: `${s.url}/v1`, model: 'm' });
+    const p = new OpenAiProvider({ apiKey: 'k', baseUrl: `${s.url}/v1`, model: 'm' });
     s.handle(() => 'hang');
     const ac = new AbortController();
     const pending = p.analyze('bias_detection', { text: 'x' }, { signal: ac.signal });

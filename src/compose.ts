@@ -327,7 +327,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       detector.noteAuthFailure(d.principal ? principalKey(d.principal) : `ip:${d.ip}`, d.code).catch((err: unknown) => securityError(err, 'breach detection'));
     },
   });
-  const builtin = cfg.agents.builtin ? new BuiltinAgents(agents, tasks, engine, { concurrency: 8, logger: logger.child({ component: 'builtin-agents' }) }) : null;
+  const builtin = cfg.agents.builtin ? new BuiltinAgents(agents, tasks, engine, { concurrency: 8, logger: logger.child({ component: 'builtin-agents' }) }, ai.hub) : null;
 
   await app.ready();
   await pipelineEngine.start();

@@ -15,7 +15,8 @@ export interface AnalyzeContext {
 
 export interface AiProvider {
   readonly name: string;
-  supports(taskType: string): boolean;
+  /** Whether it can run the task type (on this input, when given: a remote model needs `text`). */
+  supports(taskType: string, input?: Record<string, unknown>): boolean;
   analyze(taskType: string, input: Record<string, unknown>, ctx?: AnalyzeContext): Promise<Record<string, unknown>>;
 }
 
@@ -73,17 +74,18 @@ export class AiHub {
     return this.routes[taskType] ?? this.defaultRoute;
   }
 
-  routeFor(taskType: string, names: readonly string[] = this.routeNames(taskType)): Array<AiProvider & FallbackAware> {
-    return names.map((n) => this.providers.get(n)).filter((p): p is AiProvider & FallbackAware => !!p && p.supports(taskType));
+  /** The registered providers of the route (or of `names`) that can run the task type (on `input`). */
+  routeFor(taskType: string, names: readonly string[] = this.routeNames(taskType), input?: Record<string, unknown>): Array<AiProvider & FallbackAware> {
+    return names.map((n) => this.providers.get(n)).filter((p): p is AiProvider & FallbackAware => !!p && p.supports(taskType, input));
   }
 
-  supports(taskType: string): boolean {
-    return this.routeFor(taskType).length > 0;
+  supports(taskType: string, names?: readonly string[]): boolean {
+    return this.routeFor(taskType, names).length > 0;
   }
 
   /** Runs the task type on its route (or on `names`, in that order), falling back on failures another provider may not repeat. */
   async analyze(taskType: string, input: Record<string, unknown>, ctx?: AnalyzeContext, names?: readonly string[]): Promise<AnalysisOutcome> {
-    const route = this.routeFor(taskType, names);
+    const route = this.routeFor(taskType, names, input);
     if (!route.length) throw Object.assign(new Error(`No provider handles '${taskType}'.`), { code: 'UNSUPPORTED_TASK_TYPE', retryable: false });
     const tried: string[] = [];
     const failures: Array<{ provider: string; code: string }> = [];

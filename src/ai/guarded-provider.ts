@@ -146,8 +146,8 @@ export class GuardedProvider implements AiProvider {
     });
   }
 
-  supports(taskType: string): boolean {
-    return this.inner.supports(taskType);
+  supports(taskType: string, input?: Record<string, unknown>): boolean {
+    return this.inner.supports(taskType, input);
   }
 
   /** Where the circuit stands; `half_open` also while a recovered circuit is on probation. */

@@ -7,7 +7,7 @@
 import type { AgentService } from '../agents/index.ts';
 import type { AssignmentEngine, DeliveredTask, TaskService } from '../tasks/index.ts';
 import { StageFailure } from '../pipelines/stages/index.ts';
-import { AiHub, warmUpLocalAnalysers } from '../ai/index.ts';
+import { AiHub, AllProvidersFailedError, warmUpLocalAnalysers } from '../ai/index.ts';
 import { localProvider } from './local-provider.ts';
 
 export const BUILTIN_AGENT_ID = 'builtin-local';
@@ -29,6 +29,20 @@ export interface BuiltinAgentsOptions {
   logger: { warn: (o: unknown, m?: string) => void; error: (o: unknown, m?: string) => void };
 }
 
+const LOCAL_ONLY = ['local'] as const;
+
+/**
+ * A task's failure from what the hub threw: a stage's own failure as it is (also when it was the
+ * last of a route's providers); every provider of a route failing is retryable, named by codes
+ * only (never the providers' messages, which may quote the input).
+ */
+function failureOf(err: unknown): { code: string; message: string; retryable: boolean; details?: Record<string, unknown> } {
+  const f = err instanceof StageFailure ? err : err instanceof AllProvidersFailedError && err.cause instanceof StageFailure ? err.cause : null;
+  if (f) return { code: f.code, message: f.message, retryable: f.retryable, ...(f.details !== undefined ? { details: f.details as Record<string, unknown> } : {}) };
+  if (err instanceof AllProvidersFailedError) return { code: 'EXTERNAL_SERVICE_ERROR', message: err.message, retryable: true, details: { failures: err.failures } };
+  return { code: 'STAGE_FAILED', message: 'The built-in handler failed.', retryable: true };
+}
+
 function defaultHub(): AiHub {
   const hub = new AiHub();
   hub.register(localProvider);
@@ -45,7 +59,11 @@ export class BuiltinAgents {
     private readonly tasks: TaskService,
     private readonly engine: AssignmentEngine,
     private readonly opts: BuiltinAgentsOptions,
-    /** Routes each task type to its providers; by default everything runs on `local`. */
+    /**
+     * Routes each task type to its providers (MCP_AI_ROUTES) for standalone tasks; pipeline stages
+     * always run on `local` (their results feed later stages in the local analysers' shapes).
+     * By default everything runs on `local`.
+     */
     private readonly hub: AiHub = defaultHub(),
   ) {}
 
@@ -99,25 +117,23 @@ export class BuiltinAgents {
     try {
       if (this.stopped) return;
       await this.tasks.acceptLease(t.task_id, this.agentId, t.attempt);
-      if (!this.hub.supports(t.task_type)) {
+      const route = t.pipeline_id ? LOCAL_ONLY : undefined;
+      if (!this.hub.supports(t.task_type, route)) {
         await this.tasks.fail(t.task_id, this.agentId, t.attempt, { code: 'UNSUPPORTED_TASK_TYPE', message: `No built-in handler for '${t.task_type}'.`, retryable: false });
         return;
       }
-      let result: Record<string, unknown>;
+      let outcome: { provider: string; result: Record<string, unknown> };
       try {
-        result = (await this.hub.analyze(t.task_type, (t.parameters ?? {}) as Record<string, unknown>)).result;
+        outcome = await this.hub.analyze(t.task_type, (t.parameters ?? {}) as Record<string, unknown>, { requestId: t.task_id }, route);
       } catch (err) {
-        const f = err instanceof StageFailure ? err : null;
-        await this.tasks.fail(t.task_id, this.agentId, t.attempt, {
-          code: f?.code ?? 'STAGE_FAILED',
-          message: f?.message ?? 'The built-in handler failed.',
-          retryable: f?.retryable ?? true,
-          ...(f?.details !== undefined ? { details: f.details as Record<string, unknown> } : {}),
-        });
-        if (!f) this.opts.logger.error({ err, task_id: t.task_id }, 'built-in handler crashed');
+        await this.tasks.fail(t.task_id, this.agentId, t.attempt, failureOf(err));
+        if (!(err instanceof StageFailure) && !(err instanceof AllProvidersFailedError && err.cause instanceof StageFailure)) {
+          this.opts.logger.error({ err, task_id: t.task_id }, 'built-in handler failed unexpectedly');
+        }
         return;
       }
-      await this.tasks.complete(t.task_id, this.agentId, t.attempt, result, { processing_time: (performance.now() - started) / 1000, model_version: 'local-1' });
+      const modelVersion = outcome.provider === 'local' ? 'local-1' : outcome.provider;
+      await this.tasks.complete(t.task_id, this.agentId, t.attempt, outcome.result, { processing_time: (performance.now() - started) / 1000, model_version: modelVersion });
     } catch (err) {
       // Lost the lease (cancelled, timed out, redelivered): nothing to record.
       this.opts.logger.warn({ err: (err as Error).message, task_id: t.task_id }, 'built-in agent could not record a result');

@@ -168,3 +168,49 @@ describe(`AI hub over HTTP (${REDIS_URL ? 'Redis' : 'in-process'} coordination)`
     expect(entries.some((e) => e.resource_id === 'sentiment_analysis' && e.outcome === 'failure')).toBe(true);
   });
 });
+
+describe('built-in agents on the AI routes', () => {
+  let t: TestServer;
+  let openai: StandIn;
+  beforeAll(async () => {
+    openai = await startStandIn(() => openAiCompletion(JSON.stringify(BIAS)));
+    t = await startTestServer({
+      'ai.openai_api_key': 'sk-standin', 'ai.openai_base_url': `${openai.url}/v1`,
+      'ai.routes': { bias_detection: ['openai', 'local'] }, 'ai.retries': 0,
+    });
+  });
+  afterAll(async () => {
+    await t?.stop();
+    await openai?.close();
+  });
+
+  const finished = async (path: string) => waitFor(async () => {
+    const r = await t.api('GET', path, { token: t.adminToken });
+    return ['completed', 'failed'].includes(r.body.status) ? r.body : null;
+  }, 20_000);
+
+  it('run a standalone task on its route (openai, then local when it fails), while pipeline stages stay on local', async () => {
+    const created = await t.api('POST', '/api/v1/tasks', { token: t.adminToken, body: { task_type: 'bias_detection', parameters: { text: 'She is so crazy.' } } });
+    expect(created.status).toBe(201);
+    const done = await finished(`/api/v1/tasks/${created.body.task_id}`);
+    expect(done).toMatchObject({ status: 'completed', result: BIAS });
+    expect(openai.received.at(-1)!.body.messages[1].content).toContain('She is so crazy.');
+
+    openai.handle(() => openAiError(500));
+    const fallback = await t.api('POST', '/api/v1/tasks', { token: t.adminToken, body: { task_type: 'bias_detection', parameters: { text: 'She is so crazy.' } } });
+    const local = await finished(`/api/v1/tasks/${fallback.body.task_id}`);
+    expect(local.status).toBe('completed');
+    expect(local.result).not.toEqual(BIAS); // the local analyser's answer
+    expect(local.result).toHaveProperty('score');
+
+    const calls = openai.received.length;
+    const run = await t.api('POST', '/api/v1/pipelines', { token: t.adminToken, body: { template: 'mental_health_analysis', input_data: { text: 'Therapist: How are you?\nClient: My sister says I am crazy.' } } });
+    expect(run.status).toBe(201);
+    const pipeline = await waitFor(async () => {
+      const r = await t.api('GET', `/api/v1/pipelines/${run.body.pipeline_id}`, { token: t.adminToken });
+      return ['completed', 'failed'].includes(r.body.status) ? r.body : null;
+    }, 30_000);
+    expect(pipeline.status).toBe('completed');
+    expect(openai.received.length).toBe(calls); // its bias_detection stage ran on local
+  });
+});

@@ -85,8 +85,9 @@ export interface RemoteModelOptions {
 export abstract class PromptedProvider implements AiProvider {
   abstract readonly name: string;
 
-  supports(taskType: string): boolean {
-    return taskType in ANALYSIS_PROMPTS;
+  /** The analysis task types, on an input with a `text` to send (else the route's next provider runs it). */
+  supports(taskType: string, input?: Record<string, unknown>): boolean {
+    return taskType in ANALYSIS_PROMPTS && (input === undefined || (typeof input.text === 'string' && input.text.trim() !== ''));
   }
 
   async analyze(taskType: string, input: Record<string, unknown>, ctx?: AnalyzeContext): Promise<Record<string, unknown>> {

@@ -327,7 +327,15 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       detector.noteAuthFailure(d.principal ? principalKey(d.principal) : `ip:${d.ip}`, d.code).catch((err: unknown) => securityError(err, 'breach detection'));
     },
   });
-  const builtin = cfg.agents.builtin ? new BuiltinAgents(agents, tasks, engine, { concurrency: 8, logger: logger.child({ component: 'builtin-agents' }) }, ai.hub) : null;
+  const builtin = cfg.agents.builtin ? new BuiltinAgents(agents, tasks, engine, {
+    concurrency: 8, logger: logger.child({ component: 'builtin-agents' }),
+    // A standalone task routed to a remote AI provider discloses its parameters: audited first.
+    auditDisclosure: async (taskId, provider) => {
+      await audit.audit(db, { actor: actorOf({ type: 'agent', id: BUILTIN_AGENT_ID, role: 'worker' }) }, {
+        action: 'export', resource_type: 'task', resource_id: taskId, fields: ['parameters', `sent_to:${provider}`], data_classification: 'phi',
+      });
+    },
+  }, ai.hub) : null;
 
   await app.ready();
   await pipelineEngine.start();

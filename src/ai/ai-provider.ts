@@ -11,6 +11,12 @@ export interface AnalyzeContext {
   signal?: AbortSignal;
   /** For a provider's logs and metadata (the request or task id); never PHI. */
   requestId?: string;
+  /**
+   * Called before the input leaves this server for a remote provider (GuardedProvider), with its
+   * name: the caller audits the disclosure there. When it throws, nothing is sent and the route
+   * moves on (an unaudited disclosure does not happen).
+   */
+  beforeSend?: (provider: string) => Promise<void>;
 }
 
 export interface AiProvider {

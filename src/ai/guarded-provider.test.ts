@@ -84,6 +84,16 @@ describe('GuardedProvider', () => {
     expect(g.status()).toMatchObject({ calls: 3, errors: 3, invalid_outputs: 1, last_error: { code: 'INVALID_OUTPUT' } });
   });
 
+  it('sends nothing when the disclosure cannot be audited first', async () => {
+    const s = scripted();
+    const g = new GuardedProvider(s.p, base);
+    const audited: string[] = [];
+    await expect(g.analyze('x', {}, { beforeSend: async (name) => { audited.push(name); } })).resolves.toEqual({ ok: true });
+    expect(audited).toEqual(['remote']);
+    await expect(g.analyze('x', {}, { beforeSend: async () => { throw new Error('audit store down'); } })).rejects.toThrow('audit store down');
+    expect(s.calls()).toBe(1);
+  });
+
   it('refuses beyond its rate limit without calling the provider', async () => {
     const s = scripted();
     const g = new GuardedProvider(s.p, { ...base, limiter: new RateLimiterMemory({ points: 2, duration: 60 }) });

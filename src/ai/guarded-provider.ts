@@ -182,6 +182,7 @@ export class GuardedProvider implements AiProvider {
         }
       }
     }
+    await ctx?.beforeSend?.(this.name);
     const ms = this.o.timeoutMsByTaskType?.[taskType] ?? this.o.timeoutMs;
     const perCall = timeout(ms, TimeoutStrategy.Aggressive);
     try {

@@ -27,6 +27,8 @@ export interface BuiltinAgentsOptions {
    */
   agentId?: string;
   logger: { warn: (o: unknown, m?: string) => void; error: (o: unknown, m?: string) => void };
+  /** Audits a task's parameters leaving the server for a remote AI provider (awaited before they are sent). */
+  auditDisclosure?: (taskId: string, provider: string) => Promise<void>;
 }
 
 const LOCAL_ONLY = ['local'] as const;
@@ -124,7 +126,10 @@ export class BuiltinAgents {
       }
       let outcome: { provider: string; result: Record<string, unknown> };
       try {
-        outcome = await this.hub.analyze(t.task_type, (t.parameters ?? {}) as Record<string, unknown>, { requestId: t.task_id }, route);
+        const audit = this.opts.auditDisclosure;
+        outcome = await this.hub.analyze(t.task_type, (t.parameters ?? {}) as Record<string, unknown>, {
+          requestId: t.task_id, ...(audit ? { beforeSend: (provider: string) => audit(t.task_id, provider) } : {}),
+        }, route);
       } catch (err) {
         await this.tasks.fail(t.task_id, this.agentId, t.attempt, failureOf(err));
         if (!(err instanceof StageFailure) && !(err instanceof AllProvidersFailedError && err.cause instanceof StageFailure)) {

@@ -160,6 +160,9 @@ describe(`AI hub over HTTP (${REDIS_URL ? 'Redis' : 'in-process'} coordination)`
     expect(unknown.status).toBe(400);
     expect(unknown.body.error.code).toBe('INVALID_PARAMETERS');
 
+    const exports = await t.api('GET', '/api/v1/audit?action=export&resource_type=ai_provider&limit=100', { token: t.adminToken });
+    const sentTo = new Set((exports.body.entries as Array<{ resource_id: string }>).map((e) => e.resource_id));
+    expect(sentTo).toEqual(new Set(['openai', 'google', 'flask'])); // never 'local': it does not leave the server
     const audit = await t.api('GET', '/api/v1/audit?action=execute&resource_type=ai_analysis&limit=100', { token: t.adminToken });
     expect(audit.status).toBe(200);
     const entries = audit.body.entries as Array<{ resource_id: string; data_classification: string; fields: string[]; outcome: string }>;
@@ -195,6 +198,9 @@ describe('built-in agents on the AI routes', () => {
     const done = await finished(`/api/v1/tasks/${created.body.task_id}`);
     expect(done).toMatchObject({ status: 'completed', result: BIAS });
     expect(openai.received.at(-1)!.body.messages[1].content).toContain('She is so crazy.');
+    // The parameters left the server for openai: audited as a disclosure of that task.
+    const disclosed = await t.api('GET', `/api/v1/audit?action=export&resource_type=task&resource_id=${created.body.task_id}`, { token: t.adminToken });
+    expect(disclosed.body.entries).toEqual([expect.objectContaining({ fields: ['parameters', 'sent_to:openai'], data_classification: 'phi', actor: expect.objectContaining({ type: 'agent', id: 'builtin-local' }) })]);
 
     openai.handle(() => openAiError(500));
     const fallback = await t.api('POST', '/api/v1/tasks', { token: t.adminToken, body: { task_type: 'bias_detection', parameters: { text: 'She is so crazy.' } } });

@@ -4,7 +4,8 @@
  * - POST /ai/analyze (`task:create`, the `task_create` rate class): runs `task_type` on its
  *   route of providers (or the `providers` given, in that order) → `{provider, result,
  *   latency_ms, fallbacks_tried}`. The text is PHI: the request is audited (`execute` on
- *   `ai_analysis`, fields input_data) whatever its outcome. Every provider failing → 502
+ *   `ai_analysis`, fields input_data) whatever its outcome, and each remote provider it is sent
+ *   to before it is sent (`export` on `ai_provider` <name>). Every provider failing → 502
  *   EXTERNAL_SERVICE_ERROR (503 CIRCUIT_BREAKER_OPEN when every one was refused by its breaker);
  *   bad input or a task type no route serves → 400.
  * - GET /ai/providers (`system:health`): each provider's circuit and quality figures, the routes.
@@ -45,10 +46,10 @@ function failure(err: unknown): AppError {
 
 export function aiRoutes(deps: AiRouteDeps) {
   return function aiPlugin(app: App, kit: RouteKit): void {
-    const audit = async (request: FastifyRequest, taskType: string, outcome: 'success' | 'failure') => {
+    const audit = async (request: FastifyRequest, entry: { action: 'execute' | 'export'; resource_type: string; resource_id: string; outcome: 'success' | 'failure' }) => {
       const ua = request.headers['user-agent'];
       await deps.audit.audit(kit.services.db, { actor: actorOf(request.principal, request.ip, typeof ua === 'string' ? ua : null), request_id: request.id }, {
-        action: 'execute', resource_type: 'ai_analysis', resource_id: taskType, fields: ['input_data'], data_classification: 'phi', outcome,
+        ...entry, fields: ['input_data'], data_classification: 'phi',
       });
     };
 
@@ -59,13 +60,15 @@ export function aiRoutes(deps: AiRouteDeps) {
         throw new AppError('INVALID_PARAMETERS', `No configured provider handles '${task_type}'.`, { details: { field_errors: [{ field: 'task_type', message: `no provider among ${route.join(', ')} handles it` }] } });
       }
       let out: AnalysisOutcome;
+      // Each remote provider the text is sent to is a disclosure: audited before it is sent.
+      const beforeSend = (provider: string) => audit(request, { action: 'export', resource_type: 'ai_provider', resource_id: provider, outcome: 'success' });
       try {
-        out = await deps.hub.analyze(task_type, input_data, { requestId: request.id }, route);
+        out = await deps.hub.analyze(task_type, input_data, { requestId: request.id, beforeSend }, route);
       } catch (err) {
-        await audit(request, task_type, 'failure');
+        await audit(request, { action: 'execute', resource_type: 'ai_analysis', resource_id: task_type, outcome: 'failure' });
         throw failure(err);
       }
-      await audit(request, task_type, 'success');
+      await audit(request, { action: 'execute', resource_type: 'ai_analysis', resource_id: task_type, outcome: 'success' });
       return out;
     });
 

@@ -37,6 +37,7 @@ export function composeAi(cfg: Config, deps: { coord: Coordination; cipher: Fiel
       breakerFailures: ai.breaker_failures, halfOpenAfterMs: ai.breaker_half_open_ms,
       limiter: deps.coord.createRateLimiter({ keyPrefix: `ai:${p.name}`, points: perMin, durationSec: 60 }),
       onCall: (name, operation, seconds) => deps.metrics.externalCall(name, operation, seconds),
+      onEvent: (name, event) => deps.metrics.aiProviderEvent(name, event),
       onBreakerState: (name, state) => {
         deps.metrics.breakerState(name, state);
         deps.logger.warn({ provider: name, state }, 'AI provider circuit breaker changed state');

@@ -15,6 +15,7 @@ import {
   circuitBreaker, handleWhen, retry, timeout, wrap, type IBreaker, type IPolicy,
 } from 'cockatiel';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { AiProviderEvent } from '../observability/index.ts';
 import { failureCode, isFinalFailure, type AiProvider, type AnalyzeContext } from './ai-provider.ts';
 
 export type BreakerStateName = 'closed' | 'half_open' | 'open';
@@ -34,7 +35,12 @@ export interface ProviderGuardOptions {
   limiter?: RateLimiterAbstract;
   onCall?: (provider: string, operation: string, seconds: number, ok: boolean) => void;
   onBreakerState?: (provider: string, state: BreakerStateName) => void;
+  /** Each call's outcome, each refusal and each fallback past this provider (metrics). */
+  onEvent?: (provider: string, event: ProviderEvent) => void;
 }
+
+/** What the guard reports per call, refusal and fallback (the metric's `event` label values). */
+export type ProviderEvent = AiProviderEvent;
 
 /** The quality figures of one provider (GET /ai/providers). */
 export interface ProviderStatus {
@@ -168,6 +174,7 @@ export class GuardedProvider implements AiProvider {
   /** The hub moved past this provider to the next one. */
   noteFallback(): void {
     this.fallbacks++;
+    this.o.onEvent?.(this.name, 'fallback');
   }
 
   async analyze(taskType: string, input: Record<string, unknown>, ctx?: AnalyzeContext): Promise<Record<string, unknown>> {
@@ -178,6 +185,7 @@ export class GuardedProvider implements AiProvider {
         // A store error (coordination unreachable) lets the call through: the provider's own limits still apply.
         if (!(res instanceof Error)) {
           this.limited++;
+          this.o.onEvent?.(this.name, 'rate_limited');
           throw new ProviderRateLimitedError(this.name, (res as { msBeforeNext?: number }).msBeforeNext ?? 60_000);
         }
       }
@@ -193,6 +201,7 @@ export class GuardedProvider implements AiProvider {
         try {
           const out = await perCall.execute(({ signal }) => this.inner.analyze(taskType, input, { ...ctx, signal }));
           this.observe(t0, true);
+          this.o.onEvent?.(this.name, 'success');
           return out;
         } catch (err) {
           this.observe(t0, false);
@@ -201,7 +210,10 @@ export class GuardedProvider implements AiProvider {
         }
       });
     } catch (err) {
-      if (err instanceof BrokenCircuitError) throw new ProviderUnavailableError(this.name, 'circuit open');
+      if (err instanceof BrokenCircuitError) {
+        this.o.onEvent?.(this.name, 'circuit_open');
+        throw new ProviderUnavailableError(this.name, 'circuit open');
+      }
       if (err instanceof TaskCancelledError) throw Object.assign(new Error(`${this.name} timed out after ${ms} ms`), { code: 'TIMEOUT' });
       throw err;
     } finally {
@@ -219,6 +231,7 @@ export class GuardedProvider implements AiProvider {
   private noteError(err: unknown): void {
     this.errors++;
     if (err instanceof InvalidOutputError) this.invalid++;
+    this.o.onEvent?.(this.name, err instanceof InvalidOutputError ? 'invalid_output' : err instanceof TaskCancelledError ? 'timeout' : 'error');
     this.lastError = { at: new Date().toISOString(), code: err instanceof TaskCancelledError ? 'TIMEOUT' : failureCode(err) };
   }
 

@@ -9,7 +9,7 @@ export * from './local/index.ts';
 export { AiHub, AllProvidersFailedError, failureCode, isFinalFailure, type AiProvider, type AnalysisOutcome, type AnalyzeContext } from './ai-provider.ts';
 export {
   GuardedProvider, ProbationBreaker, InvalidOutputError, ProviderRateLimitedError, ProviderUnavailableError,
-  type ProviderGuardOptions, type ProviderStatus, type BreakerStateName,
+  type ProviderGuardOptions, type ProviderStatus, type BreakerStateName, type ProviderEvent,
 } from './guarded-provider.ts';
 export { OpenAiProvider } from './providers/openai-provider.ts';
 export { GoogleProvider } from './providers/google-provider.ts';

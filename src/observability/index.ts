@@ -5,4 +5,4 @@
  * (http/routes/metrics-routes.ts, compose.ts).
  */
 export { createLogger, scrub, scrubString, isSensitiveKey, REDACT_PATHS, REDACT_CENSOR, type Logger, type LoggerOptions } from './logger.ts';
-export { Metrics, LabelGuard, type MetricsOptions, type MetricsSql, type BreakerState, type EventLoopLag } from './metrics.ts';
+export { Metrics, LabelGuard, type MetricsOptions, type MetricsSql, type BreakerState, type AiProviderEvent, type EventLoopLag } from './metrics.ts';

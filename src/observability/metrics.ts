@@ -34,6 +34,7 @@ export interface MetricsOptions {
 }
 
 export type BreakerState = 'closed' | 'half_open' | 'open';
+export type AiProviderEvent = 'success' | 'error' | 'invalid_output' | 'timeout' | 'rate_limited' | 'circuit_open' | 'fallback';
 const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
 
 export interface EventLoopLag {
@@ -105,6 +106,7 @@ export class Metrics {
   readonly errors: Counter<'error_type' | 'route'>;
   readonly externalServiceDuration: Histogram<'service_name' | 'operation'>;
   readonly circuitBreakerState: Gauge<'service_name'>;
+  readonly aiProviderEvents: Counter<'provider' | 'event'>;
   /** Open Socket.IO connections: realtime calls `wsConnections.inc()` / `.dec()`. */
   readonly wsConnections: Gauge<string>;
   readonly wsLatency: Histogram<string>;
@@ -201,6 +203,10 @@ export class Metrics {
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers,
     });
     this.circuitBreakerState = new Gauge({ name: 'mcp_circuit_breaker_state', help: 'Circuit breaker state per service: 0 closed, 1 half-open, 2 open.', labelNames: ['service_name'], registers });
+    this.aiProviderEvents = new Counter({
+      name: 'mcp_ai_provider_events_total', help: 'AI provider quality (SPEC §10): calls by outcome (success, error, invalid_output, timeout), and refusals (rate_limited, circuit_open) and fallbacks to the next provider.',
+      labelNames: ['provider', 'event'], registers,
+    });
     this.wsConnections = new Gauge({ name: 'mcp_ws_connections', help: 'Open Socket.IO connections on this instance.', registers });
     this.wsLatency = new Histogram({
       name: 'mcp_ws_latency_seconds', help: 'Socket.IO delivery / round-trip latency.',
@@ -264,6 +270,11 @@ export class Metrics {
   /** A call to an external service (Flask, AI providers), successful or not. */
   externalCall(service: string, operation: string, seconds: number): void {
     this.externalServiceDuration.observe({ service_name: this.guards.service.value(service), operation: this.guards.operation.value(operation) }, seconds);
+  }
+
+  /** An AI provider's call outcome, refusal or fallback (`event` is one of a fixed set). */
+  aiProviderEvent(provider: string, event: AiProviderEvent): void {
+    this.aiProviderEvents.inc({ provider: this.guards.service.value(provider), event });
   }
 
   /** A circuit breaker's current state. */

@@ -88,6 +88,10 @@ describe(`AI hub over HTTP (${REDIS_URL ? 'Redis' : 'in-process'} coordination)`
     expect(metrics.text).toMatch(/mcp_circuit_breaker_state\{service_name="openai"\} 2/);
     expect(metrics.text).toMatch(/mcp_circuit_breaker_state\{service_name="google"\} 0/);
     expect(metrics.text).toMatch(/mcp_external_service_duration_seconds_count\{service_name="openai",operation="analyze"\} [1-9]/);
+    expect(metrics.text).toMatch(/mcp_ai_provider_events_total\{provider="openai",event="error"\} 2/);
+    expect(metrics.text).toMatch(/mcp_ai_provider_events_total\{provider="openai",event="circuit_open"\} 1/);
+    expect(metrics.text).toMatch(/mcp_ai_provider_events_total\{provider="openai",event="fallback"\} 3/);
+    expect(metrics.text).toMatch(/mcp_ai_provider_events_total\{provider="openai",event="success"\} [1-9]/);
 
     // Only openai on the route, and it is open: 503.
     const refused = await analyze({ task_type: 'bias_detection', input_data: { text: 'x' }, providers: ['openai'] });

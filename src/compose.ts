@@ -156,6 +156,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   });
   await keys.start();
   const security = { audit, alerts, detector, mfa, enrollment, retention, phi: phiAccess, keys };
+  const fhe = new FheAggregator({ maxCiphertexts: cfg.security.fhe_max_ciphertexts });
   const ai = composeAi(cfg, { coord, cipher, blindIndex, metrics, logger: logger.child({ component: 'ai' }), local: localProvider });
 
   const health = async (): Promise<HealthReport> => {
@@ -188,7 +189,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       (a, kit) => pipelineRoutes(a, kit, pipelines, { audit }),
       securityRoutes({ audit, alerts, detector, mfa, enrollment, onError: securityError }),
       aiRoutes({ hub: ai.hub, providers: ai.providers, services: ai.services, audit }),
-      fheRoutes({ fhe: new FheAggregator({ maxCiphertexts: cfg.security.fhe_max_ciphertexts }), audit, maxCiphertexts: cfg.security.fhe_max_ciphertexts }),
+      fheRoutes({ fhe, audit, maxCiphertexts: cfg.security.fhe_max_ciphertexts }),
     ],
     observability: {
       scrape: () => metrics.scrape(),
@@ -374,6 +375,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       offMaintenanceCount();
       detachAlerts();
       ai.stop();
+      await fhe.close().catch(() => {});
       await storeWatch.stop().catch(() => {});
       await elector.stop().catch(() => {});
       await pipelineEngine.stop().catch((err: unknown) => logger.warn({ err }, 'pipeline engine stop failed'));

@@ -11,8 +11,9 @@
  * ciphertext must load in that context (SEAL validates it), be fresh (at the first level, size
  * 2, scale 2^40); anything else is refused with the index of the offending ciphertext.
  *
- * The work is synchronous WebAssembly (about 10 ms per ciphertext here): `maxCiphertexts` bounds
- * the time one request holds the event loop.
+ * The work is synchronous WebAssembly (about 6 ms per ciphertext here, 200 ms for 32): it runs in
+ * a worker thread (FheAggregator → fhe-worker.ts → FheEngine), so the server's event loop only
+ * copies the strings; `maxCiphertexts` bounds one request's work and body.
  */
 import sealModule from 'node-seal';
 import type { SEALLibrary } from 'node-seal/implementation/seal.js';
@@ -21,7 +22,7 @@ import type { Context } from 'node-seal/implementation/context.js';
 import type { EncryptionParameters } from 'node-seal/implementation/encryption-parameters.js';
 import type { Evaluator } from 'node-seal/implementation/evaluator.js';
 import type { CKKSEncoder } from 'node-seal/implementation/ckks-encoder.js';
-import { AppError } from '../core/index.ts';
+import { AppError, type ErrorCode } from '../core/index.ts';
 
 export const FHE_OPERATIONS = ['sum', 'mean', 'weighted_sum'] as const;
 export type FheOperation = (typeof FHE_OPERATIONS)[number];
@@ -73,7 +74,8 @@ function invalid(message: string, field: string): AppError {
   return new AppError('INVALID_PARAMETERS', message, { details: { field_errors: [{ field, message }] } });
 }
 
-export class FheAggregator {
+/** The SEAL work itself, in the thread that runs it (fhe-worker.ts); FheAggregator is its front. */
+export class FheEngine {
   private ready: Promise<Sealed> | undefined;
 
   constructor(private readonly opts: { maxCiphertexts: number }) {}
@@ -171,5 +173,69 @@ export class FheAggregator {
     } finally {
       plain.delete();
     }
+  }
+}
+
+/**
+ * The server's handle on FHE: the same operations as FheEngine, run in a worker thread started on
+ * first use (fhe-worker-entry.mjs registers tsx there, then loads fhe-worker.ts). A worker that dies
+ * fails its pending calls with INTERNAL_ERROR and is replaced on the next call.
+ */
+export class FheAggregator {
+  private worker: import('node:worker_threads').Worker | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<number, { worker: import('node:worker_threads').Worker; resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
+
+  constructor(private readonly opts: { maxCiphertexts: number }) {}
+
+  private async call<T>(op: 'params' | 'aggregate', args: unknown[]): Promise<T> {
+    const w = await this.start();
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { worker: w, resolve: resolve as (v: unknown) => void, reject });
+      w.postMessage({ id, op, args });
+    });
+  }
+
+  private async start(): Promise<import('node:worker_threads').Worker> {
+    if (this.worker) return this.worker;
+    const { Worker } = await import('node:worker_threads');
+    const w = new Worker(new URL('./fhe-worker-entry.mjs', import.meta.url), { workerData: this.opts });
+    w.unref();
+    w.on('message', (m: { id: number; ok: boolean; result?: unknown; error?: { code: string; message: string; details?: unknown } }) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (m.ok) p.resolve(m.result);
+      else p.reject(new AppError(m.error!.code as ErrorCode, m.error!.message, m.error!.details === undefined ? {} : { details: m.error!.details as Record<string, unknown> }));
+    });
+    const fail = () => {
+      if (this.worker === w) this.worker = undefined;
+      for (const [id, p] of this.pending) {
+        if (p.worker !== w) continue; // a newer worker's calls
+        this.pending.delete(id);
+        p.reject(new AppError('INTERNAL_ERROR', 'The FHE worker stopped.'));
+      }
+    };
+    w.on('error', fail);
+    w.on('exit', fail);
+    this.worker = w;
+    return w;
+  }
+
+  params(): Promise<FheParams> {
+    return this.call<FheParams>('params', []);
+  }
+
+  /** Runs `operation` over the client's ciphertexts in the worker; 400 INVALID_PARAMETERS names what is wrong. */
+  aggregate(operation: FheOperation, ciphertexts: readonly string[], weights?: readonly number[]): Promise<FheResult> {
+    return this.call<FheResult>('aggregate', [operation, [...ciphertexts], weights ? [...weights] : undefined]);
+  }
+
+  /** Stops the worker (server shutdown). */
+  async close(): Promise<void> {
+    const w = this.worker;
+    this.worker = undefined;
+    await w?.terminate();
   }
 }

@@ -277,6 +277,11 @@ export class RealtimeServer {
     onEvent<{ token: string }>(socket, 'auth:refresh', SocketAuthRefresh, async ({ token }) => {
       const v = await this.o.tokens.verify(token.replace(/^Bearer\s+/i, ''), 'access');
       if (principalKey(v.principal) !== key) throw new ForbiddenError('INSUFFICIENT_PERMISSIONS', 'The token belongs to another principal.');
+      // A new token does not extend a socket its principal may no longer hold (MFA enrolment overdue):
+      // refused, the socket closes when its current token expires.
+      const live = await this.o.principals.current(v.principal);
+      if (!live) throw new AppError('INVALID_TOKEN', 'The principal is disabled or deleted.');
+      if (live.mfaOverdue) throw mfaEnrolmentRequired();
       socket.data.exp = v.exp;
       this.scheduleExpiry(socket);
       return { expires_at: new Date(v.exp * 1000).toISOString() };

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engines, type TestDb } from '../helpers/stores.ts';
-import { connectSocket, startTestServer, waitFor, type TestServer } from '../helpers/server.ts';
+import { connectSocket, emitAck, startTestServer, waitFor, type TestServer } from '../helpers/server.ts';
 import { generateTotp } from '../../src/security/index.ts';
 
 const PASSWORD = 'password-for-tests-1';
@@ -60,6 +60,7 @@ for (const engine of engines()) {
       expect(deadline).toBeLessThanOrEqual(Date.now() + GRACE_S * 1000 + 1000);
       const token = first.access_token;
       expect(await tasksStatus(token)).toBe(200);
+      const early = await connectSocket(t.wsUrl, token); // connected while within the grace period
       // A later login does not move the deadline.
       expect((await login(username)).user.mfa_setup_deadline).toBe(first.user.mfa_setup_deadline);
 
@@ -74,6 +75,11 @@ for (const engine of engines()) {
       expect((await t.api('POST', '/api/v1/agents/some-agent/drain', { token, body: {} })).body.error.code).toBe('MFA_REQUIRED');
       const socket = await connectSocket(t.wsUrl, token).catch((e: Error) => e);
       expect((socket as Error).message).toBe('MFA_REQUIRED');
+      // A socket connected before the deadline is not extended with a fresh token.
+      const fresh = await t.api('POST', '/api/v1/auth/refresh', { body: { refresh_token: first.refresh_token } });
+      expect(fresh.status).toBe(200); // refresh stays open: the user needs tokens to enrol
+      expect(await emitAck(early, 'auth:refresh', { token: fresh.body.access_token })).toMatchObject({ ok: false, error: { code: 'MFA_REQUIRED' } });
+      early.close();
       // /health answers the summary only, as to an anonymous caller.
       const health = await t.api('GET', '/api/v1/health', { token });
       expect(health.status).toBe(200);

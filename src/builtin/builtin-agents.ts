@@ -38,11 +38,11 @@ const LOCAL_ONLY = ['local'] as const;
  * last of a route's providers); every provider of a route failing is retryable, named by codes
  * only (never the providers' messages, which may quote the input).
  */
-function failureOf(err: unknown): { code: string; message: string; retryable: boolean; details?: Record<string, unknown> } {
+function failureOf(err: unknown): { failure: { code: string; message: string; retryable: boolean; details?: Record<string, unknown> }; unexpected: boolean } {
   const f = err instanceof StageFailure ? err : err instanceof AllProvidersFailedError && err.cause instanceof StageFailure ? err.cause : null;
-  if (f) return { code: f.code, message: f.message, retryable: f.retryable, ...(f.details !== undefined ? { details: f.details as Record<string, unknown> } : {}) };
-  if (err instanceof AllProvidersFailedError) return { code: 'EXTERNAL_SERVICE_ERROR', message: err.message, retryable: true, details: { failures: err.failures } };
-  return { code: 'STAGE_FAILED', message: 'The built-in handler failed.', retryable: true };
+  if (f) return { failure: { code: f.code, message: f.message, retryable: f.retryable, ...(f.details !== undefined ? { details: f.details as Record<string, unknown> } : {}) }, unexpected: false };
+  if (err instanceof AllProvidersFailedError) return { failure: { code: 'EXTERNAL_SERVICE_ERROR', message: err.message, retryable: true, details: { failures: err.failures } }, unexpected: false };
+  return { failure: { code: 'STAGE_FAILED', message: 'The built-in handler failed.', retryable: true }, unexpected: true };
 }
 
 function defaultHub(): AiHub {
@@ -131,10 +131,9 @@ export class BuiltinAgents {
           requestId: t.task_id, ...(audit ? { beforeSend: (provider: string) => audit(t.task_id, provider) } : {}),
         }, route);
       } catch (err) {
-        await this.tasks.fail(t.task_id, this.agentId, t.attempt, failureOf(err));
-        if (!(err instanceof StageFailure) && !(err instanceof AllProvidersFailedError && err.cause instanceof StageFailure)) {
-          this.opts.logger.error({ err, task_id: t.task_id }, 'built-in handler failed unexpectedly');
-        }
+        const { failure, unexpected } = failureOf(err);
+        await this.tasks.fail(t.task_id, this.agentId, t.attempt, failure);
+        if (unexpected) this.opts.logger.error({ err, task_id: t.task_id }, 'built-in handler crashed');
         return;
       }
       const modelVersion = outcome.provider === 'local' ? 'local-1' : outcome.provider;

@@ -9,6 +9,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_PASSWORD, connectSocket, registerAgent, startTestServer, userToken, waitFor, type TestServer } from '../helpers/server.ts';
+import { generateTotp } from '../../src/security/index.ts';
 
 const CHROMIUM = process.env.MCP_TEST_CHROMIUM ?? '/usr/bin/chromium';
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
@@ -98,6 +99,46 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
     for (let i = 0; i < 3; i++) await t.api('POST', '/api/v1/tasks', { token: t.adminToken, body: { task_type: 'browser_chart', required_capabilities: ['browser_cap'] } });
     await waitFor(async () => /\b[3-9] completed/.test(await page.innerText('main h2')), 15_000);
     expect(await page.locator('svg.chart').count()).toBe(3);
+    expect(pageErrors).toEqual([]);
+  });
+});
+
+describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium: MFA enrolment when the grace period is over', () => {
+  let t: TestServer;
+  let browser: Browser;
+  const pageErrors: string[] = [];
+  beforeAll(async () => {
+    t = await startTestServer({ 'agents.builtin': false, 'auth.mfa_grace_period': 0 }); // admin must enrol before anything else
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await t?.stop();
+  });
+
+  it('signs in, is taken to enrolment, turns MFA on with a code from the secret shown, then sees the agents', async () => {
+    const page = await browser.newPage();
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    page.on('dialog', (d) => { pageErrors.push(`dialog: ${d.message()}`); void d.dismiss(); });
+    await page.goto(t.url);
+    await page.fill('input[name=username]', 'admin');
+    await page.fill('input[name=password]', ADMIN_PASSWORD);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('button[data-action=mfa-start]');
+    expect(await page.innerText('main')).toContain('grace period is over');
+    await page.click('button[data-action=mfa-start]');
+    const secret = await (await page.waitForSelector('code.secret')).innerText();
+    expect(await page.locator('ul.codes li').count()).toBe(10);
+    await page.fill('input[name=code]', '000000');
+    await page.click('form[data-form=mfa-verify] button');
+    await page.waitForSelector('.error');
+    expect(await page.innerText('main')).toContain('That code is not valid');
+    await page.fill('input[name=code]', generateTotp(secret, Date.now()));
+    await page.click('form[data-form=mfa-verify] button');
+    await waitFor(async () => (await page.innerText('main')).includes('No agents registered.'));
+    expect(await page.locator('nav a[data-view=mfa]').count()).toBe(0);
+    const users = await t.api('GET', '/api/v1/users', { token: t.adminToken });
+    expect(users.body.users[0]).toMatchObject({ username: 'admin', mfa_enabled: true });
     expect(pageErrors).toEqual([]);
   });
 });

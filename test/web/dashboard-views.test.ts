@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as fc from 'fast-check';
-import { esc, renderAgents, renderAlerts, renderDeadLetter, renderTasks, renderPipelines, viewsFor, bar, ago } from '../../web/js/views.js';
+import { esc, renderAgents, renderAlerts, renderDeadLetter, renderTasks, renderPipelines, renderMfa, viewsFor, bar, ago } from '../../web/js/views.js';
 import { LiveStats, quantile } from '../../web/js/live-stats.js';
 
 const NOW = Date.parse('2026-11-25T10:00:00Z');
@@ -58,6 +58,20 @@ describe('dashboard views', () => {
     expect(viewsFor('worker')).toEqual(['agents', 'tasks', 'charts']);
     expect(viewsFor('supervisor')).toEqual(['agents', 'tasks', 'pipelines', 'dead-letter', 'charts']);
     expect(viewsFor('admin')).toEqual(['agents', 'tasks', 'pipelines', 'dead-letter', 'charts', 'audit', 'alerts']);
+    expect(viewsFor('worker', true)).toEqual(['agents', 'tasks', 'charts', 'mfa']);
+  });
+
+  it('walks MFA enrolment: start, then the secret and recovery codes (escaped) and a code form', () => {
+    expect(renderMfa({ setup: null, deadline: '2026-11-28T10:00:00.000Z', overdue: false, error: null })).toContain('by 2026-11-28T10:00:00.000Z');
+    const overdue = renderMfa({ setup: null, deadline: null, overdue: true, error: null });
+    expect(overdue).toContain('grace period is over');
+    expect(overdue).toContain('data-action="mfa-start"');
+    const html = renderMfa({ setup: { secret: 'JBSWY3DPEHPK3PXP', otpauth_url: 'otpauth://totp/MCP:admin?secret=JBSWY3DPEHPK3PXP&issuer=<x>', recovery_codes: ['aaaa-bbbb', 'cccc-dddd'] }, deadline: null, overdue: true, error: 'That code is not valid' });
+    expect(html).toContain('<code class="secret">JBSWY3DPEHPK3PXP</code>');
+    expect(html).toContain('&#60;x&#62;');
+    expect(html.match(/<li>/g)).toHaveLength(2);
+    expect(html).toContain('data-form="mfa-verify"');
+    expect(html).toContain('That code is not valid');
   });
 
   it('formats bars and ages', () => {

@@ -10,7 +10,7 @@ import * as V from './views.js';
 
 const client = new DashboardClient({ baseUrl: location.origin, fetch: (...a) => fetch(...a), io });
 const stats = new LiveStats();
-const state = { view: 'agents', live: false, filters: {}, auditFilter: {}, pipeline: null, error: null, needsCode: false, username: '' };
+const state = { view: 'agents', live: false, filters: {}, auditFilter: {}, pipeline: null, error: null, needsCode: false, username: '', mfa: { required: false, deadline: null, overdue: false, setup: null, error: null } };
 const $ = (sel) => document.querySelector(sel);
 
 async function load() {
@@ -30,6 +30,7 @@ async function load() {
     case 'audit': return V.renderAudit((await client.get('/audit', { ...state.auditFilter, limit: 100 })).entries, state.auditFilter);
     case 'alerts': return V.renderAlerts((await client.get('/security/alerts', { limit: 100 })).alerts, now);
     case 'charts': return V.renderCharts(stats.series(now));
+    case 'mfa': return V.renderMfa(state.mfa);
     default: return '';
   }
 }
@@ -40,11 +41,17 @@ async function render() {
     $('#main').innerHTML = V.renderLogin(state.error, state.needsCode, state.username);
     return;
   }
-  $('#nav').innerHTML = V.renderNav(state.view, client.user.role, client.user.username, state.live);
+  $('#nav').innerHTML = V.renderNav(state.view, client.user.role, client.user.username, state.live, state.mfa.required);
   try {
     $('#main').innerHTML = await load();
   } catch (err) {
-    if (err instanceof ApiError && (err.status === 401)) return signOut(err.code === 'MFA_REQUIRED' ? 'MFA enrolment is required for your role: set it up with the CLI (mcp mfa setup).' : 'Your session ended; sign in again.');
+    if (err instanceof ApiError && err.code === 'MFA_REQUIRED') {
+      // The grace period is over: only enrolment answers this user now.
+      Object.assign(state.mfa, { required: true, overdue: true });
+      state.view = 'mfa';
+      return render();
+    }
+    if (err instanceof ApiError && (err.status === 401)) return signOut('Your session ended; sign in again.');
     $('#main').innerHTML = `<p class="error" role="alert">${V.esc(err.message)}</p>`;
   }
 }
@@ -80,6 +87,7 @@ document.addEventListener('submit', async (e) => {
       await client.login(data.username, data.password, data.totp_code || undefined);
       state.error = null;
       state.needsCode = false;
+      Object.assign(state.mfa, { required: client.user.mfa_setup_required === true, deadline: client.user.mfa_setup_deadline ?? null, overdue: false, setup: null, error: null });
       client.connect(topicsFor(client.user.role), onEvent, (live) => { state.live = live; $('.live')?.replaceWith(Object.assign(document.createElement('span'), { className: `live ${live ? 'on' : 'off'}`, textContent: live ? 'live' : 'offline' })); });
       state.view = location.hash.slice(1).split('/')[0] || 'agents';
     } catch (err) {
@@ -90,6 +98,15 @@ document.addEventListener('submit', async (e) => {
     state.filters = Object.fromEntries(Object.entries(data).filter(([, v]) => v !== ''));
   } else if (form.dataset.form === 'audit-filters') {
     state.auditFilter = data.action ? { action: data.action } : {};
+  } else if (form.dataset.form === 'mfa-verify') {
+    try {
+      await client.post('/auth/mfa/verify', { code: data.code });
+      Object.assign(state.mfa, { required: false, overdue: false, setup: null, error: null });
+      state.view = 'agents';
+      location.hash = '#agents';
+    } catch (err) {
+      state.mfa.error = err instanceof ApiError && err.status === 400 ? 'That code is not valid; try the current one.' : err.message;
+    }
   }
   await render();
 });
@@ -104,6 +121,7 @@ document.addEventListener('click', async (e) => {
     if (el.dataset.action === 'logout') return void (await signOut());
     if (el.dataset.action === 'retry') await client.post(`/tasks/${encodeURIComponent(el.dataset.task)}/retry`);
     if (el.dataset.action === 'ack') await client.post(`/security/alerts/${encodeURIComponent(el.dataset.alert)}/ack`);
+    if (el.dataset.action === 'mfa-start') state.mfa.setup = await client.post('/auth/mfa/setup');
   } catch (err) {
     alert(err.message);
   }

@@ -34,18 +34,22 @@ function table(headers, rows, empty) {
   return `<table><thead><tr>${headers.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
 }
 
-/** Which views a role may open (mirrors the RBAC table: the server refuses the rest anyway). */
-export function viewsFor(role) {
+/**
+ * Which views a role may open (mirrors the RBAC table: the server refuses the rest anyway), and
+ * MFA enrolment while the user's role requires it and they have not enrolled.
+ */
+export function viewsFor(role, mfaRequired = false) {
   const views = ['agents', 'tasks', 'charts'];
   if (role !== 'worker') views.splice(2, 0, 'pipelines', 'dead-letter');
   if (role === 'admin' || role === 'system') views.push('audit', 'alerts');
+  if (mfaRequired) views.push('mfa');
   return views;
 }
 
-const TITLES = { agents: 'Agents', tasks: 'Task queue', pipelines: 'Pipelines', 'dead-letter': 'Dead letter', audit: 'Audit log', alerts: 'Security alerts', charts: 'Throughput & latency' };
+const TITLES = { agents: 'Agents', tasks: 'Task queue', pipelines: 'Pipelines', 'dead-letter': 'Dead letter', audit: 'Audit log', alerts: 'Security alerts', charts: 'Throughput & latency', mfa: 'Set up MFA' };
 
-export function renderNav(active, role, user, live) {
-  const tabs = viewsFor(role).map((v) => `<a href="#${v}" class="${v === active ? 'active' : ''}" data-view="${v}">${esc(TITLES[v])}</a>`).join('');
+export function renderNav(active, role, user, live, mfaRequired = false) {
+  const tabs = viewsFor(role, mfaRequired).map((v) => `<a href="#${v}" class="${v === active ? 'active' : ''}" data-view="${v}">${esc(TITLES[v])}</a>`).join('');
   return `<nav>${tabs}</nav><div class="who">${esc(user)} · ${esc(role)} · <span class="live ${live ? 'on' : 'off'}">${live ? 'live' : 'offline'}</span> <button data-action="logout">Sign out</button></div>`;
 }
 
@@ -145,4 +149,23 @@ export function renderCharts(series) {
     ${sparkline(series.map((p) => p.perMin), { label: 'tasks / min' })}
     ${sparkline(series.map((p) => p.p50), { label: 'p50 duration ms' })}
     ${sparkline(series.map((p) => p.p95), { label: 'p95 duration ms' })}`;
+}
+
+/**
+ * MFA enrolment (SPEC §4.1): start → the secret, its otpauth:// URL and the recovery codes (shown
+ * once) → a code from the app turns MFA on. `overdue`: the grace period is over, nothing else answers.
+ */
+export function renderMfa({ setup, deadline, overdue, error }) {
+  const why = overdue
+    ? '<p class="error" role="alert">Your role requires MFA and its grace period is over: set it up to continue.</p>'
+    : `<p>Your role requires MFA${deadline ? ` by ${esc(deadline)}` : ''}.</p>`;
+  if (!setup) return `<h2>Set up MFA</h2>${why}<button data-action="mfa-start">Start</button>${error ? `<p class="error" role="alert">${esc(error)}</p>` : ''}`;
+  return `<h2>Set up MFA</h2>${why}
+    <p>Add this secret to your authenticator app (or open the link on your phone):</p>
+    <p><code class="secret">${esc(setup.secret)}</code></p>
+    <p><code class="otpauth">${esc(setup.otpauth_url)}</code></p>
+    <p>Recovery codes — each works once; keep them offline:</p>
+    <ul class="codes">${setup.recovery_codes.map((c) => `<li><code>${esc(c)}</code></li>`).join('')}</ul>
+    <form class="filters" data-form="mfa-verify"><label>Code from the app <input name="code" inputmode="numeric" autocomplete="one-time-code" required></label><button type="submit">Turn MFA on</button></form>
+    ${error ? `<p class="error" role="alert">${esc(error)}</p>` : ''}`;
 }

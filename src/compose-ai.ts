@@ -19,8 +19,6 @@ export interface AiServices {
   providers: () => { providers: Array<ProviderStatus | { name: 'local'; circuit: 'closed' }>; routes: Record<string, readonly string[]>; default_route: readonly string[] };
   /** External services and their status (GET /discovery/services, health checks). */
   services: () => Array<FlaskStatus & { routed: boolean; circuit: string | null }>;
-  /** Whether an external service the routes depend on is down (health: degraded). */
-  degraded: () => boolean;
   stop: () => void;
 }
 
@@ -36,7 +34,7 @@ export function composeAi(cfg: Config, deps: { coord: Coordination; cipher: Fiel
       retries: ai.retries, retryBaseMs: ai.retry_base_ms,
       breakerFailures: ai.breaker_failures, halfOpenAfterMs: ai.breaker_half_open_ms,
       limiter: deps.coord.createRateLimiter({ keyPrefix: `ai:${p.name}`, points: perMin, durationSec: 60 }),
-      onCall: (name, operation, seconds) => deps.metrics.externalCall(name, operation, seconds),
+      onCall: (name, seconds) => deps.metrics.externalCall(name, 'analyze', seconds),
       onEvent: (name, event) => deps.metrics.aiProviderEvent(name, event),
       onBreakerState: (name, state) => {
         deps.metrics.breakerState(name, state);
@@ -54,18 +52,14 @@ export function composeAi(cfg: Config, deps: { coord: Coordination; cipher: Fiel
   const ttlMs = integ.flask_cache_seconds * 1000;
   const flask = new FlaskService({
     baseUrl: integ.flask_url, apiKey: integ.flask_api_key,
-    ...(ttlMs > 0 ? {
-      cacheTtlMs: ttlMs,
-      cacheKey: (material: string) => deps.blindIndex.exact('analysis_cache', material),
-      cache: {
-        get: async (key: string) => {
-          const sealed = await deps.coord.get<string>(`ai:flask:${key}`);
-          return sealed ? deps.cipher.decrypt<Record<string, unknown>>(sealed, { table: 'cache', column: 'flask', rowId: key }) : null;
-        },
-        set: (key: string, value: Record<string, unknown>, ttl: number) =>
-          deps.coord.set(`ai:flask:${key}`, deps.cipher.encrypt(value, { table: 'cache', column: 'flask', rowId: key }), ttl),
+    cache: ttlMs > 0 ? {
+      key: (material) => deps.blindIndex.exact('analysis_cache', material),
+      get: async (key) => {
+        const sealed = await deps.coord.get<string>(`ai:flask:${key}`);
+        return sealed ? deps.cipher.decrypt<Record<string, unknown>>(sealed, { table: 'cache', column: 'flask', rowId: key }) : null;
       },
-    } : {}),
+      set: (key, value) => deps.coord.set(`ai:flask:${key}`, deps.cipher.encrypt(value, { table: 'cache', column: 'flask', rowId: key }), ttlMs),
+    } : undefined,
     healthIntervalMs: integ.flask_health_ms,
     onHealthCheck: (seconds) => deps.metrics.externalCall('flask', 'health', seconds),
     onError: (err, what) => deps.logger.warn({ err, what }, 'flask service side effect failed'),
@@ -84,7 +78,6 @@ export function composeAi(cfg: Config, deps: { coord: Coordination; cipher: Fiel
       routes: ai.routes, default_route: ai.default_route,
     }),
     services: () => [{ ...flask.status(), routed: flaskRouted, circuit: flaskGuard()?.circuit ?? null }],
-    degraded: () => flaskRouted && flask.status().status === 'down',
     stop: () => flask.stop(),
   };
 }

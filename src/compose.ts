@@ -174,8 +174,9 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     } catch (err) {
       checks.coordination = { status: 'unhealthy', kind: coord.kind, error: (err as Error).message };
     }
+    // Services some AI route depends on; one down makes the server degraded (requests fail over).
     const external = ai.services().filter((x) => x.routed);
-    checks.external_services = { status: ai.degraded() ? 'degraded' : 'healthy', services: external.map((x) => ({ name: x.name, status: x.status, circuit: x.circuit })) };
+    checks.external_services = { status: external.some((x) => x.status === 'down') ? 'degraded' : 'healthy', services: external.map((x) => ({ name: x.name, status: x.status, circuit: x.circuit })) };
     const statuses = Object.values(checks).map((c) => c.status);
     const status = statuses.includes('unhealthy') ? (checks.database?.status === 'unhealthy' ? 'unhealthy' : 'degraded') : statuses.includes('degraded') ? 'degraded' : 'healthy';
     return { status, checks };

@@ -28,8 +28,17 @@ export interface AiProvider {
 
 /** A failure that another provider would repeat (bad input): no fallback, no retry. */
 export function isFinalFailure(err: unknown): boolean {
-  const e = err as { retryable?: unknown; code?: unknown } | null;
-  return !!e && e.retryable === false;
+  return (err as { retryable?: unknown } | null)?.retryable === false;
+}
+
+/** The input's `text` when it has some to analyse (not blank), else null. */
+export function inputText(input: Record<string, unknown>): string | null {
+  return typeof input.text === 'string' && input.text.trim() !== '' ? input.text : null;
+}
+
+/** The final failure of an input without text: no provider that needs one could do better. */
+export function missingText(): Error {
+  return Object.assign(new Error('input_data.text is required.'), { code: 'INVALID_PARAMETERS', retryable: false });
 }
 
 export interface AnalysisOutcome {
@@ -70,11 +79,6 @@ export class AiHub {
     this.providers.set(p.name, p);
   }
 
-  /** Registered providers by name. */
-  get registered(): ReadonlyMap<string, AiProvider> {
-    return this.providers;
-  }
-
   /** The configured route of a task type (names, registered or not). */
   routeNames(taskType: string): readonly string[] {
     return this.routes[taskType] ?? this.defaultRoute;
@@ -93,17 +97,15 @@ export class AiHub {
   async analyze(taskType: string, input: Record<string, unknown>, ctx?: AnalyzeContext, names?: readonly string[]): Promise<AnalysisOutcome> {
     const route = this.routeFor(taskType, names, input);
     if (!route.length) throw Object.assign(new Error(`No provider handles '${taskType}'.`), { code: 'UNSUPPORTED_TASK_TYPE', retryable: false });
-    const tried: string[] = [];
     const failures: Array<{ provider: string; code: string }> = [];
     let last: unknown;
     for (const [i, p] of route.entries()) {
       const t0 = performance.now();
       try {
         const result = await p.analyze(taskType, input, ctx);
-        return { provider: p.name, result, latency_ms: Number((performance.now() - t0).toFixed(2)), fallbacks_tried: tried };
+        return { provider: p.name, result, latency_ms: Number((performance.now() - t0).toFixed(2)), fallbacks_tried: failures.map((f) => f.provider) };
       } catch (err) {
         last = err;
-        tried.push(p.name);
         failures.push({ provider: p.name, code: failureCode(err) });
         if (isFinalFailure(err)) throw err;
         if (i < route.length - 1) p.noteFallback?.();

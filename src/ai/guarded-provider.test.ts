@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
-import { GuardedProvider, InvalidOutputError, ProviderRateLimitedError, ProviderUnavailableError, type BreakerStateName } from './guarded-provider.ts';
+import { GuardedProvider, InvalidOutputError, ProviderRateLimitedError, ProviderUnavailableError } from './guarded-provider.ts';
+import type { BreakerState } from '../observability/index.ts';
 import type { AiProvider, AnalyzeContext } from './ai-provider.ts';
 
 /** An in-process provider whose next answers the test scripts: 'ok', 'fail', 'final', 'invalid' or 'hang'. */
@@ -32,7 +33,7 @@ describe('GuardedProvider', () => {
 
   it('opens after N consecutive failures, refuses without calling, tries one call after the break, and closes only after 2 successes', async () => {
     const s = scripted();
-    const states: BreakerStateName[] = [];
+    const states: BreakerState[] = [];
     const g = new GuardedProvider(s.p, { ...base, onBreakerState: (_n, st) => states.push(st) });
     s.script.push('fail', 'fail', 'fail');
     for (let i = 0; i < 3; i++) await expect(g.analyze('x', {})).rejects.toThrow('upstream 500');

@@ -15,10 +15,8 @@ import {
   circuitBreaker, handleWhen, retry, timeout, wrap, type IBreaker, type IPolicy,
 } from 'cockatiel';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
-import type { AiProviderEvent } from '../observability/index.ts';
+import type { AiProviderEvent, BreakerState } from '../observability/index.ts';
 import { failureCode, isFinalFailure, type AiProvider, type AnalyzeContext } from './ai-provider.ts';
-
-export type BreakerStateName = 'closed' | 'half_open' | 'open';
 
 export interface ProviderGuardOptions {
   /** Per-call timeout (ms), by task type with a default (SPEC: 30 s; bias detection 45 s). */
@@ -33,19 +31,17 @@ export interface ProviderGuardOptions {
   closeAfter?: number;
   /** Calls per minute this provider may take; the key is the provider's name. */
   limiter?: RateLimiterAbstract;
-  onCall?: (provider: string, operation: string, seconds: number, ok: boolean) => void;
-  onBreakerState?: (provider: string, state: BreakerStateName) => void;
+  /** Each call's duration (metrics). */
+  onCall?: (provider: string, seconds: number) => void;
+  onBreakerState?: (provider: string, state: BreakerState) => void;
   /** Each call's outcome, each refusal and each fallback past this provider (metrics). */
-  onEvent?: (provider: string, event: ProviderEvent) => void;
+  onEvent?: (provider: string, event: AiProviderEvent) => void;
 }
-
-/** What the guard reports per call, refusal and fallback (the metric's `event` label values). */
-export type ProviderEvent = AiProviderEvent;
 
 /** The quality figures of one provider (GET /ai/providers). */
 export interface ProviderStatus {
   name: string;
-  circuit: BreakerStateName;
+  circuit: BreakerState;
   calls: number;
   errors: number;
   error_rate: number;
@@ -129,15 +125,12 @@ export class GuardedProvider implements AiProvider {
   private readonly breaker: ProbationBreaker;
   private readonly breakerPolicy;
   private readonly retryPolicy: IPolicy;
-  private calls = 0;
-  private errors = 0;
-  private invalid = 0;
-  private limited = 0;
-  private fallbacks = 0;
+  /** Every call outcome, refusal and fallback so far: the quality figures derive from it. */
+  private readonly tally: Record<AiProviderEvent, number> = { success: 0, error: 0, invalid_output: 0, timeout: 0, rate_limited: 0, circuit_open: 0, fallback: 0 };
   private latencySum = 0;
   private latencyLast: number | null = null;
   private lastError: { at: string; code: string } | null = null;
-  private reported: BreakerStateName = 'closed';
+  private reported: BreakerState = 'closed';
 
   constructor(private readonly inner: AiProvider, private readonly o: ProviderGuardOptions) {
     this.name = inner.name;
@@ -157,7 +150,7 @@ export class GuardedProvider implements AiProvider {
   }
 
   /** Where the circuit stands; `half_open` also while a recovered circuit is on probation. */
-  get circuit(): BreakerStateName {
+  get circuit(): BreakerState {
     const s = this.breakerPolicy.state;
     if (s === CircuitState.Open || s === CircuitState.Isolated) return 'open';
     if (s === CircuitState.HalfOpen || this.breaker.onProbation) return 'half_open';
@@ -171,10 +164,14 @@ export class GuardedProvider implements AiProvider {
     this.o.onBreakerState?.(this.name, now);
   }
 
+  private note(event: AiProviderEvent): void {
+    this.tally[event]++;
+    this.o.onEvent?.(this.name, event);
+  }
+
   /** The hub moved past this provider to the next one. */
   noteFallback(): void {
-    this.fallbacks++;
-    this.o.onEvent?.(this.name, 'fallback');
+    this.note('fallback');
   }
 
   async analyze(taskType: string, input: Record<string, unknown>, ctx?: AnalyzeContext): Promise<Record<string, unknown>> {
@@ -184,8 +181,7 @@ export class GuardedProvider implements AiProvider {
       } catch (res) {
         // A store error (coordination unreachable) lets the call through: the provider's own limits still apply.
         if (!(res instanceof Error)) {
-          this.limited++;
-          this.o.onEvent?.(this.name, 'rate_limited');
+          this.note('rate_limited');
           throw new ProviderRateLimitedError(this.name, (res as { msBeforeNext?: number }).msBeforeNext ?? 60_000);
         }
       }
@@ -197,21 +193,20 @@ export class GuardedProvider implements AiProvider {
       // Each attempt (retries included) is timed and counted on its own, then seen by the breaker.
       return await wrap(this.retryPolicy, this.breakerPolicy).execute(async () => {
         const t0 = performance.now();
-        this.calls++;
         try {
           const out = await perCall.execute(({ signal }) => this.inner.analyze(taskType, input, { ...ctx, signal }));
-          this.observe(t0, true);
-          this.o.onEvent?.(this.name, 'success');
+          this.observe(t0);
+          this.note('success');
           return out;
         } catch (err) {
-          this.observe(t0, false);
+          this.observe(t0);
           this.noteError(err);
           throw err;
         }
       });
     } catch (err) {
       if (err instanceof BrokenCircuitError) {
-        this.o.onEvent?.(this.name, 'circuit_open');
+        this.note('circuit_open');
         throw new ProviderUnavailableError(this.name, 'circuit open');
       }
       if (err instanceof TaskCancelledError) throw Object.assign(new Error(`${this.name} timed out after ${ms} ms`), { code: 'TIMEOUT' });
@@ -221,27 +216,29 @@ export class GuardedProvider implements AiProvider {
     }
   }
 
-  private observe(t0: number, ok: boolean): void {
+  private observe(t0: number): void {
     const ms = performance.now() - t0;
     this.latencyLast = ms;
     this.latencySum += ms;
-    this.o.onCall?.(this.name, 'analyze', ms / 1000, ok);
+    this.o.onCall?.(this.name, ms / 1000);
   }
 
   private noteError(err: unknown): void {
-    this.errors++;
-    if (err instanceof InvalidOutputError) this.invalid++;
-    this.o.onEvent?.(this.name, err instanceof InvalidOutputError ? 'invalid_output' : err instanceof TaskCancelledError ? 'timeout' : 'error');
-    this.lastError = { at: new Date().toISOString(), code: err instanceof TaskCancelledError ? 'TIMEOUT' : failureCode(err) };
+    const timedOut = err instanceof TaskCancelledError;
+    this.note(err instanceof InvalidOutputError ? 'invalid_output' : timedOut ? 'timeout' : 'error');
+    this.lastError = { at: new Date().toISOString(), code: timedOut ? 'TIMEOUT' : failureCode(err) };
   }
 
   status(): ProviderStatus {
     const round = (n: number) => Number(n.toFixed(2));
+    const t = this.tally;
+    const errors = t.error + t.invalid_output + t.timeout;
+    const calls = t.success + errors;
     return {
-      name: this.name, circuit: this.circuit, calls: this.calls, errors: this.errors,
-      error_rate: this.calls ? round(this.errors / this.calls) : 0,
-      invalid_outputs: this.invalid, rate_limited: this.limited, fallbacks: this.fallbacks,
-      latency_ms: { last: this.latencyLast === null ? null : round(this.latencyLast), avg: this.calls ? round(this.latencySum / this.calls) : null },
+      name: this.name, circuit: this.circuit, calls, errors,
+      error_rate: calls ? round(errors / calls) : 0,
+      invalid_outputs: t.invalid_output, rate_limited: t.rate_limited, fallbacks: t.fallback,
+      latency_ms: { last: this.latencyLast === null ? null : round(this.latencyLast), avg: calls ? round(this.latencySum / calls) : null },
       last_error: this.lastError,
     };
   }

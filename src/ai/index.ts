@@ -6,11 +6,11 @@
  * (timeout, retries, circuit breaker, rate limit, quality figures). No transport, no persistence.
  */
 export * from './local/index.ts';
-export { AiHub, AllProvidersFailedError, failureCode, isFinalFailure, type AiProvider, type AnalysisOutcome, type AnalyzeContext } from './ai-provider.ts';
+export { AiHub, AllProvidersFailedError, failureCode, inputText, isFinalFailure, missingText, type AiProvider, type AnalysisOutcome, type AnalyzeContext } from './ai-provider.ts';
 export {
-  GuardedProvider, ProbationBreaker, InvalidOutputError, ProviderRateLimitedError, ProviderUnavailableError,
-  type ProviderGuardOptions, type ProviderStatus, type BreakerStateName, type ProviderEvent,
+  GuardedProvider, InvalidOutputError, ProviderRateLimitedError, ProviderUnavailableError,
+  type ProviderGuardOptions, type ProviderStatus,
 } from './guarded-provider.ts';
 export { OpenAiProvider } from './providers/openai-provider.ts';
 export { GoogleProvider } from './providers/google-provider.ts';
-export { ANALYSIS_PROMPTS, type RemoteModelOptions } from './providers/analysis-prompts.ts';
+export type { RemoteModelOptions } from './providers/analysis-prompts.ts';

@@ -37,13 +37,13 @@ export function mfaOverdueSql(roles: string, grace: string): string {
  * Starts the user's grace period if the policy applies to them and it has not started; returns
  * when it ends (null when the user need not enrol: role not required, or MFA already on).
  */
-export async function startMfaGrace(q: Queryable, policy: MfaPolicy, userId: string): Promise<Date | null> {
-  if (policy.requiredRoles.length === 0) return null;
+export async function startMfaGrace(q: Queryable, policy: MfaPolicy, user: { id: string; role: Role }): Promise<Date | null> {
+  if (!policy.requiredRoles.includes(user.role)) return null; // no statement for roles the policy does not name
   const { rows } = await q.query<{ deadline: Date }>(
     `UPDATE users SET mfa_grace_started_at = COALESCE(mfa_grace_started_at, now())
      WHERE user_id = $1::uuid AND deleted_at IS NULL AND NOT mfa_enabled AND role = ANY($2::text[])
      RETURNING mfa_grace_started_at + make_interval(secs => $3) AS deadline`,
-    [userId, [...policy.requiredRoles], policy.graceSeconds],
+    [user.id, [...policy.requiredRoles], policy.graceSeconds],
   );
   return rows[0] ? new Date(rows[0].deadline) : null;
 }

@@ -145,14 +145,14 @@ export class UserService {
     }
     if (user.mfa_enabled && !(await this.mfaVerifier(user, input.totp_code))) throw new AppError('MFA_REQUIRED');
     await this.limiters.userIp.delete(userIpKey);
-    const mfaSetupDeadline = user.mfa_enabled ? null : await this.startMfaGrace(user.user_id);
+    const mfaSetupDeadline = user.mfa_enabled ? null : await this.startMfaGrace({ id: user.user_id, role: user.role });
     const pair = await this.tokens.issuePair(this.principalOf(user));
     return { pair, user, mfaSetupDeadline };
   }
 
   /** Starts the user's MFA grace period when their role must enrol (login, refresh); returns its end or null. */
-  startMfaGrace(userId: string): Promise<Date | null> {
-    return startMfaGrace(this.db, this.mfaPolicy, userId);
+  startMfaGrace(user: { id: string; role: Role }): Promise<Date | null> {
+    return startMfaGrace(this.db, this.mfaPolicy, user);
   }
 
   principalOf(u: Pick<UserRow, 'user_id' | 'role' | 'username'>): Principal {

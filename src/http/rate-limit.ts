@@ -11,6 +11,18 @@ import { principalKey } from '../auth/index.ts';
 import type { RateClass } from './request-context.ts';
 import { CoalescedLimiter, type ConsumeOutcome } from './coalesced-limiter.ts';
 
+/**
+ * A guard's `cost` for a body holding a list (`tasks` of a batch, `ciphertexts` of an
+ * aggregation): one point per item, at least 1, at most `max`. It sees the body before
+ * validation, so it trusts nothing about its shape.
+ */
+export function perItemCost(field: string, max = Infinity): (body: unknown) => number {
+  return (body) => {
+    const items = (body as Record<string, unknown> | null)?.[field];
+    return Array.isArray(items) ? Math.min(Math.max(1, items.length), max) : 1;
+  };
+}
+
 export class HttpRateLimits {
   private readonly limiters: Record<RateClass, CoalescedLimiter>;
   private readonly systemLimiters: Record<RateClass, CoalescedLimiter>;

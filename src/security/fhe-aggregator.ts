@@ -22,6 +22,7 @@ import type { Context } from 'node-seal/implementation/context.js';
 import type { EncryptionParameters } from 'node-seal/implementation/encryption-parameters.js';
 import type { Evaluator } from 'node-seal/implementation/evaluator.js';
 import type { CKKSEncoder } from 'node-seal/implementation/ckks-encoder.js';
+import { Worker } from 'node:worker_threads';
 import { AppError, type ErrorCode } from '../core/index.ts';
 
 export const FHE_OPERATIONS = ['sum', 'mean', 'weighted_sum'] as const;
@@ -66,6 +67,8 @@ interface Sealed {
   seal: SEALLibrary;
   parms: EncryptionParameters;
   context: Context;
+  /** The first level's parms id, as a comparable string (a fresh ciphertext carries it). */
+  firstParms: string;
   evaluator: Evaluator;
   encoder: CKKSEncoder;
 }
@@ -73,6 +76,10 @@ interface Sealed {
 function invalid(message: string, field: string): AppError {
   return new AppError('INVALID_PARAMETERS', message, { details: { field_errors: [{ field, message }] } });
 }
+
+/** A call to the FHE worker thread and its answer (an AppError's code and details survive the thread). */
+export interface FheRequest { id: number; op: 'params' | 'aggregate'; args: [FheOperation, string[], number[] | undefined] | [] }
+export type FheReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: { code: ErrorCode; message: string; details?: Record<string, unknown> } };
 
 /** The SEAL work itself, in the thread that runs it (fhe-worker.ts); FheAggregator is its front. */
 export class FheEngine {
@@ -89,7 +96,7 @@ export class FheEngine {
       parms.setCoeffModulus(seal.CoeffModulus.Create(POLY_MODULUS_DEGREE, Int32Array.from(COEFF_MODULUS_BITS)));
       const context = seal.Context(parms, true, seal.SecurityLevel.tc128);
       if (!context.parametersSet()) throw new Error('SEAL refused the CKKS parameters.');
-      return { seal, parms, context, evaluator: seal.Evaluator(context), encoder: seal.CKKSEncoder(context) };
+      return { seal, parms, context, firstParms: context.firstParmsId.values.join(','), evaluator: seal.Evaluator(context), encoder: seal.CKKSEncoder(context) };
     })();
     return this.ready;
   }
@@ -147,8 +154,7 @@ export class FheEngine {
       ct.delete();
       throw invalid('Not a SEAL ciphertext for these parameters (GET /api/v1/fhe/params).', `ciphertexts[${i}]`);
     }
-    const first = s.context.firstParmsId.values.join(',');
-    if (ct.parmsId.values.join(',') !== first || ct.size !== 2 || Math.abs(Math.log2(ct.scale) - SCALE_BITS) > 1e-6) {
+    if (ct.parmsId.values.join(',') !== s.firstParms || ct.size !== 2 || Math.abs(Math.log2(ct.scale) - SCALE_BITS) > 1e-6) {
       ct.delete();
       throw invalid(`Ciphertexts must be freshly encrypted at scale 2^${SCALE_BITS} (first level, size 2).`, `ciphertexts[${i}]`);
     }
@@ -182,32 +188,32 @@ export class FheEngine {
  * fails its pending calls with INTERNAL_ERROR and is replaced on the next call.
  */
 export class FheAggregator {
-  private worker: import('node:worker_threads').Worker | undefined;
+  private worker: Worker | undefined;
   private nextId = 1;
-  private readonly pending = new Map<number, { worker: import('node:worker_threads').Worker; resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
+  private readonly pending = new Map<number, { worker: Worker; resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
 
   constructor(private readonly opts: { maxCiphertexts: number }) {}
 
-  private async call<T>(op: 'params' | 'aggregate', args: unknown[]): Promise<T> {
+  private async call<T>(op: FheRequest['op'], args: FheRequest['args']): Promise<T> {
     const w = await this.start();
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { worker: w, resolve: resolve as (v: unknown) => void, reject });
-      w.postMessage({ id, op, args });
+      w.postMessage({ id, op, args } satisfies FheRequest);
     });
   }
 
-  private async start(): Promise<import('node:worker_threads').Worker> {
+  /** The worker, started on first use (async: a call posts after the caller's turn, as `close` may run in it). */
+  private async start(): Promise<Worker> {
     if (this.worker) return this.worker;
-    const { Worker } = await import('node:worker_threads');
     const w = new Worker(new URL('./fhe-worker-entry.mjs', import.meta.url), { workerData: this.opts });
     w.unref();
-    w.on('message', (m: { id: number; ok: boolean; result?: unknown; error?: { code: string; message: string; details?: unknown } }) => {
+    w.on('message', (m: FheReply) => {
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
       if (m.ok) p.resolve(m.result);
-      else p.reject(new AppError(m.error!.code as ErrorCode, m.error!.message, m.error!.details === undefined ? {} : { details: m.error!.details as Record<string, unknown> }));
+      else p.reject(new AppError(m.error.code, m.error.message, m.error.details === undefined ? {} : { details: m.error.details }));
     });
     const fail = () => {
       if (this.worker === w) this.worker = undefined;

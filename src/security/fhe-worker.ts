@@ -6,10 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { AppError } from '../core/index.ts';
-import { FheEngine, type FheOperation } from './fhe-aggregator.ts';
-
-export interface FheRequest { id: number; op: 'params' | 'aggregate'; args: [FheOperation, string[], number[] | undefined] | [] }
-export type FheReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: { code: string; message: string; details?: unknown } };
+import { FheEngine, type FheOperation, type FheReply, type FheRequest } from './fhe-aggregator.ts';
 
 const engine = new FheEngine(workerData as { maxCiphertexts: number });
 const port = parentPort!;

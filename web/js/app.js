@@ -35,13 +35,17 @@ async function load() {
   }
 }
 
+function renderNav() {
+  $('#nav').innerHTML = V.renderNav(state.view, client.user.role, client.user.username, state.live, state.mfa.required);
+}
+
 async function render() {
   if (!client.user) {
     $('#nav').innerHTML = '';
     $('#main').innerHTML = V.renderLogin(state.error, state.needsCode, state.username);
     return;
   }
-  $('#nav').innerHTML = V.renderNav(state.view, client.user.role, client.user.username, state.live, state.mfa.required);
+  renderNav();
   try {
     $('#main').innerHTML = await load();
   } catch (err) {
@@ -88,7 +92,7 @@ document.addEventListener('submit', async (e) => {
       state.error = null;
       state.needsCode = false;
       Object.assign(state.mfa, { required: client.user.mfa_setup_required === true, deadline: client.user.mfa_setup_deadline ?? null, overdue: false, setup: null, error: null });
-      client.connect(topicsFor(client.user.role), onEvent, (live) => { state.live = live; $('.live')?.replaceWith(Object.assign(document.createElement('span'), { className: `live ${live ? 'on' : 'off'}`, textContent: live ? 'live' : 'offline' })); });
+      client.connect(topicsFor(client.user.role), onEvent, (live) => { state.live = live; if (client.user) renderNav(); });
       state.view = location.hash.slice(1).split('/')[0] || 'agents';
     } catch (err) {
       state.needsCode = err instanceof ApiError && err.code === 'MFA_REQUIRED';

@@ -5,7 +5,7 @@
  * back to the next provider).
  */
 import { InvalidOutputError } from '../guarded-provider.ts';
-import type { AiProvider, AnalyzeContext } from '../ai-provider.ts';
+import { inputText, missingText, type AiProvider, type AnalyzeContext } from '../ai-provider.ts';
 
 interface PromptSpec {
   instruction: string;
@@ -50,8 +50,8 @@ const SYSTEM = 'You analyse therapy-session text for clinicians. Reply with exac
 export function promptFor(taskType: string, input: Record<string, unknown>): { system: string; user: string } {
   const spec = ANALYSIS_PROMPTS[taskType];
   if (!spec) throw Object.assign(new Error(`No prompt for '${taskType}'.`), { code: 'UNSUPPORTED_TASK_TYPE', retryable: false });
-  const text = input.text;
-  if (typeof text !== 'string' || !text.trim()) throw Object.assign(new Error('input_data.text is required.'), { code: 'INVALID_PARAMETERS', retryable: false });
+  const text = inputText(input);
+  if (text === null) throw missingText();
   const context = input.context === undefined ? '' : `\nContext: ${JSON.stringify(input.context)}`;
   return { system: `${SYSTEM}\n${spec.instruction}`, user: `Text:\n${text}${context}` };
 }
@@ -87,7 +87,7 @@ export abstract class PromptedProvider implements AiProvider {
 
   /** The analysis task types, on an input with a `text` to send (else the route's next provider runs it). */
   supports(taskType: string, input?: Record<string, unknown>): boolean {
-    return taskType in ANALYSIS_PROMPTS && (input === undefined || (typeof input.text === 'string' && input.text.trim() !== ''));
+    return taskType in ANALYSIS_PROMPTS && (input === undefined || inputText(input) !== null);
   }
 
   async analyze(taskType: string, input: Record<string, unknown>, ctx?: AnalyzeContext): Promise<Record<string, unknown>> {

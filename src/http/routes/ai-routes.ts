@@ -15,8 +15,9 @@ import Type from 'typebox';
 import type { FastifyRequest } from 'fastify';
 import type { App } from '../app-types.ts';
 import type { RouteKit } from '../http-deps.ts';
+import { auditContextOf } from '../audit-context.ts';
 import { AppError } from '../../core/index.ts';
-import { actorOf, type AuditLog } from '../../security/index.ts';
+import type { AuditLog } from '../../security/index.ts';
 import { AllProvidersFailedError, isFinalFailure, type AiHub, type AnalysisOutcome } from '../../ai/index.ts';
 
 const ProviderName = Type.Union(['local', 'openai', 'google', 'flask'].map((p) => Type.Literal(p)));
@@ -47,10 +48,7 @@ function failure(err: unknown): AppError {
 export function aiRoutes(deps: AiRouteDeps) {
   return function aiPlugin(app: App, kit: RouteKit): void {
     const audit = async (request: FastifyRequest, entry: { action: 'execute' | 'export'; resource_type: string; resource_id: string; outcome: 'success' | 'failure' }) => {
-      const ua = request.headers['user-agent'];
-      await deps.audit.audit(kit.services.db, { actor: actorOf(request.principal, request.ip, typeof ua === 'string' ? ua : null), request_id: request.id }, {
-        ...entry, fields: ['input_data'], data_classification: 'phi',
-      });
+      await deps.audit.audit(kit.services.db, auditContextOf(request), { ...entry, fields: ['input_data'], data_classification: 'phi' });
     };
 
     app.post('/ai/analyze', { schema: { tags: ['ai'], body: AnalyzeBody }, ...kit.guard('task:create', 'task_create') }, async (request) => {

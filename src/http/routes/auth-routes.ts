@@ -33,7 +33,7 @@ export function authRoutes(app: App, kit: RouteKit): void {
     // A refresh signs the user in again: it starts their MFA grace period as a login does (MfaPolicy).
     return tokens.refresh(request.body.refresh_token, async (p) => {
       const live = await principals.current(p);
-      if (live?.type === 'user') await users.startMfaGrace(live.id);
+      if (live?.type === 'user') await users.startMfaGrace(live);
       return live;
     });
   });

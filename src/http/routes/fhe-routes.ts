@@ -12,7 +12,9 @@
 import Type from 'typebox';
 import type { App } from '../app-types.ts';
 import type { RouteKit } from '../http-deps.ts';
-import { actorOf, FHE_OPERATIONS, type AuditLog, type FheAggregator } from '../../security/index.ts';
+import { auditContextOf } from '../audit-context.ts';
+import { perItemCost } from '../rate-limit.ts';
+import { FHE_OPERATIONS, type AuditLog, type FheAggregator } from '../../security/index.ts';
 
 /** A base64 SEAL ciphertext for the published parameters is about 440 KB; room for compression modes. */
 const MAX_CIPHERTEXT_CHARS = 1_000_000;
@@ -30,16 +32,11 @@ export function fheRoutes(deps: { fhe: FheAggregator; audit: AuditLog; maxCipher
     app.post('/fhe/aggregate', {
       schema: { tags: ['fhe'], body: AggregateBody },
       bodyLimit: deps.maxCiphertexts * (MAX_CIPHERTEXT_CHARS + 16) + 64 * 1024,
-      // The body is not validated yet: count its ciphertexts (bounded), as a task batch counts its tasks.
-      ...kit.guard('task:create', 'task_create', (b) => {
-        const c = (b as { ciphertexts?: unknown } | null)?.ciphertexts;
-        return Array.isArray(c) ? Math.min(Math.max(1, c.length), deps.maxCiphertexts) : 1;
-      }),
+      ...kit.guard('task:create', 'task_create', perItemCost('ciphertexts', deps.maxCiphertexts)),
     }, async (request) => {
       const { operation, ciphertexts, weights } = request.body;
       const out = await deps.fhe.aggregate(operation, ciphertexts, weights);
-      const ua = request.headers['user-agent'];
-      await deps.audit.audit(kit.services.db, { actor: actorOf(request.principal, request.ip, typeof ua === 'string' ? ua : null), request_id: request.id }, {
+      await deps.audit.audit(kit.services.db, auditContextOf(request), {
         action: 'execute', resource_type: 'fhe_aggregate', resource_id: operation, fields: ['ciphertexts'], data_classification: 'phi', outcome: 'success',
       });
       return out;

@@ -3,11 +3,12 @@ import Type from 'typebox';
 import type { FastifyRequest } from 'fastify';
 import type { App } from '../app-types.ts';
 import type { RouteKit } from '../http-deps.ts';
+import { auditContextOf } from '../audit-context.ts';
 import { EmptyBody, paginate } from '../../contracts/common.ts';
 import { ControlBody, CreatePipelineBody, CreateTemplateBody, ListPipelinesQuery, OutputQuery, PipelineParams, StageParams } from '../../contracts/pipelines.ts';
 import type { PipelineService } from '../../pipelines/index.ts';
 import { hasPermission } from '../../auth/index.ts';
-import { actorOf, type AuditLog } from '../../security/index.ts';
+import type { AuditLog } from '../../security/index.ts';
 
 const TemplatesQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
@@ -23,8 +24,7 @@ export function pipelineRoutes(app: App, kit: RouteKit, pipelines: PipelineServi
   const tags = ['pipelines'];
   const audit = async (request: FastifyRequest, action: 'create' | 'read' | 'export', pipelineId: string, fields: string[]) => {
     if (!opts.audit) return;
-    const ua = request.headers['user-agent'];
-    await opts.audit.audit(kit.services.db, { actor: actorOf(request.principal, request.ip, typeof ua === 'string' ? ua : null), request_id: request.id }, {
+    await opts.audit.audit(kit.services.db, auditContextOf(request), {
       action, resource_type: 'pipeline', resource_id: pipelineId, fields, data_classification: 'phi', outcome: 'success',
     });
   };

@@ -21,16 +21,15 @@ import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'f
 import type { App } from '../app-types.ts';
 import type { GuardHooks, RouteKit } from '../http-deps.ts';
 import { bearerToken } from '../auth-hooks.ts';
+import { auditContextOf } from '../audit-context.ts';
 import { AppError, ForbiddenError, RateLimitedError } from '../../core/index.ts';
 import { EmptyBody, IdParams, paginate } from '../../contracts/common.ts';
 import { RoleSchema } from '../../contracts/agents.ts';
 import { assertMayGrantRole, principalKey, type Principal } from '../../auth/index.ts';
 import {
-  actorOf,
   isEnrollmentToken,
   ENROLLMENT_MAX_TTL_SECONDS,
   ENROLLMENT_MAX_USES,
-  type AuditContext,
   type AuditEntryInput,
   type AuditLog,
   type BreachDetector,
@@ -93,11 +92,6 @@ const handled = new WeakSet<FastifyRequest>();
  */
 export function noteAuthFailure(request: FastifyRequest, _code: string, principal: Principal | null): void {
   if (principal) stashedFailures.set(request, principal);
-}
-
-function ctxOf(request: FastifyRequest, principal: Principal | null = request.principal): AuditContext {
-  const ua = request.headers['user-agent'];
-  return { actor: actorOf(principal, request.ip, typeof ua === 'string' ? ua : null), request_id: request.id };
 }
 
 /** Claims of a JWT this server just issued (the response of login/refresh/token), unverified. */
@@ -172,7 +166,7 @@ export function enrollmentAware(kit: RouteKit, guard: GuardHooks): GuardHooks {
       };
       const grant = await kit.services.db.transaction(async (tx) => {
         const g = await deps.enrollment.consume(token, tx);
-        await deps.audit.audit(tx, ctxOf(request, null), { action: 'enrollment_token_use', resource_type: 'enrollment_token', resource_id: g.token_id, outcome: 'success', risk_level: 'medium' });
+        await deps.audit.audit(tx, auditContextOf(request, null), { action: 'enrollment_token_use', resource_type: 'enrollment_token', resource_id: g.token_id, outcome: 'success', risk_level: 'medium' });
         return g;
       }).catch(refuse);
       if (body?.role !== undefined && body.role !== grant.role) {
@@ -225,7 +219,7 @@ export function securityRoutes(deps: SecurityRouteDeps) {
       const entries: AuditEntryInput[] = [];
       const side: Promise<unknown>[] = [];
       const ok = status >= 200 && status < 300;
-      const anon = ctxOf(request, null);
+      const anon = auditContextOf(request, null);
 
       if (request.method === 'POST' && url === `${API}/auth/login`) {
         const username = typeof body.username === 'string' ? body.username.slice(0, 100) : null;
@@ -234,7 +228,7 @@ export function securityRoutes(deps: SecurityRouteDeps) {
           const u = json?.user as { user_id?: string; username?: string; role?: string } | undefined;
           if (u?.user_id && u.role) {
             const p: Principal = { type: 'user', id: u.user_id, role: u.role as Principal['role'], name: u.username ?? '' };
-            entries.push({ ...ctxOf(request, p), action: 'login', resource_type: 'user', resource_id: u.user_id, outcome: 'success' });
+            entries.push({ ...auditContextOf(request, p), action: 'login', resource_type: 'user', resource_id: u.user_id, outcome: 'success' });
           }
         } else if (username !== null && (status === 401 || status === 429)) {
           const mfaChallenge = code === 'MFA_REQUIRED' && typeof body.totp_code !== 'string';
@@ -249,7 +243,7 @@ export function securityRoutes(deps: SecurityRouteDeps) {
       } else if (request.method === 'POST' && url === `${API}/auth/refresh`) {
         if (ok) {
           const p = principalFromClaims(claimsOf(parseJson(payload)?.access_token));
-          entries.push({ ...ctxOf(request, p), action: 'token_refresh', resource_type: p?.type ?? 'token', resource_id: p?.id ?? null, outcome: 'success' });
+          entries.push({ ...auditContextOf(request, p), action: 'token_refresh', resource_type: p?.type ?? 'token', resource_id: p?.id ?? null, outcome: 'success' });
         } else if (status === 401) {
           const p = principalFromClaims(claimsOf(body.refresh_token));
           entries.push({
@@ -258,12 +252,12 @@ export function securityRoutes(deps: SecurityRouteDeps) {
           });
         }
       } else if (request.method === 'POST' && url === `${API}/auth/logout` && ok) {
-        entries.push({ ...ctxOf(request), action: 'logout', resource_type: request.principal?.type ?? 'user', resource_id: request.principal?.id ?? null, outcome: 'success' });
+        entries.push({ ...auditContextOf(request), action: 'logout', resource_type: request.principal?.type ?? 'user', resource_id: request.principal?.id ?? null, outcome: 'success' });
       } else if (request.method === 'POST' && url === `${API}/auth/token`) {
         const agentId = typeof body.agent_id === 'string' ? body.agent_id.slice(0, 64) : null;
         if (ok) {
           const p = principalFromClaims(claimsOf(parseJson(payload)?.access_token));
-          entries.push({ ...ctxOf(request, p), action: 'token_exchange', resource_type: 'agent', resource_id: agentId, outcome: 'success' });
+          entries.push({ ...auditContextOf(request, p), action: 'token_exchange', resource_type: 'agent', resource_id: agentId, outcome: 'success' });
         } else if (agentId !== null && status === 401) {
           entries.push({ ...anon, action: 'token_exchange', resource_type: 'agent', resource_id: agentId, fields: [code ?? '401'], outcome: 'failure' });
           side.push(detector.noteLoginFailure(`agent:${agentId}`, request.ip));
@@ -272,7 +266,7 @@ export function securityRoutes(deps: SecurityRouteDeps) {
         const principal = request.principal ?? stashedFailures.get(request) ?? null;
         const grant = grants.get(request);
         entries.push({
-          ...ctxOf(request, grant ? null : principal),
+          ...auditContextOf(request, grant ? null : principal),
           action: status === 401 ? 'authentication_failed' : 'access_denied',
           resource_type: 'endpoint', resource_id: `${request.method} ${url || request.url.split('?')[0]}`.slice(0, 256),
           fields: [code ?? String(status)], outcome: 'denied',
@@ -300,7 +294,7 @@ export function securityRoutes(deps: SecurityRouteDeps) {
     app.get('/audit/verify', { schema: { tags: ['audit'] }, ...kit.guard('audit:read') }, async (request) => {
       const result = await audit.verify();
       if (!result.ok) await soft(detector.checkAuditChain(result), 'audit chain alert');
-      await audit.audit(db, ctxOf(request), { action: 'verify', resource_type: 'audit_log', resource_id: null, outcome: result.ok ? 'success' : 'failure', risk_level: result.ok ? 'low' : 'critical' });
+      await audit.audit(db, auditContextOf(request), { action: 'verify', resource_type: 'audit_log', resource_id: null, outcome: result.ok ? 'success' : 'failure', risk_level: result.ok ? 'low' : 'critical' });
       return result;
     });
 
@@ -317,7 +311,7 @@ export function securityRoutes(deps: SecurityRouteDeps) {
       const p = request.principal!;
       return db.transaction(async (tx) => {
         const alert = await alerts.acknowledge(request.params.alert_id, `${p.type}:${p.name}`, tx);
-        await audit.audit(tx, ctxOf(request), { action: 'update', resource_type: 'security_alert', resource_id: alert.alert_id, fields: ['acknowledged_at', 'acknowledged_by'], outcome: 'success' });
+        await audit.audit(tx, auditContextOf(request), { action: 'update', resource_type: 'security_alert', resource_id: alert.alert_id, fields: ['acknowledged_at', 'acknowledged_by'], outcome: 'success' });
         return alert;
       });
     });
@@ -332,7 +326,7 @@ export function securityRoutes(deps: SecurityRouteDeps) {
     app.post('/auth/mfa/setup', { schema: { tags: ['auth'], body: EmptyBody }, config: { mfaEnrolment: true }, ...userOnlyGuard }, async (request) => {
       const p = request.principal!;
       const setup = await mfa.setup(p.id);
-      await audit.audit(db, ctxOf(request), { action: 'mfa_setup', resource_type: 'user', resource_id: p.id, fields: ['mfa_pending_secret', 'recovery_codes'], data_classification: 'restricted', outcome: 'success' });
+      await audit.audit(db, auditContextOf(request), { action: 'mfa_setup', resource_type: 'user', resource_id: p.id, fields: ['mfa_pending_secret', 'recovery_codes'], data_classification: 'restricted', outcome: 'success' });
       return setup;
     });
     app.post('/auth/mfa/verify', { schema: { tags: ['auth'], body: MfaVerifyBody }, config: { mfaEnrolment: true }, ...userOnlyGuard }, async (request) => {
@@ -340,11 +334,11 @@ export function securityRoutes(deps: SecurityRouteDeps) {
       try {
         const r = await mfa.verify(p.id, request.body.code);
         kit.services.principals.invalidate('user', p.id); // an overdue enrolment ends with this request, not the cached state's expiry
-        await audit.audit(db, ctxOf(request), { action: 'mfa_verify', resource_type: 'user', resource_id: p.id, fields: ['mfa_enabled', 'mfa_secret'], outcome: 'success' });
+        await audit.audit(db, auditContextOf(request), { action: 'mfa_verify', resource_type: 'user', resource_id: p.id, fields: ['mfa_enabled', 'mfa_secret'], outcome: 'success' });
         return r;
       } catch (err) {
         if (err instanceof AppError && err.code === 'INVALID_PARAMETERS') {
-          await audit.audit(db, ctxOf(request), { action: 'mfa_verify', resource_type: 'user', resource_id: p.id, outcome: 'failure' });
+          await audit.audit(db, auditContextOf(request), { action: 'mfa_verify', resource_type: 'user', resource_id: p.id, outcome: 'failure' });
         }
         throw err;
       }
@@ -356,7 +350,7 @@ export function securityRoutes(deps: SecurityRouteDeps) {
       assertMayGrantRole(p, request.body.role);
       const issued = await db.transaction(async (tx) => {
         const t = await enrollment.create({ uses: request.body.uses, ttl_seconds: request.body.ttl_seconds, role: request.body.role, created_by: `${p.type}:${p.name}` }, tx);
-        await audit.audit(tx, ctxOf(request), { action: 'create', resource_type: 'enrollment_token', resource_id: t.token_id, fields: ['uses', 'ttl_seconds', 'role'], outcome: 'success', risk_level: 'medium' });
+        await audit.audit(tx, auditContextOf(request), { action: 'create', resource_type: 'enrollment_token', resource_id: t.token_id, fields: ['uses', 'ttl_seconds', 'role'], outcome: 'success', risk_level: 'medium' });
         return t;
       });
       return reply.status(201).send({ enrollment_token: issued.enrollment_token, token_id: issued.token_id, expires_at: issued.expires_at, uses: issued.uses, role: issued.role });

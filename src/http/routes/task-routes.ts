@@ -2,11 +2,12 @@
 import Type from 'typebox';
 import type { App } from '../app-types.ts';
 import type { RouteKit } from '../http-deps.ts';
+import { auditContextOf } from '../audit-context.ts';
+import { perItemCost } from '../rate-limit.ts';
 import { AppError, ForbiddenError } from '../../core/index.ts';
 import { EmptyBody, IdParams, paginate } from '../../contracts/common.ts';
 import { BatchCreateBody, CancelBody, ClaimBody, CompleteBody, CreateTaskBody, DelegateBody, FailBody, ListTasksQuery, ProgressBody } from '../../contracts/tasks.ts';
 import type { Principal } from '../../auth/index.ts';
-import { actorOf } from '../../security/index.ts';
 
 const Params = IdParams('task_id');
 const DeadLetterQuery = Type.Object({
@@ -33,7 +34,7 @@ export function taskRoutes(app: App, kit: RouteKit): void {
     schema: { tags, body: BatchCreateBody },
     config: { idempotent: true },
     // The body is not validated yet (a malformed batch counts too): a batch costs one per task.
-    ...kit.guard('task:create', 'task_create', (b) => { const t = (b as { tasks?: unknown } | null)?.tasks; return Array.isArray(t) ? Math.max(1, t.length) : 1; }),
+    ...kit.guard('task:create', 'task_create', perItemCost('tasks')),
   }, async (request, reply) => {
     const rows = await tasks.createMany(request.body.tasks, request.principal!);
     return reply.status(201).send({ task_ids: rows.map((r) => r.task_id), count: rows.length, created_at: rows[0]?.created_at.toISOString() });
@@ -56,8 +57,7 @@ export function taskRoutes(app: App, kit: RouteKit): void {
 
   // Decrypts PHI: audited (and masked for callers without phi:read) by the task service.
   app.get('/tasks/:task_id', { schema: { tags, params: Params }, ...kit.guard('task:read') }, async (request) => {
-    const ua = request.headers['user-agent'];
-    return tasks.detail(request.params.task_id, request.principal!, { actor: actorOf(request.principal, request.ip, typeof ua === 'string' ? ua : null), request_id: request.id });
+    return tasks.detail(request.params.task_id, request.principal!, auditContextOf(request));
   });
 
   app.post('/tasks/:task_id/cancel', { schema: { tags, params: Params, body: CancelBody }, ...kit.guard('task:manage') }, async (request) => {

@@ -28,8 +28,8 @@ describe('FlaskService against a Flask stand-in', () => {
   it('serves a repeated text + context from the cache under a keyed hash of it', async () => {
     const store = new Map<string, Record<string, unknown>>();
     const f = new FlaskService({
-      baseUrl: s.url, apiKey: 'k', cacheKey: (m) => createHash('sha256').update(m).digest('hex'),
-      cache: { get: async (k) => store.get(k) ?? null, set: async (k, v) => { store.set(k, v); } },
+      baseUrl: s.url, apiKey: 'k',
+      cache: { key: (m) => createHash('sha256').update(m).digest('hex'), get: async (k) => store.get(k) ?? null, set: async (k, v) => { store.set(k, v); } },
     });
     const before = s.received.length;
     const a = await f.analyze('emotion_analysis', { text: 'same words', context: { a: 1 } });

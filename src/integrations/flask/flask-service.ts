@@ -4,29 +4,29 @@
  * - `POST {base}/analyze` `{text, context, metadata: {request_id, timestamp}}` with `X-API-Key`;
  *   the answer must be `{analysis: object, confidence: number, processing_time: number}` (else
  *   InvalidOutputError). 400/422 mean the input is wrong: a final failure (no fallback).
- * - Results are cached for `cacheTtlMs` (300 s) through the injected cache (coordination: Redis
- *   when present), keyed by a keyed hash of text + context and sealed (the answer is PHI; Redis
- *   never holds PHI in clear) — both supplied by the composition root.
+ * - Results are cached (300 s) through the injected cache (coordination: Redis when present),
+ *   under a keyed hash of text + context and sealed (the answer is PHI; Redis never holds PHI in
+ *   clear) — supplied by the composition root.
  * - `GET {base}/health` every `healthIntervalMs`; while the last check failed the adapter refuses
  *   at once (ServiceDownError, retryable), so the hub fails over to the next provider without
  *   waiting for a timeout. Timeouts, retries and the circuit breaker are the guard's
  *   (GuardedProvider), as for every provider.
  */
 import type { AiProvider, AnalyzeContext } from '../../ai/index.ts';
-import { InvalidOutputError } from '../../ai/index.ts';
+import { InvalidOutputError, inputText, missingText } from '../../ai/index.ts';
 
+/** Where answers are kept between calls (its own time to live), under `key` of text + context. */
 export interface AnalysisCache {
+  /** A keyed hash of the material (text + context): never the text itself. */
+  key(material: string): string;
   get(key: string): Promise<Record<string, unknown> | null>;
-  set(key: string, value: Record<string, unknown>, ttlMs: number): Promise<void>;
+  set(key: string, value: Record<string, unknown>): Promise<void>;
 }
 
 export interface FlaskServiceOptions {
   baseUrl: string;
   apiKey: string;
   cache?: AnalysisCache;
-  /** Keyed hash of the cache key's material (text + context); never the text itself. */
-  cacheKey?: (material: string) => string;
-  cacheTtlMs?: number;
   healthIntervalMs?: number;
   healthTimeoutMs?: number;
   /** Each health check (metrics: mcp_external_service_duration_seconds{operation="health"}). */
@@ -62,39 +62,38 @@ export class FlaskService implements AiProvider {
   private lastLatency: number | null = null;
   private hits = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** The base URL without a trailing slash, and as shown (without credentials). */
+  private readonly base: string;
+  readonly url: string;
 
-  constructor(private readonly o: FlaskServiceOptions) {}
+  constructor(private readonly o: FlaskServiceOptions) {
+    this.base = o.baseUrl.replace(/\/+$/, '');
+    const shown = new URL(this.base);
+    shown.username = '';
+    shown.password = '';
+    this.url = shown.toString().replace(/\/$/, '');
+  }
 
   /** Every task type routed to it (the operator's routing decides what it serves). */
   supports(): boolean {
     return true;
   }
 
-  get url(): string {
-    const u = new URL(this.o.baseUrl);
-    u.username = '';
-    u.password = '';
-    return u.toString().replace(/\/$/, '');
-  }
-
-  private endpoint(path: string): string {
-    return `${this.o.baseUrl.replace(/\/+$/, '')}${path}`;
-  }
-
   async analyze(_taskType: string, input: Record<string, unknown>, ctx?: AnalyzeContext): Promise<Record<string, unknown>> {
     if (this.state === 'down') throw new ServiceDownError();
-    const text = input.text;
-    if (typeof text !== 'string' || !text.trim()) throw Object.assign(new Error('input_data.text is required.'), { code: 'INVALID_PARAMETERS', retryable: false });
+    const text = inputText(input);
+    if (text === null) throw missingText();
     const context = input.context ?? {};
-    const key = this.o.cache && this.o.cacheKey ? this.o.cacheKey(`${text}\u0000${JSON.stringify(context)}`) : null;
-    if (key) {
-      const hit = await this.o.cache!.get(key).catch((err: unknown) => { this.o.onError?.(err, 'flask cache read'); return null; });
+    const cache = this.o.cache;
+    const key = cache?.key(`${text}\u0000${JSON.stringify(context)}`);
+    if (cache && key) {
+      const hit = await cache.get(key).catch((err: unknown) => { this.o.onError?.(err, 'flask cache read'); return null; });
       if (hit) {
         this.hits++;
         return hit;
       }
     }
-    const res = await fetch(this.endpoint('/analyze'), {
+    const res = await fetch(`${this.base}/analyze`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-api-key': this.o.apiKey },
       body: JSON.stringify({ text, context, metadata: { request_id: ctx?.requestId ?? null, timestamp: new Date().toISOString() } }),
@@ -109,7 +108,7 @@ export class FlaskService implements AiProvider {
       throw new InvalidOutputError(this.name, 'expected {analysis, confidence, processing_time}');
     }
     const result = { analysis: body.analysis, confidence: body.confidence, processing_time: body.processing_time };
-    if (key) await this.o.cache!.set(key, result, this.o.cacheTtlMs ?? 300_000).catch((err: unknown) => this.o.onError?.(err, 'flask cache write'));
+    if (cache && key) await cache.set(key, result).catch((err: unknown) => this.o.onError?.(err, 'flask cache write'));
     return result;
   }
 
@@ -118,7 +117,7 @@ export class FlaskService implements AiProvider {
     const t0 = performance.now();
     let ok: boolean;
     try {
-      const res = await fetch(this.endpoint('/health'), { headers: { 'x-api-key': this.o.apiKey }, signal: AbortSignal.timeout(this.o.healthTimeoutMs ?? 5_000) });
+      const res = await fetch(`${this.base}/health`, { headers: { 'x-api-key': this.o.apiKey }, signal: AbortSignal.timeout(this.o.healthTimeoutMs ?? 5_000) });
       await res.body?.cancel();
       ok = res.ok;
     } catch {

@@ -29,6 +29,7 @@ import { hasAll, ranksAbove } from './strategies.ts';
 import { readQueueHead } from './queue-head.ts';
 import { UPDATE_LOCKED_ROWS, inLockOrder, onLookedUpRow } from './task-batches.ts';
 import { CapacityGrants, GRANT_CHANNEL, type HeldTokens, type LeasedWire } from './capacity-grants.ts';
+import { ROOM_CHANNEL, RemoteRoom } from './remote-room.ts';
 
 export type { DeliveredTask } from '../contracts/views.ts';
 
@@ -115,6 +116,13 @@ const CLAIM_SETTLE_MS = 5000;
 /** How long a forwarded delegate waits for the serving process by default (then the task stays queued). */
 const DELEGATE_FORWARD_MS = 3000;
 
+/**
+ * After a built-in yielded a task to another process's agent (remote-room.ts), a round runs again
+ * this much later, with a wake-up for the others: the task is theirs, or the built-in's if it is
+ * still waiting (their room was gone, or the wake-up announcing it lost).
+ */
+const YIELD_RECHECK_MS = 100;
+
 /** The `tasks` of a wake-up from another process, when well-formed. */
 function announced(v: unknown): AnnouncedTask[] | null {
   if (!Array.isArray(v) || v.length === 0 || v.length > MAX_ANNOUNCED) return null;
@@ -154,6 +162,11 @@ export class AssignmentEngine {
   private grants: CapacityGrants | undefined;
   /** Forwarded delegates waiting for the serving process's answer. */
   private readonly forwarded = new Map<string, (reply: DelegateReply | null) => void>();
+  /** Where other processes' agents have room (after `connect`): built-ins here yield to them. */
+  private room: RemoteRoom | undefined;
+  /** A built-in yielded a task since the last re-check (set by `pickFor`). */
+  private yielded = false;
+  private recheckTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly db: Db,
@@ -219,6 +232,15 @@ export class AssignmentEngine {
     this.unsubs.push(await coord.subscribe(GRANT_CHANNEL, (m) => grants.onMessage(m)));
     this.grants = grants;
     grants.start();
+    const room = new RemoteRoom(coord, this.instanceId, {
+      slots: () => this.slots.values(),
+      load: (s) => load(s as SlotState),
+      changed: () => this.trigger(),
+      onError: (err) => this.opts.onError?.(err),
+    });
+    this.unsubs.push(await coord.subscribe(ROOM_CHANNEL, (m) => room.onMessage(m)));
+    this.room = room;
+    room.start();
     this.sendWake({}); // a plain wake-up: tells the others this process listens (and learns whether they do)
     if (safetyNetMs > 0) {
       this.safetyTimer = setInterval(() => this.trigger(), safetyNetMs);
@@ -232,7 +254,9 @@ export class AssignmentEngine {
     for (const w of this.waiters) w();
     for (const answer of [...this.forwarded.values()]) answer(null);
     if (this.safetyTimer) clearInterval(this.safetyTimer);
+    clearTimeout(this.recheckTimer);
     this.grants?.stop();
+    this.room?.stop();
     this.wakes?.stop();
     for (const u of this.unsubs.splice(0)) void u().catch(() => {});
   }
@@ -324,6 +348,7 @@ export class AssignmentEngine {
   removeSlot(agentId: string): void {
     this.slots.delete(agentId);
     this.grants?.slotRemoved(agentId);
+    this.room?.touch();
   }
 
   private release(taskId: string, agentId: string | null): void {
@@ -354,12 +379,30 @@ export class AssignmentEngine {
    */
   trigger(): void {
     this.queued = true;
+    this.room?.touch();
     this.schedule();
   }
 
   /** An agent has room again: a round only if tasks may be waiting (after assignment at insert, usually none). */
   private roomFreed(): void {
+    this.room?.touch();
     if (this.queued) this.schedule();
+  }
+
+  /**
+   * A built-in yielded tasks to agents of other processes: wake them (they lease what they have
+   * room for) and look again shortly — what is still waiting then goes to the built-in unless
+   * their room is still announced.
+   */
+  private recheckYielded(wake: boolean): void {
+    if (!this.yielded || this.recheckTimer || this.stopped) return;
+    this.yielded = false;
+    if (wake) this.sendWake({});
+    this.recheckTimer = setTimeout(() => {
+      this.recheckTimer = undefined;
+      this.trigger();
+    }, YIELD_RECHECK_MS);
+    this.recheckTimer.unref();
   }
 
   private schedule(): void {
@@ -379,6 +422,7 @@ export class AssignmentEngine {
         const full = await this.round();
         if (full) this.again = true;
       } while (this.again && !this.stopped);
+      this.recheckYielded(true);
     } catch (err) {
       this.opts.onError?.(err);
       // Work may be waiting (the failed round's, and triggers that arrived during it): try again
@@ -415,6 +459,11 @@ export class AssignmentEngine {
       }
     }
     if (!best) return null;
+    // A built-in only when no agent anywhere else has room (SPEC §7.4) — unless named.
+    if (best.builtin && !onlyAgent && this.room?.covers(caps)) {
+      this.yielded = true;
+      return null;
+    }
     best.lastPicked = ++this.pickCounter;
     best.reserved++;
     return best;
@@ -494,17 +543,29 @@ export class AssignmentEngine {
   reserve(tasks: ReadonlyArray<{ task_id: string; required_capabilities: string[]; strategy: string | null; dependencies: string[] }>): Reservation | null {
     if (this.stopped) return null;
     const ready = tasks.filter((t) => !t.dependencies.length);
-    const list = this.slots.size ? this.pickAll(ready.map((t) => ({ id: t.task_id, caps: t.required_capabilities, strategy: t.strategy }))) : [];
-    const picks = new Map(list.map((p) => [p.task_id, p.slot]));
-    // Tasks no agent here can take now: agents of other processes that granted capacity (capacity-grants.ts).
+    const hasLocal = (id: string) => this.slots.has(id);
+    // Tasks no agent here but a built-in can take now, and those none can: agents of other
+    // processes that granted capacity (capacity-grants.ts) come first (SPEC §7.4).
     const remote = new Map<string, HeldTokens>();
-    if (this.grants && picks.size < ready.length) {
+    const list: SlotPick[] = [];
+    const capsOf = new Map(ready.map((t) => [t.task_id, t.required_capabilities]));
+    for (const p of this.slots.size ? this.pickAll(ready.map((t) => ({ id: t.task_id, caps: t.required_capabilities, strategy: t.strategy }))) : []) {
+      const held = p.slot.builtin ? this.grants?.take(capsOf.get(p.task_id)!, hasLocal) : null;
+      if (!held) list.push(p);
+      else {
+        remote.set(p.task_id, held);
+        p.slot.reserved--;
+      }
+    }
+    const picks = new Map(list.map((p) => [p.task_id, p.slot]));
+    if (this.grants && picks.size + remote.size < ready.length) {
       for (const t of ready) {
-        if (picks.has(t.task_id)) continue;
-        const held = this.grants.take(t.required_capabilities, (id) => this.slots.has(id));
+        if (picks.has(t.task_id) || remote.has(t.task_id)) continue;
+        const held = this.grants.take(t.required_capabilities, hasLocal);
         if (held) remote.set(t.task_id, held);
       }
     }
+    this.recheckYielded(false); // yielded ones are announced to the others after the insert
     if (!list.length && !remote.size) return null;
     /** Parameters of the tasks placed on other processes' agents, as the insert sealed them. */
     const sealed = new Map<string, string>();
@@ -629,6 +690,7 @@ export class AssignmentEngine {
   }
 
   private handOut(delivered: Array<{ slot: SlotState; task: DeliveredTask }>, announce = true): void {
+    if (delivered.length) this.room?.touch();
     const byAgent = new Map<string, DeliveredTask[]>();
     for (const { slot, task } of delivered) {
       slot.leased.add(task.task_id);
@@ -729,6 +791,7 @@ export class AssignmentEngine {
       s.deliver = collect;
       s.max = s.leased.size + Math.max(0, Math.min(max, slot.max - s.leased.size));
       s.available = slot.available;
+      this.room?.touch();
       while (!this.stopped) {
         await this.round(slot.agent_id, Math.max(0, s.max - s.leased.size));
         if (got.length || Date.now() >= deadline) break;
@@ -754,6 +817,7 @@ export class AssignmentEngine {
         // keep the leases counted only while this process serves the agent
         this.slots.delete(slot.agent_id);
       }
+      this.room?.touch();
     }
   }
 }

@@ -3,6 +3,7 @@
  * real-time, built-in agents, periodic jobs; and one shutdown path. Only this file (and main.ts,
  * the process entry) knows every subsystem.
  */
+import { hostname } from 'node:os';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { EventBus, newId } from './core/index.ts';
@@ -15,7 +16,7 @@ import { ApiKeys, SyncedRevocationList, PasswordHasher, PrincipalState, SigningK
 import { AgentService } from './agents/index.ts';
 import { AssignmentEngine, OrphanLeaseSweeper, TaskRepository, TaskService } from './tasks/index.ts';
 import { RealtimeServer } from './realtime/index.ts';
-import { BUILTIN_AGENT_ID, BuiltinAgents, localProvider } from './builtin/index.ts';
+import { BuiltinAgents, builtinAgentId, localProvider } from './builtin/index.ts';
 import { PipelineEngine, PipelineRepository, PipelineService } from './pipelines/index.ts';
 import { pipelineRoutes } from './http/routes/pipeline-routes.ts';
 import { noteAuthFailure, securityRoutes } from './http/routes/security-routes.ts';
@@ -147,7 +148,8 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const enrollment = new EnrollmentTokens(db);
   const retention = new RetentionJob(db, audit, { periods: cfg.retention });
   // PHI reads (task detail, deliveries) audited; the built-in agent is the server itself: audited, not counted as a bulk reader.
-  const phiAccess = new PhiAccessLog(db, audit, detector, { breachExempt: [`agent:${BUILTIN_AGENT_ID}`], onError: securityError });
+  const builtinId = builtinAgentId({ configured: cfg.agents.builtin_id, severalProcesses: !!cfg.coordination.redis_url, host: hostname(), port: cfg.server.port });
+  const phiAccess = new PhiAccessLog(db, audit, detector, { breachExempt: [`agent:${builtinId}`], onError: securityError });
   tasks.phiAudit = phiAccess;
   // Field-key versions (rotation → background re-encryption on the leader) and signing-key rotation.
   const keys = new KeyRotation(db, secrets.ring, cipher, {
@@ -330,10 +332,11 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     },
   });
   const builtin = cfg.agents.builtin ? new BuiltinAgents(agents, tasks, engine, {
-    concurrency: 8, logger: logger.child({ component: 'builtin-agents' }),
+    concurrency: 8, logger: logger.child({ component: 'builtin-agents' }), agentId: builtinId,
+    liveness: { coord, beatMs: Math.min(10_000, cfg.agents.timeout_seconds * 1000 / 3) },
     // A standalone task routed to a remote AI provider discloses its parameters: audited first.
-    auditDisclosure: async (taskId, provider) => {
-      await audit.audit(db, { actor: actorOf({ type: 'agent', id: BUILTIN_AGENT_ID, role: 'worker' }) }, {
+    auditDisclosure: async (taskId, provider, agentId) => {
+      await audit.audit(db, { actor: actorOf({ type: 'agent', id: agentId, role: 'worker' }) }, {
         action: 'export', resource_type: 'task', resource_id: taskId, fields: ['parameters', `sent_to:${provider}`], data_classification: 'phi',
       });
     },

@@ -87,10 +87,10 @@ export class AgentRepository {
     return (await q.query<AgentRecord>(`SELECT ${COLS} FROM agents ${w.sql} ORDER BY ${ORDER_BY[sort]}`, w.params)).rows;
   }
 
-  /** What the offline sweep needs of the agents it may mark offline: registered, not built in, not already offline. */
+  /** What the offline sweep needs of the agents it may mark offline: registered, not already offline (built-ins heartbeat too). */
   async offlineCandidates(q: Queryable): Promise<Array<Pick<AgentRecord, 'agent_id' | 'registered_at' | 'last_seen_at'>>> {
     return (await q.query<Pick<AgentRecord, 'agent_id' | 'registered_at' | 'last_seen_at'>>(
-      `SELECT agent_id, registered_at, last_seen_at FROM agents WHERE deleted_at IS NULL AND NOT builtin AND status <> 'offline'`)).rows;
+      `SELECT agent_id, registered_at, last_seen_at FROM agents WHERE deleted_at IS NULL AND status <> 'offline'`)).rows;
   }
 
   async update(q: Queryable, agentId: string, patch: Record<string, unknown>): Promise<AgentRecord | null> {

@@ -4,13 +4,30 @@
  * assignment engine as remote agents (a slot whose `deliver` runs the handler in this process)
  * and rank below remote agents, so a connected specialised agent wins.
  */
+import { randomUUID } from 'node:crypto';
 import type { AgentService } from '../agents/index.ts';
-import type { AssignmentEngine, DeliveredTask, TaskService } from '../tasks/index.ts';
+import type { Coordination } from '../coordination/index.ts';
+import { AGENT_SOCKET_PRESENCE, type AssignmentEngine, type DeliveredTask, type TaskService } from '../tasks/index.ts';
 import { StageFailure } from '../pipelines/stages/index.ts';
 import { AiHub, AllProvidersFailedError, warmUpLocalAnalysers } from '../ai/index.ts';
 import { localProvider } from './local-provider.ts';
 
 export const BUILTIN_AGENT_ID = 'builtin-local';
+
+/**
+ * The built-in agent's id for a server process. One process (in-process coordination):
+ * `builtin-local`. Several (Redis): each needs its own — a shared id would let every process
+ * that starts requeue the leases the others' built-ins are working on, and count their load as
+ * its own — stable across restarts of that process so that a restart requeues what it left:
+ * `builtin-<host>-<port>`, or a random suffix when the port is chosen by the system (0).
+ */
+export function builtinAgentId(o: { configured?: string; severalProcesses: boolean; host: string; port: number }): string {
+  if (o.configured) return o.configured;
+  if (!o.severalProcesses) return BUILTIN_AGENT_ID;
+  const suffix = o.port > 0 ? String(o.port) : randomUUID().slice(0, 8);
+  const host = o.host.replace(/[^A-Za-z0-9_-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 64 - 'builtin--'.length - suffix.length) || 'host';
+  return `builtin-${host}-${suffix}`;
+}
 
 /** Every capability SPEC §5 gives meaning to. */
 export const BUILTIN_CAPABILITIES = [
@@ -21,14 +38,17 @@ export const BUILTIN_CAPABILITIES = [
 
 export interface BuiltinAgentsOptions {
   concurrency: number;
-  /**
-   * One id per server process that runs built-ins: `builtin-local` for a single process; with
-   * several processes (Redis) each needs its own, stable across restarts of that process.
-   */
+  /** One id per server process that runs built-ins (`builtinAgentId`); default `builtin-local`. */
   agentId?: string;
+  /**
+   * Liveness, as a connected agent shows it: every `beatMs` a heartbeat (the offline sweep marks
+   * a built-in whose process died offline) and a presence record saying some process serves it
+   * (the orphan-lease sweeper times out the leases of one whose process died and did not come back).
+   */
+  liveness?: { coord: Coordination; beatMs: number };
   logger: { warn: (o: unknown, m?: string) => void; error: (o: unknown, m?: string) => void };
   /** Audits a task's parameters leaving the server for a remote AI provider (awaited before they are sent). */
-  auditDisclosure?: (taskId: string, provider: string) => Promise<void>;
+  auditDisclosure?: (taskId: string, provider: string, agentId: string) => Promise<void>;
 }
 
 const LOCAL_ONLY = ['local'] as const;
@@ -54,6 +74,7 @@ function defaultHub(): AiHub {
 export class BuiltinAgents {
   private inFlight = 0;
   private stopped = false;
+  private beatTimer: NodeJS.Timeout | undefined;
   private readonly idle = new Set<() => void>();
 
   constructor(
@@ -99,6 +120,21 @@ export class BuiltinAgents {
       available: true,
       deliver: (t) => void this.run(t),
     });
+    const live = this.opts.liveness;
+    if (live) {
+      await this.beat(live.coord, live.beatMs);
+      this.beatTimer = setInterval(() => void this.beat(live.coord, live.beatMs), live.beatMs);
+      this.beatTimer.unref();
+    }
+  }
+
+  private async beat(coord: Coordination, beatMs: number): Promise<void> {
+    try {
+      await this.agents.heartbeat(this.agentId, {}, 'ws');
+      await coord.setPresence(AGENT_SOCKET_PRESENCE, this.agentId, { builtin: true }, beatMs * 3);
+    } catch (err) {
+      this.opts.logger.warn({ err: (err as Error).message, agent_id: this.agentId }, 'built-in agent heartbeat failed');
+    }
   }
 
   private agentsDb() {
@@ -108,9 +144,11 @@ export class BuiltinAgents {
   /** Stops taking work and waits for running handlers (bounded by the caller). */
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.beatTimer);
     this.engine.removeSlot(this.agentId);
-    if (this.inFlight === 0) return;
-    await new Promise<void>((resolve) => this.idle.add(resolve));
+    if (this.inFlight > 0) await new Promise<void>((resolve) => this.idle.add(resolve));
+    // Not served here any more: leases left over go through the orphan sweep.
+    await this.opts.liveness?.coord.removePresence(AGENT_SOCKET_PRESENCE, this.agentId).catch(() => {});
   }
 
   private async run(t: DeliveredTask): Promise<void> {
@@ -128,7 +166,7 @@ export class BuiltinAgents {
       try {
         const audit = this.opts.auditDisclosure;
         outcome = await this.hub.analyze(t.task_type, (t.parameters ?? {}) as Record<string, unknown>, {
-          requestId: t.task_id, ...(audit ? { beforeSend: (provider: string) => audit(t.task_id, provider) } : {}),
+          requestId: t.task_id, ...(audit ? { beforeSend: (provider: string) => audit(t.task_id, provider, this.agentId) } : {}),
         }, route);
       } catch (err) {
         const { failure, unexpected } = failureOf(err);

@@ -71,6 +71,7 @@ export const CONFIG_FIELDS: ConfigField[] = [
   { path: 'agents.rest_timeout_seconds', env: 'MCP_AGENT_REST_TIMEOUT_SECONDS', schema: Seconds(5, 86400), default: 300, description: 'Heartbeat silence after which a REST-only agent is offline.' },
   { path: 'agents.heartbeat_interval_seconds', env: 'MCP_HEARTBEAT_INTERVAL_SECONDS', schema: Seconds(1, 3600), default: 30, description: '`next_heartbeat` suggested to agents.' },
   { path: 'agents.builtin', env: 'MCP_BUILTIN_AGENTS', schema: Type.Boolean(), default: true, description: 'Start the in-process built-in agents.' },
+  { path: 'agents.builtin_id', env: 'MCP_BUILTIN_AGENT_ID', schema: Type.String({ pattern: '^([A-Za-z0-9_-]{1,64})?$' }), default: '', description: 'Agent id of this process\'s built-in agent; empty = `builtin-local` with in-process coordination, `builtin-<host>-<port>` with Redis (each process needs its own, stable across its restarts).' },
   { path: 'tasks.retry_base_ms', env: 'MCP_RETRY_BASE_MS', schema: Type.Integer({ minimum: 1, maximum: 3600000 }), default: 1000, description: 'Retry backoff base.' },
   { path: 'tasks.retry_cap_ms', env: 'MCP_RETRY_CAP_MS', schema: Type.Integer({ minimum: 1, maximum: 86400000 }), default: 60000, description: 'Retry backoff cap.' },
   { path: 'tasks.lease_grace_seconds', env: 'MCP_LEASE_GRACE_SECONDS', schema: Seconds(0, 3600), default: 30, description: 'How long a disconnected agent keeps its leases.' },

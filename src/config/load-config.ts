@@ -17,7 +17,7 @@ export interface Config {
   auth: { issuer: string; audience: string; user_access_ttl: number; user_refresh_ttl: number; agent_access_ttl: number; agent_refresh_ttl: number; password_pepper: string; admin_password: string; mfa_required_roles: Array<'worker' | 'supervisor' | 'admin' | 'system'>; mfa_grace_period: number; signing_key: string };
   security: { master_key: string; metrics_token: string; webhook_url: string; fhe_max_ciphertexts: number; key_poll_ms: number };
   retention: { tasks_days: number; pipelines_days: number; events_days: number; metrics_days: number; offline_agents_days: number; audit_days: number; interval_ms: number };
-  agents: { timeout_seconds: number; rest_timeout_seconds: number; heartbeat_interval_seconds: number; builtin: boolean };
+  agents: { timeout_seconds: number; rest_timeout_seconds: number; heartbeat_interval_seconds: number; builtin: boolean; builtin_id: string };
   tasks: { retry_base_ms: number; retry_cap_ms: number; lease_grace_seconds: number; default_strategy: 'capability_match' | 'round_robin' | 'least_loaded' | 'best_performance'; sweep_interval_ms: number; queue_position_exact_limit: number };
   limits: { default_per_min: number; register_per_min: number; task_create_per_min: number; delegate_per_min: number; health_per_min: number; system_multiplier: number; login_failures_per_user_ip: number; login_per_ip_daily: number };
   log: { level: string; pretty: boolean; health_broadcast_ms: number };

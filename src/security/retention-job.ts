@@ -124,9 +124,8 @@ export class RetentionJob {
         purge: async (q, cutoff, limit) => (await q.query(
           `DELETE FROM agents WHERE agent_id IN (
              SELECT agent_id FROM agents
-             WHERE NOT builtin AND (
-               (deleted_at IS NOT NULL AND deleted_at < $1::timestamptz)
-               OR (deleted_at IS NULL AND status = 'offline' AND COALESCE(last_seen_at, updated_at) < $1::timestamptz))
+             WHERE (deleted_at IS NOT NULL AND deleted_at < $1::timestamptz)
+               OR (deleted_at IS NULL AND status = 'offline' AND COALESCE(last_seen_at, updated_at) < $1::timestamptz)
              LIMIT $2)`, [cutoff.toISOString(), limit])).rowCount,
       },
       expired('enrollment_tokens', 'token_id', 1),

@@ -460,6 +460,12 @@ for (const engine of engines()) {
         await t.db.query(
           `INSERT INTO agents (agent_id, name, type, capabilities, version, api_key_hash, status, last_seen_at) VALUES ($1, 'gone', 'general', ARRAY['x'], '1.0.0', 'h', 'offline', now())`,
           [`offline-${taskIds[0]!.slice(-6)}`]);
+        // A built-in agent whose process is gone goes like any other; one whose process runs stays.
+        for (const status of ['offline', 'active']) {
+          await t.db.query(
+            `INSERT INTO agents (agent_id, name, type, capabilities, version, api_key_hash, status, last_seen_at, builtin) VALUES ($1, 'builtin', 'pipeline-worker', ARRAY['x'], '1.0.0', 'h', $2, now(), true)`,
+            [`builtin-${status}-${taskIds[0]!.slice(-6)}`, status]);
+        }
 
         const clock = new ManualClock(Date.now() + 89 * DAY);
         const job = new RetentionJob(t.db, audit, { clock, batchSize: 1 });
@@ -472,7 +478,8 @@ for (const engine of engines()) {
         const by = Object.fromEntries(res.map((r) => [r.name, r]));
         expect(by.tasks?.purged).toBe(2);
         expect(by.events?.purged).toBeGreaterThanOrEqual(0);
-        expect(by.offline_agents?.purged).toBe(1);
+        expect(by.offline_agents?.purged).toBe(2);
+        expect((await t.db.query('SELECT agent_id FROM agents WHERE agent_id LIKE $1', [`builtin-%-${taskIds[0]!.slice(-6)}`])).rows).toEqual([{ agent_id: `builtin-active-${taskIds[0]!.slice(-6)}` }]);
         const left = await t.db.query<{ task_id: string }>('SELECT task_id::text AS task_id FROM tasks WHERE task_id = ANY($1::uuid[])', [taskIds]);
         expect(left.rows.map((r) => r.task_id)).toEqual([taskIds[2]]);
         expect((await t.db.query('SELECT 1 FROM task_events WHERE task_id = $1', [taskIds[0]])).rows).toHaveLength(0);

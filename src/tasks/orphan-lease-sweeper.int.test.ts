@@ -66,4 +66,32 @@ describe.each(engines())('orphan-lease sweep on $name', (engine) => {
       await coord.close();
     }
   });
+
+  it('times out the leases of a built-in agent whose process is gone, not of one whose process is alive', async () => {
+    const repo = new TaskRepository(jsonCodec);
+    const bus = new EventBus();
+    const tasks = new TaskService(tdb.db, repo, noOutcomes, bus, { retryBaseMs: 1000, retryCapMs: 60_000 });
+    const taskEngine = new AssignmentEngine(tdb.db, repo, bus, { defaultStrategy: 'capability_match' });
+    const coord = new MemoryCoordination();
+    try {
+      await tdb.db.query(`UPDATE tasks SET status = 'cancelled' WHERE status IN ('assigned', 'running')`); // the previous test's leases
+      const created = await tasks.createMany([0, 1].map(() => ({ task_type: 'orphan', required_capabilities: ['orphan-builtin-cap'] })), admin);
+      const ids = ['builtin-gone-8080', 'builtin-alive-8081'];
+      for (const [i, id] of ids.entries()) {
+        await tdb.db.query(`INSERT INTO agents (agent_id, name, type, capabilities, version, api_key_hash, status, builtin) VALUES ($1, $1, 'pipeline-worker', ARRAY['orphan-builtin-cap'], '1.0.0', 'h', 'active', true)`, [id]);
+        await tdb.db.query(`UPDATE tasks SET status = 'assigned', attempt = 1, assigned_agent = $2, assigned_at = now(), lease_expires_at = now() + interval '1 hour' WHERE task_id = $1`, [created[i]!.task_id, id]);
+      }
+      // The live one's process says it serves it (BuiltinAgents' liveness); the other process died.
+      await coord.setPresence('agent-socket', ids[1]!, { builtin: true }, 600_000);
+      const sweeper = new OrphanLeaseSweeper(tdb.db, coord, taskEngine, tasks, GRACE_MS);
+      const t0 = Date.now();
+      expect(await sweeper.sweep(t0)).toBe(0);
+      expect(await sweeper.sweep(t0 + GRACE_MS + 1)).toBe(1);
+      expect((await repo.get(tdb.db, created[0]!.task_id))!.status).not.toBe('assigned');
+      expect((await repo.get(tdb.db, created[1]!.task_id))!.status).toBe('assigned');
+    } finally {
+      taskEngine.stop();
+      await coord.close();
+    }
+  });
 });

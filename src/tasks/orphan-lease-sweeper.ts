@@ -2,8 +2,9 @@
  * Leases held by agents no server process serves any more (the process that held their socket
  * crashed, and they did not come back): after the grace period they time out and are retried.
  * Run by the leader next to lease expiry. An agent counts as served when some process holds its
- * socket (`agent-socket` presence, refreshed while connected), when this process has its slot
- * (built-ins, long-poll claims), or when it heartbeats over REST (those rely on lease expiry).
+ * socket (`agent-socket` presence, refreshed while connected; a built-in's process writes it
+ * too), when this process has its slot (built-ins, long-poll claims), or when it heartbeats over
+ * REST (those rely on lease expiry).
  */
 import type { Coordination } from '../coordination/index.ts';
 import type { Db } from '../store/index.ts';
@@ -28,7 +29,7 @@ export class OrphanLeaseSweeper {
   async sweep(now = Date.now()): Promise<number> {
     const { rows } = await this.db.query<{ agent_id: string }>(
       `SELECT DISTINCT t.assigned_agent AS agent_id FROM tasks t JOIN agents a ON a.agent_id = t.assigned_agent
-       WHERE t.status IN ('assigned', 'running') AND NOT a.builtin`);
+       WHERE t.status IN ('assigned', 'running')`);
     const holders = new Set(rows.map((r) => r.agent_id));
     for (const id of this.missingSince.keys()) if (!holders.has(id)) this.missingSince.delete(id);
     const served = await this.served([...holders]);

@@ -125,7 +125,7 @@ describe.skipIf(!redisUrl)('remote room sets', () => {
     const heard: RoomMsg[] = [];
     await probe!.subscribe(ROOM_CHANNEL, (m) => { heard.push(m as RoomMsg); });
     let clock = 1_000_000;
-    const mk = (caps: string[], over: Partial<RoomSlot> = {}): RoomSlot & { load: number } => ({ capabilities: new Set(caps), builtin: false, available: true, max: 2, load: 0, ...over });
+    const mk = (caps: string[], over: Partial<RoomSlot & { load: number }> = {}): RoomSlot & { load: number } => ({ capabilities: new Set(caps), builtin: false, available: true, max: 2, load: 0, ...over });
     const slotsB = [mk(['b', 'a']), mk(['a', 'b']), mk(['c'], { load: 2 }), mk(['d'], { available: false }), mk(['e'], { builtin: true })];
     const slotsA = [mk(['a', 'b', 'c', 'd', 'e'], { builtin: true })];
     let changedA = 0;

@@ -33,6 +33,11 @@ export function mfaOverdueSql(roles: string, grace: string): string {
   return `COALESCE(NOT mfa_enabled AND role = ANY(${roles}::text[]) AND mfa_grace_started_at <= now() - make_interval(secs => ${grace}), false)`;
 }
 
+/** SQL for when this users row's grace period ends (null: it need not enrol, or its grace has not started), parameters as in `mfaOverdueSql`. */
+export function mfaDeadlineSql(roles: string, grace: string): string {
+  return `CASE WHEN NOT mfa_enabled AND role = ANY(${roles}::text[]) THEN mfa_grace_started_at + make_interval(secs => ${grace}) END`;
+}
+
 /**
  * Starts the user's grace period if the policy applies to them and it has not started; returns
  * when it ends (null when the user need not enrol: role not required, or MFA already on).

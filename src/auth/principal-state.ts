@@ -12,7 +12,7 @@
 import { isUuid, newId, type EventBus } from '../core/index.ts';
 import type { Db } from '../store/index.ts';
 import type { Principal, Role } from './rbac.ts';
-import { mfaOverdueSql, NO_MFA_REQUIREMENT, type MfaPolicy } from './mfa-policy.ts';
+import { mfaDeadlineSql, mfaOverdueSql, NO_MFA_REQUIREMENT, type MfaPolicy } from './mfa-policy.ts';
 
 const ALERT_WINDOW_MS = 5 * 60_000;
 /** Agents remembered as already alerted (oldest forgotten first). */
@@ -22,7 +22,7 @@ const ALERTED_MAX = 10_000;
  * Live role and name (and, for a user, whether MFA enrolment is overdue: see MfaPolicy);
  * `gone`: disabled/deleted user or unknown principal; `deleted_agent`: alerted on use.
  */
-type Entry = { role: Role; name: string; mfaOverdue: boolean; at: number } | 'gone' | 'deleted_agent';
+type Entry = { role: Role; name: string; mfaOverdue: boolean; mfaDeadline: number | null; at: number } | 'gone' | 'deleted_agent';
 
 export interface PrincipalStateOptions {
   /** How long a live state is reused (ms). */
@@ -60,21 +60,24 @@ export class PrincipalState {
     }
     if (entry === 'deleted_agent') this.alertDeletedAgent(p.id);
     if (typeof entry !== 'object') return null;
-    return entry.mfaOverdue ? { ...p, role: entry.role, name: entry.name, mfaOverdue: true } : { ...p, role: entry.role, name: entry.name };
+    if (entry.mfaOverdue) return { ...p, role: entry.role, name: entry.name, mfaOverdue: true };
+    return entry.mfaDeadline !== null ? { ...p, role: entry.role, name: entry.name, mfaDeadline: entry.mfaDeadline } : { ...p, role: entry.role, name: entry.name };
   }
 
   private async load(p: Principal): Promise<Entry> {
     if (p.type === 'user') {
       if (!isUuid(p.id)) return 'gone';
-      const { rows } = await this.db.query<{ role: Role; name: string; mfa_overdue: boolean }>(
-        `SELECT role, username AS name, ${mfaOverdueSql('$2', '$3')} AS mfa_overdue FROM users WHERE user_id = $1::uuid AND deleted_at IS NULL AND NOT disabled`,
+      const { rows } = await this.db.query<{ role: Role; name: string; mfa_overdue: boolean; mfa_deadline: Date | null }>(
+        `SELECT role, username AS name, ${mfaOverdueSql('$2', '$3')} AS mfa_overdue, ${mfaDeadlineSql('$2', '$3')} AS mfa_deadline
+         FROM users WHERE user_id = $1::uuid AND deleted_at IS NULL AND NOT disabled`,
         [p.id, [...this.mfa.requiredRoles], this.mfa.graceSeconds]);
-      return rows[0] ? { role: rows[0].role, name: rows[0].name, mfaOverdue: rows[0].mfa_overdue, at: Date.now() } : 'gone';
+      const r = rows[0];
+      return r ? { role: r.role, name: r.name, mfaOverdue: r.mfa_overdue, mfaDeadline: r.mfa_deadline ? new Date(r.mfa_deadline).getTime() : null, at: Date.now() } : 'gone';
     }
     const { rows } = await this.db.query<{ role: Role; name: string; deleted: boolean }>('SELECT role, agent_id AS name, deleted_at IS NOT NULL AS deleted FROM agents WHERE agent_id = $1', [p.id]);
     const row = rows[0];
     if (!row) return 'gone';
-    return row.deleted ? 'deleted_agent' : { role: row.role, name: row.name, mfaOverdue: false, at: Date.now() };
+    return row.deleted ? 'deleted_agent' : { role: row.role, name: row.name, mfaOverdue: false, mfaDeadline: null, at: Date.now() };
   }
 
   private alertDeletedAgent(agentId: string): void {

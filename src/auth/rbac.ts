@@ -69,6 +69,8 @@ export interface Principal {
   exp?: number;
   /** A user whose role must enrol MFA and whose grace period is over (auth/mfa-policy.ts): only enrolment routes. */
   mfaOverdue?: true;
+  /** A user whose role must enrol MFA, within the grace period: when it ends (epoch ms). */
+  mfaDeadline?: number;
 }
 
 export function principalKey(p: Pick<Principal, 'type' | 'id'>): string {

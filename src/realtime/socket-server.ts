@@ -247,6 +247,7 @@ export class RealtimeServer {
     await socket.join(rooms.principal(key));
     if (hasPermission(p.role, 'security:alerts')) await socket.join(rooms.admins);
     this.scheduleExpiry(socket);
+    this.scheduleMfaDeadline(socket, socket.data.principal.mfaDeadline);
 
     const hooks: HandlerHooks = {
       unexpected: (err) => this.o.logger.error({ err, principal: key }, 'socket handler failed'),
@@ -284,6 +285,7 @@ export class RealtimeServer {
       if (live.mfaOverdue) throw mfaEnrolmentRequired();
       socket.data.exp = v.exp;
       this.scheduleExpiry(socket);
+      this.scheduleMfaDeadline(socket, live.mfaDeadline);
       return { expires_at: new Date(v.exp * 1000).toISOString() };
     }, hooks);
     onEvent<Record<string, string>>(socket, 'subscribe', SocketSubscription, async (sub) => ({ room: await this.subscribe(socket, sub, true) }), hooks);
@@ -298,8 +300,9 @@ export class RealtimeServer {
       if (n <= 0) this.perPrincipal.delete(key);
       else this.perPrincipal.set(key, n);
       this.o.onConnectionsChanged?.(--this.connections);
-      const t = (socket as unknown as { expiryTimer?: NodeJS.Timeout }).expiryTimer;
-      if (t) clearTimeout(t);
+      const timers = socket as unknown as { expiryTimer?: NodeJS.Timeout; mfaTimer?: NodeJS.Timeout };
+      clearTimeout(timers.expiryTimer);
+      clearTimeout(timers.mfaTimer);
       if (p.type === 'agent') this.onAgentDisconnect(socket);
     });
   }
@@ -319,6 +322,34 @@ export class RealtimeServer {
       s.expiryTimer.unref();
     }, Math.min(ms, 2 ** 31 - 1));
     s.expiryTimer.unref();
+  }
+
+  /**
+   * A user whose role must enrol MFA, connected within the grace period, is disconnected when it
+   * ends (error MFA_REQUIRED) unless they enrolled meanwhile — not left connected until the
+   * token expires. Checked again at the deadline: enrolment or a role change moves it.
+   */
+  private scheduleMfaDeadline(socket: McpSocket, deadline: number | undefined): void {
+    const s = socket as unknown as { mfaTimer?: NodeJS.Timeout };
+    clearTimeout(s.mfaTimer);
+    s.mfaTimer = undefined;
+    if (deadline === undefined) return;
+    const p = socket.data.principal;
+    s.mfaTimer = setTimeout(() => {
+      s.mfaTimer = undefined;
+      this.o.principals.invalidate(p.type, p.id);
+      void this.o.principals.current(p).then((live) => {
+        if (!socket.connected) return;
+        if (live && !live.mfaOverdue) {
+          this.scheduleMfaDeadline(socket, live.mfaDeadline);
+          return;
+        }
+        const err = live ? mfaEnrolmentRequired() : new AppError('INVALID_TOKEN', 'The principal is disabled or deleted.');
+        socket.emit('error', { code: err.code, message: err.message, timestamp: new Date().toISOString() });
+        socket.disconnect(true);
+      }, (err: unknown) => this.o.logger.warn({ err, principal: principalKey(p) }, 'MFA deadline check failed'));
+    }, Math.min(Math.max(0, deadline - Date.now()) + 100, 2 ** 31 - 1));
+    s.mfaTimer.unref();
   }
 
   private async subscribe(socket: McpSocket, sub: Record<string, string>, join: boolean): Promise<string> {

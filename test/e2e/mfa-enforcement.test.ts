@@ -169,3 +169,51 @@ describe('MFA required with no grace period on a fresh install', () => {
     expect(after.body.users.map((u: { username: string; mfa_enabled: boolean }) => [u.username, u.mfa_enabled])).toEqual([['admin', true]]);
   });
 });
+
+describe('a socket connected within the MFA grace period', () => {
+  const GRACE = 3; // seconds
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer({ 'agents.builtin': false, 'auth.mfa_required_roles': ['supervisor'], 'auth.mfa_grace_period': GRACE });
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  const signIn = async () => {
+    const username = uniq('supervisor');
+    expect((await t.api('POST', '/api/v1/users', { token: t.adminToken, body: { username, password: PASSWORD, role: 'supervisor' } })).status).toBe(201);
+    const r = await t.api<Login>('POST', '/api/v1/auth/login', { body: { username, password: PASSWORD } });
+    expect(r.body.user.mfa_setup_required).toBe(true);
+    return r.body;
+  };
+  const watch = (socket: Awaited<ReturnType<typeof connectSocket>>) => {
+    const seen: { errors: string[]; disconnected: boolean } = { errors: [], disconnected: false };
+    socket.on('error', (e: { code: string }) => seen.errors.push(e.code));
+    socket.on('disconnect', () => { seen.disconnected = true; });
+    return seen;
+  };
+
+  it('is closed with MFA_REQUIRED when the grace period ends, not when its token expires', async () => {
+    const user = await signIn();
+    const socket = await connectSocket(t.wsUrl, user.access_token);
+    const seen = watch(socket);
+    expect(await emitAck(socket, 'subscribe', { topic: 'tasks' })).toMatchObject({ ok: true });
+    await waitFor(() => seen.disconnected, GRACE * 1000 + 5000);
+    expect(seen.errors).toEqual(['MFA_REQUIRED']);
+    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(user.user.mfa_setup_deadline!));
+    socket.close();
+  });
+
+  it('stays open past the deadline when the user enrolled in time', async () => {
+    const user = await signIn();
+    const socket = await connectSocket(t.wsUrl, user.access_token);
+    const seen = watch(socket);
+    const setup = await t.api('POST', '/api/v1/auth/mfa/setup', { token: user.access_token });
+    expect((await t.api('POST', '/api/v1/auth/mfa/verify', { token: user.access_token, body: { code: generateTotp(setup.body.secret as string, Date.now()) } })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(user.user.mfa_setup_deadline!) - Date.now()) + 1000));
+    expect(seen).toEqual({ errors: [], disconnected: false });
+    expect(await emitAck(socket, 'subscribe', { topic: 'tasks' })).toMatchObject({ ok: true });
+    socket.close();
+  });
+});

@@ -16,19 +16,11 @@ import { insertAgent } from '../../test/helpers/agents.ts';
 import { AssignmentEngine, ENGINE_CHANNELS, TaskRepository, TaskService, noOutcomes, type DeliveredTask } from './index.ts';
 import { CapacityGrants, GRANT_CHANNEL, type GrantHost, type GrantSlot } from './capacity-grants.ts';
 import type { Principal } from '../auth/index.ts';
+import { until } from '../../test/helpers/until.ts';
 
 // eslint-disable-next-line no-restricted-properties -- test input set by test/helpers/global-setup.ts, not configuration
 const redisUrl = process.env.MCP_TEST_REDIS_URL ?? '';
 const admin: Principal = { type: 'user', id: 'grant-admin', role: 'admin', name: 'grants' };
-
-async function until(check: () => boolean | Promise<boolean>, ms = 6000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return check();
-}
 
 interface Msg { kind: string; origin: string; to?: string; agent_id?: string; slots?: Array<{ agent_id: string; add: number }>; tasks?: Array<{ task_id: string; parameters: string }> }
 

@@ -14,14 +14,9 @@ import { engines, hookedDb, storeAndCoordination } from '../../test/helpers/stor
 import { insertAgent } from '../../test/helpers/agents.ts';
 import { AssignmentEngine, ENGINE_CHANNELS, TaskRepository, TaskService, noOutcomes, type DeliveredTask } from './index.ts';
 import type { Principal } from '../auth/index.ts';
+import { until } from '../../test/helpers/until.ts';
 
 const admin: Principal = { type: 'user', id: 'held-back-admin', role: 'admin', name: 'held back' };
-
-async function until(check: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline && !check()) await new Promise((r) => setTimeout(r, 10));
-  return check();
-}
 
 /** The database, with lease statements (`WITH cur AS`) waiting while `closed` until `open()`. */
 function gatedDb(db: Db) {

@@ -18,12 +18,18 @@ describe.each(engines())('orphan-lease sweep on $name', (engine) => {
   beforeAll(async () => { tdb = await engine.open(); });
   afterAll(async () => tdb?.dispose());
 
-  it('reads presence in two calls for 60 lease holders and times out only the orphaned ones', async () => {
+  /** What a sweep needs, on this store; `stop()` when done. */
+  const services = () => {
     const repo = new TaskRepository(jsonCodec);
     const bus = new EventBus();
     const tasks = new TaskService(tdb.db, repo, noOutcomes, bus, { retryBaseMs: 1000, retryCapMs: 60_000 });
     const taskEngine = new AssignmentEngine(tdb.db, repo, bus, { defaultStrategy: 'capability_match' });
     const coord = new MemoryCoordination();
+    return { repo, tasks, taskEngine, coord, stop: async () => { taskEngine.stop(); await coord.close(); } };
+  };
+
+  it('reads presence in two calls for 60 lease holders and times out only the orphaned ones', async () => {
+    const { repo, tasks, taskEngine, coord, stop } = services();
     try {
       const n = 60;
       const agent = (i: number) => `orphan-${i}`;
@@ -62,17 +68,12 @@ describe.each(engines())('orphan-lease sweep on $name', (engine) => {
       for (const i of [0, 19, 20, 39, 49]) expect(await status(i), agent(i)).toBe('assigned');
       for (const i of [40, 48, 50, 59]) expect(await status(i), agent(i)).not.toBe('assigned');
     } finally {
-      taskEngine.stop();
-      await coord.close();
+      await stop();
     }
   });
 
   it('times out the leases of a built-in agent whose process is gone, not of one whose process is alive', async () => {
-    const repo = new TaskRepository(jsonCodec);
-    const bus = new EventBus();
-    const tasks = new TaskService(tdb.db, repo, noOutcomes, bus, { retryBaseMs: 1000, retryCapMs: 60_000 });
-    const taskEngine = new AssignmentEngine(tdb.db, repo, bus, { defaultStrategy: 'capability_match' });
-    const coord = new MemoryCoordination();
+    const { repo, tasks, taskEngine, coord, stop } = services();
     try {
       await tdb.db.query(`UPDATE tasks SET status = 'cancelled' WHERE status IN ('assigned', 'running')`); // the previous test's leases
       const created = await tasks.createMany([0, 1].map(() => ({ task_type: 'orphan', required_capabilities: ['orphan-builtin-cap'] })), admin);
@@ -90,8 +91,7 @@ describe.each(engines())('orphan-lease sweep on $name', (engine) => {
       expect((await repo.get(tdb.db, created[0]!.task_id))!.status).not.toBe('assigned');
       expect((await repo.get(tdb.db, created[1]!.task_id))!.status).toBe('assigned');
     } finally {
-      taskEngine.stop();
-      await coord.close();
+      await stop();
     }
   });
 });

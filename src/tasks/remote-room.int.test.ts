@@ -15,19 +15,11 @@ import { insertAgent } from '../../test/helpers/agents.ts';
 import { AssignmentEngine, TaskRepository, TaskService, noOutcomes, type DeliveredTask } from './index.ts';
 import { ROOM_CHANNEL, RemoteRoom, type RoomSlot } from './remote-room.ts';
 import type { Principal } from '../auth/index.ts';
+import { until } from '../../test/helpers/until.ts';
 
 // eslint-disable-next-line no-restricted-properties -- test input set by test/helpers/global-setup.ts, not configuration
 const redisUrl = process.env.MCP_TEST_REDIS_URL ?? '';
 const admin: Principal = { type: 'user', id: 'room-admin', role: 'admin', name: 'room' };
-
-async function until(check: () => boolean | Promise<boolean>, ms = 6000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return check();
-}
 
 interface RoomMsg { origin: string; builtins: boolean; sets: string[][] }
 

@@ -247,9 +247,8 @@ export class AgentService {
     const since = p ? (Date.now() - p.last_heartbeat) / 1000 : null;
     let verdict: 'healthy' | 'degraded' | 'unhealthy' = 'healthy';
     const status = this.effectiveStatus(a, p);
-    if (a.builtin) {
-      // in-process agents are alive while the server is
-    } else if (!p || status === 'offline') {
+    // Built-ins heartbeat too (their process's liveness): a dead process's built-in is unhealthy like any silent agent.
+    if (!p || status === 'offline') {
       verdict = 'unhealthy';
       reasons.push('no recent heartbeat');
     } else if (status === 'error') {

@@ -128,5 +128,8 @@ describe.skipIf(!PG_URL || !hasRedisServer())('built-in agents on several server
     await waitFor(async () => (await status(ofA)) === 'offline', 30_000, 200);
     expect(await status(ofA)).toBe('offline');
     expect(await status(ofB)).toBe('active');
+    const health = async (id: string) => (await b.api<{ status: string }>('GET', `/api/v1/agents/${id}/health`, { token: b.token })).body.status;
+    expect(await health(ofA)).toBe('unhealthy');
+    expect(await health(ofB)).toBe('healthy');
   }, 60_000);
 });

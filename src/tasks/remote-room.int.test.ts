@@ -187,6 +187,11 @@ describe.skipIf(!redisUrl)('remote room sets', () => {
       a.touch();
       await new Promise((r) => setTimeout(r, 100));
       expect(heard.filter((m) => m.origin === 'A')).toHaveLength(sent); // nobody reads changes: the beat says it
+      // Nor does the beat carry sets while nobody reads them (a sign of life only).
+      slot.load = 0;
+      a.beat();
+      await new Promise((r) => setTimeout(r, 100));
+      expect(heard.filter((m) => m.origin === 'A').at(-1)).toEqual({ origin: 'A', builtins: false, sets: [] });
     } finally {
       a.stop();
       b.stop();

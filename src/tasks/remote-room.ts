@@ -9,7 +9,7 @@
  * non-built-in agents that are available and under their maximum hold (a `room` message, a
  * handful of sets: agents with the same capabilities share one), and whether it runs built-ins.
  * It sends one every second, and — only while some other process runs built-ins, the only
- * readers — also when the sets change, at most every `CHANGE_MS`. A built-in slot leaves a task
+ * readers (else the message carries no sets) — also when the sets change, at most every `CHANGE_MS`. A built-in slot leaves a task
  * alone while a set heard from another process covers it: that process leases it (from the
  * wake-up announcing it, or its own round). When the sets shrink (those agents are full, or
  * gone, or their process fell silent for `SILENT_MS`) the built-ins take what is left.
@@ -119,7 +119,7 @@ export class RemoteRoom {
       if (p.sets.length) dropped = true;
     }
     if (dropped && this.runsBuiltins()) this.host.changed();
-    this.send();
+    this.send(this.someoneReads() ? this.sets() : []); // nobody to read them: a sign of life only (no walk over every slot)
   }
 
   private someoneReads(): boolean {

@@ -335,8 +335,8 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     concurrency: 8, logger: logger.child({ component: 'builtin-agents' }), agentId: builtinId,
     liveness: { coord, beatMs: Math.min(10_000, cfg.agents.timeout_seconds * 1000 / 3) },
     // A standalone task routed to a remote AI provider discloses its parameters: audited first.
-    auditDisclosure: async (taskId, provider, agentId) => {
-      await audit.audit(db, { actor: actorOf({ type: 'agent', id: agentId, role: 'worker' }) }, {
+    auditDisclosure: async (taskId, provider) => {
+      await audit.audit(db, { actor: actorOf({ type: 'agent', id: builtinId, role: 'worker' }) }, {
         action: 'export', resource_type: 'task', resource_id: taskId, fields: ['parameters', `sent_to:${provider}`], data_classification: 'phi',
       });
     },

@@ -48,7 +48,7 @@ export interface BuiltinAgentsOptions {
   liveness?: { coord: Coordination; beatMs: number };
   logger: { warn: (o: unknown, m?: string) => void; error: (o: unknown, m?: string) => void };
   /** Audits a task's parameters leaving the server for a remote AI provider (awaited before they are sent). */
-  auditDisclosure?: (taskId: string, provider: string, agentId: string) => Promise<void>;
+  auditDisclosure?: (taskId: string, provider: string) => Promise<void>;
 }
 
 const LOCAL_ONLY = ['local'] as const;
@@ -166,7 +166,7 @@ export class BuiltinAgents {
       try {
         const audit = this.opts.auditDisclosure;
         outcome = await this.hub.analyze(t.task_type, (t.parameters ?? {}) as Record<string, unknown>, {
-          requestId: t.task_id, ...(audit ? { beforeSend: (provider: string) => audit(t.task_id, provider, this.agentId) } : {}),
+          requestId: t.task_id, ...(audit ? { beforeSend: (provider: string) => audit(t.task_id, provider) } : {}),
         }, route);
       } catch (err) {
         const { failure, unexpected } = failureOf(err);

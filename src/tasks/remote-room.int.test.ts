@@ -84,12 +84,14 @@ describe.skipIf(!redisUrl).each(engines())('built-in agents yield to other proce
       expect(toAgent.length).toBeLessThanOrEqual(4);
       expect(new Set([...toAgent, ...toBuiltin].map((t) => t.task_id))).toEqual(new Set(ids));
 
-      // B's other agent has room; then B stops (its process died, say): A's built-in leaves the
-      // next task to that agent until B has been silent for a while, then takes it.
+      // B's other agent has room; then B's process dies (its store connection gone, no word of
+      // it): A's built-in leaves the next task to that agent until B has been silent for a while,
+      // then takes it.
       heard.length = 0;
       await engB.addSlot({ agent_id: small, capabilities: new Set([cap2]), max: 2, score: 0, builtin: false, available: true, deliver: (t) => toAgent.push(t) });
       expect(await until(() => heard.some((m) => m.origin === engB.instanceId && m.sets.some((s) => s.includes(cap2))))).toBe(true);
       await new Promise((r) => setTimeout(r, 50));
+      await coordB!.close();
       engB.stop();
       const before = toBuiltin.length;
       const [late] = await create(1, [cap2]);
@@ -160,6 +162,18 @@ describe.skipIf(!redisUrl)('remote room sets', () => {
       a.beat();
       expect(a.covers(['a'])).toBe(false);
       expect(changedA).toBe(beforeSilence + 1);
+
+      // B comes back with room, then stops (a shutdown): it says so, A need not wait for its silence.
+      b.touch();
+      b.beat();
+      await settle();
+      expect(a.covers(['a'])).toBe(true);
+      const beforeStop = changedA;
+      b.stop();
+      await settle();
+      expect(heard.filter((m) => m.origin === 'B').at(-1)).toEqual({ origin: 'B', builtins: false, sets: [] });
+      expect(a.covers(['a'])).toBe(false);
+      expect(changedA).toBe(beforeStop + 1);
     } finally {
       a.stop();
       b.stop();

@@ -12,7 +12,8 @@
  * readers (else the message carries no sets) — also when the sets change, at most every `CHANGE_MS`. A built-in slot leaves a task
  * alone while a set heard from another process covers it: that process leases it (from the
  * wake-up announcing it, or its own round). When the sets shrink (those agents are full, or
- * gone, or their process fell silent for `SILENT_MS`) the built-ins take what is left.
+ * gone, or their process stopped — it says so — or fell silent for `SILENT_MS`) the built-ins
+ * take what is left.
  *
  * Pub/sub is at-most-once and the sets are a little stale: the cost is latency, never a lost
  * task — a built-in that yielded re-checks shortly (`YIELD_RECHECK_MS`, assignment-engine.ts).
@@ -75,10 +76,13 @@ export class RemoteRoom {
     this.beatTimer.unref();
   }
 
+  /** Stops, saying so: a process shutting down has no room (its peers' built-ins need not wait for its silence). */
   stop(): void {
     clearInterval(this.beatTimer);
     clearTimeout(this.pending);
     this.pending = undefined;
+    const m: RoomMessage = { origin: this.self, builtins: false, sets: [] };
+    this.coord.publish(ROOM_CHANNEL, m, { echo: false }).catch(() => {}); // the store may be closing: silence says the same, later
   }
 
   /** Whether an agent another process serves (not a built-in) had room for a task needing `caps`, as last heard. */

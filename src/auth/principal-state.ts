@@ -60,8 +60,8 @@ export class PrincipalState {
     }
     if (entry === 'deleted_agent') this.alertDeletedAgent(p.id);
     if (typeof entry !== 'object') return null;
-    if (entry.mfaOverdue) return { ...p, role: entry.role, name: entry.name, mfaOverdue: true };
-    return entry.mfaDeadline !== null ? { ...p, role: entry.role, name: entry.name, mfaDeadline: entry.mfaDeadline } : { ...p, role: entry.role, name: entry.name };
+    const mfa = entry.mfaOverdue ? { mfaOverdue: true as const } : entry.mfaDeadline !== null ? { mfaDeadline: entry.mfaDeadline } : {};
+    return { ...p, role: entry.role, name: entry.name, ...mfa };
   }
 
   private async load(p: Principal): Promise<Entry> {

@@ -122,16 +122,16 @@ export class BuiltinAgents {
     });
     const live = this.opts.liveness;
     if (live) {
-      await this.beat(live.coord, live.beatMs);
-      this.beatTimer = setInterval(() => void this.beat(live.coord, live.beatMs), live.beatMs);
+      await this.beat(live);
+      this.beatTimer = setInterval(() => void this.beat(live), live.beatMs);
       this.beatTimer.unref();
     }
   }
 
-  private async beat(coord: Coordination, beatMs: number): Promise<void> {
+  private async beat(live: NonNullable<BuiltinAgentsOptions['liveness']>): Promise<void> {
     try {
       await this.agents.heartbeat(this.agentId, {}, 'ws');
-      await coord.setPresence(AGENT_SOCKET_PRESENCE, this.agentId, { builtin: true }, beatMs * 3);
+      await live.coord.setPresence(AGENT_SOCKET_PRESENCE, this.agentId, { builtin: true }, live.beatMs * 3);
     } catch (err) {
       this.opts.logger.warn({ err: (err as Error).message, agent_id: this.agentId }, 'built-in agent heartbeat failed');
     }

@@ -57,7 +57,7 @@ interface SlotState extends AgentSlot {
 }
 
 /** A task picked for a slot: counted against the slot (`reserved`) until its lease is written or given up. */
-interface SlotPick { task_id: string; slot: SlotState }
+interface SlotPick { task_id: string; caps: string[]; slot: SlotState }
 
 /** In-flight count of a slot: what counts against its `max`. */
 const load = (s: SlotState) => s.leased.size + s.reserved + s.granted;
@@ -164,6 +164,8 @@ export class AssignmentEngine {
   private readonly forwarded = new Map<string, (reply: DelegateReply | null) => void>();
   /** Where other processes' agents have room (after `connect`): built-ins here yield to them. */
   private room: RemoteRoom | undefined;
+  /** How many of the slots are built-ins (the room asks whether any is, at every message). */
+  private builtinSlots = 0;
   /** A built-in yielded a task since the last re-check (set by `pickFor`). */
   private yielded = false;
   private recheckTimer: NodeJS.Timeout | undefined;
@@ -235,6 +237,7 @@ export class AssignmentEngine {
     const room = new RemoteRoom(coord, this.instanceId, {
       slots: () => this.slots.values(),
       load: (s) => load(s as SlotState),
+      runsBuiltins: () => this.builtinSlots > 0,
       changed: () => this.trigger(),
       onError: (err) => this.opts.onError?.(err),
     });
@@ -330,6 +333,7 @@ export class AssignmentEngine {
   async addSlot(slot: AgentSlot): Promise<void> {
     const { rows } = await this.db.query<{ task_id: string }>(`SELECT task_id FROM tasks WHERE assigned_agent = $1 AND status IN ('assigned', 'running')`, [slot.agent_id]);
     const prev = this.slots.get(slot.agent_id);
+    this.builtinSlots += Number(slot.builtin) - Number(prev?.builtin ?? false);
     const granted = this.grants?.outstanding(slot.agent_id) ?? 0;
     this.slots.set(slot.agent_id, { ...slot, leased: new Set(rows.map((r) => r.task_id)), reserved: prev?.reserved ?? 0, granted, lastPicked: prev?.lastPicked ?? 0 });
     this.grants?.dropHeld(slot.agent_id); // served here now: no more leases through its old process
@@ -346,6 +350,7 @@ export class AssignmentEngine {
   }
 
   removeSlot(agentId: string): void {
+    if (this.slots.get(agentId)?.builtin) this.builtinSlots--;
     this.slots.delete(agentId);
     this.grants?.slotRemoved(agentId);
     this.room?.touch();
@@ -486,7 +491,7 @@ export class AssignmentEngine {
     for (const t of tasks) {
       if (picks.length >= limit) break;
       const slot = this.pickFor(t.caps, t.strategy, onlyAgent);
-      if (slot) picks.push({ task_id: t.id, slot });
+      if (slot) picks.push({ task_id: t.id, caps: t.caps, slot });
     }
     return picks;
   }
@@ -548,9 +553,8 @@ export class AssignmentEngine {
     // processes that granted capacity (capacity-grants.ts) come first (SPEC §7.4).
     const remote = new Map<string, HeldTokens>();
     const list: SlotPick[] = [];
-    const capsOf = new Map(ready.map((t) => [t.task_id, t.required_capabilities]));
     for (const p of this.slots.size ? this.pickAll(ready.map((t) => ({ id: t.task_id, caps: t.required_capabilities, strategy: t.strategy }))) : []) {
-      const held = p.slot.builtin ? this.grants?.take(capsOf.get(p.task_id)!, hasLocal) : null;
+      const held = p.slot.builtin ? this.grants?.take(p.caps, hasLocal) : null;
       if (!held) list.push(p);
       else {
         remote.set(p.task_id, held);
@@ -732,7 +736,7 @@ export class AssignmentEngine {
         if (agentId && !this.slots.has(agentId)) return null;
         const slot = this.pickFor(row.required_capabilities, strategy ?? row.strategy, agentId);
         if (!slot) return null;
-        pick = { task_id: row.task_id, slot };
+        pick = { task_id: row.task_id, caps: row.required_capabilities, slot };
         const [r] = await this.lease(q, [{ task_id: row.task_id, agent_id: slot.agent_id }], 'delegated');
         if (!r) return null;
         delivered.push({ slot, task: this.toDelivered(r) });

@@ -13,7 +13,7 @@ import { FieldCipher, KeyRing } from '../security/index.ts';
 import { engines, type TestDb } from '../../test/helpers/stores.ts';
 import { insertAgent } from '../../test/helpers/agents.ts';
 import { AssignmentEngine, TaskRepository, TaskService, noOutcomes, type DeliveredTask } from './index.ts';
-import { ROOM_CHANNEL, RemoteRoom, type RoomSlot } from './remote-room.ts';
+import { ROOM_CHANNEL, RemoteRoom, type RoomHost, type RoomSlot } from './remote-room.ts';
 import type { Principal } from '../auth/index.ts';
 import { until } from '../../test/helpers/until.ts';
 
@@ -112,30 +112,38 @@ describe.skipIf(!redisUrl)('remote room sets', () => {
   const coords: Coordination[] = [];
   afterAll(async () => { for (const c of coords) await c.close(); });
 
-  it('announces the capability sets of available non-built-in slots with room, covers by subset, and forgets a silent process', async () => {
-    const prefix = `room-sets-${randomUUID()}:`;
-    const [ca, cb, probe] = await Promise.all([1, 2, 3].map(() => createCoordination({ redisUrl, keyPrefix: prefix })));
+  type TestSlot = RoomSlot & { load: number };
+  const mk = (caps: string[], over: Partial<TestSlot> = {}): TestSlot => ({ capabilities: new Set(caps), builtin: false, available: true, max: 2, load: 0, ...over });
+  const host = (slots: TestSlot[], changed: () => void = () => {}): RoomHost => ({
+    slots: () => slots, load: (s) => (s as TestSlot).load, runsBuiltins: () => slots.some((s) => s.builtin), changed, onError: (err) => { throw err; },
+  });
+  /** Rooms A and B on their own connections, and every message on the channel as a third process hears it. */
+  async function rooms(hostA: RoomHost, hostB: RoomHost, now?: () => number) {
+    const keyPrefix = `room-sets-${randomUUID()}:`; // one channel for the three
+    const [ca, cb, probe] = await Promise.all([1, 2, 3].map(() => createCoordination({ redisUrl, keyPrefix })));
     coords.push(ca!, cb!, probe!);
     const heard: RoomMsg[] = [];
     await probe!.subscribe(ROOM_CHANNEL, (m) => { heard.push(m as RoomMsg); });
-    let clock = 1_000_000;
-    const mk = (caps: string[], over: Partial<RoomSlot & { load: number }> = {}): RoomSlot & { load: number } => ({ capabilities: new Set(caps), builtin: false, available: true, max: 2, load: 0, ...over });
-    const slotsB = [mk(['b', 'a']), mk(['a', 'b']), mk(['c'], { load: 2 }), mk(['d'], { available: false }), mk(['e'], { builtin: true })];
-    const slotsA = [mk(['a', 'b', 'c', 'd', 'e'], { builtin: true })];
-    let changedA = 0;
-    const host = (slots: Array<RoomSlot & { load: number }>, changed: () => void) => ({ slots: () => slots, load: (s: RoomSlot) => (s as RoomSlot & { load: number }).load, changed, onError: (err: unknown) => { throw err; } });
-    const a = new RemoteRoom(ca!, 'A', host(slotsA, () => { changedA++; }), () => clock);
-    const b = new RemoteRoom(cb!, 'B', host(slotsB, () => {}), () => clock);
+    const a = new RemoteRoom(ca!, 'A', hostA, now);
+    const b = new RemoteRoom(cb!, 'B', hostB, now);
     await ca!.subscribe(ROOM_CHANNEL, (m) => a.onMessage(m));
     await cb!.subscribe(ROOM_CHANNEL, (m) => b.onMessage(m));
-    const settle = () => new Promise((r) => setTimeout(r, 100));
+    return { a, b, lastFrom: (origin: string) => heard.filter((m) => m.origin === origin).at(-1), sentBy: (origin: string) => heard.filter((m) => m.origin === origin).length };
+  }
+  const settle = () => new Promise((r) => setTimeout(r, 100));
+
+  it('announces the capability sets of available non-built-in slots with room, covers by subset, and forgets a silent process', async () => {
+    let clock = 1_000_000;
+    const slotsB = [mk(['b', 'a']), mk(['a', 'b']), mk(['c'], { load: 2 }), mk(['d'], { available: false }), mk(['e'], { builtin: true })];
+    let changedA = 0;
+    const { a, b, lastFrom } = await rooms(host([mk(['a', 'b', 'c', 'd', 'e'], { builtin: true })], () => { changedA++; }), host(slotsB), () => clock);
     try {
       a.start();
       b.start();
       await settle();
       // Only [a, b] has room: [c] is full, [d] unavailable, [e] a built-in. Said once for both slots, sorted.
-      expect(heard.filter((m) => m.origin === 'B').at(-1)).toEqual({ origin: 'B', builtins: true, sets: [['a', 'b']] });
-      expect(heard.filter((m) => m.origin === 'A').at(-1)).toEqual({ origin: 'A', builtins: true, sets: [] });
+      expect(lastFrom('B')).toEqual({ origin: 'B', builtins: true, sets: [['a', 'b']] });
+      expect(lastFrom('A')).toEqual({ origin: 'A', builtins: true, sets: [] });
       expect(a.covers(['a'])).toBe(true);
       expect(a.covers(['b', 'a'])).toBe(true);
       expect(a.covers(['a', 'c'])).toBe(false);
@@ -148,7 +156,7 @@ describe.skipIf(!redisUrl)('remote room sets', () => {
       slotsB[1]!.load = 2;
       b.touch();
       await settle();
-      expect(heard.filter((m) => m.origin === 'B').at(-1)!.sets).toEqual([]);
+      expect(lastFrom('B')!.sets).toEqual([]);
       expect(a.covers(['a'])).toBe(false);
       expect(changedA).toBeGreaterThan(changedBefore);
 
@@ -171,7 +179,7 @@ describe.skipIf(!redisUrl)('remote room sets', () => {
       const beforeStop = changedA;
       b.stop();
       await settle();
-      expect(heard.filter((m) => m.origin === 'B').at(-1)).toEqual({ origin: 'B', builtins: false, sets: [] });
+      expect(lastFrom('B')).toEqual({ origin: 'B', builtins: false, sets: [] });
       expect(a.covers(['a'])).toBe(false);
       expect(changedA).toBe(beforeStop + 1);
     } finally {
@@ -181,31 +189,22 @@ describe.skipIf(!redisUrl)('remote room sets', () => {
   });
 
   it('sends changes only while another process runs built-ins', async () => {
-    const prefix = `room-quiet-${randomUUID()}:`;
-    const [ca, cb, probe] = await Promise.all([1, 2, 3].map(() => createCoordination({ redisUrl, keyPrefix: prefix })));
-    coords.push(ca!, cb!, probe!);
-    const heard: RoomMsg[] = [];
-    await probe!.subscribe(ROOM_CHANNEL, (m) => { heard.push(m as RoomMsg); });
-    const slot = { capabilities: new Set(['a']), builtin: false, available: true, max: 1, load: 0 };
-    const host = { slots: () => [slot], load: () => slot.load, changed: () => {}, onError: (err: unknown) => { throw err; } };
-    const a = new RemoteRoom(ca!, 'A', host);
-    const b = new RemoteRoom(cb!, 'B', { ...host, slots: () => [] });
-    await ca!.subscribe(ROOM_CHANNEL, (m) => a.onMessage(m));
-    await cb!.subscribe(ROOM_CHANNEL, (m) => b.onMessage(m));
+    const slot = mk(['a'], { max: 1 });
+    const { a, b, lastFrom, sentBy } = await rooms(host([slot]), host([]));
     try {
       a.start();
       b.start();
-      await new Promise((r) => setTimeout(r, 100));
-      const sent = heard.filter((m) => m.origin === 'A').length;
+      await settle();
+      const sent = sentBy('A');
       slot.load = 1;
       a.touch();
-      await new Promise((r) => setTimeout(r, 100));
-      expect(heard.filter((m) => m.origin === 'A')).toHaveLength(sent); // nobody reads changes: the beat says it
+      await settle();
+      expect(sentBy('A')).toBe(sent); // nobody reads changes: the beat says it
       // Nor does the beat carry sets while nobody reads them (a sign of life only).
       slot.load = 0;
       a.beat();
-      await new Promise((r) => setTimeout(r, 100));
-      expect(heard.filter((m) => m.origin === 'A').at(-1)).toEqual({ origin: 'A', builtins: false, sets: [] });
+      await settle();
+      expect(lastFrom('A')).toEqual({ origin: 'A', builtins: false, sets: [] });
     } finally {
       a.stop();
       b.stop();

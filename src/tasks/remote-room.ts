@@ -44,6 +44,8 @@ export interface RoomHost {
   slots(): Iterable<RoomSlot>;
   /** In-flight count of a slot (what counts against its max). */
   load(slot: RoomSlot): number;
+  /** Whether a built-in agent runs here (asked at every message: answered without walking the slots). */
+  runsBuiltins(): boolean;
   /** Another process's sets changed while built-ins run here: tasks they yielded may be theirs now. */
   changed(): void;
   onError(err: unknown): void;
@@ -110,7 +112,7 @@ export class RemoteRoom {
     this.peers.set(m.origin, { builtins: m.builtins, sets: m.sets.map((s) => new Set(s)), key, heardAt: this.now() });
     // A new process: tell it at once (it may run built-ins that should yield to agents here).
     if (!prev) this.send();
-    if (prev?.key !== key && this.runsBuiltins()) this.host.changed();
+    if (prev?.key !== key && this.host.runsBuiltins()) this.host.changed();
   }
 
   /** Every second: drop silent processes, and send the sets. */
@@ -122,7 +124,7 @@ export class RemoteRoom {
       this.peers.delete(origin);
       if (p.sets.length) dropped = true;
     }
-    if (dropped && this.runsBuiltins()) this.host.changed();
+    if (dropped && this.host.runsBuiltins()) this.host.changed();
     this.send(this.someoneReads() ? this.sets() : []); // nobody to read them: a sign of life only (no walk over every slot)
   }
 
@@ -131,17 +133,12 @@ export class RemoteRoom {
     return false;
   }
 
-  private runsBuiltins(): boolean {
-    for (const s of this.host.slots()) if (s.builtin) return true;
-    return false;
-  }
-
   /** The capability sets of the available non-built-in slots under their maximum, each once, sorted. */
   private sets(): string[][] {
     const byKey = new Map<string, string[]>();
     for (const s of this.host.slots()) {
       if (s.builtin || !s.available || this.host.load(s) >= s.max) continue;
-      const caps = [...s.capabilities].sort();
+      const caps = sortedCaps(s.capabilities);
       byKey.set(caps.join('\u0000'), caps);
       if (byKey.size >= MAX_SETS) break;
     }
@@ -151,9 +148,17 @@ export class RemoteRoom {
   private send(sets = this.sets()): void {
     this.sentKey = setsKey(sets);
     this.sentAt = this.now();
-    const m: RoomMessage = { origin: this.self, builtins: this.runsBuiltins(), sets };
+    const m: RoomMessage = { origin: this.self, builtins: this.host.runsBuiltins(), sets };
     this.coord.publish(ROOM_CHANNEL, m, { echo: false }).catch((err: unknown) => this.host.onError(err));
   }
+}
+
+/** A slot's capabilities, sorted — once per capability set (a slot's set is replaced, never changed, when its capabilities change). */
+const sorted = new WeakMap<ReadonlySet<string>, string[]>();
+function sortedCaps(caps: ReadonlySet<string>): string[] {
+  let s = sorted.get(caps);
+  if (!s) sorted.set(caps, (s = [...caps].sort()));
+  return s;
 }
 
 const setsKey = (sets: string[][]) => sets.map((s) => s.join('\u0000')).join('\u0001');

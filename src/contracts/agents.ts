@@ -1,6 +1,6 @@
 /** Agent REST bodies (SPEC §5). */
 import Type, { type Static } from 'typebox';
-import { Id, JsonObject } from './common.ts';
+import { Id, JsonObject, ListQuery, MAX_INT32 } from './common.ts';
 
 export const AGENT_TYPES = ['bias-detector', 'emotion-analyzer', 'therapist', 'text-processor', 'report-generator', 'pipeline-worker', 'general'] as const;
 export const AGENT_STATUSES = ['active', 'busy', 'inactive', 'maintenance', 'error', 'offline'] as const;
@@ -61,7 +61,7 @@ export const SystemMetrics = Type.Object({
 
 export const HeartbeatBody = Type.Object({
   status: Type.Optional(Type.Enum(['active', 'busy', 'inactive', 'maintenance', 'error'] as const)),
-  current_tasks: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Array(Type.String({ maxLength: 64 }), { maxItems: 1000 })])),
+  current_tasks: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: MAX_INT32 }), Type.Array(Type.String({ maxLength: 64 }), { maxItems: 1000 })])),
   system_metrics: Type.Optional(SystemMetrics),
 }, { additionalProperties: false });
 export type HeartbeatInput = Static<typeof HeartbeatBody>;
@@ -77,8 +77,7 @@ export const ListAgentsQuery = Type.Object({
   status: Type.Optional(Type.Enum(AGENT_STATUSES)),
   type: Type.Optional(AgentType),
   capability: Type.Optional(Capability),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
-  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  ...ListQuery,
   sort: Type.Optional(Type.Enum(AGENT_SORTS)),
 }, { additionalProperties: false });
 

@@ -15,9 +15,12 @@ export const Pagination = Type.Object({
   next_offset: Type.Union([Type.Integer(), Type.Null()]),
 });
 
+/** The largest integer the store's `integer` columns hold: bounds offsets and attempts (a larger one is a 400, not a database error). */
+export const MAX_INT32 = 2_147_483_647;
+
 export const ListQuery = {
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
-  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  offset: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_INT32, default: 0 })),
 };
 
 export const ErrorEnvelope = Type.Object({

@@ -1,6 +1,6 @@
 /** Pipeline REST bodies (SPEC §7): runs, custom templates, list/output queries. */
 import Type, { type Static } from 'typebox';
-import { Id, JsonObject } from './common.ts';
+import { Id, JsonObject, ListQuery } from './common.ts';
 import { Capability } from './agents.ts';
 import { Priority, TaskType } from './tasks.ts';
 
@@ -68,8 +68,7 @@ export const ListPipelinesQuery = Type.Object({
   template: Type.Optional(TemplateName),
   patient_id: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'exact match through the blind index' })),
   session_id: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'exact match through the blind index' })),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
-  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  ...ListQuery,
   sort: Type.Optional(Type.String({ pattern: '^(created_at|updated_at|completed_at|status|priority|template|name):(asc|desc)$' })),
 }, { additionalProperties: false });
 export type ListPipelinesInput = Static<typeof ListPipelinesQuery>;

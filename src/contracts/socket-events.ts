@@ -2,10 +2,10 @@
 import Type, { type Static } from 'typebox';
 import { Id, JsonObject } from './common.ts';
 import { HeartbeatBody } from './agents.ts';
-import { TaskErrorBody } from './tasks.ts';
+import { Attempt as TaskAttempt, TaskErrorBody } from './tasks.ts';
 
 const TaskId = Type.String({ minLength: 1, maxLength: 64 });
-const Attempt = Type.Optional(Type.Integer({ minimum: 1 }));
+const Attempt = Type.Optional(TaskAttempt);
 
 export const SocketHeartbeat = HeartbeatBody;
 export const SocketStatusUpdate = Type.Object({ status: Type.Union([Type.Literal('active'), Type.Literal('inactive'), Type.Literal('maintenance')]) }, { additionalProperties: false });

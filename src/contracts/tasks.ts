@@ -1,6 +1,6 @@
 /** Task REST bodies (SPEC §6). */
 import Type, { type Static } from 'typebox';
-import { Id, JsonObject, Uuid } from './common.ts';
+import { Id, JsonObject, ListQuery, MAX_INT32, Uuid } from './common.ts';
 import { Capability } from './agents.ts';
 
 
@@ -42,8 +42,7 @@ export const ListTasksQuery = Type.Object({
   pipeline_id: Type.Optional(Uuid),
   agent_id: Type.Optional(Id),
   dead_letter: Type.Optional(Type.Boolean()),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
-  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  ...ListQuery,
   sort: Type.Optional(Type.String({ pattern: '^(created_at|updated_at|priority|status|deadline|task_type):(asc|desc)$' })),
 }, { additionalProperties: false });
 
@@ -59,7 +58,7 @@ export const ClaimBody = Type.Object({
   wait_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 30000, default: 0 })),
 }, { additionalProperties: false });
 
-export const Attempt = Type.Integer({ minimum: 1 });
+export const Attempt = Type.Integer({ minimum: 1, maximum: MAX_INT32 });
 
 export const ProgressBody = Type.Object({
   attempt: Attempt,

@@ -80,3 +80,23 @@ export class UnavailableError extends AppError {
 export function isAppError(e: unknown): e is AppError {
   return e instanceof AppError;
 }
+
+/**
+ * Any failure as an AppError. A database "data exception" (SQLSTATE class 22: a number out of
+ * range, a NUL character in text, a date the store cannot hold) is a value the client sent that
+ * the schema let through: a 400 naming no field (the SQL and value are not echoed), not a 500.
+ * Everything else unknown is INTERNAL_ERROR, its message withheld.
+ */
+export function asAppError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  if (isDataException(err)) {
+    return new ValidationError('A value is outside what the server can store (out of range, or a NUL character in text).', [{ field: '(request)', message: 'holds a value out of range' }]);
+  }
+  return new AppError('INTERNAL_ERROR', undefined, { cause: err, expose: false });
+}
+
+/** SQLSTATE class 22, "data exception": the statement failed on a value it was given. */
+export function isDataException(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^22[0-9A-Z]{3}$/.test(code);
+}

@@ -8,6 +8,13 @@
 export interface MicroBatcherOptions {
   maxSize: number;
   maxInFlight: number;
+  /**
+   * For a `run` that is all or nothing (one statement, one transaction): when a batch of several
+   * fails with an error this accepts, each item is run again alone, so one caller's bad value (an
+   * out-of-range number, a NUL in text) fails that caller only, not everyone whose call happened
+   * to share its batch. Other failures (the store down) reject the whole batch at once.
+   */
+  isolate?: (err: unknown) => boolean;
 }
 
 interface Pending<I, O> {
@@ -45,7 +52,10 @@ export class MicroBatcher<I, O> {
       this.inFlight++;
       this.run(batch.map((p) => p.item)).then(
         (out) => batch.forEach((p, i) => p.resolve(out[i]!)),
-        (err: unknown) => batch.forEach((p) => p.reject(err)),
+        async (err: unknown) => {
+          if (!this.opts.isolate?.(err) || batch.length === 1) return batch.forEach((p) => p.reject(err));
+          for (const p of batch) await this.run([p.item]).then((out) => p.resolve(out[0]!), p.reject);
+        },
       ).finally(() => {
         this.inFlight--;
         this.schedule();

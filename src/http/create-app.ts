@@ -32,6 +32,8 @@ import type { App } from './app-types.ts';
 export type { App };
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+/** `\u0000` escaped in JSON text (an odd run of backslashes before `u0000`): no text column can hold it. */
+const NUL_ESCAPE = /(?<!\\)(?:\\\\)*\\u0000/;
 /** Retry-After (s) of a request refused while the server shuts down: another process or a restart serves it. */
 const CLOSING_RETRY_AFTER_S = 5;
 
@@ -49,54 +51,6 @@ export interface CreateAppOptions {
 export async function createApp(opts: CreateAppOptions): Promise<App> {
   const { services } = opts;
   const cfg = services.config;
-  let counter = 0;
-  const app = Fastify({
-    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.3' as const } } : {}),
-    loggerInstance: opts.logger as unknown as FastifyBaseLogger,
-    bodyLimit: cfg.server.body_limit,
-    trustProxy: cfg.server.trust_proxy,
-    logController: new LogController({ disableRequestLogging: true }),
-    childLoggerFactory: (logger, bindings, childOpts) => lazyRequestLogger(logger as unknown as Logger, bindings, childOpts),
-    requestIdHeader: false,
-    genReqId: (req) => {
-      const given = req.headers['x-request-id'];
-      const v = Array.isArray(given) ? given[0] : given;
-      return v && REQUEST_ID_RE.test(v) ? v : `req-${Date.now().toString(36)}-${(counter++).toString(36)}`;
-    },
-    ajv: { customOptions: { removeAdditional: false } },
-    // Requests arriving while the app closes are answered by the `closing` hook below, in the
-    // SPEC §2 envelope; Fastify's own 503 has neither code, request id, Retry-After nor headers.
-    return503OnClosing: false,
-    forceCloseConnections: 'idle',
-  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
-
-  app.setValidatorCompiler(validatorCompiler);
-  app.setErrorHandler(errorHandler);
-  // JSON bodies: Fastify's own parser (prototype-poisoning checks kept) behind a nesting-depth
-  // limit checked on the raw text, before anything deep is built.
-  const parseJson = app.getDefaultJsonParser('error', 'error');
-  const maxDepth = cfg.server.json_max_depth;
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    const text = typeof body === 'string' ? body : body.toString('utf8');
-    if (jsonDepthExceeds(text, maxDepth)) {
-      done(new ValidationError(`The JSON body is nested too deeply (at most ${maxDepth} levels).`, [{ field: '(body)', message: `nesting deeper than ${maxDepth}` }]), undefined);
-      return;
-    }
-    void parseJson(request, text, done);
-  });
-  app.decorateRequest('principal', null);
-  app.decorateRequest('token', null);
-  app.decorateRequest('idempotency', null);
-
-  app.addHook('onRequest', async (request, reply) => {
-    void reply.header('X-Request-ID', request.id);
-  });
-  // POST routes with an optional body accept none at all.
-  app.addHook('preValidation', async (request) => {
-    if (request.method === 'POST' && request.body === undefined) request.body = {};
-  });
-
   // Security headers: one helmet middleware built at start-up and applied to every response
   // (@fastify/helmet rebuilt it — CSP parsing included — on every request).
   const securityHeaders = helmet({
@@ -116,6 +70,69 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
     strictTransportSecurity: cfg.server.tls_cert ? { maxAge: 31536000, includeSubDomains: true } : false,
     crossOriginEmbedderPolicy: false,
   });
+  let counter = 0;
+  const app = Fastify({
+    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.3' as const } } : {}),
+    loggerInstance: opts.logger as unknown as FastifyBaseLogger,
+    bodyLimit: cfg.server.body_limit,
+    trustProxy: cfg.server.trust_proxy,
+    logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: (logger, bindings, childOpts) => lazyRequestLogger(logger as unknown as Logger, bindings, childOpts),
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      const v = Array.isArray(given) ? given[0] : given;
+      return v && REQUEST_ID_RE.test(v) ? v : `req-${Date.now().toString(36)}-${(counter++).toString(36)}`;
+    },
+    ajv: { customOptions: { removeAdditional: false } },
+    // Requests arriving while the app closes are answered by the `closing` hook below, in the
+    // SPEC §2 envelope; Fastify's own 503 has neither code, request id, Retry-After nor headers.
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+    // A URL Fastify cannot route (bad percent-encoding, a path segment too long): the SPEC §2
+    // envelope with the request id and security headers, the path not echoed (it may hold PHI).
+    frameworkErrors: (_err, request, reply) => {
+      void reply.header('X-Request-ID', request.id);
+      securityHeaders(request.raw, reply.raw, () => {
+        request.errorCode = 'VALIDATION_ERROR';
+        void sendError(request, reply, new ValidationError('The URL is not valid (bad percent-encoding or a path segment too long).', [{ field: '(path)', message: 'is not a valid URL' }]));
+      });
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setErrorHandler(errorHandler);
+  // JSON bodies: Fastify's own parser (prototype-poisoning checks kept) behind a nesting-depth
+  // limit checked on the raw text, before anything deep is built.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  const maxDepth = cfg.server.json_max_depth;
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (jsonDepthExceeds(text, maxDepth)) {
+      done(new ValidationError(`The JSON body is nested too deeply (at most ${maxDepth} levels).`, [{ field: '(body)', message: `nesting deeper than ${maxDepth}` }]), undefined);
+      return;
+    }
+    if (text.includes('\\u0000') && NUL_ESCAPE.test(text)) {
+      done(new ValidationError('Text may not contain the NUL character (\\u0000).', [{ field: '(body)', message: 'contains \\u0000' }]), undefined);
+      return;
+    }
+    void parseJson(request, text, done);
+  });
+  app.decorateRequest('principal', null);
+  app.decorateRequest('token', null);
+  app.decorateRequest('idempotency', null);
+
+  app.addHook('onRequest', async (request, reply) => {
+    void reply.header('X-Request-ID', request.id);
+    // A NUL in the query string (`%00`): no text column can hold it; refused before it reaches one.
+    if (request.url.includes('%00')) throw new ValidationError('The query may not contain the NUL character (%00).', [{ field: '(query)', message: 'contains %00' }]);
+  });
+  // POST routes with an optional body accept none at all.
+  app.addHook('preValidation', async (request) => {
+    if (request.method === 'POST' && request.body === undefined) request.body = {};
+  });
+
   app.addHook('onRequest', (request, reply, done) => {
     securityHeaders(request.raw, reply.raw, (err?: unknown) => done(err as Error | undefined));
   });

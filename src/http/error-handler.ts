@@ -4,7 +4,7 @@
  * logged under the request id; nothing about them (stack, SQL, PHI) reaches the client.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, ValidationError } from '../core/index.ts';
+import { AppError, ValidationError, asAppError } from '../core/index.ts';
 import { toFieldErrors } from './validation.ts';
 
 export function toAppError(err: FastifyError | Error): AppError {
@@ -33,7 +33,7 @@ export function toAppError(err: FastifyError | Error): AppError {
   if (fe.statusCode === 404) return new AppError('NOT_FOUND');
   if (fe.statusCode === 413) return new AppError('REQUEST_TOO_LARGE');
   if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) return new ValidationError('The request is invalid.', [{ field: '(request)', message: 'is invalid' }]);
-  return new AppError('INTERNAL_ERROR', undefined, { cause: err, expose: false });
+  return asAppError(err);
 }
 
 export function sendError(request: FastifyRequest, reply: FastifyReply, err: AppError): FastifyReply {

@@ -13,6 +13,10 @@ const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 function make(coerce: boolean): Ajv {
   const ajv = new Ajv({ allErrors: true, removeAdditional: false, useDefaults: true, coerceTypes: coerce ? 'array' : false, strict: false });
   addFormats(ajv);
+  // RFC 3339 allows year 0000; the store (PostgreSQL) has no year 0, so such a timestamp is
+  // refused here as invalid rather than by the database.
+  const dateTime = ajv.formats['date-time'] as { validate: (s: string) => boolean; compare: (a: string, b: string) => number | undefined };
+  ajv.addFormat('date-time', { type: 'string', validate: (s: string) => !s.startsWith('0000') && dateTime.validate(s), compare: dateTime.compare });
   return ajv;
 }
 

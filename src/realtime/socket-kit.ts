@@ -2,7 +2,7 @@
 import type { Socket } from 'socket.io';
 import type { TSchema } from 'typebox';
 import { Compile, type Validator } from 'typebox/compile';
-import { AppError, ValidationError, isAppError } from '../core/index.ts';
+import { ValidationError, asAppError } from '../core/index.ts';
 
 export type Ack = (response: Record<string, unknown>) => void;
 
@@ -18,11 +18,6 @@ export function validate<T>(schema: TSchema, payload: unknown): T {
     return { field: path.replace(/^\//, '').replace(/\//g, '.') || '(root)', message: e.message };
   });
   throw new ValidationError('The event payload is invalid.', errors.length ? errors : [{ field: '(root)', message: 'is invalid' }]);
-}
-
-export function errorBody(err: unknown): { code: string; message: string; details?: Record<string, unknown> } {
-  const e = isAppError(err) ? err : new AppError('INTERNAL_ERROR', undefined, { cause: err, expose: false });
-  return e.toJSON();
 }
 
 /** Codes that make a refusal an authentication or authorization failure (audited, counted for breach detection). */
@@ -53,10 +48,11 @@ export function onEvent<T>(
       try {
         const out = await fn(validate<T>(schema, payload));
         ack?.({ ok: true, ...(out ?? {}) });
-      } catch (err) {
-        if (!isAppError(err)) hooks.unexpected(err);
+      } catch (thrown) {
+        const err = asAppError(thrown);
+        if (err.code === 'INTERNAL_ERROR') hooks.unexpected(thrown);
         else if (DENIAL_CODES.has(err.code)) hooks.denied(err.code, event);
-        const body = errorBody(err);
+        const body = err.toJSON();
         if (ack) ack({ ok: false, error: body });
         else socket.emit('error', { ...body, timestamp: new Date().toISOString() });
       }

@@ -5,7 +5,7 @@
  * and status are checked in the same transaction that records the outcome.
  * Domain events are emitted only after commit.
  */
-import { AppError, ConflictError, ForbiddenError, MicroBatcher, NotFoundError, ValidationError, isUuid, newId, type DomainEventName, type DomainEvents, type EventBus } from '../core/index.ts';
+import { AppError, ConflictError, ForbiddenError, MicroBatcher, isDataException, NotFoundError, ValidationError, isUuid, newId, type DomainEventName, type DomainEvents, type EventBus } from '../core/index.ts';
 import { PRIORITY_ALIASES, TASK_TYPE_CAPABILITIES, type CreateTaskInput, type TaskErrorInput, type TaskStatus } from '../contracts/tasks.ts';
 import type { Db, Queryable } from '../store/index.ts';
 import { hasPermission, principalKey, type Principal } from '../auth/index.ts';
@@ -90,8 +90,8 @@ interface DetailRead { taskId: string; viewer: Principal; ctx: AuditContext }
 
 export class TaskService {
   private readonly singleCreates = new MicroBatcher<{ task: NewTask; creator: Principal }, (TaskRow & { queue_position: number }) | Error>((items) => this.createGroup(items), { maxSize: 200, maxInFlight: 4 });
-  private readonly acceptances = new MicroBatcher<{ taskId: string; agentId: string; attempt: number | null }, AcceptOutcome>((items) => this.acceptBatch(items), { maxSize: 500, maxInFlight: 4 });
-  private readonly completions = new MicroBatcher<CompletionInput, CompletionRow | null>((items) => this.completeBatch(items), { maxSize: 500, maxInFlight: 4 });
+  private readonly acceptances = new MicroBatcher<{ taskId: string; agentId: string; attempt: number | null }, AcceptOutcome>((items) => this.acceptBatch(items), { maxSize: 500, maxInFlight: 4, isolate: isDataException });
+  private readonly completions = new MicroBatcher<CompletionInput, CompletionRow | null>((items) => this.completeBatch(items), { maxSize: 500, maxInFlight: 4, isolate: isDataException });
   /** Concurrent detail reads share one statement, which also writes their audit entries (`detail`). */
   private readonly detailReads = new MicroBatcher<DetailRead, { row: TaskRow; history: HistoryEntry[] } | null>(async (reads) => {
     const phi = this.phiAudit;

@@ -4,15 +4,14 @@ import type { FastifyRequest } from 'fastify';
 import type { App } from '../app-types.ts';
 import type { RouteKit } from '../http-deps.ts';
 import { auditContextOf } from '../audit-context.ts';
-import { EmptyBody, paginate } from '../../contracts/common.ts';
+import { EmptyBody, ListQuery, paginate } from '../../contracts/common.ts';
 import { ControlBody, CreatePipelineBody, CreateTemplateBody, ListPipelinesQuery, OutputQuery, PipelineParams, StageParams } from '../../contracts/pipelines.ts';
 import type { PipelineService } from '../../pipelines/index.ts';
 import { hasPermission } from '../../auth/index.ts';
 import type { AuditLog } from '../../security/index.ts';
 
 const TemplatesQuery = Type.Object({
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
-  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  ...ListQuery,
 }, { additionalProperties: false });
 
 export interface PipelineRouteOptions {

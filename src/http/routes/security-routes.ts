@@ -23,7 +23,7 @@ import type { GuardHooks, RouteKit } from '../http-deps.ts';
 import { bearerToken } from '../auth-hooks.ts';
 import { auditContextOf } from '../audit-context.ts';
 import { AppError, ForbiddenError, RateLimitedError } from '../../core/index.ts';
-import { EmptyBody, IdParams, paginate } from '../../contracts/common.ts';
+import { EmptyBody, IdParams, ListQuery, paginate } from '../../contracts/common.ts';
 import { RoleSchema } from '../../contracts/agents.ts';
 import { assertMayGrantRole, principalKey, type Principal } from '../../auth/index.ts';
 import {
@@ -59,8 +59,7 @@ const AuditQuery = Type.Object({
   outcome: Type.Optional(Type.Union(['success', 'failure', 'denied'].map((x) => Type.Literal(x)))),
   from: Type.Optional(Type.String({ format: 'date-time' })),
   to: Type.Optional(Type.String({ format: 'date-time' })),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
-  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  ...ListQuery,
   sort: Type.Optional(Type.Union(['timestamp:asc', 'timestamp:desc'].map((x) => Type.Literal(x)))),
 }, { additionalProperties: false });
 
@@ -69,8 +68,7 @@ const AlertsQuery = Type.Object({
   rule: Type.Optional(Type.String({ pattern: AUDIT_ACTION_RE })),
   severity: Type.Optional(Severity),
   acknowledged: Type.Optional(Type.Boolean()),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
-  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  ...ListQuery,
 }, { additionalProperties: false });
 
 const MfaVerifyBody = Type.Object({ code: Type.String({ minLength: 6, maxLength: 16 }) }, { additionalProperties: false });

@@ -5,14 +5,13 @@ import type { RouteKit } from '../http-deps.ts';
 import { auditContextOf } from '../audit-context.ts';
 import { perItemCost } from '../rate-limit.ts';
 import { AppError, ForbiddenError } from '../../core/index.ts';
-import { EmptyBody, IdParams, paginate } from '../../contracts/common.ts';
-import { BatchCreateBody, CancelBody, ClaimBody, CompleteBody, CreateTaskBody, DelegateBody, FailBody, ListTasksQuery, ProgressBody } from '../../contracts/tasks.ts';
+import { EmptyBody, IdParams, ListQuery, paginate } from '../../contracts/common.ts';
+import { Attempt, BatchCreateBody, CancelBody, ClaimBody, CompleteBody, CreateTaskBody, DelegateBody, FailBody, ListTasksQuery, ProgressBody } from '../../contracts/tasks.ts';
 import type { Principal } from '../../auth/index.ts';
 
 const Params = IdParams('task_id');
 const DeadLetterQuery = Type.Object({
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
-  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  ...ListQuery,
   /** SPEC §2; default `updated_at:desc`. Only these values reach the ORDER BY (TaskRepository.list). */
   sort: Type.Optional(Type.Enum(['updated_at:asc', 'updated_at:desc', 'created_at:asc', 'created_at:desc', 'priority:asc', 'priority:desc'] as const)),
 }, { additionalProperties: false });
@@ -89,7 +88,7 @@ export function taskRoutes(app: App, kit: RouteKit): void {
     return { tasks: delivered, count: delivered.length };
   });
 
-  app.post('/tasks/:task_id/accept', { schema: { tags, params: Params, body: Type.Object({ attempt: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false }) }, ...kit.guard('task:execute') }, async (request) => {
+  app.post('/tasks/:task_id/accept', { schema: { tags, params: Params, body: Type.Object({ attempt: Type.Optional(Attempt) }, { additionalProperties: false }) }, ...kit.guard('task:execute') }, async (request) => {
     return tasks.accept(request.params.task_id, agentOf(request.principal!), request.body.attempt);
   });
 

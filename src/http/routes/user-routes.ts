@@ -2,7 +2,7 @@
 import Type from 'typebox';
 import type { App } from '../app-types.ts';
 import type { RouteKit } from '../http-deps.ts';
-import { IdParams, paginate } from '../../contracts/common.ts';
+import { IdParams, ListQuery, paginate } from '../../contracts/common.ts';
 import { RoleSchema } from '../../contracts/agents.ts';
 import { USER_SORTS, toPublicUser } from '../../auth/index.ts';
 
@@ -16,9 +16,8 @@ const UpdateUserBody = Type.Object({
   disabled: Type.Optional(Type.Boolean()),
   password: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
 }, { additionalProperties: false });
-const ListQuery = Type.Object({
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
-  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+const UserListQuery = Type.Object({
+  ...ListQuery,
   /** SPEC §2; default `created_at:asc` (UserService.list). */
   sort: Type.Optional(Type.Enum(USER_SORTS)),
 }, { additionalProperties: false });
@@ -27,7 +26,7 @@ const Params = IdParams('user_id');
 export function userRoutes(app: App, kit: RouteKit): void {
   const { users } = kit.services;
   const tags = ['users'];
-  app.get('/users', { schema: { tags, querystring: ListQuery }, ...kit.guard('user:manage') }, async (request) => {
+  app.get('/users', { schema: { tags, querystring: UserListQuery }, ...kit.guard('user:manage') }, async (request) => {
     const limit = request.query.limit ?? 50;
     const offset = request.query.offset ?? 0;
     const { users: rows, total } = await users.list(limit, offset, request.query.sort);

@@ -64,6 +64,9 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
         frameAncestors: ["'none'"],
         objectSrc: ["'none'"],
         baseUri: ["'self'"],
+        // Without TLS the directive would make browsers fetch the dashboard's own scripts over
+        // https:// — a page with no script when opened as http://host:8080 (helmetjs/helmet#480).
+        upgradeInsecureRequests: cfg.server.tls_cert ? [] : null,
       },
     },
     frameguard: { action: 'deny' },

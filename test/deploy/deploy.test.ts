@@ -248,6 +248,7 @@ describe('deploy/k8s', () => {
     const secretKeys = Object.keys(kind('Secret')[0].stringData);
     for (const k of ['DATABASE_URL', 'REDIS_URL', 'MCP_MASTER_KEY', 'MCP_PASSWORD_PEPPER', 'MCP_SIGNING_KEY']) expect(secretKeys).toContain(k);
     expect(kind('ConfigMap')[0].data.NODE_ENV).toBe('production');
+    expect(kind('ConfigMap')[0].data.MCP_TRUST_PROXY, 'clients behind the ingress keep their own address').toBe('true');
     // Grace period must cover the server's shutdown grace.
     expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThan(Number(kind('ConfigMap')[0].data.MCP_SHUTDOWN_GRACE_MS));
   });
@@ -296,6 +297,7 @@ describe('deploy/docker-compose.yml, nginx, Dockerfile', () => {
       for (const k of ['MCP_MASTER_KEY', 'MCP_PASSWORD_PEPPER', 'MCP_SIGNING_KEY']) expect(env[k], k).toMatch(new RegExp(`^\\$\\{${k}:\\?`));
       expect(s[name].build.dockerfile).toBe('deploy/Dockerfile');
       expect(Object.keys(s[name].depends_on).sort()).toEqual(['postgres', 'redis']);
+      expect(env.MCP_TRUST_PROXY, 'clients behind nginx keep their own address').toBe('true');
     }
     expect(s.nginx.ports).toContain('8080:80');
   });
@@ -313,7 +315,8 @@ describe('deploy/docker-compose.yml, nginx, Dockerfile', () => {
     }
     expect(conf).toMatch(/map \$http_upgrade \$connection_upgrade/);
     expect(conf).toMatch(/Sticky sessions \(ip_hash\)/); // the why is documented
-    expect(read('nginx/proxy-headers.conf')).toMatch(/X-Forwarded-For/);
+    // The edge overwrites X-Forwarded-For (never appends a client-sent one): the servers trust it.
+    expect(read('nginx/proxy-headers.conf')).toMatch(/^proxy_set_header X-Forwarded-For \$remote_addr;$/m);
     const mounts: string[] = compose.services.nginx.volumes;
     expect(mounts.some((m) => m.startsWith('./nginx/proxy-headers.conf:/etc/nginx/proxy-headers.conf'))).toBe(true);
   });

@@ -22,6 +22,8 @@ describe('dashboard', () => {
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
     expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+    // Served over plain HTTP: no upgrade-insecure-requests, or browsers fetch the scripts over https://.
+    expect(page.headers.get('content-security-policy')).not.toContain('upgrade-insecure-requests');
     const html = await page.text();
     expect(html).toContain('<script type="module" src="/ui/js/app.js"></script>');
     for (const asset of ['/ui/js/app.js', '/ui/js/client.js', '/ui/js/views.js', '/ui/js/live-stats.js', '/ui/vendor/socket.io.esm.min.js']) {

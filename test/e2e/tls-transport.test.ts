@@ -78,6 +78,7 @@ describe('TLS 1.3 only, HSTS, WSS', () => {
     expect(health.protocol).toBe('TLSv1.3');
     expect(String(health.headers['strict-transport-security'])).toMatch(/max-age=31536000/);
     expect(health.headers['x-content-type-options']).toBe('nosniff');
+    expect(String(health.headers['content-security-policy'])).toContain('upgrade-insecure-requests');
     for (const port of [server.port, server.wsPort!]) {
       expect(await handshake(port, cert, { min: 'TLSv1.3', max: 'TLSv1.3' })).toBe('TLSv1.3');
       await expect(handshake(port, cert, { min: 'TLSv1.2', max: 'TLSv1.2' })).rejects.toThrow();

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { AppError, ConflictError, NotFoundError, isUuid, newId, type EventBus } from '../core/index.ts';
-import { pgErrorCode, type Db } from '../store/index.ts';
+import { pgErrorCode, type Db, type Queryable } from '../store/index.ts';
 import { assertPasswordPolicy, type PasswordHasher } from './passwords.ts';
 import type { Principal, Role } from './rbac.ts';
 import type { UserView as PublicUser } from '../contracts/views.ts';
@@ -104,12 +104,15 @@ export class UserService {
     if (patch.password !== undefined) assertPasswordPolicy(patch.password);
     const hash = patch.password !== undefined ? await this.hasher.hash(patch.password) : null;
     // A new role starts any MFA grace period afresh (MfaPolicy): the old one was for another role.
-    const { rows } = await this.db.query<UserRow>(
-      `UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled), password_hash = COALESCE($4, password_hash), updated_at = now(),
-         mfa_grace_started_at = CASE WHEN $2::text IS NOT NULL AND $2::text <> role THEN NULL ELSE mfa_grace_started_at END
-       WHERE user_id = $1 AND deleted_at IS NULL RETURNING ${USER_COLUMNS}`,
-      [before.user_id, patch.role ?? null, patch.disabled ?? null, hash],
-    );
+    const { rows } = await this.db.transaction(async (q) => {
+      if ((patch.role !== undefined && patch.role !== 'admin') || patch.disabled === true) await this.assertNotLastAdmin(q, before.user_id);
+      return q.query<UserRow>(
+        `UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled), password_hash = COALESCE($4, password_hash), updated_at = now(),
+           mfa_grace_started_at = CASE WHEN $2::text IS NOT NULL AND $2::text <> role THEN NULL ELSE mfa_grace_started_at END
+         WHERE user_id = $1 AND deleted_at IS NULL RETURNING ${USER_COLUMNS}`,
+        [before.user_id, patch.role ?? null, patch.disabled ?? null, hash],
+      );
+    });
     const after = rows[0]!;
     const lowered = patch.role !== undefined && patch.role !== before.role;
     if (after.disabled || lowered || hash) await this.revoke(after.user_id, after.disabled ? 'disabled' : lowered ? 'role_changed' : 'password_changed');
@@ -118,8 +121,25 @@ export class UserService {
 
   async remove(userId: string): Promise<void> {
     const u = await this.get(userId);
-    await this.db.query('UPDATE users SET deleted_at = now(), updated_at = now() WHERE user_id = $1', [u.user_id]);
+    await this.db.transaction(async (q) => {
+      await this.assertNotLastAdmin(q, u.user_id);
+      await q.query('UPDATE users SET deleted_at = now(), updated_at = now() WHERE user_id = $1', [u.user_id]);
+    });
     await this.revoke(u.user_id, 'deleted');
+  }
+
+  /**
+   * Refuses (409) to demote, disable or delete the last enabled admin: nothing could bring one
+   * back (the first-start admin is only created in an empty users table, and user management
+   * needs an admin). The enabled admins are locked, so two admins demoting each other at once
+   * cannot both succeed.
+   */
+  private async assertNotLastAdmin(q: Queryable, userId: string): Promise<void> {
+    const { rows } = await q.query<{ user_id: string }>(
+      `SELECT user_id FROM users WHERE role = 'admin' AND NOT disabled AND deleted_at IS NULL ORDER BY user_id FOR UPDATE`);
+    if (rows.length === 1 && rows[0]!.user_id === userId) {
+      throw new ConflictError('CONFLICT', 'This is the last enabled admin: make another user admin before demoting, disabling or deleting it.');
+    }
   }
 
   private async revoke(userId: string, reason: string): Promise<void> {

@@ -58,7 +58,7 @@ for (const engine of engines()) {
       // The loser is refused either as the last admin (409) or because its own demotion already took its admin rights (403).
       expect(statuses[0]).toBe(200);
       expect([403, 409]).toContain(statuses[1]);
-      const survivor = answers[0]!.status === 200 ? a : b; // the first call is a disabling b
+      const survivor = answers[0].status === 200 ? a : b; // the first call is a disabling b
       const admins = (await users(survivor.token)).filter((u) => u.role === 'admin' && !u.disabled);
       expect(admins.map((u) => u.username)).toEqual([survivor === a ? 'second-admin' : 'third-admin']);
     });

@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, describeConfig, loadConfig } from './index.ts';
+import { ADMIN_PASSWORD_MIN_LENGTH } from './load-config.ts';
+import { MIN_PASSWORD_LENGTH } from '../auth/index.ts';
 
 describe('loadConfig', () => {
   it('applies defaults, then file, then environment, then overrides', () => {
@@ -44,6 +46,38 @@ describe('loadConfig', () => {
     for (const bad of ['{"bias_detection":["skynet"]}', '{bias_detection: openai}', '{"bias_detection":[]}']) {
       expect(() => loadConfig({ env: { MCP_AI_ROUTES: bad } })).toThrow(/MCP_AI_ROUTES/);
     }
+  });
+
+  it('names what was expected and what was given as typed', () => {
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadConfig({ env });
+      } catch (e) {
+        return (e as ConfigError).problems;
+      }
+      return [];
+    };
+    expect(problems({ MCP_PORT: 'abc' })).toEqual(['MCP_PORT (server.port): expected an integer ≥ 0 ≤ 65535, got "abc"']);
+    expect(problems({ MCP_AI_ROUTES: '{bad' })).toEqual(['MCP_AI_ROUTES (ai.routes): expected a JSON object, got "{bad"']);
+  });
+
+  it('refuses keys of the config file that name no setting', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mcp-cfg-'));
+    const file = path.join(dir, 'c.json');
+    writeFileSync(file, JSON.stringify({ agents: { bultin: false, builtin: true }, bogus: {}, server: { port: 9000 }, ai: { routes: { anything: ['local'] } } }));
+    expect(() => loadConfig({ env: { MCP_CONFIG: file } })).toThrow(ConfigError);
+    try {
+      loadConfig({ env: { MCP_CONFIG: file } });
+    } catch (e) {
+      expect((e as ConfigError).problems).toEqual(['MCP_CONFIG: "agents.bultin" is not a setting (see docs/config.md)', 'MCP_CONFIG: "bogus" is not a setting (see docs/config.md)']);
+    }
+  });
+
+  it('refuses a first-start admin password shorter than the password policy, without showing it', () => {
+    expect(ADMIN_PASSWORD_MIN_LENGTH).toBe(MIN_PASSWORD_LENGTH);
+    expect(() => loadConfig({ env: { MCP_ADMIN_PASSWORD: 'short-pw' } })).toThrow(/MCP_ADMIN_PASSWORD \(auth\.admin_password\): expected at least 12 characters.*got \(hidden\)$/s);
+    expect(() => loadConfig({ env: { MCP_ADMIN_PASSWORD: 'short-pw' } })).not.toThrow(/short-pw/);
+    expect(loadConfig({ env: { MCP_ADMIN_PASSWORD: 'long-enough-pw' } }).auth.admin_password).toBe('long-enough-pw');
   });
 
   it('refuses generated secrets in production', () => {

@@ -83,7 +83,31 @@ function describeExpected(schema: ConfigField['schema']): string {
   if (s.type === 'integer') return `an integer${typeof s.minimum === 'number' ? ` ≥ ${s.minimum}` : ''}${typeof s.maximum === 'number' ? ` ≤ ${s.maximum}` : ''}`;
   if (s.type === 'boolean') return 'true or false';
   if (s.type === 'array') return 'a comma-separated list';
+  if (s.type === 'object') return 'a JSON object';
   return 'a string';
+}
+
+/** The first-start admin's password obeys the password policy (auth's MIN_PASSWORD_LENGTH; load-config.test.ts checks they agree). */
+export const ADMIN_PASSWORD_MIN_LENGTH = 12;
+
+/**
+ * Keys of the MCP_CONFIG file that name no setting (a typo such as `agents.bultin` would
+ * otherwise be ignored in silence). A setting whose value is an object is not looked into.
+ */
+function unknownFileKeys(file: Record<string, unknown>): string[] {
+  const settings = new Set(CONFIG_FIELDS.map((f) => f.path));
+  const sections = new Set(CONFIG_FIELDS.flatMap((f) => f.path.split('.').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('.'))));
+  const out: string[] = [];
+  const walk = (o: Record<string, unknown>, at: string) => {
+    for (const [k, v] of Object.entries(o)) {
+      const path = at ? `${at}.${k}` : k;
+      if (settings.has(path)) continue;
+      if (sections.has(path) && v && typeof v === 'object' && !Array.isArray(v)) walk(v as Record<string, unknown>, path);
+      else out.push(path);
+    }
+  };
+  walk(file, '');
+  return out;
 }
 
 export function loadConfig(opts: LoadConfigOptions = {}): Readonly<Config> {
@@ -93,6 +117,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Readonly<Config> {
   if (env.MCP_CONFIG) {
     try {
       file = JSON.parse(readFileSync(env.MCP_CONFIG, 'utf8')) as Record<string, unknown>;
+      for (const key of unknownFileKeys(file)) problems.push(`MCP_CONFIG: "${key}" is not a setting (see docs/config.md)`);
     } catch (err) {
       problems.push(`MCP_CONFIG: could not read a JSON config file at that path (${(err as Error).message})`);
     }
@@ -103,10 +128,12 @@ export function loadConfig(opts: LoadConfigOptions = {}): Readonly<Config> {
     const fileValue = getPath(file, field.path);
     if (fileValue !== undefined) value = fileValue;
     const raw = env[field.env];
+    const fromEnvironment = raw !== undefined && raw !== '' && !(opts.overrides && field.path in opts.overrides);
     if (raw !== undefined && raw !== '') value = fromEnv(field, raw);
     if (opts.overrides && field.path in opts.overrides) value = opts.overrides[field.path];
     if (!Value.Check(field.schema, value)) {
-      const shown = field.secret ? '(hidden)' : JSON.stringify(value);
+      // What was given as written (an environment string as typed: `abc`, not the NaN it became).
+      const shown = field.secret ? '(hidden)' : fromEnvironment ? JSON.stringify(raw) : JSON.stringify(value);
       problems.push(`${field.env} (${field.path}): expected ${describeExpected(field.schema)}, got ${shown}`);
     }
     setPath(out, field.path, value);
@@ -114,6 +141,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Readonly<Config> {
   const cfg = out as unknown as Config;
   if (opts.prettyInTerminal && env.MCP_LOG_PRETTY === undefined && !(opts.overrides && 'log.pretty' in opts.overrides)) cfg.log.pretty = !!process.stdout.isTTY;
   if (!!cfg.server.tls_cert !== !!cfg.server.tls_key) problems.push('MCP_TLS_CERT and MCP_TLS_KEY: set both or neither');
+  if (cfg.auth.admin_password && cfg.auth.admin_password.length < ADMIN_PASSWORD_MIN_LENGTH) problems.push(`MCP_ADMIN_PASSWORD (auth.admin_password): expected at least ${ADMIN_PASSWORD_MIN_LENGTH} characters (the password policy), got (hidden)`);
   if (cfg.tasks.retry_cap_ms < cfg.tasks.retry_base_ms) problems.push('MCP_RETRY_CAP_MS: expected a value ≥ MCP_RETRY_BASE_MS');
   if (cfg.env === 'production') {
     for (const [key, v] of [['MCP_MASTER_KEY', cfg.security.master_key], ['MCP_PASSWORD_PEPPER', cfg.auth.password_pepper], ['MCP_SIGNING_KEY', cfg.auth.signing_key]] as const) {

@@ -25,8 +25,9 @@ export function readParameters(parameters: unknown): StageParameters {
   const inputs: Record<string, Record<string, unknown>> = {};
   if (parameters.inputs !== undefined) {
     if (!isObject(parameters.inputs)) throw validationFailure('parameters.inputs must be an object keyed by stage name');
-    for (const [k, v] of Object.entries(parameters.inputs)) {
-      if (!isObject(v)) throw validationFailure(`parameters.inputs.${k} must be the object output of stage ${k}`);
+    // The key is the caller's, not a name from a template: it is counted, never echoed.
+    for (const [i, [k, v]] of Object.entries(parameters.inputs).entries()) {
+      if (!isObject(v)) throw validationFailure(`parameters.inputs entry ${i} must be the object output of the stage it is named after`, { input_index: i });
       inputs[k] = v;
     }
   }
@@ -106,6 +107,17 @@ export function getRecords(p: StageParameters): ParsedInput {
   return { format: out.format as InputFormat, records: parsed };
 }
 
+/**
+ * Where a conversation came from, for messages: its position, plus the record index and line when
+ * standardization recorded them. Never its conversation_id: that is the input's own
+ * session/conversation id, often a patient or session identifier (PHI, SPEC §9), and stage
+ * messages end up unencrypted in tasks.error, pipeline_stages.error, pipelines.error and events.
+ */
+function conversationAt(c: Record<string, unknown>, i: number): string {
+  const src = isObject(c.source) && typeof c.source.record_index === 'number' && typeof c.source.line === 'number' ? c.source : undefined;
+  return src ? `conversation index ${i} (record index ${src.record_index as number}, line ${src.line as number})` : `conversation index ${i}`;
+}
+
 function validateConversation(c: unknown, i: number, where: string): Conversation {
   if (!isObject(c) || typeof c.conversation_id !== 'string' || !Array.isArray(c.turns)) {
     throw validationFailure(`${where}.conversations[${i}] must be {conversation_id, turns}`, { conversation_index: i });
@@ -115,11 +127,11 @@ function validateConversation(c: unknown, i: number, where: string): Conversatio
       throw validationFailure(`${where}.conversations[${i}].turns[${ti}] must be {speaker, text}`, { conversation_index: i, turn_index: ti });
     }
     if (t.text.length > MAX_TURN_CHARS) {
-      throw validationFailure(`conversation ${c.conversation_id} turn ${ti} is ${t.text.length} characters; the limit is ${MAX_TURN_CHARS}`, { conversation_index: i, turn_index: ti });
+      throw validationFailure(`${conversationAt(c, i)} turn ${ti} is ${t.text.length} characters; the limit is ${MAX_TURN_CHARS}`, { conversation_index: i, turn_index: ti });
     }
     return { speaker: t.speaker, text: t.text };
   });
-  if (turns.length === 0) throw validationFailure(`conversation ${c.conversation_id} (index ${i}) has no turns`, { conversation_index: i });
+  if (turns.length === 0) throw validationFailure(`${conversationAt(c, i)} has no turns`, { conversation_index: i });
   return { conversation_id: c.conversation_id, turns };
 }
 
@@ -129,13 +141,45 @@ export function getConversations(p: StageParameters): { conversations: Conversat
   if (out !== undefined) {
     return { conversations: (out.conversations as unknown[]).map((c, i) => validateConversation(c, i, 'inputs.standardization')), warnings: [] };
   }
+  const parsed = getRecords(p);
   try {
-    const r = standardizeRecords(getRecords(p));
+    const r = standardizeRecords(parsed);
     r.conversations.forEach((c, i) => validateConversation(c, i, 'standardization'));
     return r;
   } catch (e) {
-    throw toStageFailure(e);
+    throw toStageFailure(withoutIdentifiers(e, parsed));
   }
+}
+
+/** The ids standardization takes from object records (`conversation_id`, `session_id`, `id`). */
+function recordIdentifiers(input: ParsedInput): string[] {
+  const ids = new Set<string>();
+  for (const r of input.records) {
+    if (!isObject(r.data)) continue;
+    for (const k of ['conversation_id', 'session_id', 'id']) {
+      const v = r.data[k];
+      if (typeof v === 'string' && v.trim() !== '') ids.add(v.trim());
+      else if (typeof v === 'number' && Number.isFinite(v)) ids.add(String(v));
+    }
+  }
+  return [...ids];
+}
+
+/**
+ * Standardization's InputError with its message withheld when the message quotes one of the
+ * input's conversation ids (one of ai/local's messages names the conversation): the message is
+ * rebuilt from the record index and line alone. Defence at the boundary where stage messages
+ * leave the analysers for the task and pipeline error columns, which are not encrypted.
+ */
+function withoutIdentifiers(e: unknown, input: ParsedInput): unknown {
+  if (!(e instanceof InputError)) return e;
+  const msg = e.message;
+  if (!recordIdentifiers(input).some((id) => msg.includes(id))) return e;
+  const where = e.record_index === undefined ? 'a record' : `record index ${e.record_index}${e.line === undefined ? '' : ` (line ${e.line})`}`;
+  return new InputError(`${where} does not hold a usable conversation (for example, none of its turns has text)`, {
+    ...(e.record_index !== undefined ? { record_index: e.record_index } : {}),
+    ...(e.line !== undefined ? { line: e.line } : {}),
+  });
 }
 
 /** Redaction + structural checks of one canonical conversation (what validation/preprocessing add). */

@@ -120,6 +120,19 @@ describe('validation errors', () => {
     expect(e.details).toEqual({ record_index: 1, line: 3 });
   });
 
+  it('never names a conversation by its id (the input\'s session id): record index and line only', async () => {
+    const id = 'PATIENT-JANE-DOE-1987';
+    const empty = await failure('standardization', { input_data: { format: 'csv', content: `session_id,speaker,text\n${id},client,\n` } });
+    expect(empty.message).toContain('record index 0 (line 2)');
+    expect(empty.details).toEqual({ record_index: 0, line: 2 });
+    const long = await failure('standardization', { input_data: { format: 'json', content: JSON.stringify([{ conversation_id: id, turns: [{ speaker: 'client', text: 'x'.repeat(50_001) }] }]) } });
+    expect(long.message).toContain('conversation index 0 (record index 0, line 1) turn 0');
+    const none = await failure('validation', { inputs: { standardization: { conversations: [{ conversation_id: id, turns: [] }] } } });
+    expect(none.message).toBe('conversation index 0 has no turns');
+    const key = await failure('validation', { inputs: { [id]: 'not an object' } });
+    for (const e of [empty, long, none, key]) expect(JSON.stringify(e.toJSON())).not.toContain(id);
+  });
+
   it('rejects missing input and malformed dependency outputs', async () => {
     expect((await failure('ingestion', {})).message).toMatch(/input_data is required/);
     expect((await failure('validation', { inputs: { standardization: { conversations: [{ conversation_id: 'x' }] } } })).message).toMatch(/conversations\[0\] must be/);

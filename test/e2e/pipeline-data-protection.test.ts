@@ -1,0 +1,140 @@
+/**
+ * Pipelines and data protection (SPEC §7, §9) end to end, on every reachable engine, against a
+ * real server with the built-in agents:
+ * - a stage that refuses its input names the record index and line only: a PHI canary used as
+ *   the input's session / conversation id (or as a key of a standalone task's `inputs`) appears
+ *   in no error — not in the pipeline's or its stages' errors over REST (admin or supervisor),
+ *   not in the task's error, not in the `pipeline:failed` event (on the bus or a socket), not in
+ *   the clear error columns.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import type { Socket } from 'socket.io-client';
+import { engines, type TestDb } from '../helpers/stores.ts';
+import { connectSocket, emitAck, startTestServer, userToken, waitFor, type TestServer } from '../helpers/server.ts';
+
+const TAG = randomUUID().slice(0, 8);
+const CANARY = `PATIENT-JANE-DOE-1987-${TAG}`;
+
+for (const engine of engines()) {
+  describe(`pipeline data protection (${engine.name})`, () => {
+    let tdb: TestDb;
+    let t: TestServer;
+    let watcher: Socket | undefined;
+    let supervisor: string;
+    /** Socket fan-out to an admin (strips free text itself) and the domain events on the bus (webhooks, metrics … see them whole). */
+    const events: Array<{ event: string; payload: unknown }> = [];
+    const busEvents: Array<{ event: string; payload: unknown }> = [];
+    let passed = true;
+    const track = async (fn: () => Promise<void>) => { try { await fn(); } catch (e) { passed = false; throw e; } };
+
+    beforeAll(async () => {
+      tdb = await engine.open();
+      t = await startTestServer({ 'limits.default_per_min': 100_000, 'limits.task_create_per_min': 100_000 }, { db: tdb.db });
+      supervisor = await userToken(t, 'supervisor');
+      t.server.services.bus.onAny((event, payload) => { if (event.startsWith('pipeline:') || event.startsWith('task:')) busEvents.push({ event, payload }); });
+      watcher = await connectSocket(t.wsUrl, t.adminToken, { setup: (s) => s.onAny((event: string, payload: unknown) => events.push({ event, payload })) });
+      for (const topic of ['pipelines', 'tasks']) expect((await emitAck(watcher, 'subscribe', { topic })).ok).toBe(true);
+    }, 60_000);
+    afterAll(async () => {
+      watcher?.close();
+      await t?.stop();
+      await tdb?.dispose(!passed);
+    });
+
+    const get = (path: string, token = t.adminToken) => t.api('GET', `/api/v1${path}`, { token });
+    const post = (path: string, body: unknown, token = t.adminToken) => t.api('POST', `/api/v1${path}`, { token, body });
+    const finished = (id: string) => waitFor(async () => {
+      const r = await get(`/pipelines/${id}`);
+      return ['completed', 'partially_completed', 'failed', 'cancelled'].includes(r.body.status) ? r.body : null;
+    }, 30_000, 50);
+
+    /** Runs a pipeline that must fail in `stage`; checks every place its error shows; returns the run's error message. */
+    const failedRun = async (inputData: Record<string, unknown>, stage: string): Promise<string> => {
+      const created = await post('/pipelines', { input_data: inputData, context: { session_type: 'individual' } });
+      expect(created.status).toBe(201);
+      const id = created.body.pipeline_id as string;
+      const run = await finished(id);
+      expect(run.status).toBe('failed');
+      expect(run.error).toMatchObject({ code: 'VALIDATION_ERROR', stage });
+      for (const token of [t.adminToken, supervisor]) {
+        const detail = await get(`/pipelines/${id}`, token);
+        expect(detail.status).toBe(200);
+        expect(detail.body.error.message).toBe(run.error.message);
+        expect(JSON.stringify(detail.body.error)).not.toContain(CANARY);
+        expect(JSON.stringify(detail.body.stages)).not.toContain(CANARY);
+        expect(detail.body.stages.find((s: { stage: string }) => s.stage === stage).error.code).toBe('VALIDATION_ERROR');
+        const list = await get(`/pipelines?status=failed&limit=1000`, token);
+        expect(list.text).not.toContain(CANARY);
+        expect(list.body.pipelines.map((p: { pipeline_id: string }) => p.pipeline_id)).toContain(id);
+      }
+      // The stage's task: its error (the admin sees the parameters in full, so only the error is checked).
+      const tasks = await get(`/tasks?pipeline_id=${id}&limit=100`);
+      const failedTask = (tasks.body.tasks as Array<{ task_id: string; stage: string; status: string }>).find((x) => x.stage === stage)!;
+      expect(failedTask.status).toBe('failed');
+      const task = await get(`/tasks/${failedTask.task_id}`);
+      expect(task.body.error.code).toBe('VALIDATION_ERROR');
+      expect(JSON.stringify(task.body.error)).not.toContain(CANARY);
+      expect(JSON.stringify(task.body.history)).not.toContain(CANARY);
+      // The event, on the bus and on the socket.
+      const failedEvent = busEvents.find((e) => e.event === 'pipeline:failed' && (e.payload as { pipeline_id: string }).pipeline_id === id);
+      expect((failedEvent?.payload as { error: { message: string } } | undefined)?.error.message).toBe(run.error.message);
+      expect(JSON.stringify(busEvents)).not.toContain(CANARY);
+      const wired = await waitFor(() => events.find((e) => e.event === 'pipeline:failed' && (e.payload as { pipeline_id: string }).pipeline_id === id), 5000);
+      expect(JSON.stringify(wired.payload)).not.toContain(CANARY);
+      // The columns that are not encrypted.
+      for (const [sql, what] of [
+        ['SELECT error::text AS v FROM pipelines WHERE pipeline_id = $1', 'pipelines.error'],
+        ['SELECT error::text AS v FROM pipeline_stages WHERE pipeline_id = $1', 'pipeline_stages.error'],
+        ['SELECT error::text AS v FROM tasks WHERE pipeline_id = $1', 'tasks.error'],
+        ['SELECT e.reason AS v FROM task_events e JOIN tasks x ON x.task_id = e.task_id WHERE x.pipeline_id = $1', 'task_events.reason'],
+      ] as const) {
+        const { rows } = await tdb.db.query<{ v: string | null }>(sql, [id]);
+        for (const r of rows) expect(r.v ?? '', what).not.toContain(CANARY);
+      }
+      return run.error.message as string;
+    };
+
+    it('a conversation with no text fails naming its record and line, never its session id', () => track(async () => {
+      const message = await failedRun({ format: 'csv', content: `session_id,speaker,text\n${CANARY},client,\n` }, 'standardization');
+      expect(message).toContain('record index 0 (line 2)');
+      expect(message).not.toContain(CANARY);
+      // Same for JSONL turn rows grouped by conversation_id.
+      const jsonl = await failedRun({ format: 'jsonl', content: `${JSON.stringify({ conversation_id: CANARY, speaker: 'client', text: '  ' })}\n` }, 'standardization');
+      expect(jsonl).toContain('record index 0 (line 1)');
+    }));
+
+    it('an over-long turn names the conversation by index, record and line', () => track(async () => {
+      const content = JSON.stringify([
+        { conversation_id: `${CANARY}-ok`, turns: [{ speaker: 'therapist', text: 'How are you?' }, { speaker: 'client', text: 'Fine.' }] },
+        { conversation_id: CANARY, turns: [{ speaker: 'client', text: 'a'.repeat(50_001) }] },
+      ], null, 1);
+      const message = await failedRun({ format: 'json', content }, 'standardization');
+      expect(message).toMatch(/conversation index 1 \(record index 1, line \d+\) turn 0 is 50001 characters/);
+    }));
+
+    it('standalone stage tasks do not echo the keys or conversation ids of their inputs', () => track(async () => {
+      const cases = [
+        { parameters: { inputs: { [CANARY]: 5 } }, expected: 'parameters.inputs entry 0 must be' },
+        { parameters: { inputs: { standardization: { conversations: [{ conversation_id: CANARY, turns: [] }] } } }, expected: 'conversation index 0 has no turns' },
+      ];
+      for (const c of cases) {
+        const created = await post('/tasks', { task_type: 'validation', parameters: c.parameters, max_retries: 0 });
+        expect(created.status).toBe(201);
+        const task = await waitFor(async () => {
+          const r = await get(`/tasks/${created.body.task_id}`);
+          return r.body.status === 'failed' ? r.body : null;
+        }, 15_000, 50);
+        expect(task.error.code).toBe('VALIDATION_ERROR');
+        expect(task.error.message).toContain(c.expected);
+        expect(JSON.stringify(task.error)).not.toContain(CANARY);
+        const masked = await get(`/tasks/${created.body.task_id}`, supervisor);
+        expect(JSON.stringify(masked.body.error)).not.toContain(CANARY);
+        const { rows } = await tdb.db.query<{ v: string }>('SELECT error::text AS v FROM tasks WHERE task_id = $1', [created.body.task_id]);
+        expect(rows[0]!.v).not.toContain(CANARY);
+      }
+      expect(JSON.stringify(events)).not.toContain(CANARY);
+      expect(JSON.stringify(busEvents)).not.toContain(CANARY);
+    }));
+  });
+}

@@ -123,6 +123,19 @@ const DELEGATE_FORWARD_MS = 3000;
  */
 const YIELD_RECHECK_MS = 100;
 
+/**
+ * An agent that turned a task down (`refused`) is not offered that task again for
+ * `min(REFUSAL_BASE_MS × 2^(n−1), REFUSAL_CAP_MS)` after its n-th refusal of it: the task goes
+ * to another capable agent, or — when only agents that refused it can take it — waits that long
+ * instead of going straight back to the same agent (SPEC §8: rejected → re-queued elsewhere).
+ */
+const REFUSAL_BASE_MS = 1000;
+const REFUSAL_CAP_MS = 60_000;
+/** Refusals are forgotten this long after their exclusion ended (and when the task finishes). */
+const REFUSAL_RETAIN_MS = 10 * 60_000;
+/** At most this many tasks' refusals are kept (the oldest go first). */
+const MAX_REFUSED_TASKS = 50_000;
+
 /** The `tasks` of a wake-up from another process, when well-formed. */
 function announced(v: unknown): AnnouncedTask[] | null {
   if (!Array.isArray(v) || v.length === 0 || v.length > MAX_ANNOUNCED) return null;
@@ -169,6 +182,17 @@ export class AssignmentEngine {
   /** A built-in yielded a task since the last re-check (set by `pickFor`). */
   private yielded = false;
   private recheckTimer: NodeJS.Timeout | undefined;
+  /**
+   * Agents that turned tasks down, by task then agent: not offered that task before `until`
+   * (`refused`). Process-local on purpose: a process dispatches only to the agents connected to
+   * it, and a refusal arrives on the process serving the agent, which is the one that would
+   * offer it the task again. Lost on a restart or when the agent reconnects to another process
+   * (it is then offered the task once more, refuses, and is excluded there) — a few extra
+   * deliveries, never a loop.
+   */
+  private readonly refusals = new Map<string, Map<string, { until: number; count: number }>>();
+  /** Runs a round when the earliest exclusion ends (a task may be waiting only for it). */
+  private refusalTimer: { at: number; timer: NodeJS.Timeout } | undefined;
 
   constructor(
     private readonly db: Db,
@@ -181,10 +205,13 @@ export class AssignmentEngine {
       this.trigger();
       this.publishWake(e.tasks?.map((t) => ({ id: t.task_id, caps: t.required_capabilities, strategy: t.strategy })) ?? null);
     }));
-    const release = (e: { task_id: string; agent_id: string | null }) => this.release(e.task_id, e.agent_id);
+    const release = (e: { task_id: string; agent_id: string | null }) => {
+      this.release(e.task_id, e.agent_id);
+      if (this.refusals.size) this.refusals.delete(e.task_id);
+    };
     this.offs.push(bus.on('task:completed', release));
     this.offs.push(bus.on('task:failed', release));
-    this.offs.push(bus.on('task:cancelled', (e) => this.release(e.task_id, e.agent_id)));
+    this.offs.push(bus.on('task:cancelled', release));
   }
 
   /**
@@ -258,6 +285,7 @@ export class AssignmentEngine {
     for (const answer of [...this.forwarded.values()]) answer(null);
     if (this.safetyTimer) clearInterval(this.safetyTimer);
     clearTimeout(this.recheckTimer);
+    clearTimeout(this.refusalTimer?.timer);
     this.grants?.stop();
     this.room?.stop();
     this.wakes?.stop();
@@ -379,6 +407,55 @@ export class AssignmentEngine {
   }
 
   /**
+   * The agent turned the task down (TaskService.reject, before the requeue's round runs): it is
+   * not offered the task again for a while (REFUSAL_BASE_MS, doubling with each refusal of the
+   * same task), so the task goes to another capable agent, or waits when only agents that
+   * refused it are capable. A delegate naming the agent still reaches it.
+   */
+  refused(taskId: string, agentId: string): void {
+    const id = taskId.toLowerCase();
+    let byAgent = this.refusals.get(id);
+    if (!byAgent) {
+      if (this.refusals.size >= MAX_REFUSED_TASKS) this.refusals.delete(this.refusals.keys().next().value!);
+      byAgent = new Map();
+      this.refusals.set(id, byAgent);
+    }
+    const count = (byAgent.get(agentId)?.count ?? 0) + 1;
+    const until = Date.now() + Math.min(REFUSAL_BASE_MS * 2 ** (count - 1), REFUSAL_CAP_MS);
+    byAgent.set(agentId, { until, count });
+    this.wakeAtRefusalEnd(until);
+  }
+
+  /** Whether `agentId` turned `taskId` down and is still excluded from it. */
+  private refusedBy(taskId: string, agentId: string, now: number): boolean {
+    const r = this.refusals.get(taskId)?.get(agentId);
+    return r !== undefined && r.until > now;
+  }
+
+  /** Schedules a round for when an exclusion ends (the earliest one pending), pruning old refusals then. */
+  private wakeAtRefusalEnd(at: number): void {
+    if (this.stopped || (this.refusalTimer && this.refusalTimer.at <= at)) return;
+    clearTimeout(this.refusalTimer?.timer);
+    const timer = setTimeout(() => {
+      this.refusalTimer = undefined;
+      const now = Date.now();
+      let next = Infinity;
+      for (const [taskId, byAgent] of this.refusals) {
+        for (const [agentId, r] of byAgent) {
+          if (r.until > now) next = Math.min(next, r.until);
+          else if (r.until + REFUSAL_RETAIN_MS < now) byAgent.delete(agentId);
+        }
+        if (!byAgent.size) this.refusals.delete(taskId);
+      }
+      this.trigger();
+      if (next !== Infinity) this.wakeAtRefusalEnd(next);
+      else if (this.refusals.size) this.wakeAtRefusalEnd(now + REFUSAL_RETAIN_MS);
+    }, Math.max(0, at - Date.now()) + 5);
+    timer.unref();
+    this.refusalTimer = { at, timer };
+  }
+
+  /**
    * Schedules a dispatch round because work may be waiting (new or requeued tasks, a wake from
    * another process, an agent with room, the safety net); concurrent triggers coalesce.
    */
@@ -449,15 +526,18 @@ export class AssignmentEngine {
    * Picks an agent for a task among the available slots with room that have every capability in
    * `caps` (only `onlyAgent` when given), by `strategy` (else the default), and counts the pick
    * against its capacity until `unreserve`. Runs once per task placed: ranks the slots in place.
+   * Given `taskId`, agents that turned that task down lately (`refused`) are passed over.
    */
-  private pickFor(caps: string[], strategy: string | null, onlyAgent?: string): SlotState | null {
+  private pickFor(caps: string[], strategy: string | null, onlyAgent?: string, taskId?: string): SlotState | null {
     const strat = (strategy as Strategy | null) ?? this.opts.defaultStrategy;
     let best: SlotState | null = null;
     let bestLoad = 0;
+    const now = taskId !== undefined && this.refusals.has(taskId) ? Date.now() : 0;
     for (const s of this.slots.values()) {
       if (onlyAgent && s.agent_id !== onlyAgent) continue;
       const l = load(s);
       if (!s.available || l >= s.max || !hasAll(s.capabilities, caps)) continue;
+      if (now && this.refusedBy(taskId!, s.agent_id, now)) continue;
       if (!best || ranksAbove(s, l, best, bestLoad, strat)) {
         best = s;
         bestLoad = l;
@@ -490,7 +570,7 @@ export class AssignmentEngine {
     const picks: SlotPick[] = [];
     for (const t of tasks) {
       if (picks.length >= limit) break;
-      const slot = this.pickFor(t.caps, t.strategy, onlyAgent);
+      const slot = this.pickFor(t.caps, t.strategy, onlyAgent, t.id);
       if (slot) picks.push({ task_id: t.id, caps: t.caps, slot });
     }
     return picks;
@@ -734,7 +814,8 @@ export class AssignmentEngine {
         if (row.status !== 'pending') throw new AppError('INVALID_STATUS_TRANSITION', `A ${row.status} task cannot be delegated.`, { details: { from: row.status, to: 'assigned' } });
         if (row.pending_deps > 0) return null;
         if (agentId && !this.slots.has(agentId)) return null;
-        const slot = this.pickFor(row.required_capabilities, strategy ?? row.strategy, agentId);
+        // Naming the agent overrides its refusal (an operator's decision); otherwise it is passed over.
+        const slot = this.pickFor(row.required_capabilities, strategy ?? row.strategy, agentId, agentId ? undefined : row.task_id);
         if (!slot) return null;
         pick = { task_id: row.task_id, caps: row.required_capabilities, slot };
         const [r] = await this.lease(q, [{ task_id: row.task_id, agent_id: slot.agent_id }], 'delegated');

@@ -211,8 +211,12 @@ export class TaskService {
     return rows;
   }
 
-  /** Assignment at insert (compose sets the engine); without it new tasks wait for a dispatch round. */
-  assigner: { reserve(tasks: NewTask[]): Reservation | null } | null = null;
+  /**
+   * Assignment at insert (compose sets the engine); without it new tasks wait for a dispatch round.
+   * `refused` is told of each refusal (`reject`) so that the task is not offered to the same
+   * agent again at once (AssignmentEngine.refused).
+   */
+  assigner: { reserve(tasks: NewTask[]): Reservation | null; refused?(taskId: string, agentId: string): void } | null = null;
 
   async create(input: CreateTaskInput, creator: Principal): Promise<{ task_id: string; status: 'pending'; created_at: string; queue_position: number }> {
     const task = this.normalize(input, principalKey(creator));
@@ -499,13 +503,19 @@ export class TaskService {
     });
   }
 
-  /** The agent declines a delivery: back to the queue for someone else, no retry consumed. */
+  /**
+   * The agent declines a delivery: back to the queue for someone else (SPEC §8), no retry
+   * consumed. The engine is told before the requeue's round runs (that round starts on a later
+   * turn), so the round passes the refusing agent over.
+   */
   async reject(taskId: string, agentId: string, attempt: number | undefined, reason: string): Promise<void> {
-    await this.tx(async (q, emit) => {
+    const id = await this.tx(async (q, emit) => {
       const row = await this.lockLeased(q, taskId, agentId, attempt);
       if (row.status !== 'assigned' && row.status !== 'running') throw this.transitionError(row.status, 'pending');
       await this.requeueRows(q, [row], `rejected: ${reason}`, emit);
+      return row.task_id;
     });
+    this.assigner?.refused?.(id, agentId);
   }
 
   /** Records progress and extends the lease by the task's timeout. One statement. */

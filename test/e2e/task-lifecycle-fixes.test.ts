@@ -1,0 +1,83 @@
+/**
+ * Task lifecycle deviations from SPEC §6/§8 found by an audit, end to end on both engines (real
+ * server, real HTTP, real socket.io-client agents): refusals, retries, dependencies that can
+ * never complete, final status of exhausted timeouts, late results, scores, REST claims.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Socket } from 'socket.io-client';
+import { connectSocket, DELEGATION_CONFIG, registerAgent, type RegisteredAgent, startTestServer, type TestServer, waitFor } from '../helpers/server.ts';
+import { engines, type TestDb } from '../helpers/stores.ts';
+
+interface Delegated { task_id: string; attempt: number }
+interface HistoryItem { from_status: string | null; to_status: string; attempt: number; agent_id: string | null; reason: string | null }
+
+/**
+ * An agent socket: `answer` decides what it does with each delivery — `refuse` (ack `{ok: false}`,
+ * as the SDK does without a handler or at its limit), `ack` (accept, never answer), `complete`,
+ * `fail` (retryable failure).
+ */
+async function agentSocket(t: TestServer, agent: RegisteredAgent, answer: () => 'refuse' | 'ack' | 'complete' | 'fail'): Promise<{ socket: Socket; delivered: Delegated[] }> {
+  const delivered: Delegated[] = [];
+  const socket = await connectSocket(t.wsUrl, agent.access_token, {
+    setup: (s) => {
+      s.on('task:delegate', (d: Delegated, ack?: (r: unknown) => void) => {
+        delivered.push(d);
+        const a = answer();
+        if (a === 'refuse') return ack?.({ ok: false, reason: 'no handler' });
+        ack?.({ ok: true });
+        if (a === 'complete') s.emit('task:result', { task_id: d.task_id, attempt: d.attempt, success: true, data: { by: agent.agent_id } });
+        if (a === 'fail') s.emit('task:result', { task_id: d.task_id, attempt: d.attempt, success: false, error: { code: 'MODEL_DOWN', message: 'try later', retryable: true } });
+      });
+    },
+  });
+  return { socket, delivered };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.each(engines())('task lifecycle fixes on $name', (engine) => {
+  let t: TestServer;
+  let tdb: TestDb;
+  beforeAll(async () => {
+    tdb = await engine.open();
+    t = await startTestServer(DELEGATION_CONFIG, { db: tdb.db });
+  });
+  afterAll(async () => {
+    await t?.stop();
+    await tdb?.dispose();
+  });
+
+  const task = async (body: Record<string, unknown>) => {
+    const r = await t.api('POST', '/api/v1/tasks', { token: t.adminToken, body });
+    expect(r.status).toBe(201);
+    return r.body.task_id as string;
+  };
+  const getTask = async (id: string) => (await t.api('GET', `/api/v1/tasks/${id}`, { token: t.adminToken })).body;
+
+  it('a refused task is not offered to the refusing agent again at once: it waits, then goes elsewhere (SPEC §8)', async () => {
+    const refuser = await registerAgent(t, { agent_id: 'refuser-1', capabilities: ['cap_refuse1'] });
+    const a = await agentSocket(t, refuser, () => 'refuse');
+    const id = await task({ task_type: 'refused_work', required_capabilities: ['cap_refuse1'] });
+    await waitFor(() => a.delivered.length >= 1);
+    // Only the refusing agent is capable: the task waits instead of looping back to it (the old
+    // code offered it hundreds of times a second). Within 1.5 s: the first offer, and at most one
+    // more once the first exclusion (1 s) ended.
+    await sleep(1500);
+    expect(a.delivered.length).toBeGreaterThanOrEqual(1);
+    expect(a.delivered.length).toBeLessThanOrEqual(2);
+    const waiting = await getTask(id);
+    expect(waiting.status).toBe('pending');
+    expect(waiting.attempt).toBe(a.delivered.length);
+    // Another capable agent arrives: the task goes to it, not back to the refuser.
+    const taker = await registerAgent(t, { agent_id: 'taker-1', capabilities: ['cap_refuse1'] });
+    const b = await agentSocket(t, taker, () => 'complete');
+    const done = await waitFor(async () => { const r = await getTask(id); return r.status === 'completed' && r; });
+    expect(done.assigned_agent).toBe('taker-1');
+    const refusals = (done.history as HistoryItem[]).filter((h) => h.reason?.startsWith('rejected'));
+    expect(refusals.length).toBe(a.delivered.length);
+    expect(refusals.every((h) => h.agent_id === 'refuser-1')).toBe(true);
+    expect(b.delivered).toHaveLength(1);
+    a.socket.close();
+    b.socket.close();
+  });
+});

@@ -83,6 +83,7 @@ export const CONFIG_FIELDS: ConfigField[] = [
   { path: 'limits.task_create_per_min', env: 'MCP_RATE_LIMIT_TASK_CREATE', schema: Type.Integer({ minimum: 1 }), default: 100, description: 'Tasks created per minute (a batch counts per task).' },
   { path: 'limits.delegate_per_min', env: 'MCP_RATE_LIMIT_DELEGATE', schema: Type.Integer({ minimum: 1 }), default: 200, description: 'Delegations per minute.' },
   { path: 'limits.health_per_min', env: 'MCP_RATE_LIMIT_HEALTH', schema: Type.Integer({ minimum: 1 }), default: 60, description: 'Health calls per minute.' },
+  { path: 'limits.probe_per_min', env: 'MCP_RATE_LIMIT_PROBE', schema: Type.Integer({ minimum: 1 }), default: 1200, description: 'Calls of /api/v1/live and /api/v1/ready per minute per IP: generous, for the liveness and readiness probes of every pod a node or load balancer checks.' },
   { path: 'limits.system_multiplier', env: 'MCP_RATE_LIMIT_SYSTEM_MULTIPLIER', schema: Type.Integer({ minimum: 1 }), default: 100, description: 'Multiplier for `system` principals.' },
   { path: 'limits.login_failures_per_user_ip', env: 'MCP_LOGIN_MAX_FAILURES', schema: Type.Integer({ minimum: 1 }), default: 10, description: 'Consecutive failed logins per username+IP before a 15-minute lock.' },
   { path: 'limits.login_per_ip_daily', env: 'MCP_LOGIN_MAX_PER_IP_DAILY', schema: Type.Integer({ minimum: 1 }), default: 100, description: 'Failed logins per IP per day.' },

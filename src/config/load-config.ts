@@ -19,7 +19,7 @@ export interface Config {
   retention: { tasks_days: number; pipelines_days: number; events_days: number; metrics_days: number; offline_agents_days: number; audit_days: number; interval_ms: number };
   agents: { timeout_seconds: number; rest_timeout_seconds: number; heartbeat_interval_seconds: number; builtin: boolean; builtin_id: string };
   tasks: { retry_base_ms: number; retry_cap_ms: number; lease_grace_seconds: number; default_strategy: 'capability_match' | 'round_robin' | 'least_loaded' | 'best_performance'; sweep_interval_ms: number; queue_position_exact_limit: number };
-  limits: { default_per_min: number; register_per_min: number; task_create_per_min: number; delegate_per_min: number; health_per_min: number; system_multiplier: number; login_failures_per_user_ip: number; login_per_ip_daily: number };
+  limits: { default_per_min: number; register_per_min: number; task_create_per_min: number; delegate_per_min: number; health_per_min: number; probe_per_min: number; system_multiplier: number; login_failures_per_user_ip: number; login_per_ip_daily: number };
   log: { level: string; pretty: boolean; health_broadcast_ms: number };
   integrations: { flask_url: string; flask_api_key: string; flask_health_ms: number; flask_cache_seconds: number };
   ai: {

@@ -150,6 +150,13 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
     if (closing) throw new UnavailableError('The server is shutting down.', CLOSING_RETRY_AFTER_S);
   });
 
+  const rateLimits = new HttpRateLimits(services.coord, cfg.limits, opts.onRateLimited);
+  // The API's description, its docs page and the token-verification keys: public, per-IP limited
+  // like any other route (SPEC §2: every response carries the rate-limit headers).
+  app.addHook('onRequest', async (request, reply) => {
+    const route = request.routeOptions.url;
+    if (route === '/openapi.json' || route === '/.well-known/jwks.json' || route?.startsWith('/docs')) await rateLimits.consume(request, reply, 'default');
+  });
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -164,7 +171,6 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
   const authDeps = { tokens: services.tokens, principals: services.principals, bus: services.bus, onAuthFailure: opts.onAuthFailure };
   const authenticate = makeAuthenticate(authDeps);
   const requirePermission = makeRequirePermission(authDeps);
-  const rateLimits = new HttpRateLimits(services.coord, cfg.limits, opts.onRateLimited);
   // The path is not echoed: it may hold PHI (ids, names typed into a URL). A request for no route
   // counts against its IP's budget and carries the rate-limit headers like any other.
   app.setNotFoundHandler(async (request, reply) => {

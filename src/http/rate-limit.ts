@@ -36,6 +36,7 @@ export class HttpRateLimits {
       task_create: limits.task_create_per_min,
       delegate: limits.delegate_per_min,
       health: limits.health_per_min,
+      probe: limits.probe_per_min,
     };
     this.multiplier = limits.system_multiplier;
     // A principal's requests of one turn share one consume (see CoalescedLimiter).

@@ -20,4 +20,4 @@ declare module 'fastify' {
   }
 }
 
-export type RateClass = 'default' | 'register' | 'task_create' | 'delegate' | 'health';
+export type RateClass = 'default' | 'register' | 'task_create' | 'delegate' | 'health' | 'probe';

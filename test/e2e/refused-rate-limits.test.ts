@@ -74,3 +74,30 @@ describe('rate limits on requests for no route', () => {
     expect(seen).toEqual([[404, 'NOT_FOUND', '1'], [404, 'NOT_FOUND', '0'], [429, 'RATE_LIMIT_EXCEEDED', '0']]);
   });
 });
+
+describe('rate limits on the public endpoints', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer({ 'agents.builtin': false, 'limits.default_per_min': 4, 'limits.probe_per_min': 3 });
+  });
+  afterAll(async () => t?.stop());
+
+  it('probes carry the headers of their own (generous) budget, and a flood gets 429', async () => {
+    const seen: Array<[number, string | null, string | null]> = [];
+    for (const path of ['/api/v1/live', '/api/v1/ready', '/api/v1/live', '/api/v1/ready']) {
+      const r = await t.api('GET', path);
+      seen.push([r.status, r.headers.get('x-ratelimit-limit'), r.headers.get('x-ratelimit-remaining')]);
+    }
+    expect(seen).toEqual([[200, '3', '2'], [200, '3', '1'], [200, '3', '0'], [429, '3', '0']]);
+  });
+
+  it('the API description, its docs page and the JWKS carry the headers of the default budget', async () => {
+    const seen: Array<[string, number, string | null, string | null]> = [];
+    for (const path of ['/openapi.json', '/.well-known/jwks.json', '/docs', '/openapi.json']) {
+      const r = await fetch(`${t.url}${path}`, { redirect: 'manual' });
+      seen.push([path, r.status < 400 ? 200 : r.status, r.headers.get('x-ratelimit-limit'), r.headers.get('x-ratelimit-remaining')]);
+    }
+    // (The admin's login at start-up took one point of the IP's default budget.)
+    expect(seen).toEqual([['/openapi.json', 200, '4', '2'], ['/.well-known/jwks.json', 200, '4', '1'], ['/docs', 200, '4', '0'], ['/openapi.json', 429, '4', '0']]);
+  });
+});

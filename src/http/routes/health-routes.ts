@@ -1,4 +1,5 @@
 /** Health, liveness, readiness (SPEC §11). `/health` is public; details need a valid token. */
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { App } from '../app-types.ts';
 import type { RouteKit } from '../http-deps.ts';
 import { bearerToken } from '../auth-hooks.ts';
@@ -30,9 +31,10 @@ export function healthRoutes(app: App, kit: RouteKit): void {
     };
   });
 
-  app.get('/live', { schema: { tags: ['health'], security: [] }, config: { public: true } }, async () => ({ status: 'alive', timestamp: new Date().toISOString() }));
+  const probeLimit = { preValidation: [async (request: FastifyRequest, reply: FastifyReply) => kit.rateLimits.consume(request, reply, 'probe')] };
+  app.get('/live', { schema: { tags: ['health'], security: [] }, config: { public: true }, ...probeLimit }, async () => ({ status: 'alive', timestamp: new Date().toISOString() }));
 
-  app.get('/ready', { schema: { tags: ['health'], security: [] }, config: { public: true } }, async (_request, reply) => {
+  app.get('/ready', { schema: { tags: ['health'], security: [] }, config: { public: true }, ...probeLimit }, async (_request, reply) => {
     const ok = await s.ready().catch(() => false);
     return reply.status(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', timestamp: new Date().toISOString() });
   });

@@ -5,7 +5,7 @@
  */
 import { AppError, ConflictError, ForbiddenError, NotFoundError, newId, type EventBus } from '../core/index.ts';
 import type { RegisterAgentInput, UpdateAgentInput, HeartbeatInput, AgentStatus, AgentSort } from '../contracts/agents.ts';
-import type { Coordination } from '../coordination/index.ts';
+import type { Coordination, PresenceWrite } from '../coordination/index.ts';
 import type { AgentView } from '../contracts/views.ts';
 import { pgErrorCode, type Db } from '../store/index.ts';
 import { permissionsOf, type ApiKeys, type Principal, type TokenPair, type TokenService } from '../auth/index.ts';
@@ -333,6 +333,39 @@ export class AgentService {
     else if (a.status === 'offline') status = a.draining ? 'inactive' : 'active';
     if (status !== a.status) await this.setStatus(agentId, status as AgentStatus, { last_seen_at: new Date() });
     return { status: 'acknowledged', next_heartbeat: new Date(Date.now() + this.opts.heartbeatIntervalSeconds * 1000).toISOString(), agent_status: status };
+  }
+
+  /** Heartbeat silence (ms) before a socket-connected agent is offline: the TTL of its presence. */
+  get wsTimeoutMs(): number {
+    return this.opts.timeoutSeconds * 1000;
+  }
+
+  /**
+   * Liveness of agents whose socket this process holds, as presence records for one
+   * `setPresenceMany` (TTL `wsTimeoutMs`). SPEC §8 promises the seed's client snippet works
+   * unchanged, and it never sends `agent:heartbeat`: an open socket is itself a sign of life.
+   * Each record is the agent's presence as its last heartbeat wrote it (reported status and
+   * system metrics kept) with a new `last_heartbeat` and this process's live load. Agents whose
+   * presence is younger than `freshMs` (they heartbeat themselves) are left out. One read for
+   * all of them, no database statement: 10,000 sockets cost two round trips a period.
+   */
+  async livenessRecords(agentIds: readonly string[], freshMs: number): Promise<PresenceWrite[]> {
+    if (!agentIds.length) return [];
+    const now = Date.now();
+    const previous = await this.presenceOf([...agentIds]);
+    const records: PresenceWrite[] = [];
+    agentIds.forEach((id, i) => {
+      const p = previous[i];
+      if (p && now - p.last_heartbeat < freshMs) return;
+      const served = this.servedLoad(id);
+      const data: AgentPresence = {
+        ...(p?.status ? { status: p.status } : {}), ...(p?.system_metrics ? { system_metrics: p.system_metrics } : {}),
+        transport: 'ws', last_heartbeat: now, ...(served === undefined ? {} : { load: served }),
+      };
+      records.push({ kind: PRESENCE, id, data: data as unknown as Record<string, unknown> });
+      this.seenAlive.add(id);
+    });
+    return records;
   }
 
   /** Drops the cached heartbeat state (a change made here or by another process, or coordination was rebuilt). */

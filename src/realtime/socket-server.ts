@@ -96,6 +96,10 @@ export class RealtimeServer {
   private readonly agentSocketPresence = { pid: process.pid, server: this.serverId };
   private readonly sockets = new Set<McpSocket>();
   private unsubAgentChanged: Unsubscribe | undefined;
+  /** Period of `refreshLiveness`. */
+  private readonly livenessMs: number;
+  /** A rebuild heartbeats every connected agent itself: liveness refreshes skip their write meanwhile. */
+  private rebuilding = false;
 
   constructor(private readonly o: RealtimeOptions) {
     this.io = new Server({ maxHttpBufferSize: 1024 * 1024, cors: { origin: false }, serveClient: false, pingInterval: 20000, pingTimeout: 20000, ...(o.adapter ? { adapter: o.adapter } : {}) });
@@ -123,7 +127,12 @@ export class RealtimeServer {
     this.offs.push(o.bus.on('agent:status_changed', agentChanged), o.bus.on('agent:updated', agentChanged));
     const refresh = setInterval(() => void this.refreshPresence(), SOCKET_PRESENCE_TTL_MS / 3);
     refresh.unref();
-    this.offs.push(() => clearInterval(refresh));
+    // A connected agent is alive whether or not it sends agent:heartbeat (the seed's snippet never
+    // does): one timer for all of them, a third of the agent timeout so a record never lapses.
+    this.livenessMs = Math.min(SOCKET_PRESENCE_TTL_MS, o.agents.wsTimeoutMs) / 3;
+    const liveness = setInterval(() => void this.refreshLiveness(), this.livenessMs);
+    liveness.unref();
+    this.offs.push(() => clearInterval(refresh), () => clearInterval(liveness));
   }
 
   /** Attaches to the API's HTTP server and opens the dedicated port (0 = ephemeral, -1 = none). */
@@ -221,18 +230,39 @@ export class RealtimeServer {
   }
 
   /**
+   * Keeps the agents connected here from being swept offline when they send no heartbeat: their
+   * `agent` presence is rewritten (`AgentService.livenessRecords`) in one batched write, skipping
+   * the ones that heartbeated within the period. No per-socket timer or statement.
+   */
+  private async refreshLiveness(): Promise<void> {
+    if (this.rebuilding || this.agentSockets.size === 0) return;
+    try {
+      const records = await this.o.agents.livenessRecords([...this.agentSockets.keys()], this.livenessMs);
+      // Checked again after the read: a rebuild that started meanwhile writes these records itself.
+      if (records.length && !this.rebuilding) await this.o.coord.setPresenceMany(records, this.o.agents.wsTimeoutMs);
+    } catch (err) {
+      this.o.logger.warn({ err }, 'agent liveness refresh failed');
+    }
+  }
+
+  /**
    * Rebuilds what this process owns in the coordination store after it was lost (Redis flushed,
    * restarted empty or unreachable): socket and agent-socket presence, heartbeat presence of
    * the agents connected here, their slots (re-read from PostgreSQL) and a redelivery of
    * unacknowledged leases; then a dispatch round. Idempotent.
    */
   async rebuildCoordinationState(): Promise<void> {
-    await this.refreshPresence();
-    for (const agentId of [...this.agentSockets.keys()]) {
-      this.o.agents.invalidate(agentId);
-      await this.o.agents.heartbeat(agentId, {}, 'ws').catch((err: unknown) => this.o.logger.warn({ err, agent_id: agentId }, 'presence rebuild failed'));
-      await this.refreshSlot(agentId);
-      await this.resendUnacknowledged(agentId, 5000).catch(() => {});
+    this.rebuilding = true;
+    try {
+      await this.refreshPresence();
+      for (const agentId of [...this.agentSockets.keys()]) {
+        this.o.agents.invalidate(agentId);
+        await this.o.agents.heartbeat(agentId, {}, 'ws').catch((err: unknown) => this.o.logger.warn({ err, agent_id: agentId }, 'presence rebuild failed'));
+        await this.refreshSlot(agentId);
+        await this.resendUnacknowledged(agentId, 5000).catch(() => {});
+      }
+    } finally {
+      this.rebuilding = false;
     }
     this.o.engine.trigger();
   }
@@ -476,6 +506,15 @@ export class RealtimeServer {
     if (!this.o.engine.hasSlot(agentId) || !this.agentSockets.has(agentId)) return;
     const agent = await this.o.agents.get(agentId).catch(() => null);
     if (!agent) return;
+    // Connected here, so alive: marked offline anyway (its presence was lost, e.g. the coordination
+    // store restarted empty), it comes back as on a heartbeat; that status change refreshes the slot.
+    if (agent.status === 'offline') {
+      const revived = await this.o.agents.heartbeat(agentId, {}, 'ws').then(() => true, (err: unknown) => {
+        this.o.logger.warn({ err, agent_id: agentId }, 'reviving a connected agent failed');
+        return false;
+      });
+      if (revived) return;
+    }
     this.o.engine.updateSlot(agentId, { available: this.isAvailable(agent.status, agent.draining), max: agent.max_concurrent_tasks, capabilities: new Set(agent.capabilities) });
   }
 

@@ -271,10 +271,14 @@ export class AgentService {
       const self = caller.type === 'agent' && caller.id === agentId;
       if (!self || keys.some((k) => !['capabilities', 'metadata', 'max_concurrent_tasks'].includes(k))) throw new ForbiddenError('INSUFFICIENT_PERMISSIONS');
     }
-    const after = await this.repo.update(this.db, agentId, patch);
+    // `status: active` ends a drain (as the agent's own `agent:status_update` does): the view
+    // returned says `draining: false`. Any other status leaves the drain as it is.
+    const undrain = patch.status === 'active' && before.draining;
+    const after = await this.repo.update(this.db, agentId, undrain ? { ...patch, draining: false } : patch);
     this.invalidate(agentId);
     if (!after) throw new NotFoundError('AGENT_NOT_FOUND');
     if (patch.status && patch.status !== before.status) this.bus.emit('agent:status_changed', { agent_id: agentId, status: patch.status, previous: before.status });
+    else if (undrain) this.bus.emit('agent:updated', { agent_id: agentId });
     if (patch.role && patch.role !== before.role) {
       await this.tokens.revokeSubject('agent', agentId);
       this.bus.emit('principal:revoked', { subject_type: 'agent', subject_id: agentId, reason: 'role_changed' });
@@ -303,6 +307,10 @@ export class AgentService {
     if (after && before.status !== status) {
       this.bus.emit('agent:status_changed', { agent_id: agentId, status, previous: before.status });
       if (status === 'active') this.bus.emit('task:eligible', { task_ids: [] });
+    } else if (after && after.draining !== before.draining) {
+      // Same status, drain started or ended: the serving process refreshes the agent's slot.
+      this.bus.emit('agent:updated', { agent_id: agentId });
+      if (!after.draining) this.bus.emit('task:eligible', { task_ids: [] });
     }
     return after;
   }
@@ -315,7 +323,10 @@ export class AgentService {
 
   /**
    * Records a heartbeat in presence (TTL = the offline timeout). An offline agent comes back
-   * `active`; a reported status is applied when it differs.
+   * `active` (`inactive` while draining); a reported status is applied when it differs. A
+   * reported `active` also ends a drain, as `agent:status_update {status: "active"}` and
+   * `PUT /agents/{id} {status: "active"}` do: the agent says it takes work again. `busy` is a
+   * load report, not a request: it leaves a drain as it is.
    */
   async heartbeat(agentId: string, body: HeartbeatInput, transport: 'ws' | 'rest'): Promise<{ status: 'acknowledged'; next_heartbeat: string; agent_status: string }> {
     const a = await this.heartbeatState(agentId);
@@ -328,10 +339,12 @@ export class AgentService {
     await this.coord.setPresence(PRESENCE, agentId, presence as unknown as Record<string, unknown>, ttl);
     this.seenAlive.add(agentId);
     let status = a.status;
+    const undrain = a.draining && body.status === 'active';
     const wanted = body.status === 'busy' ? 'active' : body.status;
-    if (wanted && wanted !== a.status && !(a.draining && wanted === 'active')) status = wanted;
+    if (undrain) status = 'active';
+    else if (wanted && wanted !== a.status && !(a.draining && wanted === 'active')) status = wanted;
     else if (a.status === 'offline') status = a.draining ? 'inactive' : 'active';
-    if (status !== a.status) await this.setStatus(agentId, status as AgentStatus, { last_seen_at: new Date() });
+    if (status !== a.status || undrain) await this.setStatus(agentId, status as AgentStatus, { last_seen_at: new Date(), ...(undrain ? { draining: false } : {}) });
     return { status: 'acknowledged', next_heartbeat: new Date(Date.now() + this.opts.heartbeatIntervalSeconds * 1000).toISOString(), agent_status: status };
   }
 

@@ -65,7 +65,8 @@ export class PipelineEngine {
   constructor(
     private readonly db: Db,
     readonly repo: PipelineRepository,
-    private readonly tasks: TaskService,
+    /** Stage tasks are created and cancelled through it (readable: its PHI-access log serves pipeline reads too). */
+    readonly tasks: TaskService,
     private readonly bus: EventBus,
     opts: PipelineEngineOptions = {},
   ) {

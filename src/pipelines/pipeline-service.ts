@@ -5,7 +5,7 @@
 import { ConflictError, NotFoundError, ValidationError } from '../core/index.ts';
 import type { Db } from '../store/index.ts';
 import { hasPermission, principalKey, type Principal } from '../auth/index.ts';
-import { maskValue } from '../security/index.ts';
+import { maskValue, type AuditContext, type PhiAccessLog } from '../security/index.ts';
 import type { CreatePipelineInput, CreateTemplateInput, ListPipelinesInput, OutputFormat } from '../contracts/pipelines.ts';
 import { BUILTIN_TEMPLATES, validateStages, type PipelineTemplate } from './pipeline-templates.ts';
 import type { PipelineEngine, CreatedPipeline } from './pipeline-engine.ts';
@@ -38,6 +38,25 @@ export class PipelineService {
     readonly engine: PipelineEngine,
     private readonly blindIndex?: (purpose: 'patient_id' | 'session_id', value: string) => string,
   ) {}
+
+  /**
+   * PHI-access log for pipeline reads (SPEC §9 bulk-read rule). Unset: the task service's (compose
+   * sets that one), so a run's detail and output count like task reads; null: none.
+   */
+  phiAudit: PhiAccessLog | null | undefined = undefined;
+
+  private get phi(): PhiAccessLog | null {
+    return this.phiAudit === undefined ? this.engine.tasks.phiAudit : this.phiAudit;
+  }
+
+  /**
+   * Counts an audited read of a run (its context, output or export) towards the bulk-read
+   * breach rule — one PHI record per read, as a task read — when the caller saw it unmasked
+   * (masked reads are audited but disclose nothing). The caller does not wait.
+   */
+  noteRead(ctx: AuditContext, viewer: Principal): void {
+    this.phi?.countRead(ctx, { classification: 'phi', unmasked: hasPermission(viewer.role, 'phi:read') });
+  }
 
   create(input: CreatePipelineInput, creator: Principal): Promise<CreatedPipeline> {
     return this.engine.create(input, creator);

@@ -5,7 +5,10 @@
  *   the input's session / conversation id (or as a key of a standalone task's `inputs`) appears
  *   in no error — not in the pipeline's or its stages' errors over REST (admin or supervisor),
  *   not in the task's error, not in the `pipeline:failed` event (on the bus or a socket), not in
- *   the clear error columns.
+ *   the clear error columns;
+ * - reads of a run (detail, output) count towards the bulk-read breach rule as task reads do
+ *   (> 500 PHI records in 5 min → `phi_bulk_read`), and a masked read (no phi:read) is audited
+ *   too.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
@@ -94,6 +97,48 @@ for (const engine of engines()) {
       }
       return run.error.message as string;
     };
+
+    /** A small completed techdeck run. */
+    const completedRun = async (): Promise<string> => {
+      const created = await post('/pipelines', { input_data: { text: 'Therapist: How have you been?\nClient: Better, thank you.' }, context: { session_type: 'individual', patient_id: CANARY } });
+      expect(created.status).toBe(201);
+      expect((await finished(created.body.pipeline_id)).status).toBe('completed');
+      return created.body.pipeline_id as string;
+    };
+    const principalOf = async (token: string) => `user:${(await get('/auth/me', token)).body.user.user_id as string}`;
+    const bulkReaders = async () => {
+      await t.server.security.phi.flush();
+      const r = await get('/security/alerts?rule=phi_bulk_read&limit=1000');
+      expect(r.status).toBe(200);
+      return (r.body.alerts as Array<{ principal: string }>).map((a) => a.principal);
+    };
+    /** `n` GETs of `path`, 10 at a time, each answered 200. */
+    const readMany = async (paths: string[], token: string) => {
+      for (let i = 0; i < paths.length; i += 10) {
+        const batch = await Promise.all(paths.slice(i, i + 10).map((p) => get(p, token)));
+        for (const r of batch) expect(r.status).toBe(200);
+      }
+    };
+
+    it('counts pipeline detail and output reads towards the bulk-read rule; audits masked reads too', () => track(async () => {
+      const id = await completedRun();
+      const reader = await userToken(t, 'admin');
+      const principal = await principalOf(reader);
+      // 510 PHI records read by one admin within the window: half details, half exports.
+      await readMany(Array.from({ length: 510 }, (_, i) => (i % 2 === 0 ? `/pipelines/${id}` : `/pipelines/${id}/output?format=json`)), reader);
+      expect(await waitFor(async () => (await bulkReaders()).includes(principal), 5000, 100)).toBe(true);
+
+      // A supervisor's read is masked, and audited like a masked task read.
+      const supPrincipal = await principalOf(supervisor);
+      const masked = await get(`/pipelines/${id}`, supervisor);
+      expect(masked.status).toBe(200);
+      expect(masked.text).not.toContain(CANARY);
+      const audited = await get(`/audit?resource_type=pipeline&resource_id=${id}&action=read&limit=1000`);
+      const supReads = (audited.body.entries as Array<{ actor: { id: string; role: string }; fields: string[]; outcome: string }>).filter((e) => e.actor.role === 'supervisor');
+      expect(supReads).toHaveLength(1);
+      expect(supReads[0]).toMatchObject({ actor: { id: supPrincipal.slice('user:'.length) }, fields: ['context', 'output'], outcome: 'success' });
+      expect(await bulkReaders()).not.toContain(supPrincipal);
+    }), 120_000);
 
     it('a conversation with no text fails naming its record and line, never its session id', () => track(async () => {
       const message = await failedRun({ format: 'csv', content: `session_id,speaker,text\n${CANARY},client,\n` }, 'standardization');

@@ -7,7 +7,6 @@ import { auditContextOf } from '../audit-context.ts';
 import { EmptyBody, ListQuery, paginate } from '../../contracts/common.ts';
 import { ControlBody, CreatePipelineBody, CreateTemplateBody, ListPipelinesQuery, OutputQuery, PipelineParams, StageParams } from '../../contracts/pipelines.ts';
 import type { PipelineService } from '../../pipelines/index.ts';
-import { hasPermission } from '../../auth/index.ts';
 import type { AuditLog } from '../../security/index.ts';
 
 const TemplatesQuery = Type.Object({
@@ -15,7 +14,11 @@ const TemplatesQuery = Type.Object({
 }, { additionalProperties: false });
 
 export interface PipelineRouteOptions {
-  /** When given, PHI writes, unmasked reads and exports of runs are audited (a failed audit write fails the request). */
+  /**
+   * When given, PHI writes, reads (masked or not, as task reads) and exports of runs are audited
+   * (a failed audit write fails the request); audited reads then count towards the bulk-read
+   * breach rule through the pipeline service (`noteRead`).
+   */
   audit?: AuditLog;
 }
 
@@ -23,9 +26,11 @@ export function pipelineRoutes(app: App, kit: RouteKit, pipelines: PipelineServi
   const tags = ['pipelines'];
   const audit = async (request: FastifyRequest, action: 'create' | 'read' | 'export', pipelineId: string, fields: string[]) => {
     if (!opts.audit) return;
-    await opts.audit.audit(kit.services.db, auditContextOf(request), {
+    const ctx = auditContextOf(request);
+    await opts.audit.audit(kit.services.db, ctx, {
       action, resource_type: 'pipeline', resource_id: pipelineId, fields, data_classification: 'phi', outcome: 'success',
     });
+    if (action !== 'create') pipelines.noteRead(ctx, request.principal!);
   };
 
   app.get('/pipelines/templates', { schema: { tags, querystring: TemplatesQuery }, ...kit.guard('pipeline:read') }, async (request) => {
@@ -54,7 +59,8 @@ export function pipelineRoutes(app: App, kit: RouteKit, pipelines: PipelineServi
 
   app.get('/pipelines/:pipeline_id', { schema: { tags, params: PipelineParams }, ...kit.guard('pipeline:read') }, async (request) => {
     const detail = await pipelines.get(request.params.pipeline_id, request.principal!);
-    if (hasPermission(request.principal!.role, 'phi:read')) await audit(request, 'read', detail.pipeline_id, detail.output === undefined ? ['context'] : ['context', 'output']);
+    // Audited for every caller, as task reads are: a masked read is still an access to the record.
+    await audit(request, 'read', detail.pipeline_id, detail.output === undefined ? ['context'] : ['context', 'output']);
     return detail;
   });
 

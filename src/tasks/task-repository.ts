@@ -28,7 +28,10 @@ export interface TaskRow {
   dependencies: string[];
   pending_deps: number;
   strategy: string | null;
+  /** Deliveries so far: +1 on every lease, the fencing token (SPEC §6). */
   attempt: number;
+  /** Failures and timeouts recorded so far (migration 0016): what max_retries limits, not `attempt`. */
+  failures: number;
   assigned_agent: string | null;
   lease_expires_at: Date | null;
   progress: number;
@@ -70,7 +73,7 @@ export interface TaskAssignment {
 }
 
 export const TASK_COLS = `task_id, task_type, status, priority, required_capabilities, parameters, result, error, data_classification, metadata,
-  pipeline_id, stage, deadline, timeout_seconds, max_retries, dependencies, pending_deps, strategy, attempt, assigned_agent, lease_expires_at,
+  pipeline_id, stage, deadline, timeout_seconds, max_retries, dependencies, pending_deps, strategy, attempt, failures, assigned_agent, lease_expires_at,
   progress, progress_message, dead_letter, retry_at, created_by, created_at, updated_at, assigned_at, started_at, completed_at`;
 
 export const SUMMARY_COLS = TASK_COLS.replace('parameters, result, ', '');

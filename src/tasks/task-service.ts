@@ -349,7 +349,10 @@ export class TaskService {
     });
   }
 
-  /** Re-queues a failed or timed-out (possibly dead-lettered) task. */
+  /**
+   * Re-queues a failed or timed-out (possibly dead-lettered) task. A dead-lettered one gets one
+   * more delivery: max_retries is raised to the failures so far, so its next failure is final.
+   */
   async retry(taskId: string, by: Principal): Promise<TaskSummary> {
     return this.tx(async (q, emit) => {
       const row = await this.repo.get(q, taskId, true);
@@ -357,7 +360,7 @@ export class TaskService {
       if (!RETRYABLE_BY_OPERATOR.includes(row.status)) throw this.transitionError(row.status, 'pending');
       const { rows } = await q.query<TaskRow>(
         `UPDATE tasks SET status = 'pending', dead_letter = false, retry_at = NULL, error = NULL, assigned_agent = NULL, lease_expires_at = NULL,
-           progress = 0, progress_message = NULL, max_retries = GREATEST(max_retries, attempt), updated_at = now()
+           progress = 0, progress_message = NULL, max_retries = GREATEST(max_retries, failures), updated_at = now()
          WHERE task_id = $1 RETURNING *`, [row.task_id]);
       await this.repo.recordEvents(q, [{ task_id: row.task_id, from: row.status, to: 'pending', attempt: row.attempt, agent_id: null, reason: `redriven by ${by.name}` }]);
       emit('task:eligible', { task_ids: [row.task_id] });
@@ -622,16 +625,18 @@ export class TaskService {
   }
 
   /**
-   * failed|timeout, then either retrying (backoff) while attempts remain and the failure is
-   * retryable, or final with dead_letter. Attempt N is the Nth delivery; max_retries more
-   * deliveries are allowed after the first.
+   * failed|timeout, then either retrying (backoff) while retries remain and the failure is
+   * retryable, or final with dead_letter. Retries are counted by `failures` (this one included:
+   * the task's Nth failure is retried while N <= max_retries), not by `attempt`, so deliveries
+   * that did not fail (a refusal, a requeue) consume none (SPEC §6).
    */
   private async failRow(q: Queryable, row: TaskRow, status: 'failed' | 'timeout', error: { code: string; message: string; retryable: boolean; details?: unknown }, emit: Emit) {
-    const willRetry = error.retryable && row.attempt <= row.max_retries;
-    const delay = backoffMs(row.attempt, this.opts.retryBaseMs, this.opts.retryCapMs, this.opts.random);
+    const failures = row.failures + 1;
+    const willRetry = error.retryable && failures <= row.max_retries;
+    const delay = backoffMs(failures, this.opts.retryBaseMs, this.opts.retryCapMs, this.opts.random);
     const { rows } = await q.query<{ retry_at: Date | null }>(
       `UPDATE tasks SET status = $2, error = $3, dead_letter = $4, retry_at = CASE WHEN $5::boolean THEN now() + make_interval(secs => $6::float8 / 1000) END,
-         lease_expires_at = NULL, updated_at = now(), completed_at = CASE WHEN $5::boolean THEN NULL ELSE now() END
+         lease_expires_at = NULL, updated_at = now(), completed_at = CASE WHEN $5::boolean THEN NULL ELSE now() END, failures = failures + 1
        WHERE task_id = $1 RETURNING retry_at`,
       [row.task_id, willRetry ? 'retrying' : status, JSON.stringify(error), !willRetry, willRetry, delay]);
     const events: Array<{ task_id: string; from: string | null; to: string; attempt: number; agent_id: string | null; reason: string | null }> = [{ task_id: row.task_id, from: row.status, to: status, attempt: row.attempt, agent_id: row.assigned_agent, reason: error.code }];

@@ -80,4 +80,27 @@ describe.each(engines())('task lifecycle fixes on $name', (engine) => {
     a.socket.close();
     b.socket.close();
   });
+
+  it('turning a task down consumes none of its retries: max_retries 1, refused once, then a retryable failure is retried (SPEC §6)', async () => {
+    const refuser = await registerAgent(t, { agent_id: 'refuser-2', capabilities: ['cap_refuse2'] });
+    const a = await agentSocket(t, refuser, () => 'refuse');
+    const id = await task({ task_type: 'refused_then_failed', required_capabilities: ['cap_refuse2'], max_retries: 1 });
+    await waitFor(() => a.delivered.length >= 1);
+    a.socket.close();
+    const failer = await registerAgent(t, { agent_id: 'failer-2', capabilities: ['cap_refuse2'] });
+    const b = await agentSocket(t, failer, () => 'fail');
+    const dead = await waitFor(async () => { const r = await getTask(id); return r.dead_letter && r; }, 15_000);
+    // Two failures (max_retries 1: one retry), both by the failing agent; the refusal counted for none.
+    expect(b.delivered.map((d) => d.attempt)).toEqual([2, 3]);
+    expect(dead).toMatchObject({ status: 'failed', dead_letter: true, attempt: 3, error: { code: 'MODEL_DOWN', retryable: true } });
+    const h = dead.history as HistoryItem[];
+    expect(h.filter((x) => x.to_status === 'retrying')).toHaveLength(1);
+    expect(h.filter((x) => x.to_status === 'failed').map((x) => x.attempt)).toEqual([2, 3]);
+    // A redrive grants one more delivery, whose failure is final again.
+    expect((await t.api('POST', `/api/v1/tasks/${id}/retry`, { token: t.adminToken })).status).toBe(200);
+    const again = await waitFor(async () => { const r = await getTask(id); return r.dead_letter && r; }, 15_000);
+    expect(b.delivered.map((d) => d.attempt)).toEqual([2, 3, 4]);
+    expect(again).toMatchObject({ status: 'failed', attempt: 4 });
+    b.socket.close();
+  });
 });

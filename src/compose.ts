@@ -318,6 +318,8 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     tokens, principals, agents, tasks, engine, bus, coord,
     logger: logger.child({ component: 'realtime' }),
     leaseGraceSeconds: cfg.tasks.lease_grace_seconds,
+    // Subscribing to a pipeline that does not exist is a 404 (SPEC §3), as for tasks and agents.
+    pipelineExists: async (id) => (await pipelineRepo.get(db, id)) !== null,
     tls,
     onConnectionsChanged: (n) => metrics.wsConnections.set(n),
     onDeliveryLatency: (s) => metrics.wsLatency.observe(s),

@@ -34,6 +34,9 @@ import { DENIAL_CODES, onEvent, type Ack, type HandlerHooks } from './socket-kit
 import { coalesceWebSocketWrites } from './coalesce-writes.ts';
 
 export const NAMESPACE = '/mcp/ws';
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A server-generated id (a UUID, stored and sent lower-case) as events carry it; any other id unchanged. */
+const canonicalUuid = (id: string): string => (UUID_RE.test(id) ? id.toLowerCase() : id);
 export const SOCKET_PRESENCE_TTL_MS = 30_000;
 const AGENT_CHANGED = 'realtime:agent-changed';
 /** Events only an agent's socket sends (a user's socket sending one is refused, not ignored). */
@@ -52,7 +55,11 @@ export interface RealtimeOptions {
   leaseGraceSeconds: number;
   maxSocketsPerPrincipal?: number;
   eventsPerSecond?: number;
-  /** Whether a pipeline exists (subscription checks); absent → any pipeline id is accepted for pipeline:read holders. */
+  /**
+   * Whether a pipeline exists, asked with the id lower-cased when it is a UUID (subscriptions:
+   * an unknown one answers PIPELINE_NOT_FOUND like REST). Absent → any pipeline id is accepted
+   * for pipeline:read holders (compose always wires it).
+   */
   pipelineExists?: (id: string) => Promise<boolean>;
   tls?: { cert: Buffer; key: Buffer };
   onConnectionsChanged?: (n: number) => void;
@@ -388,20 +395,23 @@ export class RealtimeServer {
       if (!hasPermission(p.role, perm)) throw new ForbiddenError('INSUFFICIENT_PERMISSIONS');
     };
     let room: string;
+    // Rooms are named by the id as events carry it (the stored one; UUIDs lower-case), not as
+    // the caller spelled it: `task:01A2…` would ack ok and never receive an event.
     if (sub.task_id) {
       need('task:read');
-      await this.o.tasks.getRow(sub.task_id, p);
-      room = rooms.task(sub.task_id);
+      const row = await this.o.tasks.getRow(sub.task_id, p);
+      room = rooms.task(row.task_id);
     } else if (sub.pipeline_id) {
       need('pipeline:read');
-      if (this.o.pipelineExists && !(await this.o.pipelineExists(sub.pipeline_id))) throw new AppError('PIPELINE_NOT_FOUND');
-      room = rooms.pipeline(sub.pipeline_id);
+      const id = canonicalUuid(sub.pipeline_id);
+      if (this.o.pipelineExists && !(await this.o.pipelineExists(id))) throw new AppError('PIPELINE_NOT_FOUND');
+      room = rooms.pipeline(id);
     } else if (sub.agent_id) {
       need('agent:read');
       // An agent's room carries the task events of its leases: a worker sees its own only (as it lists its own tasks).
       if (p.role === 'worker' && !(p.type === 'agent' && p.id === sub.agent_id)) throw new ForbiddenError('INSUFFICIENT_PERMISSIONS', 'Workers may subscribe to their own agent only.');
-      await this.o.agents.get(sub.agent_id);
-      room = rooms.agentSub(sub.agent_id);
+      const agent = await this.o.agents.get(sub.agent_id);
+      room = rooms.agentSub(agent.agent_id);
     } else {
       const topic = sub.topic!;
       if (topic === 'tasks') {

@@ -9,9 +9,29 @@ export type Ack = (response: Record<string, unknown>) => void;
 /** Compiled once per schema: every event of the hot path (results, acks) is checked with it. */
 const compiled = new WeakMap<TSchema, Validator>();
 
-export function validate<T>(schema: TSchema, payload: unknown): T {
+function validatorOf(schema: TSchema): Validator {
   let v = compiled.get(schema);
   if (!v) compiled.set(schema, (v = Compile(schema)));
+  return v;
+}
+
+/** Per schema: whether it accepts `{}` (an object whose fields are all optional). */
+const takesEmpty = new WeakMap<TSchema, boolean>();
+
+/**
+ * The payload an event carries. A missing one (`emit(event)` or `emit(event, ack)`) means `{}`
+ * for a schema whose fields are all optional (SPEC §8: `agent:heartbeat` has only optional
+ * fields, so an empty heartbeat is valid); for any other schema it stays missing and is refused.
+ */
+export function payloadOf(schema: TSchema, payload: unknown): unknown {
+  if (payload !== undefined) return payload;
+  let empty = takesEmpty.get(schema);
+  if (empty === undefined) takesEmpty.set(schema, (empty = validatorOf(schema).Check({})));
+  return empty ? {} : payload;
+}
+
+export function validate<T>(schema: TSchema, payload: unknown): T {
+  const v = validatorOf(schema);
   if (v.Check(payload)) return payload as T;
   const errors = v.Errors(payload).slice(0, 20).map((e) => {
     const path = (e as { instancePath?: string; path?: string }).instancePath ?? (e as { path?: string }).path ?? '';
@@ -43,7 +63,7 @@ export function onEvent<T>(
 ): void {
   socket.on(event, (...args: unknown[]) => {
     const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as Ack) : undefined;
-    const payload = args[0];
+    const payload = payloadOf(schema, args[0]);
     void (async () => {
       try {
         const out = await fn(validate<T>(schema, payload));

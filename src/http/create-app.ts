@@ -3,7 +3,7 @@
  * security headers, CORS, OpenAPI docs, auth/rate-limit/idempotency plumbing, and the routes.
  * The process side (ports, TLS, shutdown) is in http-server.ts.
  */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type preHandlerAsyncHookHandler } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import helmet from 'helmet';
 import cors from '@fastify/cors';
@@ -189,19 +189,18 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
     guard(permission, rateClass = 'default', cost) {
       const checks = [authenticate];
       if (permission) checks.push(requirePermission(...(Array.isArray(permission) ? permission : [permission])));
-      const list: preHandlerAsyncHookHandler[] = [async function authorize(this: FastifyInstance, request, reply) {
-        try {
-          for (const check of checks) await check.call(this, request, reply);
-        } catch (err) {
-          // A refused request (401, 403) counts against its caller's budget too — its principal's,
-          // else its IP's — and carries the rate-limit headers; a flood of them gets 429.
-          await rateLimits.consumeRefused(request, reply, rateClass);
-          throw err;
-        }
-      }];
-      list.push(async (request, reply) => rateLimits.consume(request, reply, rateClass, cost ? cost(request.body) : 1));
       return {
-        preValidation: list,
+        onRequest: [async function authorize(this: FastifyInstance, request, reply) {
+          try {
+            for (const check of checks) await check.call(this, request, reply);
+          } catch (err) {
+            // A refused request (401, 403) counts against its caller's budget too — its principal's,
+            // else its IP's — and carries the rate-limit headers; a flood of them gets 429.
+            await rateLimits.consumeRefused(request, reply, rateClass);
+            throw err;
+          }
+        }],
+        preValidation: [async (request, reply) => rateLimits.consume(request, reply, rateClass, cost ? cost(request.body) : 1)],
         preHandler: [async (request, reply) => {
           if (request.routeOptions.config.idempotent) await idempotency.begin(request, reply);
         }],

@@ -53,12 +53,16 @@ export interface AppServices {
 }
 
 /**
- * A route's guard. Authentication, permission and rate limit run before the body is validated,
- * so a malformed request counts against its caller's budget (principal, else IP) and carries the
- * rate-limit headers like any other; the Idempotency-Key is claimed after validation, so a 400
- * is never stored under a key. `cost` sees the body before validation: it must not trust its shape.
+ * A route's guard. Authentication and permission run as the request arrives, before its body is
+ * read: a caller without valid credentials is refused 401 without the server reading or parsing
+ * what it sent (up to the route's body limit). The rate limit runs before the body is validated
+ * (its `cost` may count the body's items), so a malformed request counts against its caller's
+ * budget (principal, else IP) and carries the rate-limit headers like any other; the
+ * Idempotency-Key is claimed after validation, so a 400 is never stored under a key. `cost` sees
+ * the body before validation: it must not trust its shape.
  */
 export interface GuardHooks {
+  onRequest: preHandlerAsyncHookHandler[];
   preValidation: preHandlerAsyncHookHandler[];
   preHandler: preHandlerAsyncHookHandler[];
 }

@@ -5,6 +5,7 @@
  * checked) and a request for no route (404, by IP) — and refused requests use up the budget like any other, so a flood of them is
  * answered 429.
  */
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, userToken, type ApiResponse, type TestServer } from '../helpers/server.ts';
 
@@ -99,5 +100,40 @@ describe('rate limits on the public endpoints', () => {
     }
     // (The admin's login at start-up took one point of the IP's default budget.)
     expect(seen).toEqual([['/openapi.json', 200, '4', '2'], ['/.well-known/jwks.json', 200, '4', '1'], ['/docs', 200, '4', '0'], ['/openapi.json', 429, '4', '0']]);
+  });
+});
+
+describe('credentials are checked before the body is read', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer({ 'agents.builtin': false });
+  });
+  afterAll(async () => t?.stop());
+
+  /** Sends the headers and the first bytes of a body announced as `length` bytes, and waits for an answer without sending the rest. */
+  const partialPost = (path: string, length: number, headers: Record<string, string> = {}) => new Promise<{ status: number; body: string; limit: string | undefined }>((resolve, reject) => {
+    const req = request(`${t.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(length), ...headers } }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => { body += c.toString('utf8'); });
+      res.on('end', () => { req.destroy(); resolve({ status: res.statusCode ?? 0, body, limit: res.headers['x-ratelimit-limit'] as string | undefined }); });
+    });
+    req.on('error', reject);
+    req.setTimeout(5000, () => { req.destroy(); reject(new Error('no answer before the body was complete: the server waited for it')); });
+    req.write('{"tasks":[');
+  });
+
+  it('a request without valid credentials is refused 401 while its body is still on the way', async () => {
+    for (const [path, headers] of [['/api/v1/tasks/batch', {}], ['/api/v1/fhe/aggregate', { authorization: 'Bearer not-a-token' }]] as const) {
+      const r = await partialPost(path, 500_000, headers);
+      expect(r.status, path).toBe(401);
+      expect(JSON.parse(r.body).error.code, path).toBe(headers.authorization ? 'INVALID_TOKEN' : 'MISSING_AUTHENTICATION');
+      expect(r.limit, path).toBeDefined();
+    }
+  });
+
+  it('malformed JSON from a caller without credentials is a 401, not a 400', async () => {
+    const r = await t.api('POST', '/api/v1/tasks', { raw: '{not json' });
+    expect(r.status).toBe(401);
+    expect(r.body.error.code).toBe('MISSING_AUTHENTICATION');
   });
 });

@@ -125,9 +125,9 @@ function parseJson(payload: unknown): Record<string, unknown> | null {
  * The guard of POST /agents/register: an enrollment token stands in for `agent:register` (the
  * agent gets the token's role); anything else goes through `guard`.
  *
- * Order: before the body is validated, the token is looked up (invalid, expired, revoked → 401)
- * and becomes the principal, and the rate limit runs; after it, the Idempotency-Key, and only
- * then is a use taken (atomically, audited). So a replay returns the original 201 even after that
+ * Order: as the request arrives (before its body is read), the token is looked up (invalid,
+ * expired, revoked → 401) and becomes the principal; before the body is validated, the rate
+ * limit runs; after it, the Idempotency-Key, and only then is a use taken (atomically, audited). So a replay returns the original 201 even after that
  * registration took the last use, and a 400, a 429, a 409/422 on the key or a replay takes no use.
  */
 export function enrollmentAware(kit: RouteKit, guard: GuardHooks): GuardHooks {
@@ -139,14 +139,17 @@ export function enrollmentAware(kit: RouteKit, guard: GuardHooks): GuardHooks {
     }
   }
   return {
-    preValidation: [async function enrollmentOrGuard(this: unknown, request: FastifyRequest, reply: FastifyReply) {
+    onRequest: [async function enrollmentOrGuard(this: unknown, request: FastifyRequest, reply: FastifyReply) {
       const token = bearerToken(request.headers.authorization);
       const deps = depsByServices.get(kit.services);
-      if (!deps || !isEnrollmentToken(token)) return run(this, guard.preValidation, request, reply);
+      if (!deps || !isEnrollmentToken(token)) return run(this, guard.onRequest, request, reply);
       const known = await deps.enrollment.find(token);
       if (!known) throw new AppError('INVALID_TOKEN', 'The enrollment token is invalid, expired or used up.');
       request.principal = { type: 'agent', id: `enrollment-${known.token_id}`, role: known.role, name: `enrollment:${known.token_id}` };
       viaToken.add(request);
+    }],
+    preValidation: [async function enrollmentRateLimit(this: unknown, request: FastifyRequest, reply: FastifyReply) {
+      if (!viaToken.has(request)) return run(this, guard.preValidation, request, reply);
       await kit.rateLimits.consume(request, reply, 'register');
     }],
     preHandler: [async function enrollmentUse(this: unknown, request: FastifyRequest, reply: FastifyReply) {
@@ -319,7 +322,7 @@ export function securityRoutes(deps: SecurityRouteDeps) {
       if (request.principal?.type !== 'user') throw new ForbiddenError('INSUFFICIENT_PERMISSIONS', 'MFA is for users.');
     };
     const userGuard = kit.guard(null);
-    const userOnlyGuard = { preValidation: userGuard.preValidation, preHandler: [...userGuard.preHandler, userOnly] };
+    const userOnlyGuard = { ...userGuard, preHandler: [...userGuard.preHandler, userOnly] };
     // Reachable while enrolment is overdue (MfaPolicy): these are how a user gets out of it.
     app.post('/auth/mfa/setup', { schema: { tags: ['auth'], body: EmptyBody }, config: { mfaEnrolment: true }, ...userOnlyGuard }, async (request) => {
       const p = request.principal!;

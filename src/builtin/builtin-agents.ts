@@ -8,11 +8,15 @@ import { randomUUID } from 'node:crypto';
 import type { AgentService } from '../agents/index.ts';
 import type { Coordination } from '../coordination/index.ts';
 import { AGENT_SOCKET_PRESENCE, type AssignmentEngine, type DeliveredTask, type TaskService } from '../tasks/index.ts';
-import { StageFailure } from '../pipelines/stages/index.ts';
+import { LOCAL_STAGE_HANDLERS, StageFailure } from '../pipelines/stages/index.ts';
 import { AiHub, AllProvidersFailedError, warmUpLocalAnalysers } from '../ai/index.ts';
+import { TASK_TYPE_CAPABILITIES } from '../contracts/tasks.ts';
 import { localProvider } from './local-provider.ts';
 
 export const BUILTIN_AGENT_ID = 'builtin-local';
+
+/** Pipeline stages always run on `local` (their results feed later stages in its shapes). */
+const LOCAL_ONLY = ['local'] as const;
 
 /**
  * The built-in agent's id for a server process. One process (in-process coordination):
@@ -29,12 +33,36 @@ export function builtinAgentId(o: { configured?: string; severalProcesses: boole
   return `builtin-${host}-${suffix}`;
 }
 
-/** Every capability SPEC §5 gives meaning to. */
-export const BUILTIN_CAPABILITIES = [
-  'text_processing', 'language_detection', 'bias_detection', 'text_analysis', 'emotion_analysis', 'sentiment_analysis',
-  'empathy_scoring', 'therapeutic_recommendations', 'report_generation', 'pii_detection',
-  'ingestion', 'standardization', 'validation', 'processing', 'quality_assessment', 'export',
-];
+/** The capability a task type requires by default (SPEC §6): the known types' table, else the type's own name. */
+function capabilityOf(taskType: string): string {
+  return TASK_TYPE_CAPABILITIES[taskType] ?? taskType;
+}
+
+/**
+ * Task types the built-in may have a handler for: the known types, the local handlers, and the
+ * other capabilities SPEC §5 names, as task types of the same name (`text_analysis` runs when a
+ * route sends it to a remote provider; nothing runs `language_detection` today).
+ */
+const CANDIDATE_TASK_TYPES = [...new Set([...Object.keys(TASK_TYPE_CAPABILITIES), ...Object.keys(LOCAL_STAGE_HANDLERS), 'text_analysis', 'language_detection'])];
+
+/** The capabilities of the local handlers: every stage and known task type (SPEC §7.4). */
+export const BUILTIN_CAPABILITIES: readonly string[] = Object.freeze([...new Set(Object.keys(LOCAL_STAGE_HANDLERS).map(capabilityOf))].sort());
+
+/**
+ * The capabilities a built-in advertises with this hub: only those of a task type it has a
+ * handler for (locally, or on a route the hub is configured with). A capability without one
+ * would win it tasks it can only give back.
+ */
+export function builtinCapabilities(hub: AiHub): string[] {
+  const handled = CANDIDATE_TASK_TYPES.filter((t) => hub.supports(t) || hub.supports(t, LOCAL_ONLY));
+  return [...new Set(handled.map(capabilityOf))].sort();
+}
+
+/** Backoff before giving the same task back again (ms): base × 2^(n−2) from the 2nd refusal, capped. */
+const REFUSAL_BACKOFF_MS = 1000;
+const REFUSAL_BACKOFF_CAP_MS = 30_000;
+/** Refusal counts kept (oldest forgotten first). */
+const MAX_REMEMBERED_REFUSALS = 10_000;
 
 export interface BuiltinAgentsOptions {
   concurrency: number;
@@ -51,7 +79,6 @@ export interface BuiltinAgentsOptions {
   auditDisclosure?: (taskId: string, provider: string) => Promise<void>;
 }
 
-const LOCAL_ONLY = ['local'] as const;
 
 /**
  * A task's failure from what the hub threw: a stage's own failure as it is (also when it was the
@@ -76,6 +103,10 @@ export class BuiltinAgents {
   private stopped = false;
   private beatTimer: NodeJS.Timeout | undefined;
   private readonly idle = new Set<() => void>();
+  /** Task id → how often this agent gave it back (insertion order = age), to slow a redelivery loop. */
+  private readonly refusals = new Map<string, number>();
+  /** Refusals waiting for their backoff: task id → the timer and the delivery to give back. */
+  private readonly pendingRefusals = new Map<string, { timer: NodeJS.Timeout; task: DeliveredTask }>();
 
   constructor(
     private readonly agents: AgentService,
@@ -94,17 +125,23 @@ export class BuiltinAgents {
     return this.opts.agentId ?? BUILTIN_AGENT_ID;
   }
 
+  /** What this built-in advertises (`builtinCapabilities` of its hub). */
+  get capabilities(): string[] {
+    return builtinCapabilities(this.hub);
+  }
+
   async start(): Promise<void> {
     const id = this.agentId;
+    const capabilities = this.capabilities;
     const agent = await this.agents.repo.get(this.agentsDb(), id, true);
     if (!agent || agent.deleted_at) {
       if (agent?.deleted_at) await this.agentsDb().query('DELETE FROM agents WHERE agent_id = $1', [id]);
       await this.agents.register({
-        agent_id: id, name: 'Built-in local analysers', type: 'pipeline-worker', capabilities: BUILTIN_CAPABILITIES,
+        agent_id: id, name: 'Built-in local analysers', type: 'pipeline-worker', capabilities,
         version: '1.0.0', max_concurrent_tasks: this.opts.concurrency, metadata: { provider: 'local' }, tags: ['builtin'], role: 'worker',
       }, { builtin: true });
     } else {
-      await this.agents.repo.update(this.agentsDb(), id, { capabilities: BUILTIN_CAPABILITIES, max_concurrent_tasks: this.opts.concurrency, status: 'active', draining: false });
+      await this.agents.repo.update(this.agentsDb(), id, { capabilities, max_concurrent_tasks: this.opts.concurrency, status: 'active', draining: false });
     }
     // Leases this id still holds belong to a previous incarnation of this process (it crashed
     // or was killed mid-task): nobody is working on them, so they go straight back to the queue.
@@ -113,7 +150,7 @@ export class BuiltinAgents {
     warmUpLocalAnalysers();
     await this.engine.addSlot({
       agent_id: id,
-      capabilities: new Set(BUILTIN_CAPABILITIES),
+      capabilities: new Set(capabilities),
       max: this.opts.concurrency,
       score: 0,
       builtin: true,
@@ -141,11 +178,15 @@ export class BuiltinAgents {
     return this.agents.db;
   }
 
-  /** Stops taking work and waits for running handlers (bounded by the caller). */
+  /** Stops taking work, gives back the tasks waiting to be refused, and waits for running handlers (bounded by the caller). */
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.beatTimer);
     this.engine.removeSlot(this.agentId);
+    const waiting = [...this.pendingRefusals.values()];
+    this.pendingRefusals.clear();
+    for (const w of waiting) clearTimeout(w.timer);
+    await Promise.all(waiting.map((w) => this.giveBack(w.task)));
     if (this.inFlight > 0) await new Promise<void>((resolve) => this.idle.add(resolve));
     // Not served here any more: leases left over go through the orphan sweep.
     await this.opts.liveness?.coord.removePresence(AGENT_SOCKET_PRESENCE, this.agentId).catch(() => {});
@@ -156,12 +197,14 @@ export class BuiltinAgents {
     const started = performance.now();
     try {
       if (this.stopped) return;
-      await this.tasks.acceptLease(t.task_id, this.agentId, t.attempt);
       const route = t.pipeline_id ? LOCAL_ONLY : undefined;
       if (!this.hub.supports(t.task_type, route)) {
-        await this.tasks.fail(t.task_id, this.agentId, t.attempt, { code: 'UNSUPPORTED_TASK_TYPE', message: `No built-in handler for '${t.task_type}'.`, retryable: false });
+        // Its capabilities matched, its type is not one the built-in runs (e.g. a custom type
+        // requiring `sentiment_analysis`): give it back for another agent rather than fail it.
+        await this.refuse(t);
         return;
       }
+      await this.tasks.acceptLease(t.task_id, this.agentId, t.attempt);
       let outcome: { provider: string; result: Record<string, unknown> };
       try {
         const audit = this.opts.auditDisclosure;
@@ -182,6 +225,46 @@ export class BuiltinAgents {
     } finally {
       this.inFlight--;
       if (this.inFlight === 0) for (const r of this.idle) r();
+    }
+  }
+
+  /**
+   * Gives a delivered task back to the queue (`task:rejected`'s path: no retry consumed). The
+   * engine does not remember who refused, so while no other capable agent has room the task comes
+   * straight back here: the first refusal is immediate, each further one of the same task waits
+   * (1 s, 2 s, 4 s … up to 30 s, and under the task's lease). The waiting lease does not count
+   * against this agent's concurrency.
+   */
+  private async refuse(t: DeliveredTask): Promise<void> {
+    const n = (this.refusals.get(t.task_id) ?? 0) + 1;
+    this.refusals.delete(t.task_id);
+    this.refusals.set(t.task_id, n);
+    if (this.refusals.size > MAX_REMEMBERED_REFUSALS) this.refusals.delete(this.refusals.keys().next().value!);
+    if (n === 1) this.opts.logger.warn({ agent_id: this.agentId, task_id: t.task_id, task_type: t.task_type }, 'built-in agent has no handler for this task type; giving it back');
+    const leaseLeftMs = Date.parse(t.metadata.lease_expires_at) - Date.now();
+    const wait = n === 1 ? 0 : Math.min(REFUSAL_BACKOFF_MS * 2 ** (n - 2), REFUSAL_BACKOFF_CAP_MS, Math.max(0, leaseLeftMs / 2));
+    if (wait <= 0) {
+      await this.giveBack(t);
+      return;
+    }
+    this.engine.forget(this.agentId, t.task_id);
+    const timer = setTimeout(() => {
+      this.pendingRefusals.delete(t.task_id);
+      void this.giveBack(t);
+    }, wait);
+    timer.unref();
+    this.pendingRefusals.set(t.task_id, { timer, task: t });
+  }
+
+  /** Requeues the task (if this agent still holds that lease); never rejects. */
+  private async giveBack(t: DeliveredTask): Promise<void> {
+    try {
+      await this.tasks.reject(t.task_id, this.agentId, t.attempt, 'no built-in handler for this task type');
+    } catch (err) {
+      // The lease is gone already (cancelled, timed out, redelivered): nothing to give back.
+      this.opts.logger.warn({ err: (err as Error).message, task_id: t.task_id }, 'built-in agent could not give a task back');
+    } finally {
+      this.engine.forget(this.agentId, t.task_id);
     }
   }
 }

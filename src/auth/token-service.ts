@@ -127,13 +127,16 @@ export class TokenService {
     const role = payload.role as Role;
     if ((type !== 'user' && type !== 'agent') || !id || !ROLES.includes(role)) throw new AppError('INVALID_TOKEN');
     const jti = String(payload.jti);
-    if (expectedTyp === 'access' && this.revocations.isRevoked(jti)) throw new AppError('INVALID_TOKEN', 'The token was revoked.');
+    const family = typeof payload.fam === 'string' ? payload.fam : undefined;
+    if (expectedTyp === 'access' && (this.revocations.isRevoked(jti) || (family !== undefined && this.revocations.isRevoked(family)))) {
+      throw new AppError('INVALID_TOKEN', 'The token was revoked.');
+    }
     return {
       principal: { type, id, role, name: typeof payload.name === 'string' ? payload.name : id, jti, exp: payload.exp },
       typ: expectedTyp,
       jti,
       exp: payload.exp!,
-      family: typeof payload.fam === 'string' ? payload.fam : undefined,
+      family,
     };
   }
 
@@ -204,8 +207,16 @@ export class TokenService {
     return this.issuePair(live, row.family_id);
   }
 
+  /**
+   * Ends a session: its refresh tokens, and the access tokens issued with them (their `fam`
+   * claim names the family; the family id goes on the revocation list until the longest access
+   * token issued now would have expired). Reuse of a refresh token means it was stolen: the
+   * thief's access token stops working at once, not when it expires.
+   */
   async revokeFamily(familyId: string): Promise<void> {
     await this.db.query('UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL', [familyId]);
+    const l = this.opts.lifetimes;
+    await this.revocations.revoke(familyId, Math.floor(Date.now() / 1000) + Math.max(l.user_access_ttl, l.agent_access_ttl));
   }
 
   async revokeSubject(type: 'user' | 'agent', id: string): Promise<void> {

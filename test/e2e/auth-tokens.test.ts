@@ -123,6 +123,14 @@ describe('tokens', () => {
     const alerts = await reuseAlertsOf('admin');
     expect(alerts).toHaveLength(alertsBefore + 1);
     expect(alerts[0]!.severity).toBe('high');
+    // The session's access tokens (from the login and from the rotation) stop working at once —
+    // the thief's too — while the admin's other session goes on.
+    for (const token of [login.body.access_token as string, pair2.body.access_token as string]) {
+      const after = await me(token);
+      expect(after.status).toBe(401);
+      expect(after.body.error.code).toBe('INVALID_TOKEN');
+    }
+    expect((await me(t.adminToken)).status).toBe(200);
     // r2 was revoked with its family but never used: invalid, not a second reuse (no second alert)
     const familyGone = await t.api('POST', '/api/v1/auth/refresh', { body: { refresh_token: r2 } });
     expect(familyGone.status).toBe(401);

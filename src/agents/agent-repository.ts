@@ -122,6 +122,14 @@ export class AgentRepository {
     return rows[0] ?? { completed: 0, failed: 0, avg_ms: null };
   }
 
+  /** Leased (assigned or running) tasks per agent, for those of `agentIds` holding any (index tasks_agent_live). */
+  async leasedCounts(q: Queryable, agentIds: readonly string[]): Promise<Map<string, number>> {
+    const { rows } = await q.query<{ agent_id: string; n: number }>(
+      `SELECT assigned_agent AS agent_id, count(*)::int AS n FROM tasks WHERE assigned_agent = ANY($1::text[]) AND status IN ('assigned', 'running') GROUP BY assigned_agent`,
+      [agentIds]);
+    return new Map(rows.map((r) => [r.agent_id, r.n]));
+  }
+
   async currentTasks(q: Queryable, agentId: string): Promise<string[]> {
     const { rows } = await q.query<{ task_id: string }>(`SELECT task_id FROM tasks WHERE assigned_agent = $1 AND status IN ('assigned', 'running') ORDER BY assigned_at`, [agentId]);
     return rows.map((r) => r.task_id);

@@ -53,10 +53,28 @@ export class AgentService {
 
   /**
    * An agent's in-flight count: live when this process serves it, otherwise what the serving
-   * process wrote with the agent's last heartbeat (several processes: at most one heartbeat old).
+   * process wrote with the agent's presence (several processes: at most one refresh old),
+   * otherwise `stored` — its leased tasks in the store (`storedLoads`): an agent no process
+   * serves over a socket (REST-only, claiming with POST /tasks/claim) has no slot to count them.
    */
-  liveLoad(agentId: string, presence: AgentPresence | null | undefined): number {
-    return this.servedLoad(agentId) ?? presence?.load ?? 0;
+  liveLoad(agentId: string, presence: AgentPresence | null | undefined, stored = 0): number {
+    return this.servedLoad(agentId) ?? presence?.load ?? stored;
+  }
+
+  /** Whether `liveLoad` of this agent falls back to the store (no slot here, no load in its presence). */
+  private needsStoredLoad(agentId: string, presence: AgentPresence | null | undefined): boolean {
+    return this.servedLoad(agentId) === undefined && presence?.load === undefined;
+  }
+
+  /** Leased (assigned or running) task counts of those `agents` whose load is not known live: one statement for all. */
+  private async storedLoads(agents: ReadonlyArray<{ agent_id: string; presence: AgentPresence | null | undefined }>): Promise<Map<string, number>> {
+    const ids = agents.filter((x) => this.needsStoredLoad(x.agent_id, x.presence)).map((x) => x.agent_id);
+    return ids.length ? this.repo.leasedCounts(this.db, ids) : new Map();
+  }
+
+  /** `liveLoad` of one agent, read from the store when nothing live knows it. */
+  private async loadOf(agentId: string, presence: AgentPresence | null | undefined): Promise<number> {
+    return this.liveLoad(agentId, presence, (await this.storedLoads([{ agent_id: agentId, presence }])).get(agentId) ?? 0);
   }
 
   constructor(
@@ -136,14 +154,16 @@ export class AgentService {
     return (await this.coord.getPresenceMany(PRESENCE, agentIds)) as Array<AgentPresence | null>;
   }
 
-  /** The status callers see: `busy` at capacity; otherwise the stored status. */
-  effectiveStatus(a: AgentRecord, presence?: AgentPresence | null): AgentStatus {
-    if (a.status === 'active' && this.liveLoad(a.agent_id, presence) >= a.max_concurrent_tasks) return 'busy';
+  /** The status callers see: `busy` at capacity (`load`: `liveLoad`); otherwise the stored status. */
+  effectiveStatus(a: AgentRecord, load: number): AgentStatus {
+    if (a.status === 'active' && load >= a.max_concurrent_tasks) return 'busy';
     return a.status as AgentStatus;
   }
 
-  async view(a: AgentRecord, presence?: AgentPresence | null): Promise<AgentView> {
+  /** The agent as callers see it. `load`, when given, is its `liveLoad` (lists compute them together). */
+  async view(a: AgentRecord, presence?: AgentPresence | null, load?: number): Promise<AgentView> {
     const p = presence === undefined ? await this.presence(a.agent_id) : presence;
+    const n = load ?? await this.loadOf(a.agent_id, p);
     return {
       agent_id: a.agent_id,
       name: a.name,
@@ -156,13 +176,13 @@ export class AgentService {
       metadata: a.metadata,
       tags: a.tags,
       role: a.role,
-      status: this.effectiveStatus(a, p),
+      status: this.effectiveStatus(a, n),
       draining: a.draining,
       builtin: a.builtin,
       registered_at: a.registered_at.toISOString(),
       updated_at: a.updated_at.toISOString(),
       last_heartbeat: p ? new Date(p.last_heartbeat).toISOString() : a.last_seen_at?.toISOString() ?? null,
-      load: this.liveLoad(a.agent_id, p),
+      load: n,
       score: Number(scoreOf(this.counters(a)).toFixed(4)),
     };
   }
@@ -192,7 +212,8 @@ export class AgentService {
 
   private async views(rows: AgentRecord[]): Promise<AgentView[]> {
     const presence = await this.presenceOf(rows.map((r) => r.agent_id));
-    return Promise.all(rows.map((r, i) => this.view(r, presence[i])));
+    const stored = await this.storedLoads(rows.map((r, i) => ({ agent_id: r.agent_id, presence: presence[i] })));
+    return Promise.all(rows.map((r, i) => this.view(r, presence[i], this.liveLoad(r.agent_id, presence[i], stored.get(r.agent_id) ?? 0))));
   }
 
   /** Agents holding all capabilities; available (active, under capacity, not draining) first, then best score. */
@@ -237,7 +258,7 @@ export class AgentService {
   async metrics(agentId: string): Promise<Record<string, unknown>> {
     const a = await this.get(agentId);
     const [p, day] = await Promise.all([this.presence(agentId), this.repo.last24h(this.db, agentId)]);
-    return { agent_id: a.agent_id, load: this.liveLoad(a.agent_id, p), max_concurrent_tasks: a.max_concurrent_tasks, performance_metrics: this.performance(a, day), system_metrics: p?.system_metrics ?? null };
+    return { agent_id: a.agent_id, load: await this.loadOf(a.agent_id, p), max_concurrent_tasks: a.max_concurrent_tasks, performance_metrics: this.performance(a, day), system_metrics: p?.system_metrics ?? null };
   }
 
   async health(agentId: string): Promise<{ agent_id: string; status: 'healthy' | 'degraded' | 'unhealthy'; agent_status: string; last_heartbeat: string | null; seconds_since_heartbeat: number | null; reasons: string[] }> {
@@ -246,7 +267,7 @@ export class AgentService {
     const reasons: string[] = [];
     const since = p ? (Date.now() - p.last_heartbeat) / 1000 : null;
     let verdict: 'healthy' | 'degraded' | 'unhealthy' = 'healthy';
-    const status = this.effectiveStatus(a, p);
+    const status = this.effectiveStatus(a, await this.loadOf(a.agent_id, p));
     // Built-ins heartbeat too (their process's liveness): a dead process's built-in is unhealthy like any silent agent.
     if (!p || status === 'offline') {
       verdict = 'unhealthy';

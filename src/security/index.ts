@@ -101,8 +101,10 @@ export {
 } from './audit-log.ts';
 export {
   ALERT_RULES,
+  ALERT_SORTS,
   SecurityAlerts,
   type AlertFilters,
+  type AlertSort,
   type AlertInput,
   type AlertSeverity,
   type SecurityAlert,

@@ -85,6 +85,17 @@ function toAlert(r: AlertRow): SecurityAlert {
   return { ...r, details: r.details ?? {}, created_at: iso(r.created_at)!, acknowledged_at: iso(r.acknowledged_at) };
 }
 
+/** GET /security/alerts `sort` (SPEC §2 `field:asc|desc`); ties by alert id in the same direction. */
+export const ALERT_SORTS = ['created_at:desc', 'created_at:asc', 'severity:desc', 'severity:asc'] as const;
+export type AlertSort = typeof ALERT_SORTS[number];
+const SEVERITY_RANK = "array_position(ARRAY['low', 'medium', 'high', 'critical'], severity)";
+const ALERT_ORDER_BY: Record<AlertSort, string> = {
+  'created_at:desc': 'created_at DESC, alert_id DESC',
+  'created_at:asc': 'created_at ASC, alert_id ASC',
+  'severity:desc': `${SEVERITY_RANK} DESC, created_at DESC, alert_id DESC`,
+  'severity:asc': `${SEVERITY_RANK} ASC, created_at ASC, alert_id ASC`,
+};
+
 export class SecurityAlerts {
   onAlert: ((rule: string, severity: AlertSeverity) => void) | undefined;
   private readonly ownIds = new Set<string>();
@@ -161,7 +172,7 @@ export class SecurityAlerts {
     return toAlert(rows[0]);
   }
 
-  async list(filters: AlertFilters, limit: number, offset: number): Promise<{ alerts: SecurityAlert[]; total: number }> {
+  async list(filters: AlertFilters, limit: number, offset: number, sort: AlertSort = 'created_at:desc'): Promise<{ alerts: SecurityAlert[]; total: number }> {
     const where: string[] = [];
     const params: unknown[] = [];
     if (filters.rule !== undefined) { params.push(filters.rule); where.push(`rule = $${params.length}`); }
@@ -170,7 +181,7 @@ export class SecurityAlerts {
     const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
     const total = await this.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM security_alerts ${w}`, params);
     const { rows } = await this.db.query<AlertRow>(
-      `SELECT ${COLUMNS} FROM security_alerts ${w} ORDER BY created_at DESC, alert_id DESC LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
+      `SELECT ${COLUMNS} FROM security_alerts ${w} ORDER BY ${ALERT_ORDER_BY[sort]} LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
       [...params, limit, offset],
     );
     return { alerts: rows.map(toAlert), total: Number(total.rows[0]?.n ?? 0) };

@@ -1,5 +1,5 @@
 /**
- * `sort=field:asc|desc` on the lists that lacked it (SPEC §2): GET /agents, /users and
+ * `sort=field:asc|desc` on the lists that lacked it (SPEC §2): GET /agents, /users, /security/alerts and
  * /tasks/dead-letter return their rows in the order asked, keep their default order without
  * it, and refuse an unknown sort with 400 VALIDATION_ERROR.
  */
@@ -106,5 +106,26 @@ describe('list sorting', () => {
     expect(await order('&sort=priority:asc')).toEqual([t1, t3, t2]);
     expect(await order('&sort=priority:desc')).toEqual([t2, t3, t1]);
     await expectBadSort('/api/v1/tasks/dead-letter');
+  });
+
+  it('GET /security/alerts sorts by created_at (newest first by default) and severity', async () => {
+    const spec: Array<[string, string, string]> = [
+      ['0190a0a0-0000-7000-8000-000000000001', 'high', '2026-01-01T00:00:01Z'],
+      ['0190a0a0-0000-7000-8000-000000000002', 'low', '2026-01-01T00:00:02Z'],
+      ['0190a0a0-0000-7000-8000-000000000003', 'critical', '2026-01-01T00:00:03Z'],
+    ];
+    for (const [id, severity, at] of spec) {
+      await t.server.services.db.query(`INSERT INTO security_alerts (alert_id, rule, severity, message, created_at) VALUES ($1, 'sort_rule', $2, 'm', $3)`, [id, severity, at]);
+    }
+    const order = async (query: string) => {
+      const r = await get(`/api/v1/security/alerts?rule=sort_rule${query}`);
+      expect(r.status, query).toBe(200);
+      return (r.body.alerts as Array<{ alert_id: string }>).map((a) => a.alert_id.slice(-1));
+    };
+    expect(await order('')).toEqual(['3', '2', '1']);
+    expect(await order('&sort=created_at:asc')).toEqual(['1', '2', '3']);
+    expect(await order('&sort=severity:desc')).toEqual(['3', '1', '2']);
+    expect(await order('&sort=severity:asc')).toEqual(['2', '1', '3']);
+    await expectBadSort('/api/v1/security/alerts');
   });
 });

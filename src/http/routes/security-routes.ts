@@ -28,6 +28,7 @@ import { RoleSchema } from '../../contracts/agents.ts';
 import { assertMayGrantRole, principalKey, type Principal } from '../../auth/index.ts';
 import {
   isEnrollmentToken,
+  ALERT_SORTS,
   ENROLLMENT_MAX_TTL_SECONDS,
   ENROLLMENT_MAX_USES,
   type AuditEntryInput,
@@ -69,6 +70,8 @@ const AlertsQuery = Type.Object({
   severity: Type.Optional(Severity),
   acknowledged: Type.Optional(Type.Boolean()),
   ...ListQuery,
+  /** Default `created_at:desc` (newest first). */
+  sort: Type.Optional(Type.Union(ALERT_SORTS.map((x) => Type.Literal(x)))),
 }, { additionalProperties: false });
 
 const MfaVerifyBody = Type.Object({ code: Type.String({ minLength: 6, maxLength: 16 }) }, { additionalProperties: false });
@@ -304,7 +307,7 @@ export function securityRoutes(deps: SecurityRouteDeps) {
       const q = request.query;
       const limit = q.limit ?? 50;
       const offset = q.offset ?? 0;
-      const { alerts: rows, total } = await alerts.list({ rule: q.rule, severity: q.severity, acknowledged: q.acknowledged }, limit, offset);
+      const { alerts: rows, total } = await alerts.list({ rule: q.rule, severity: q.severity, acknowledged: q.acknowledged }, limit, offset, q.sort);
       return { alerts: rows, pagination: paginate(total, limit, offset) };
     });
 

@@ -219,6 +219,19 @@ export function getAnalysedConversations(p: StageParameters): AnalysedConversati
   return [...merged.values()];
 }
 
+/**
+ * Conversations for an analysis that runs on raw or redacted text alike (sentiment, PII): the raw
+ * ones when the parameters give them (a standardization output, ingestion records or the input
+ * itself), else the redacted conversations of the stages it depends on — e.g. after
+ * text_preprocessing or validation in a custom template (SPEC §7.3: a stage's input is the
+ * outputs of the stages it depends on).
+ */
+export function getConversationsForAnalysis(p: StageParameters): Array<Conversation | AnalysedConversation> {
+  const raw = findOutput(p, ['standardization'], isRawConversations) ?? findOutput(p, ['ingestion'], isRecordsOutput) ?? inputDataOrText(p);
+  const redacted = Object.values(p.inputs).some(isRedactedConversations);
+  return raw === undefined && redacted ? getAnalysedConversations(p) : getConversations(p).conversations;
+}
+
 export function missingInput(stage: string, needs: string): StageFailure {
   return new StageFailure('VALIDATION_ERROR', `${stage} needs ${needs}`, { retryable: false });
 }

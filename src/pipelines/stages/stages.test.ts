@@ -170,6 +170,19 @@ describe('mental_health_analysis DAG', () => {
 });
 
 describe('standalone task types', () => {
+  it('sentiment_analysis and pii_detection run after text_preprocessing on its redacted conversations', async () => {
+    const prep = await run('text_preprocessing', { input_data: { text: 'Therapist: How are you, Jordan?\nClient: Awful. Call me at 555-214-8890, I feel hopeless.' } });
+    expect(prep.redacted).toBe(true);
+    const sent = await run('sentiment_analysis', { inputs: { prep } });
+    const conv = (sent.conversations as Array<{ overall: { compound: number }; turns: unknown[] }>)[0]!;
+    expect(conv.turns).toHaveLength(2);
+    expect(conv.overall.compound).toBeLessThan(0);
+    const pii = await run('pii_detection', { inputs: { prep } });
+    expect(pii).toMatchObject({ redacted: true });
+    expect(JSON.stringify(pii)).not.toContain('214-8890');
+    expect((pii.conversations as unknown[]).length).toBe(1);
+  });
+
   it('sentiment_analysis on {text}', async () => {
     const out = await run('sentiment_analysis', { text: 'I love how supportive you are. But I hate my job.' });
     expect(out.label).toBeDefined();

@@ -1,10 +1,11 @@
 /**
  * Standalone task types (SPEC §6): `sentiment_analysis` and `pii_detection`. `{text}` is
- * analysed as one text (offsets relative to it); `input_data: {format, content}` as conversations.
- * Outputs never echo unredacted text.
+ * analysed as one text (offsets relative to it); `input_data: {format, content}` as conversations;
+ * as pipeline stages, the conversations of their dependencies — raw, or the redacted ones of
+ * text_preprocessing / validation (`getConversationsForAnalysis`). Outputs never echo unredacted text.
  */
 import { analyzeConversationSentiment, analyzeSentiment, detectPii, redactPii, PII_TYPES } from '../../ai/local/index.ts';
-import { getConversations, readParameters, standaloneText } from './stage-inputs.ts';
+import { getConversationsForAnalysis, readParameters, standaloneText } from './stage-inputs.ts';
 import type { StageHandler } from './stage-types.ts';
 
 const SENTENCE_RE = /[^.!?\n]+[.!?]*/g;
@@ -22,7 +23,7 @@ export const sentimentAnalysis: StageHandler = async (ctx) => {
     ctx.reportProgress?.(1);
     return { ...analyzeSentiment(text), sentences };
   }
-  const { conversations } = getConversations(p);
+  const conversations = getConversationsForAnalysis(p);
   return {
     conversations: conversations.map((c) => {
       const s = analyzeConversationSentiment(c.turns);
@@ -44,7 +45,7 @@ export const piiDetection: StageHandler = async (ctx) => {
     ctx.reportProgress?.(1);
     return { findings: r.findings, counts: r.counts, total: r.findings.length, redacted_text: r.redacted_text };
   }
-  const { conversations } = getConversations(p);
+  const conversations = getConversationsForAnalysis(p);
   const counts = Object.fromEntries(PII_TYPES.map((k) => [k, 0])) as Record<string, number>;
   const out = conversations.map((c) => {
     const r = detectPii(c.turns);

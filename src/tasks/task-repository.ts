@@ -233,6 +233,17 @@ export class TaskRepository {
     return rows[0] ?? null;
   }
 
+  /**
+   * The status of each of `ids` that exists, and whether it can never complete (`doomed`:
+   * cancelled, or failed/timed out with dead_letter).
+   */
+  async dependencyStates(q: Queryable, ids: string[]): Promise<Array<{ task_id: string; status: TaskStatus; doomed: boolean }>> {
+    if (!ids.length) return [];
+    const { rows } = await q.query<{ task_id: string; status: TaskStatus; doomed: boolean }>(
+      `SELECT task_id, status, (status = 'cancelled' OR (status IN ('failed', 'timeout') AND dead_letter)) AS doomed FROM tasks WHERE task_id = ANY($1::uuid[])`, [ids]);
+    return rows;
+  }
+
   async existing(q: Queryable, ids: string[]): Promise<Set<string>> {
     if (!ids.length) return new Set();
     const { rows } = await q.query<{ task_id: string }>('SELECT task_id FROM tasks WHERE task_id = ANY($1::uuid[])', [ids]);

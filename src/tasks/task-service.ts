@@ -345,6 +345,7 @@ export class TaskService {
       await this.repo.recordEvents(q, [{ task_id: row.task_id, from: row.status, to: 'cancelled', attempt: row.attempt, agent_id: row.assigned_agent, reason }]);
       const leased = row.status === 'assigned' || row.status === 'running';
       emit('task:cancelled', { task_id: row.task_id, agent_id: leased ? row.assigned_agent : null, reason, pipeline_id: row.pipeline_id });
+      await this.failDependents(q, [row.task_id], emit);
       return taskSummary(rows[0]!);
     });
   }
@@ -358,12 +359,23 @@ export class TaskService {
       const row = await this.repo.get(q, taskId, true);
       if (!row || !this.canSee(by, row)) throw new NotFoundError('TASK_NOT_FOUND');
       if (!RETRYABLE_BY_OPERATOR.includes(row.status)) throw this.transitionError(row.status, 'pending');
+      // Its dependencies are counted again (those that completed while it was failed released
+      // nothing); one that can never complete refuses the redrive, which would wait forever.
+      let pendingDeps = 0;
+      if (row.dependencies.length) {
+        const deps = await this.repo.dependencyStates(q, row.dependencies);
+        const doomed = deps.filter((d) => d.doomed).map((d) => d.task_id);
+        if (doomed.length) {
+          throw new ConflictError('CONFLICT', 'A dependency of the task was cancelled or failed for good: retry it first.', { details: { dependencies: doomed } });
+        }
+        pendingDeps = deps.filter((d) => d.status !== 'completed').length; // as created: one no longer stored counts as done
+      }
       const { rows } = await q.query<TaskRow>(
         `UPDATE tasks SET status = 'pending', dead_letter = false, retry_at = NULL, error = NULL, assigned_agent = NULL, lease_expires_at = NULL,
-           progress = 0, progress_message = NULL, max_retries = GREATEST(max_retries, failures), updated_at = now()
-         WHERE task_id = $1 RETURNING *`, [row.task_id]);
+           progress = 0, progress_message = NULL, max_retries = GREATEST(max_retries, failures), pending_deps = $2, completed_at = NULL, updated_at = now()
+         WHERE task_id = $1 RETURNING *`, [row.task_id, pendingDeps]);
       await this.repo.recordEvents(q, [{ task_id: row.task_id, from: row.status, to: 'pending', attempt: row.attempt, agent_id: null, reason: `redriven by ${by.name}` }]);
-      emit('task:eligible', { task_ids: [row.task_id] });
+      if (pendingDeps === 0) emit('task:eligible', { task_ids: [row.task_id] });
       return taskSummary(rows[0]!);
     });
   }
@@ -645,7 +657,43 @@ export class TaskService {
     const retryAt = rows[0]?.retry_at ?? null;
     emit('task:failed', { task_id: row.task_id, agent_id: row.assigned_agent, attempt: row.attempt, task_type: row.task_type, pipeline_id: row.pipeline_id, stage: row.stage, error: { code: error.code, message: error.message, retryable: error.retryable }, dead_letter: !willRetry, will_retry: willRetry });
     if (retryAt) emit('task:retrying', { task_id: row.task_id, attempt: row.attempt, retry_at: retryAt.toISOString() });
+    if (!willRetry) await this.failDependents(q, [row.task_id], emit);
     return { task_id: row.task_id, status: (willRetry ? 'retrying' : status) as TaskStatus, attempt: row.attempt, will_retry: willRetry, retry_at: retryAt ? retryAt.toISOString() : null, dead_letter: !willRetry };
+  }
+
+  /**
+   * Tasks waiting for one of `ids` — which were just cancelled or dead-lettered, so they will never
+   * complete — can never run: they fail for good (status `failed`, `dead_letter`, error
+   * DEPENDENCY_FAILED naming the dependency, not retryable), and so, transitively, do the tasks
+   * waiting for them; each gets its history entry and `task:failed`. Such a task can be redriven
+   * (`retry`) once its dependency has been. In the caller's transaction; one statement.
+   */
+  private async failDependents(q: Queryable, ids: string[], emit: Emit): Promise<void> {
+    const { rows } = await q.query<Pick<TaskRow, 'task_id' | 'attempt' | 'task_type' | 'pipeline_id' | 'stage' | 'error'>>(
+      `WITH RECURSIVE doomed(task_id, cause) AS (
+         SELECT d.task_id, c.id FROM unnest($1::uuid[]) AS c(id)
+         JOIN tasks d ON d.dependencies <> '{}' AND d.dependencies && ARRAY[c.id] AND d.status = 'pending'
+         UNION
+         SELECT d.task_id, x.task_id FROM doomed x
+         JOIN tasks d ON d.dependencies <> '{}' AND d.dependencies && ARRAY[x.task_id] AND d.status = 'pending'
+       ), one AS (
+         SELECT DISTINCT ON (task_id) task_id, cause FROM doomed ORDER BY task_id, cause
+       ), locked AS (
+         SELECT t.task_id, one.cause FROM tasks t JOIN one ON one.task_id = t.task_id WHERE t.status = 'pending' ORDER BY t.task_id FOR UPDATE OF t
+       ), upd AS (
+         UPDATE tasks t SET status = 'failed', dead_letter = true, retry_at = NULL, completed_at = now(), updated_at = now(),
+           error = jsonb_build_object('code', 'DEPENDENCY_FAILED', 'retryable', false, 'details', jsonb_build_object('dependency', l.cause),
+             'message', 'Dependency ' || l.cause || ' was cancelled or failed for good; this task can never run.')
+         FROM locked l WHERE t.task_id = l.task_id AND t.status = 'pending'
+         RETURNING t.task_id, t.attempt, t.task_type, t.pipeline_id, t.stage, t.error
+       ), ev AS (
+         INSERT INTO task_events (task_id, from_status, to_status, attempt, agent_id, reason) SELECT task_id, 'pending', 'failed', attempt, NULL, 'DEPENDENCY_FAILED' FROM upd
+       )
+       SELECT * FROM upd`, [ids]);
+    for (const r of rows) {
+      emit('task:failed', { task_id: r.task_id, agent_id: null, attempt: r.attempt, task_type: r.task_type, pipeline_id: r.pipeline_id, stage: r.stage,
+        error: { code: 'DEPENDENCY_FAILED', message: r.error?.message ?? 'A dependency failed.', retryable: false }, dead_letter: true, will_retry: false });
+    }
   }
 
   private async requeueRows(q: Queryable, rows: TaskRow[], reason: string, emit: Emit): Promise<void> {
@@ -702,23 +750,36 @@ export class TaskService {
    * closes that window (the snapshot is taken before any lock), so the leader recounts the
    * recently created waiting tasks every sweep (their counts only go down) and releases those
    * whose dependencies have all completed. Returns how many it released.
+   *
+   * The same window exists for a dependency cancelled or dead-lettered (`failDependents` misses a
+   * dependent created meanwhile), and a task may be created waiting for one that already can
+   * never complete: the same recount finds those dependencies, and their waiting dependents fail
+   * (DEPENDENCY_FAILED) in a second transaction — only when there are some.
    */
   async repairDependencies(withinSeconds = 300): Promise<number> {
     // One statement, committed by itself. The newest waiting tasks (a missed one is found by the
     // next sweep) are locked — a completion decrementing one of them waits, or it is skipped until
     // the next sweep — then set to the count of their dependencies not completed where lower.
-    const { rows } = await this.db.query<{ task_id: string; pending_deps: number; required_capabilities: string[]; strategy: string | null }>(
+    const { rows } = await this.db.query<{ task_id: string | null; pending_deps: number | null; required_capabilities: string[] | null; strategy: string | null; doomed: string[] | null }>(
       `WITH blocked AS (
          SELECT task_id, dependencies FROM tasks WHERE status = 'pending' AND pending_deps > 0 AND created_at > now() - make_interval(secs => $1::int)
          ORDER BY created_at DESC LIMIT 1000 FOR UPDATE SKIP LOCKED
-       ), c AS (
-         SELECT b.task_id, (SELECT count(*)::int FROM tasks d WHERE d.task_id = ANY(b.dependencies) AND d.status <> 'completed') AS n FROM blocked b
+       ), c AS MATERIALIZED (
+         SELECT b.task_id, x.n, x.doomed FROM blocked b CROSS JOIN LATERAL (
+           SELECT count(*) FILTER (WHERE d.status <> 'completed')::int AS n,
+             array_agg(d.task_id) FILTER (WHERE d.status = 'cancelled' OR (d.status IN ('failed', 'timeout') AND d.dead_letter)) AS doomed
+           FROM tasks d WHERE d.task_id = ANY(b.dependencies)) AS x
+       ), upd AS (
+         UPDATE tasks t SET pending_deps = c.n, updated_at = now() FROM c
+         WHERE t.task_id = c.task_id AND c.n < t.pending_deps
+         RETURNING t.task_id, t.pending_deps, t.required_capabilities, t.strategy
        )
-       UPDATE tasks t SET pending_deps = c.n, updated_at = now() FROM c
-       WHERE t.task_id = c.task_id AND c.n < t.pending_deps
-       RETURNING t.task_id, t.pending_deps, t.required_capabilities, t.strategy`, [withinSeconds]);
-    const ready = rows.filter((r) => r.pending_deps === 0).map(({ task_id, required_capabilities, strategy }) => ({ task_id, required_capabilities, strategy }));
+       SELECT task_id, pending_deps, required_capabilities, strategy, NULL::uuid[] AS doomed FROM upd
+       UNION ALL SELECT NULL, NULL, NULL, NULL, doomed FROM c WHERE doomed IS NOT NULL`, [withinSeconds]);
+    const ready = rows.filter((r) => r.task_id !== null && r.pending_deps === 0).map(({ task_id, required_capabilities, strategy }) => ({ task_id: task_id!, required_capabilities: required_capabilities!, strategy }));
     if (ready.length) this.bus.emit('task:eligible', { task_ids: ready.map((r) => r.task_id), tasks: ready });
+    const doomed = [...new Set(rows.flatMap((r) => r.doomed ?? []))];
+    if (doomed.length) await this.tx((q, emit) => this.failDependents(q, doomed, emit));
     return ready.length;
   }
 

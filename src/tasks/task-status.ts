@@ -2,12 +2,13 @@
  * The task status machine (SPEC §6) and retry backoff. Transitions not listed are refused with
  * INVALID_STATUS_TRANSITION. `assigned|running → pending` is the engine's requeue (rejected
  * delivery, deleted agent); `assigned → completed|failed` accepts a result sent without an
- * explicit accept (the seed's client does that).
+ * explicit accept (the seed's client does that); `pending → failed` is a task waiting for a
+ * dependency that was cancelled or dead-lettered (it can never run: DEPENDENCY_FAILED).
  */
 import type { TaskStatus } from '../contracts/tasks.ts';
 
 export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
-  pending: ['assigned', 'cancelled'],
+  pending: ['assigned', 'cancelled', 'failed'],
   assigned: ['running', 'completed', 'failed', 'timeout', 'pending', 'cancelled'],
   running: ['completed', 'failed', 'timeout', 'pending', 'cancelled'],
   failed: ['retrying', 'pending'],

@@ -5,8 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Socket } from 'socket.io-client';
-import { connectSocket, DELEGATION_CONFIG, registerAgent, type RegisteredAgent, startTestServer, type TestServer, waitFor } from '../helpers/server.ts';
+import { connectSocket, DELEGATION_CONFIG, emitAck, registerAgent, type RegisteredAgent, startTestServer, type TestServer, waitFor } from '../helpers/server.ts';
 import { engines, type TestDb } from '../helpers/stores.ts';
+import { userToken } from '../helpers/server.ts';
 
 interface Delegated { task_id: string; attempt: number }
 interface HistoryItem { from_status: string | null; to_status: string; attempt: number; agent_id: string | null; reason: string | null }
@@ -102,5 +103,73 @@ describe.each(engines())('task lifecycle fixes on $name', (engine) => {
     expect(b.delivered.map((d) => d.attempt)).toEqual([2, 3, 4]);
     expect(again).toMatchObject({ status: 'failed', attempt: 4 });
     b.socket.close();
+  });
+
+  it('a task waiting for a cancelled or dead-lettered dependency fails for good (DEPENDENCY_FAILED), transitively, with task:failed; delegate says it waits for dependencies', async () => {
+    const worker = await registerAgent(t, { agent_id: 'dep-worker', capabilities: ['cap_dep'] });
+    const w = await agentSocket(t, worker, () => 'complete');
+    const sup = await connectSocket(t.wsUrl, await userToken(t, 'supervisor'));
+    const failedEvents: Array<{ task_id: string; error: { code: string }; dead_letter: boolean; will_retry: boolean }> = [];
+    sup.on('task:failed', (e: (typeof failedEvents)[number]) => failedEvents.push(e));
+    expect(await emitAck(sup, 'subscribe', { topic: 'tasks' })).toMatchObject({ ok: true });
+
+    // Cancelled dependency: nobody can run `root` (no agent has its capability).
+    const root = await task({ task_type: 'dep_root', required_capabilities: ['cap_nobody_dep'] });
+    const child = await task({ task_type: 'dep_child', required_capabilities: ['cap_dep'], dependencies: [root] });
+    const grandchild = await task({ task_type: 'dep_grandchild', required_capabilities: ['cap_dep'], dependencies: [child] });
+    const deleg = await t.api('POST', `/api/v1/tasks/${child}/delegate`, { token: t.adminToken, body: {} });
+    expect(deleg.status).toBe(202);
+    expect(deleg.body.message).toMatch(/waits for its dependencies/);
+    expect(deleg.body.message).not.toMatch(/No capable agent/);
+    expect((await t.api('POST', `/api/v1/tasks/${root}/cancel`, { token: t.adminToken, body: {} })).status).toBe(200);
+    for (const id of [child, grandchild]) {
+      const r = await getTask(id);
+      expect(r).toMatchObject({ status: 'failed', dead_letter: true, error: { code: 'DEPENDENCY_FAILED', retryable: false } });
+      expect((r.history as HistoryItem[]).at(-1)).toMatchObject({ from_status: 'pending', to_status: 'failed', reason: 'DEPENDENCY_FAILED' });
+    }
+    expect((await getTask(child)).error.details).toEqual({ dependency: root });
+    expect((await getTask(grandchild)).error.details).toEqual({ dependency: child });
+    await waitFor(() => failedEvents.filter((e) => e.task_id === child || e.task_id === grandchild).length === 2);
+    expect(failedEvents.find((e) => e.task_id === child)).toMatchObject({ error: { code: 'DEPENDENCY_FAILED' }, dead_letter: true, will_retry: false });
+    const dl = await t.api('GET', '/api/v1/tasks/dead-letter?limit=100', { token: t.adminToken });
+    expect(dl.body.tasks.map((x: { task_id: string }) => x.task_id)).toEqual(expect.arrayContaining([child, grandchild]));
+    // A task created waiting for a dependency that already can never complete fails too (by the sweep).
+    const late = await task({ task_type: 'dep_late', required_capabilities: ['cap_dep'], dependencies: [root] });
+    await waitFor(async () => (await getTask(late)).status === 'failed');
+    expect((await getTask(late)).error.code).toBe('DEPENDENCY_FAILED');
+    expect(w.delivered).toHaveLength(0);
+
+    // Dead-lettered dependency: its agent fails it without a retry.
+    const fatal = await registerAgent(t, { agent_id: 'dep-fatal', capabilities: ['cap_dep_fatal'] });
+    let fatalAnswer: 'fail' | 'complete' = 'fail';
+    const f = await connectSocket(t.wsUrl, fatal.access_token, {
+      setup: (s) => s.on('task:delegate', (d: Delegated, ack: (r: unknown) => void) => {
+        ack({ ok: true });
+        if (fatalAnswer === 'fail') s.emit('task:result', { task_id: d.task_id, attempt: d.attempt, success: false, error: { code: 'BAD_INPUT', message: 'no', retryable: false } });
+        else s.emit('task:result', { task_id: d.task_id, attempt: d.attempt, success: true, data: {} });
+      }),
+    });
+    const pendingDep = await task({ task_type: 'dep_pending', required_capabilities: ['cap_nobody_yet'] });
+    const waiting = await task({ task_type: 'dep_waiting', required_capabilities: ['cap_dep'], dependencies: [pendingDep] });
+    const dep2 = await task({ task_type: 'dep_fatal', required_capabilities: ['cap_dep_fatal'], max_retries: 0 });
+    const waiting2 = await task({ task_type: 'dep_waiting', required_capabilities: ['cap_dep'], dependencies: [dep2] });
+    await waitFor(async () => (await getTask(dep2)).dead_letter === true);
+    const failedChild = await waitFor(async () => { const r = await getTask(waiting2); return r.status === 'failed' && r; });
+    expect(failedChild).toMatchObject({ dead_letter: true, error: { code: 'DEPENDENCY_FAILED', details: { dependency: dep2 } } });
+    expect((await getTask(waiting)).status).toBe('pending'); // its dependency is only waiting, not failed
+    // Redriving the dependent while its dependency is still dead is refused; once the dependency
+    // was redriven and completed, the dependent can be redriven and runs.
+    const refused = await t.api('POST', `/api/v1/tasks/${waiting2}/retry`, { token: t.adminToken });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error).toMatchObject({ code: 'CONFLICT', details: { dependencies: [dep2] } });
+    fatalAnswer = 'complete';
+    expect((await t.api('POST', `/api/v1/tasks/${dep2}/retry`, { token: t.adminToken })).status).toBe(200);
+    await waitFor(async () => (await getTask(dep2)).status === 'completed');
+    expect((await t.api('POST', `/api/v1/tasks/${waiting2}/retry`, { token: t.adminToken })).status).toBe(200);
+    const ran = await waitFor(async () => { const r = await getTask(waiting2); return r.status === 'completed' && r; });
+    expect(ran.assigned_agent).toBe('dep-worker');
+    w.socket.close();
+    f.close();
+    sup.close();
   });
 });

@@ -72,7 +72,11 @@ export function taskRoutes(app: App, kit: RouteKit): void {
     if (r) return { task_id: request.params.task_id, status: 'assigned', assigned_agent: r.agent_id, attempt: r.attempt };
     const row = await tasks.getRow(request.params.task_id);
     const position = await tasks.queuePosition(row);
-    return reply.status(202).send({ task_id: row.task_id, status: row.status, queue_position: position, message: 'No capable agent is available; the task stays queued.' });
+    // A task waiting for its dependencies cannot be assigned whoever is available: say so.
+    const message = row.pending_deps > 0
+      ? `The task waits for its dependencies (${row.pending_deps} not completed); it stays queued until they complete.`
+      : 'No capable agent is available; the task stays queued.';
+    return reply.status(202).send({ task_id: row.task_id, status: row.status, queue_position: position, message });
   });
 
   app.post('/tasks/claim', { schema: { tags, body: ClaimBody }, ...kit.guard('task:execute') }, async (request) => {

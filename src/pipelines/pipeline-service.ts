@@ -5,7 +5,7 @@
 import { ConflictError, NotFoundError, ValidationError } from '../core/index.ts';
 import type { Db } from '../store/index.ts';
 import { hasPermission, principalKey, type Principal } from '../auth/index.ts';
-import { maskValue, type AuditContext, type PhiAccessLog } from '../security/index.ts';
+import { DecryptionError, actorOf, maskValue, type AuditContext, type PhiAccessLog } from '../security/index.ts';
 import type { CreatePipelineInput, CreateTemplateInput, ListPipelinesInput, OutputFormat } from '../contracts/pipelines.ts';
 import { BUILTIN_TEMPLATES, validateStages, type PipelineTemplate } from './pipeline-templates.ts';
 import type { PipelineEngine, CreatedPipeline } from './pipeline-engine.ts';
@@ -77,12 +77,29 @@ export class PipelineService {
     return hasPermission(viewer.role, 'phi:read') ? output : maskValue(output, 'phi');
   }
 
-  async get(pipelineId: string, viewer: Principal): Promise<PipelineDetail> {
+  /**
+   * Decrypts one sealed column of a run for a caller. A value that does not decrypt (tampered
+   * with, or moved from another row) fails closed — 500 INTERNAL_ERROR, nothing of the value — and
+   * is recorded first as a high-risk failed read in the audit log (field names and the reason
+   * only), as a task read is (TaskService.detail).
+   */
+  private async open<T>(row: PipelineRow, field: 'context' | 'output', ctx: AuditContext, read: () => T): Promise<T> {
+    try {
+      return read();
+    } catch (err) {
+      if (err instanceof DecryptionError) {
+        await this.phi?.failure(ctx, { resource_type: 'pipeline', resource_id: row.pipeline_id, fields: [field], classification: row.data_classification, reason: err.reason }).catch(() => {});
+      }
+      throw err;
+    }
+  }
+
+  async get(pipelineId: string, viewer: Principal, ctx: AuditContext = { actor: actorOf(viewer) }): Promise<PipelineDetail> {
     const row = await this.row(pipelineId);
     const stages = await this.repo.stages(this.db, row.pipeline_id);
-    const context = this.repo.openContext(row);
+    const context = await this.open(row, 'context', ctx, () => this.repo.openContext(row));
     const detail = detailView(row, stages, hasPermission(viewer.role, 'phi:read') ? context : maskValue(context, 'phi'));
-    const output = this.repo.openOutput(row);
+    const output = await this.open(row, 'output', ctx, () => this.repo.openOutput(row));
     if (output !== null) detail.output = this.showOutput(output, viewer);
     return detail;
   }
@@ -119,9 +136,9 @@ export class PipelineService {
    * The exported result: an output carrying `formats` (techdeck's export, the mental-health
    * report) is served in the format asked for; any other output is JSON (or one JSONL line).
    */
-  async output(pipelineId: string, format: OutputFormat, viewer: Principal): Promise<PipelineOutput> {
+  async output(pipelineId: string, format: OutputFormat, viewer: Principal, ctx: AuditContext = { actor: actorOf(viewer) }): Promise<PipelineOutput> {
     const row = await this.row(pipelineId);
-    const raw = this.repo.openOutput(row);
+    const raw = await this.open(row, 'output', ctx, () => this.repo.openOutput(row));
     if (raw === null) {
       throw new ConflictError('CONFLICT', `The pipeline has no output (status ${row.status}).`, { details: { status: row.status } });
     }

@@ -8,11 +8,14 @@
  *   the clear error columns;
  * - reads of a run (detail, output) count towards the bulk-read breach rule as task reads do
  *   (> 500 PHI records in 5 min → `phi_bulk_read`), and a masked read (no phi:read) is audited
- *   too.
+ *   too;
+ * - a tampered or moved pipeline ciphertext (context, output) fails closed as a task's does (500
+ *   INTERNAL_ERROR, no details, no value) and is audited as a high-risk failed read.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'socket.io-client';
+import { CIPHERTEXT_PREFIX } from '../../src/security/index.ts';
 import { engines, type TestDb } from '../helpers/stores.ts';
 import { connectSocket, emitAck, startTestServer, userToken, waitFor, type TestServer } from '../helpers/server.ts';
 
@@ -139,6 +142,47 @@ for (const engine of engines()) {
       expect(supReads[0]).toMatchObject({ actor: { id: supPrincipal.slice('user:'.length) }, fields: ['context', 'output'], outcome: 'success' });
       expect(await bulkReaders()).not.toContain(supPrincipal);
     }), 120_000);
+
+    it('fails closed on a tampered or moved pipeline ciphertext and audits the failed read', () => track(async () => {
+      const a = await completedRun();
+      const b = await completedRun();
+      const column = async (id: string, col: 'output' | 'context') => (await tdb.db.query<{ v: string }>(`SELECT ${col} AS v FROM pipelines WHERE pipeline_id = $1`, [id])).rows[0]!.v;
+      const original = { output: await column(a, 'output'), context: await column(a, 'context') };
+      expect(original.output.startsWith(CIPHERTEXT_PREFIX)).toBe(true);
+      const refused = async (path: string, requestId: string) => {
+        const r = await t.api('GET', `/api/v1${path}`, { token: t.adminToken, headers: { 'x-request-id': requestId } });
+        expect(r.status, path).toBe(500);
+        expect(r.body.error, path).toEqual({ code: 'INTERNAL_ERROR', message: 'An internal error occurred.', request_id: requestId });
+        expect(r.text).not.toContain(CANARY);
+      };
+
+      // b's (valid) output moved into a's row: bound to b's row, it must not decrypt there.
+      await tdb.db.query('UPDATE pipelines SET output = $2 WHERE pipeline_id = $1', [a, await column(b, 'output')]);
+      await refused(`/pipelines/${a}`, `pdp-moved-detail-${TAG}`);
+      await refused(`/pipelines/${a}/output?format=json`, `pdp-moved-output-${TAG}`);
+      await tdb.db.query('UPDATE pipelines SET output = $2 WHERE pipeline_id = $1', [a, original.output]);
+      // One bit of a's own context flipped.
+      const sep = original.context.lastIndexOf(':');
+      const bytes = Buffer.from(original.context.slice(sep + 1), 'base64url');
+      bytes[bytes.length >> 1]! ^= 0x01;
+      await tdb.db.query('UPDATE pipelines SET context = $2 WHERE pipeline_id = $1', [a, `${original.context.slice(0, sep + 1)}${bytes.toString('base64url')}`]);
+      await refused(`/pipelines/${a}`, `pdp-tampered-context-${TAG}`);
+      await tdb.db.query('UPDATE pipelines SET context = $2 WHERE pipeline_id = $1', [a, original.context]);
+
+      const failures = await get(`/audit?resource_type=pipeline&resource_id=${a}&outcome=failure&limit=100`);
+      expect(failures.status).toBe(200);
+      const entries = failures.body.entries as Array<{ request_id: string; fields: string[]; action: string; risk_level: string; data_classification: string; actor: { role: string } }>;
+      expect(entries.map((e) => [e.request_id, e.fields]).sort()).toEqual([
+        [`pdp-moved-detail-${TAG}`, ['output', 'decryption:authentication_failed']],
+        [`pdp-moved-output-${TAG}`, ['output', 'decryption:authentication_failed']],
+        [`pdp-tampered-context-${TAG}`, ['context', 'decryption:authentication_failed']],
+      ]);
+      for (const e of entries) expect(e).toMatchObject({ action: 'read', risk_level: 'high', data_classification: 'phi', actor: { role: 'admin' } });
+      // Restored, a reads again; b was never touched.
+      expect((await get(`/pipelines/${a}`)).body.context.patient_id).toBe(CANARY);
+      expect((await get(`/pipelines/${a}/output?format=json`)).status).toBe(200);
+      expect((await get(`/pipelines/${b}`)).status).toBe(200);
+    }));
 
     it('a conversation with no text fails naming its record and line, never its session id', () => track(async () => {
       const message = await failedRun({ format: 'csv', content: `session_id,speaker,text\n${CANARY},client,\n` }, 'standardization');

@@ -58,7 +58,7 @@ export function pipelineRoutes(app: App, kit: RouteKit, pipelines: PipelineServi
   });
 
   app.get('/pipelines/:pipeline_id', { schema: { tags, params: PipelineParams }, ...kit.guard('pipeline:read') }, async (request) => {
-    const detail = await pipelines.get(request.params.pipeline_id, request.principal!);
+    const detail = await pipelines.get(request.params.pipeline_id, request.principal!, auditContextOf(request));
     // Audited for every caller, as task reads are: a masked read is still an access to the record.
     await audit(request, 'read', detail.pipeline_id, detail.output === undefined ? ['context'] : ['context', 'output']);
     return detail;
@@ -69,7 +69,7 @@ export function pipelineRoutes(app: App, kit: RouteKit, pipelines: PipelineServi
   });
 
   app.get('/pipelines/:pipeline_id/output', { schema: { tags, params: PipelineParams, querystring: OutputQuery }, ...kit.guard('pipeline:read') }, async (request, reply) => {
-    const out = await pipelines.output(request.params.pipeline_id, request.query.format ?? 'json', request.principal!);
+    const out = await pipelines.output(request.params.pipeline_id, request.query.format ?? 'json', request.principal!, auditContextOf(request));
     await audit(request, 'export', request.params.pipeline_id, ['output']);
     return reply
       .header('Content-Type', `${out.content_type}; charset=utf-8`)

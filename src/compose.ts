@@ -20,6 +20,7 @@ import { BuiltinAgents, builtinAgentId, localProvider } from './builtin/index.ts
 import { PipelineEngine, PipelineRepository, PipelineService } from './pipelines/index.ts';
 import { pipelineRoutes } from './http/routes/pipeline-routes.ts';
 import { noteAuthFailure, securityRoutes } from './http/routes/security-routes.ts';
+import { enrollmentTokenRoutes } from './http/routes/agent-routes.ts';
 import { aiRoutes } from './http/routes/ai-routes.ts';
 import { fheRoutes } from './http/routes/fhe-routes.ts';
 import { composeAi } from './compose-ai.ts';
@@ -191,6 +192,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     extraRoutes: [
       (a, kit) => pipelineRoutes(a, kit, pipelines, { audit }),
       securityRoutes({ audit, alerts, detector, mfa, enrollment, onError: securityError }),
+      enrollmentTokenRoutes({ audit }),
       aiRoutes({ hub: ai.hub, providers: ai.providers, services: ai.services, audit }),
       fheRoutes({ fhe, audit, maxCiphertexts: cfg.security.fhe_max_ciphertexts }),
     ],

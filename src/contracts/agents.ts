@@ -88,6 +88,9 @@ export const DiscoverQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
 }, { additionalProperties: false });
 
+/** GET /agents/enrollment-tokens: a page, newest first (SPEC §2 lists). */
+export const ListEnrollmentTokensQuery = Type.Object({ ...ListQuery }, { additionalProperties: false });
+
 export const TokenExchangeBody = Type.Object({
   agent_id: Id,
   api_key: Type.String({ minLength: 1, maxLength: 200 }),

@@ -7,7 +7,7 @@
 import { McpApiError } from './errors.ts';
 import type {
   Agent, AgentListQuery, AuditEntry, AuditQuery, AuditVerification, CreatedTask, CreatePipelineInput, CreateTaskInput, CreateTemplateInput,
-  DelegatedTask, Health, HeartbeatInput, LoginResponse, MfaSetup, OutputFormat, Pagination, Pipeline, PipelineDetail, PipelineListQuery, PublicUser,
+  DelegatedTask, EnrollmentTokenSummary, Health, HeartbeatInput, IssuedEnrollmentToken, LoginResponse, MfaSetup, OutputFormat, Pagination, Pipeline, PipelineDetail, PipelineListQuery, PublicUser,
   RegisterAgentInput, RegisteredAgent, RequestOptions, Role, Task, TaskDetail, TaskErrorInput, TaskListQuery, TokenPair, UpdateAgentInput, ListOptions,
 } from './types.ts';
 
@@ -197,7 +197,11 @@ export class McpClient {
     health: (agentId: string) => this.request<Record<string, unknown>>('GET', `/agents/${seg(agentId)}/health`),
     metrics: (agentId: string) => this.request<Record<string, unknown>>('GET', `/agents/${seg(agentId)}/metrics`),
     enrollmentToken: (body: { uses: number; ttl_seconds: number; role?: Role }, o: RequestOptions = {}) =>
-      this.request<{ enrollment_token: string; expires_at: string }>('POST', '/agents/enrollment-tokens', { ...o, body }),
+      this.request<IssuedEnrollmentToken>('POST', '/agents/enrollment-tokens', { ...o, body }),
+    /** Enrollment tokens, newest first: what each grants and has left (never the token itself). */
+    enrollmentTokens: (q: ListOptions = {}) => this.request<{ enrollment_tokens: EnrollmentTokenSummary[]; pagination: Pagination }>('GET', '/agents/enrollment-tokens', { query: { ...q } }),
+    /** Revokes an enrollment token: it registers no more agents (those it registered keep working). */
+    revokeEnrollmentToken: (tokenId: string) => this.request<void>('DELETE', `/agents/enrollment-tokens/${seg(tokenId)}`),
   };
 
   // ---- tasks --------------------------------------------------------------------------------

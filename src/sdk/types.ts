@@ -34,6 +34,28 @@ export interface ListOptions {
   offset?: number;
 }
 
+/** `POST /agents/enrollment-tokens`: the token is shown this once. */
+export interface IssuedEnrollmentToken {
+  enrollment_token: string;
+  token_id: string;
+  expires_at: string;
+  uses: number;
+  role: Role;
+}
+
+/** An enrollment token as `GET /agents/enrollment-tokens` lists it (never the secret). */
+export interface EnrollmentTokenSummary {
+  token_id: string;
+  role: Role;
+  uses_left: number;
+  uses_total: number;
+  expires_at: string;
+  created_by: string | null;
+  created_at: string;
+  revoked_at: string | null;
+  status: 'active' | 'used_up' | 'expired' | 'revoked';
+}
+
 export interface TokenPair {
   access_token: string;
   refresh_token: string;

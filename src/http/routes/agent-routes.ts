@@ -1,14 +1,60 @@
-/** /agents (SPEC §5). */
+/**
+ * /agents (SPEC §5), and the administration of enrollment tokens (SPEC §4.2; issuing them is
+ * POST /agents/enrollment-tokens in security-routes):
+ * - GET    /agents/enrollment-tokens              (`agent:register`) list, never the secret
+ * - DELETE /agents/enrollment-tokens/{token_id}   (`agent:register`) revoke
+ */
 import type { App } from '../app-types.ts';
 import type { RouteKit } from '../http-deps.ts';
-import { AppError, ForbiddenError } from '../../core/index.ts';
+import { auditContextOf } from '../audit-context.ts';
+import { AppError, ForbiddenError, NotFoundError } from '../../core/index.ts';
 import { EmptyBody, IdParams, paginate } from '../../contracts/common.ts';
-import { DiscoverQuery, HeartbeatBody, ListAgentsQuery, RegisterAgentBody, UpdateAgentBody, Capability } from '../../contracts/agents.ts';
+import { DiscoverQuery, HeartbeatBody, ListAgentsQuery, ListEnrollmentTokensQuery, RegisterAgentBody, UpdateAgentBody, Capability } from '../../contracts/agents.ts';
 import { assertMayGrantRole, hasPermission } from '../../auth/index.ts';
+import { EnrollmentTokenRepository } from '../../agents/index.ts';
+import type { AuditLog } from '../../security/index.ts';
 import { enrollmentAware, enrollmentGrantOf } from './security-routes.ts';
 import Value from 'typebox/value';
 
 const Params = IdParams('agent_id');
+const TokenParams = IdParams('token_id');
+
+/**
+ * Listing and revoking enrollment tokens, under `agent:register` (who may issue them may see and
+ * withdraw them), rate-limited like every route and audited in the transaction of the access.
+ */
+export function enrollmentTokenRoutes(deps: { audit: AuditLog }) {
+  const repo = new EnrollmentTokenRepository();
+  return function enrollmentTokenPlugin(app: App, kit: RouteKit): void {
+    const db = kit.services.db;
+    const tags = ['agents'];
+
+    app.get('/agents/enrollment-tokens', { schema: { tags, querystring: ListEnrollmentTokensQuery }, ...kit.guard('agent:register') }, async (request) => {
+      const limit = request.query.limit ?? 50;
+      const offset = request.query.offset ?? 0;
+      const { tokens, total } = await db.transaction(async (tx) => {
+        const page = await repo.list(tx, limit, offset);
+        await deps.audit.audit(tx, auditContextOf(request), {
+          action: 'read', resource_type: 'enrollment_token', resource_ids: page.tokens.map((x) => x.token_id),
+          fields: ['role', 'uses_left', 'expires_at', 'created_by'], outcome: 'success',
+        });
+        return page;
+      });
+      return { enrollment_tokens: tokens, pagination: paginate(total, limit, offset) };
+    });
+
+    app.delete('/agents/enrollment-tokens/:token_id', { schema: { tags, params: TokenParams }, ...kit.guard('agent:register') }, async (request, reply) => {
+      await db.transaction(async (tx) => {
+        const revoked = await repo.revoke(tx, request.params.token_id);
+        if (!revoked) throw new NotFoundError('NOT_FOUND', 'Enrollment token not found.');
+        await deps.audit.audit(tx, auditContextOf(request), {
+          action: 'delete', resource_type: 'enrollment_token', resource_id: revoked.token_id, fields: ['revoked_at'], outcome: 'success', risk_level: 'medium',
+        });
+      });
+      return reply.status(204).send();
+    });
+  };
+}
 
 export function agentRoutes(app: App, kit: RouteKit): void {
   const { agents } = kit.services;

@@ -638,9 +638,10 @@ export class TaskService {
 
   /**
    * failed|timeout, then either retrying (backoff) while retries remain and the failure is
-   * retryable, or final with dead_letter. Retries are counted by `failures` (this one included:
-   * the task's Nth failure is retried while N <= max_retries), not by `attempt`, so deliveries
-   * that did not fail (a refusal, a requeue) consume none (SPEC §6).
+   * retryable, or `failed` for good with dead_letter — a timeout too (timeout → failed; its error
+   * code says it timed out). Retries are counted by `failures` (this one included: the task's Nth
+   * failure is retried while N <= max_retries), not by `attempt`, so deliveries that did not fail
+   * (a refusal, a requeue) consume none (SPEC §6).
    */
   private async failRow(q: Queryable, row: TaskRow, status: 'failed' | 'timeout', error: { code: string; message: string; retryable: boolean; details?: unknown }, emit: Emit) {
     const failures = row.failures + 1;
@@ -650,15 +651,17 @@ export class TaskService {
       `UPDATE tasks SET status = $2, error = $3, dead_letter = $4, retry_at = CASE WHEN $5::boolean THEN now() + make_interval(secs => $6::float8 / 1000) END,
          lease_expires_at = NULL, updated_at = now(), completed_at = CASE WHEN $5::boolean THEN NULL ELSE now() END, failures = failures + 1
        WHERE task_id = $1 RETURNING retry_at`,
-      [row.task_id, willRetry ? 'retrying' : status, JSON.stringify(error), !willRetry, willRetry, delay]);
+      [row.task_id, willRetry ? 'retrying' : 'failed', JSON.stringify(error), !willRetry, willRetry, delay]);
     const events: Array<{ task_id: string; from: string | null; to: string; attempt: number; agent_id: string | null; reason: string | null }> = [{ task_id: row.task_id, from: row.status, to: status, attempt: row.attempt, agent_id: row.assigned_agent, reason: error.code }];
     if (willRetry) events.push({ task_id: row.task_id, from: status, to: 'retrying', attempt: row.attempt, agent_id: null, reason: `backoff ${delay} ms` });
+    // A timeout that is not retried ends `failed` like any failure (SPEC §6); its error code says it timed out.
+    else if (status === 'timeout') events.push({ task_id: row.task_id, from: 'timeout', to: 'failed', attempt: row.attempt, agent_id: null, reason: error.retryable ? 'retries exhausted' : 'not retryable' });
     await this.repo.recordEvents(q, events);
     const retryAt = rows[0]?.retry_at ?? null;
     emit('task:failed', { task_id: row.task_id, agent_id: row.assigned_agent, attempt: row.attempt, task_type: row.task_type, pipeline_id: row.pipeline_id, stage: row.stage, error: { code: error.code, message: error.message, retryable: error.retryable }, dead_letter: !willRetry, will_retry: willRetry });
     if (retryAt) emit('task:retrying', { task_id: row.task_id, attempt: row.attempt, retry_at: retryAt.toISOString() });
     if (!willRetry) await this.failDependents(q, [row.task_id], emit);
-    return { task_id: row.task_id, status: (willRetry ? 'retrying' : status) as TaskStatus, attempt: row.attempt, will_retry: willRetry, retry_at: retryAt ? retryAt.toISOString() : null, dead_letter: !willRetry };
+    return { task_id: row.task_id, status: (willRetry ? 'retrying' : 'failed') as TaskStatus, attempt: row.attempt, will_retry: willRetry, retry_at: retryAt ? retryAt.toISOString() : null, dead_letter: !willRetry };
   }
 
   /**

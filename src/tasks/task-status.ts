@@ -12,7 +12,7 @@ export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = 
   assigned: ['running', 'completed', 'failed', 'timeout', 'pending', 'cancelled'],
   running: ['completed', 'failed', 'timeout', 'pending', 'cancelled'],
   failed: ['retrying', 'pending'],
-  timeout: ['retrying', 'pending'],
+  timeout: ['retrying', 'pending', 'failed'], // failed: its retries are exhausted (SPEC §6: stays failed, dead_letter)
   retrying: ['pending', 'cancelled'],
   completed: [],
   cancelled: [],

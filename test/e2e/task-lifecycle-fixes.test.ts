@@ -172,4 +172,17 @@ describe.each(engines())('task lifecycle fixes on $name', (engine) => {
     f.close();
     sup.close();
   });
+
+  it('a task whose retries run out by timing out ends failed with dead_letter, its error saying it timed out (SPEC §6)', async () => {
+    const silent = await registerAgent(t, { agent_id: 'silent-4', capabilities: ['cap_silent4'] });
+    const a = await agentSocket(t, silent, () => 'ack');
+    const id = await task({ task_type: 'times_out', required_capabilities: ['cap_silent4'], timeout_seconds: 1, max_retries: 0 });
+    const dead = await waitFor(async () => { const r = await getTask(id); return r.dead_letter && r; }, 10_000);
+    expect(dead).toMatchObject({ status: 'failed', dead_letter: true, attempt: 1, retry_at: null, error: { code: 'TASK_TIMEOUT', retryable: true } });
+    expect((dead.history as HistoryItem[]).slice(-2).map((h) => [h.from_status, h.to_status])).toEqual([['running', 'timeout'], ['timeout', 'failed']]);
+    const dl = await t.api('GET', '/api/v1/tasks/dead-letter?limit=100', { token: t.adminToken });
+    expect(dl.body.tasks.find((x: { task_id: string }) => x.task_id === id)).toMatchObject({ status: 'failed' });
+    expect(a.delivered).toHaveLength(1);
+    a.socket.close();
+  });
 });

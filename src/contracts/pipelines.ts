@@ -73,6 +73,18 @@ export const ListPipelinesQuery = Type.Object({
 }, { additionalProperties: false });
 export type ListPipelinesInput = Static<typeof ListPipelinesQuery>;
 
+/**
+ * `GET /pipelines/templates?sort=` values (SPEC §2). Without `sort`: built-in templates first,
+ * then by name. Each maps to a fixed ORDER BY in the repository (never the caller's text).
+ */
+export const TEMPLATE_SORTS = ['name:asc', 'name:desc', 'created_at:asc', 'created_at:desc'] as const;
+export type TemplateSort = (typeof TEMPLATE_SORTS)[number];
+
+export const ListTemplatesQuery = Type.Object({
+  ...ListQuery,
+  sort: Type.Optional(Type.Enum(TEMPLATE_SORTS)),
+}, { additionalProperties: false });
+
 export const OutputQuery = Type.Object({
   format: Type.Optional(Type.Enum(OUTPUT_FORMATS)),
 }, { additionalProperties: false });

@@ -6,7 +6,7 @@
  */
 import type { FieldCodec } from '../core/index.ts';
 import type { Queryable } from '../store/index.ts';
-import type { ErrorStrategy, PipelineStatus, StageStatus } from '../contracts/pipelines.ts';
+import type { ErrorStrategy, PipelineStatus, StageStatus, TemplateSort } from '../contracts/pipelines.ts';
 import type { PipelineTemplate, StageDefinition } from './pipeline-templates.ts';
 
 export interface PipelineRow {
@@ -295,12 +295,21 @@ export class PipelineRepository {
     return rows[0] ? toTemplate(rows[0]) : null;
   }
 
-  async listTemplates(q: Queryable, limit: number, offset: number): Promise<{ rows: PipelineTemplate[]; total: number }> {
-    const { rows } = await q.query<TemplateRow>(`SELECT * FROM pipeline_templates ORDER BY builtin DESC, name LIMIT ${limit} OFFSET ${offset}`);
+  /** Templates in `sort` order (default: built-in first, then by name); names are unique, so every order is total. */
+  async listTemplates(q: Queryable, sort: TemplateSort | undefined, limit: number, offset: number): Promise<{ rows: PipelineTemplate[]; total: number }> {
+    const orderBy = sort === undefined ? 'builtin DESC, name' : TEMPLATE_ORDER_BY[sort];
+    const { rows } = await q.query<TemplateRow>(`SELECT * FROM pipeline_templates ORDER BY ${orderBy} LIMIT $1 OFFSET $2`, [limit, offset]);
     const t = await q.query<{ n: number }>('SELECT count(*)::int AS n FROM pipeline_templates');
     return { rows: rows.map(toTemplate), total: t.rows[0]?.n ?? 0 };
   }
 }
+
+const TEMPLATE_ORDER_BY: Record<TemplateSort, string> = {
+  'name:asc': 'name',
+  'name:desc': 'name DESC',
+  'created_at:asc': 'created_at, name',
+  'created_at:desc': 'created_at DESC, name DESC',
+};
 
 interface TemplateRow {
   name: string;

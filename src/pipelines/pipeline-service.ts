@@ -6,7 +6,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../core/index.ts'
 import type { Db } from '../store/index.ts';
 import { hasPermission, principalKey, type Principal } from '../auth/index.ts';
 import { DecryptionError, actorOf, maskValue, type AuditContext, type PhiAccessLog } from '../security/index.ts';
-import type { CreatePipelineInput, CreateTemplateInput, ListPipelinesInput, OutputFormat } from '../contracts/pipelines.ts';
+import type { CreatePipelineInput, CreateTemplateInput, ListPipelinesInput, OutputFormat, TemplateSort } from '../contracts/pipelines.ts';
 import { BUILTIN_TEMPLATES, validateStages, type PipelineTemplate } from './pipeline-templates.ts';
 import type { PipelineEngine, CreatedPipeline } from './pipeline-engine.ts';
 import type { PipelineRepository, PipelineRow } from './pipeline-repository.ts';
@@ -171,8 +171,8 @@ export class PipelineService {
 
   // ---- templates ------------------------------------------------------------------------------
 
-  async templates(limit: number, offset: number): Promise<{ templates: PipelineTemplate[]; total: number }> {
-    const { rows, total } = await this.repo.listTemplates(this.db, limit, offset);
+  async templates(limit: number, offset: number, sort?: TemplateSort): Promise<{ templates: PipelineTemplate[]; total: number }> {
+    const { rows, total } = await this.repo.listTemplates(this.db, sort, limit, offset);
     return { templates: rows, total };
   }
 

@@ -1,17 +1,12 @@
 /** /pipelines (SPEC §7). Business rules live in the pipeline service and engine. */
-import Type from 'typebox';
 import type { FastifyRequest } from 'fastify';
 import type { App } from '../app-types.ts';
 import type { RouteKit } from '../http-deps.ts';
 import { auditContextOf } from '../audit-context.ts';
-import { EmptyBody, ListQuery, paginate } from '../../contracts/common.ts';
-import { ControlBody, CreatePipelineBody, CreateTemplateBody, ListPipelinesQuery, OutputQuery, PipelineParams, StageParams } from '../../contracts/pipelines.ts';
+import { EmptyBody, paginate } from '../../contracts/common.ts';
+import { ControlBody, CreatePipelineBody, CreateTemplateBody, ListPipelinesQuery, ListTemplatesQuery, OutputQuery, PipelineParams, StageParams } from '../../contracts/pipelines.ts';
 import type { PipelineService } from '../../pipelines/index.ts';
 import type { AuditLog } from '../../security/index.ts';
-
-const TemplatesQuery = Type.Object({
-  ...ListQuery,
-}, { additionalProperties: false });
 
 export interface PipelineRouteOptions {
   /**
@@ -33,10 +28,10 @@ export function pipelineRoutes(app: App, kit: RouteKit, pipelines: PipelineServi
     if (action !== 'create') pipelines.noteRead(ctx, request.principal!);
   };
 
-  app.get('/pipelines/templates', { schema: { tags, querystring: TemplatesQuery }, ...kit.guard('pipeline:read') }, async (request) => {
+  app.get('/pipelines/templates', { schema: { tags, querystring: ListTemplatesQuery }, ...kit.guard('pipeline:read') }, async (request) => {
     const limit = request.query.limit ?? 50;
     const offset = request.query.offset ?? 0;
-    const { templates, total } = await pipelines.templates(limit, offset);
+    const { templates, total } = await pipelines.templates(limit, offset, request.query.sort);
     return { templates, pagination: paginate(total, limit, offset) };
   });
 

@@ -216,13 +216,16 @@ export class AgentService {
     return Promise.all(rows.map((r, i) => this.view(r, presence[i], this.liveLoad(r.agent_id, presence[i], stored.get(r.agent_id) ?? 0))));
   }
 
-  /** Agents holding all capabilities; available (active, under capacity, not draining) first, then best score. */
-  async discover(capabilities: string[], f: { type?: string; status?: string }, limit: number): Promise<AgentView[]> {
+  /**
+   * A page of the agents holding all capabilities — available (active, under capacity, not
+   * draining) first, then best score — and how many match in all (SPEC §2 pagination).
+   */
+  async discover(capabilities: string[], f: { type?: string; status?: string }, limit: number, offset = 0): Promise<{ agents: AgentView[]; total: number }> {
     const views = await this.all({ capabilities, type: f.type });
     const filtered = f.status ? views.filter((v) => v.status === f.status) : views;
     const available = (v: AgentView) => v.status === 'active' && !v.draining;
     filtered.sort((a, b) => Number(available(b)) - Number(available(a)) || Number(a.builtin) - Number(b.builtin) || b.score - a.score || a.load - b.load);
-    return filtered.slice(0, limit);
+    return { agents: filtered.slice(offset, offset + limit), total: filtered.length };
   }
 
   async detail(agentId: string): Promise<AgentView & { current_tasks: string[]; performance_metrics: Record<string, unknown>; system_metrics: Record<string, number> | null }> {

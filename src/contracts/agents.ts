@@ -85,7 +85,7 @@ export const DiscoverQuery = Type.Object({
   capabilities: Type.String({ minLength: 1, maxLength: 3300, description: 'Comma-separated; agents must hold all.' }),
   type: Type.Optional(AgentType),
   status: Type.Optional(Type.Enum(AGENT_STATUSES)),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
+  ...ListQuery,
 }, { additionalProperties: false });
 
 /** GET /agents/enrollment-tokens: a page, newest first (SPEC §2 lists). */

@@ -100,8 +100,11 @@ export function agentRoutes(app: App, kit: RouteKit): void {
     if (!caps.length || bad.length) {
       throw new AppError('INVALID_CAPABILITIES', 'Capabilities must be a comma-separated list of names like text_processing.', { details: { field_errors: (bad.length ? bad : ['(empty)']).map((c) => ({ field: 'query.capabilities', message: `invalid capability '${c}'` })) } });
     }
-    const found = await agents.discover(caps, { type: request.query.type, status: request.query.status }, request.query.limit ?? 50);
-    return { agents: found, capabilities: caps, count: found.length };
+    const limit = request.query.limit ?? 50;
+    const offset = request.query.offset ?? 0;
+    const found = await agents.discover(caps, { type: request.query.type, status: request.query.status }, limit, offset);
+    // `count`: the agents on this page (kept from before pagination); `pagination.total`: all that match.
+    return { agents: found.agents, capabilities: caps, count: found.agents.length, pagination: paginate(found.total, limit, offset) };
   });
 
   app.get('/agents/:agent_id', { schema: { tags, params: Params }, ...kit.guard('agent:read') }, async (request) => agents.detail(request.params.agent_id));

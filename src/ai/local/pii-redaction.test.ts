@@ -72,4 +72,11 @@ describe('redaction properties', () => {
       { numRuns: 200 },
     );
   });
+
+  it('redacts whole street addresses: a house number with a letter, a directional after the street, the city, state and ZIP', () => {
+    expect(redactPii('I live at 1600 Pennsylvania Avenue NW, Washington, DC 20500 now.').redacted_text).toBe('I live at [ADDRESS] now.');
+    expect(redactPii('Meet me at 221B Baker Street tomorrow.').redacted_text).toBe('Meet me at [ADDRESS] tomorrow.');
+    expect(redactPii('She was at 45 Elm Street east of town.').redacted_text).toBe('She was at [ADDRESS] east of town.');
+    expect(redactPii('Call 311 about it, 2 of us went.').redacted_text).toBe('Call 311 about it, 2 of us went.');
+  });
 });

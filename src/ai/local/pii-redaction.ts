@@ -3,8 +3,9 @@
  *
  * Detectors, in priority order when spans overlap: EMAIL, SSN, PHONE, DOB, DATE, ADDRESS, NAME.
  * - EMAIL, SSN (ddd-dd-dddd / ddd dd dddd, or 9 digits after "SSN"/"social security"), PHONE
- *   (NANP with separators or +country code), ADDRESS (house number + street name + street suffix,
- *   optional unit and "City, ST 12345"): regular expressions.
+ *   (NANP with separators or +country code), ADDRESS (house number, with a letter as in "221B" +
+ *   street name + street suffix, optional directional as in "Avenue NW", optional unit and
+ *   "City, ST 12345"): regular expressions.
  * - DOB: a calendar date within 40 characters after "DOB", "date of birth", "born", "birthday";
  *   DATE: any other full calendar date (Safe Harbor removes all dates tied to a person).
  * - NAME: compromise's #Person tagger on sentences that could hold a name (a capitalised word other
@@ -44,7 +45,9 @@ const DATE_RE = new RegExp(DATE_SRC, 'gi');
 const DOB_CONTEXT_RE = /\b(?:dob|d\.o\.b\.?|date of birth|birth ?date|born(?: on)?|birthday(?: is)?)\b/gi;
 const STREET_SUFFIX = 'street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|way|terrace|ter|circle|cir|parkway|pkwy|highway|hwy|square|sq|trail|trl';
 const ADDRESS_RE = new RegExp(
-  `\\b\\d{1,6}\\s+(?:[NSEW]\\.?\\s+)?(?:[A-Z0-9][A-Za-z0-9'-]*\\s+){1,4}(?:${STREET_SUFFIX})\\b\\.?` +
+  `\\b\\d{1,6}[A-Za-z]?\\s+(?:[NSEW]\\.?\\s+)?(?:[A-Z0-9][A-Za-z0-9'-]*\\s+){1,4}(?:${STREET_SUFFIX})\\b\\.?` +
+    // A post-directional ("Avenue NW"), so the city, state and ZIP after it are part of the address.
+    `(?:\\s+(?:[NS][EW]?|[EW])\\b\\.?)?` +
     `(?:,?\\s+(?:apt|apartment|unit|suite|ste|#)\\.?\\s*#?[A-Za-z0-9-]+)?` +
     `(?:,\\s*[A-Z][A-Za-z]+(?:\\s[A-Z][A-Za-z]+){0,2},?\\s+[A-Z]{2}(?:\\s+\\d{5}(?:-\\d{4})?)?)?`,
   'gi',

@@ -392,31 +392,44 @@ export class TaskService {
    * it may read it (`canSee` with the agent's stored role — a worker, only the tasks it
    * created), or the attempt it names was its own lease (a late report of an earlier attempt
    * stays STALE_ATTEMPT, SPEC §6). One read, asked only once a report was refused, so accepted
-   * reports pay nothing for it.
+   * reports pay nothing for it. `held`: the attempt it names was its lease (or it holds the task now).
    */
-  private async knownTo(q: Queryable, row: Pick<TaskRow, 'task_id' | 'assigned_agent'>, agentId: string, attempt: number | undefined): Promise<boolean> {
-    if (row.assigned_agent === agentId) return true;
+  private async knownTo(q: Queryable, row: Pick<TaskRow, 'task_id' | 'assigned_agent'>, agentId: string, attempt: number | undefined): Promise<{ known: boolean; held: boolean }> {
+    if (row.assigned_agent === agentId) return { known: true, held: true };
     const s = await this.repo.reporterStanding(q, row.task_id, agentId, attempt ?? null);
-    if (!s) return false;
+    if (!s) return { known: false, held: false };
     const viewer: Principal = { type: 'agent', id: agentId, role: s.role ?? 'worker', name: agentId };
-    return s.held || this.canSee(viewer, { assigned_agent: row.assigned_agent, created_by: s.created_by });
+    return { known: s.held || this.canSee(viewer, { assigned_agent: row.assigned_agent, created_by: s.created_by }), held: s.held };
+  }
+
+  /**
+   * The error for a report by an agent that is not the task's holder now, its attempt being the
+   * current one (or none). Nobody holds the task and the attempt was the caller's lease (or it
+   * named none) → STALE_ATTEMPT: its lease ended — expired, or turned down — and the task went
+   * back to the queue with the same attempt, so the report is late, not someone else's (SPEC §6).
+   * Otherwise another agent's lease → NOT_ASSIGNED_AGENT.
+   */
+  private notHolderError(row: Pick<TaskRow, 'attempt' | 'assigned_agent'>, attempt: number | undefined, held: boolean): AppError {
+    if (row.assigned_agent === null && (attempt === undefined || held)) {
+      return new ConflictError('STALE_ATTEMPT', undefined, { details: { ...(attempt === undefined ? {} : { attempt }), current_attempt: row.attempt } });
+    }
+    return new ForbiddenError('NOT_ASSIGNED_AGENT');
   }
 
   /**
    * Locks the task and checks the caller holds its current lease. `attempt` undefined means
    * "the lease I hold" (SPEC §8). Order: unknown, or not known to the caller (`knownTo`) → 404;
-   * older attempt → STALE_ATTEMPT; another agent's lease → NOT_ASSIGNED_AGENT.
+   * older attempt, or its own lease that ended → STALE_ATTEMPT; another agent's lease →
+   * NOT_ASSIGNED_AGENT (`notHolderError`).
    */
   private async lockLeased(q: Queryable, taskId: string, agentId: string, attempt: number | undefined): Promise<TaskRow> {
     const row = await this.repo.get(q, taskId, true);
-    if (!row || !(await this.knownTo(q, row, agentId, attempt))) throw new NotFoundError('TASK_NOT_FOUND');
+    const standing = row ? await this.knownTo(q, row, agentId, attempt) : null;
+    if (!row || !standing?.known) throw new NotFoundError('TASK_NOT_FOUND');
     if (attempt !== undefined && attempt !== row.attempt) {
       throw new ConflictError('STALE_ATTEMPT', undefined, { details: { attempt, current_attempt: row.attempt } });
     }
-    if (row.assigned_agent !== agentId) {
-      if (attempt === undefined && row.assigned_agent === null) throw new ConflictError('STALE_ATTEMPT', undefined, { details: { current_attempt: row.attempt } });
-      throw new ForbiddenError('NOT_ASSIGNED_AGENT');
-    }
+    if (row.assigned_agent !== agentId) throw this.notHolderError(row, attempt, standing.held);
     return row;
   }
 
@@ -434,12 +447,10 @@ export class TaskService {
 
   /** `explainMiss` for a row already read. */
   private async explainRow(row: MissRow, agentId: string, attempt: number | undefined, to: TaskStatus): Promise<{ row: MissRow; error: AppError | null }> {
-    if (!(await this.knownTo(this.db, row, agentId, attempt))) throw new NotFoundError('TASK_NOT_FOUND');
+    const standing = await this.knownTo(this.db, row, agentId, attempt);
+    if (!standing.known) throw new NotFoundError('TASK_NOT_FOUND');
     if (attempt !== undefined && attempt !== row.attempt) return { row, error: new ConflictError('STALE_ATTEMPT', undefined, { details: { attempt, current_attempt: row.attempt } }) };
-    if (row.assigned_agent !== agentId) {
-      if (attempt === undefined && row.assigned_agent === null) return { row, error: new ConflictError('STALE_ATTEMPT', undefined, { details: { current_attempt: row.attempt } }) };
-      return { row, error: new ForbiddenError('NOT_ASSIGNED_AGENT') };
-    }
+    if (row.assigned_agent !== agentId) return { row, error: this.notHolderError(row, attempt, standing.held) };
     return { row, error: this.transitionError(row.status, to) };
   }
 

@@ -185,4 +185,24 @@ describe.each(engines())('task lifecycle fixes on $name', (engine) => {
     expect(a.delivered).toHaveLength(1);
     a.socket.close();
   });
+
+  it('a late result for a lease that expired, the task back in the queue with the same attempt, is 409 STALE_ATTEMPT (SPEC §6)', async () => {
+    const late = await registerAgent(t, { agent_id: 'late-5', capabilities: ['cap_late5'] });
+    const id = await task({ task_type: 'late_result', required_capabilities: ['cap_late5'], timeout_seconds: 1, max_retries: 2 });
+    const claimed = await t.api('POST', '/api/v1/tasks/claim', { token: late.access_token, body: { max: 1, wait_ms: 2000 } });
+    expect(claimed.body.tasks.map((x: Delegated) => [x.task_id, x.attempt])).toEqual([[id, 1]]);
+    // The lease expires; after the backoff the task is pending again, still attempt 1 (no agent holds a slot to take it).
+    const queued = await waitFor(async () => { const r = await getTask(id); return r.status === 'pending' && r; }, 10_000);
+    expect(queued).toMatchObject({ attempt: 1, assigned_agent: null });
+    const done = await t.api('POST', `/api/v1/tasks/${id}/complete`, { token: late.access_token, body: { attempt: 1, result: { late: true } } });
+    expect(done.status).toBe(409);
+    expect(done.body.error).toMatchObject({ code: 'STALE_ATTEMPT', details: { attempt: 1, current_attempt: 1 } });
+    const failed = await t.api('POST', `/api/v1/tasks/${id}/fail`, { token: late.access_token, body: { attempt: 1, error: { code: 'X', message: 'late', retryable: true } } });
+    expect(failed.status).toBe(409);
+    expect(failed.body.error.code).toBe('STALE_ATTEMPT');
+    const progress = await t.api('POST', `/api/v1/tasks/${id}/progress`, { token: late.access_token, body: { attempt: 1, progress: 0.5 } });
+    expect(progress.status).toBe(409);
+    expect(progress.body.error.code).toBe('STALE_ATTEMPT');
+    expect(await getTask(id)).toMatchObject({ status: 'pending', attempt: 1, result: null });
+  });
 });

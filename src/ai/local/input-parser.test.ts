@@ -57,6 +57,17 @@ describe('parseInput', () => {
     ]);
   });
 
+  it('names the participants of one-row-per-turn input per conversation, not per row; an empty one by record and line, not id', () => {
+    const csv = 'session_id,speaker,text\ns-1,Alice,Hi\ns-1,Bob,Hello\ns-1,Alice,How are you\ns-2,Bob,Hey\ns-2,Carol,Yo\n';
+    const { conversations } = standardizeRecords(parseInput({ format: 'csv', content: csv }));
+    expect(conversations.map((c) => [c.conversation_id, c.turns.map((t) => t.speaker)])).toEqual([
+      ['s-1', ['participant_1', 'participant_2', 'participant_1']],
+      ['s-2', ['participant_1', 'participant_2']],
+    ]);
+    const e = inputError(() => standardizeRecords(parseInput({ format: 'csv', content: 'session_id,speaker,text\nPATIENT-JANE-DOE,client,\n' })));
+    expect(e.message).toBe('record index 0 (line 2) has no non-empty turns');
+  });
+
   it('parses CSV with multi-line quoted fields and gives start lines', () => {
     const parsed = parseInput({ format: 'csv', content: loadFixture('sessions.csv') });
     expect(parsed.records.map((r) => r.line)).toEqual([2, 3, 5, 6]);

@@ -122,6 +122,9 @@ export interface StandardizeResult {
 export function standardizeRecords(input: ParsedInput): StandardizeResult {
   const conversations: Conversation[] = [];
   const grouped = new Map<string, Conversation>();
+  // One namer per conversation of one-row-per-turn input: rows by Alice, Bob, Alice are
+  // participant_1, participant_2, participant_1 (a namer per row named each participant_1).
+  const rowNamers = new Map<string, SpeakerNamer>();
   const warnings: string[] = [];
   for (const record of input.records) {
     const where = { record_index: record.index, line: record.line };
@@ -135,10 +138,11 @@ export function standardizeRecords(input: ParsedInput): StandardizeResult {
       continue;
     }
     if (!isObject(data)) throw new InputError(`${at} must be an object or a transcript string`, where);
-    const namer = new SpeakerNamer();
     if (isTurnRow(data)) {
       const id = idOf(data) ?? 'conversation-1';
-      const speaker = namer.name(firstString(data, SPEAKER_KEYS) ?? '');
+      let rowNamer = rowNamers.get(id);
+      if (rowNamer === undefined) rowNamers.set(id, (rowNamer = new SpeakerNamer()));
+      const speaker = rowNamer.name(firstString(data, SPEAKER_KEYS) ?? '');
       const text = (firstString(data, TEXT_KEYS) ?? '').trim();
       let conv = grouped.get(id);
       if (conv === undefined) {
@@ -151,6 +155,7 @@ export function standardizeRecords(input: ParsedInput): StandardizeResult {
       continue;
     }
     const id = idOf(data) ?? `conversation-${conversations.length + 1}`;
+    const namer = new SpeakerNamer();
     let turns: Turn[];
     if (Array.isArray(data.turns) || Array.isArray(data.messages)) {
       const list = (Array.isArray(data.turns) ? data.turns : data.messages) as unknown[];
@@ -179,7 +184,8 @@ export function standardizeRecords(input: ParsedInput): StandardizeResult {
   const recognised = all.filter((t) => t.speaker !== 'unknown' && !t.speaker.startsWith('participant_')).length;
   for (const c of conversations) {
     if (c.turns.length === 0) {
-      throw new InputError(`conversation ${c.conversation_id} (record index ${c.source?.record_index ?? '?'}) has no non-empty turns`, {
+      // Named by where it starts, never by its id: an input's conversation or session id may be PHI.
+      throw new InputError(`record index ${c.source?.record_index ?? '?'} (line ${c.source?.line ?? '?'}) has no non-empty turns`, {
         ...(c.source ? { record_index: c.source.record_index, line: c.source.line } : {}),
       });
     }

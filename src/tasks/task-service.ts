@@ -728,23 +728,35 @@ export class TaskService {
 
   // ---- sweeps (run by the leader) -------------------------------------------------------
 
-  /** Leases past their expiry → timeout → retry or dead letter. Returns how many timed out. */
+  /**
+   * Leases past their expiry → timeout → retry or dead letter. Returns how many timed out. Each
+   * counts as a failure of the agent that held it (its score, SPEC §6), once committed.
+   */
   async expireLeases(limit = 500): Promise<number> {
-    return this.tx(async (q, emit) => {
+    const rows = await this.tx(async (q, emit) => {
       const { rows } = await q.query<TaskRow>(
         `SELECT * FROM tasks WHERE status IN ('assigned', 'running') AND lease_expires_at < now() ORDER BY lease_expires_at LIMIT ${limit} FOR UPDATE SKIP LOCKED`);
       for (const r of rows) await this.failRow(q, r, 'timeout', { code: 'TASK_TIMEOUT', message: `No result within the ${r.timeout_seconds} s lease.`, retryable: true }, emit);
-      return rows.length;
+      return rows;
     });
+    this.recordTimeouts(rows);
+    return rows.length;
   }
 
-  /** The leases an agent holds → timeout (its socket stayed away past the grace period). */
+  /** The leases an agent holds → timeout (its socket stayed away past the grace period); each a failure of the agent. */
   async timeoutAgentLeases(agentId: string, reason: string): Promise<number> {
-    return this.tx(async (q, emit) => {
+    const rows = await this.tx(async (q, emit) => {
       const { rows } = await q.query<TaskRow>(`SELECT * FROM tasks WHERE assigned_agent = $1 AND status IN ('assigned', 'running') ORDER BY task_id FOR UPDATE`, [agentId]);
       for (const r of rows) await this.failRow(q, r, 'timeout', { code: 'AGENT_DISCONNECTED', message: reason, retryable: true }, emit);
-      return rows.length;
+      return rows;
     });
+    this.recordTimeouts(rows);
+    return rows.length;
+  }
+
+  /** A lease that timed out is a failed outcome of the agent that held it, like a reported failure (`fail`). */
+  private recordTimeouts(rows: ReadonlyArray<Pick<TaskRow, 'assigned_agent'>>): void {
+    for (const r of rows) if (r.assigned_agent) this.outcomes.record(r.assigned_agent, false, 0);
   }
 
   /** An agent removed: its leased tasks go straight back to the queue. */

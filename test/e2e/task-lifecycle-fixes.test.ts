@@ -205,4 +205,19 @@ describe.each(engines())('task lifecycle fixes on $name', (engine) => {
     expect(progress.body.error.code).toBe('STALE_ATTEMPT');
     expect(await getTask(id)).toMatchObject({ status: 'pending', attempt: 1, result: null });
   });
+
+  it("a lease that times out counts as a failure of the agent that held it (its score, best_performance)", async () => {
+    const silent = await registerAgent(t, { agent_id: 'silent-6', capabilities: ['cap_silent6'] });
+    const a = await agentSocket(t, silent, () => 'ack');
+    const perf = async () => (await t.api('GET', `/api/v1/agents/${silent.agent_id}`, { token: t.adminToken })).body.performance_metrics as { tasks_failed: number; tasks_completed: number; success_rate: number; score: number };
+    expect(await perf()).toMatchObject({ tasks_failed: 0, tasks_completed: 0 });
+    const id = await task({ task_type: 'never_answered', required_capabilities: ['cap_silent6'], timeout_seconds: 1, max_retries: 1 });
+    // Two leases, both expire (the second is final).
+    await waitFor(async () => (await getTask(id)).dead_letter === true, 15_000);
+    expect(a.delivered.map((d) => d.attempt)).toEqual([1, 2]);
+    const p = await waitFor(async () => { const x = await perf(); return x.tasks_failed === 2 && x; });
+    expect(p).toMatchObject({ tasks_failed: 2, tasks_completed: 0, success_rate: 0 });
+    expect(p.score).toBeLessThan(0.7);
+    a.socket.close();
+  });
 });

@@ -220,4 +220,18 @@ describe.each(engines())('task lifecycle fixes on $name', (engine) => {
     expect(p.score).toBeLessThan(0.7);
     a.socket.close();
   });
+
+  it("an offline REST-only agent's claim is a sign of life first: its first claim gets the waiting task", async () => {
+    const rest = await registerAgent(t, { agent_id: 'rest-7', capabilities: ['cap_rest7'] });
+    // Silent long enough for the offline sweep: offline.
+    await t.server.services.agents.setStatus(rest.agent_id, 'offline');
+    expect((await t.api('GET', `/api/v1/agents/${rest.agent_id}`, { token: t.adminToken })).body.status).toBe('offline');
+    const id = await task({ task_type: 'rest_claim', required_capabilities: ['cap_rest7'] });
+    const claimed = await t.api('POST', '/api/v1/tasks/claim', { token: rest.access_token, body: { max: 1, wait_ms: 0 } });
+    expect(claimed.status).toBe(200);
+    expect(claimed.body.tasks.map((x: Delegated) => [x.task_id, x.attempt])).toEqual([[id, 1]]);
+    expect((await t.api('GET', `/api/v1/agents/${rest.agent_id}`, { token: t.adminToken })).body.status).toBe('active');
+    const done = await t.api('POST', `/api/v1/tasks/${id}/complete`, { token: rest.access_token, body: { attempt: 1, result: { ok: true } } });
+    expect(done.body).toMatchObject({ status: 'completed' });
+  });
 });

@@ -81,8 +81,10 @@ export function taskRoutes(app: App, kit: RouteKit): void {
 
   app.post('/tasks/claim', { schema: { tags, body: ClaimBody }, ...kit.guard('task:execute') }, async (request) => {
     const agentId = agentOf(request.principal!);
+    // Claiming is a sign of life (presence for REST-only agents): recorded first, so that an agent
+    // marked offline (it had been silent) claims as the active agent the heartbeat makes it.
+    await agents.heartbeat(agentId, {}, 'rest');
     const a = await agents.get(agentId);
-    await agents.heartbeat(agentId, {}, 'rest'); // claiming is a sign of life (presence for REST-only agents)
     const delivered = await engine.claim(
       { agent_id: a.agent_id, capabilities: new Set(a.capabilities), max: a.max_concurrent_tasks, score: 0, builtin: false, available: a.status !== 'offline' && !a.draining && (a.status === 'active' || a.status === 'busy') },
       request.body.max ?? 1, request.body.wait_ms ?? 0);

@@ -281,10 +281,11 @@ export class RealtimeServer {
     coalesceWebSocketWrites(socket.conn);
     this.perPrincipal.set(key, (this.perPrincipal.get(key) ?? 0) + 1);
     this.o.onConnectionsChanged?.(++this.connections);
-    await socket.join(rooms.principal(key));
-    if (hasPermission(p.role, 'security:alerts')) await socket.join(rooms.admins);
     this.scheduleExpiry(socket);
     this.scheduleMfaDeadline(socket, socket.data.principal.mfaDeadline);
+    // Every handler is attached before the first await: the client may send as soon as it is
+    // connected, and an event arriving while no handler listens would go unanswered (its ack
+    // never called) — with Redis, the awaits below are network round trips.
 
     const hooks: HandlerHooks = {
       unexpected: (err) => this.o.logger.error({ err, principal: key }, 'socket handler failed'),
@@ -328,7 +329,7 @@ export class RealtimeServer {
     onEvent<Record<string, string>>(socket, 'subscribe', SocketSubscription, async (sub) => ({ room: await this.subscribe(socket, sub, true) }), hooks);
     onEvent<Record<string, string>>(socket, 'unsubscribe', SocketSubscription, async (sub) => ({ room: await this.subscribe(socket, sub, false) }), hooks);
 
-    if (p.type === 'agent') await this.onAgentConnection(socket, hooks);
+    if (p.type === 'agent') this.attachAgentHandlers(socket, hooks);
 
     socket.on('disconnect', () => {
       this.sockets.delete(socket);
@@ -342,6 +343,10 @@ export class RealtimeServer {
       clearTimeout(timers.mfaTimer);
       if (p.type === 'agent') this.onAgentDisconnect(socket);
     });
+
+    await socket.join(rooms.principal(key));
+    if (hasPermission(p.role, 'security:alerts')) await socket.join(rooms.admins);
+    if (p.type === 'agent') await this.startAgentSession(socket);
   }
 
   private denied(socket: McpSocket, principal: Principal | null, code: string, event: string): void {
@@ -434,15 +439,14 @@ export class RealtimeServer {
 
   // ---- agent sessions ---------------------------------------------------------------------
 
-  private async onAgentConnection(socket: McpSocket, hooks: HandlerHooks): Promise<void> {
+  /** The agent's events (synchronous: see onConnection), and the socket counted as the agent's at once, so a disconnect during its session start is seen. */
+  private attachAgentHandlers(socket: McpSocket, hooks: HandlerHooks): void {
     const agentId = socket.data.principal.id;
     const grace = this.graceTimers.get(agentId);
     if (grace) { clearTimeout(grace); this.graceTimers.delete(agentId); }
     let set = this.agentSockets.get(agentId);
     if (!set) this.agentSockets.set(agentId, (set = new Set()));
     set.add(socket);
-    await socket.join(rooms.agentConn(agentId));
-    await this.markSocketPresence(agentId);
 
     onEvent<HeartbeatInput>(socket, 'agent:heartbeat', SocketHeartbeat, async (body) => {
       // (The agent's socket presence is kept alive by the batched refresh, not per heartbeat.)
@@ -470,9 +474,17 @@ export class RealtimeServer {
       return { lease_expires_at: r.lease_expires_at };
     }, hooks);
     onEvent<SocketTaskResultInput>(socket, 'task:result', SocketTaskResult, async (b) => this.onResult(agentId, b), hooks);
+  }
 
+  /** The agent's presence, liveness and slot; its unacknowledged leases re-sent (SPEC §8). */
+  private async startAgentSession(socket: McpSocket): Promise<void> {
+    const agentId = socket.data.principal.id;
+    await socket.join(rooms.agentConn(agentId));
+    await this.markSocketPresence(agentId);
     const agent = await this.o.agents.get(agentId);
     await this.o.agents.heartbeat(agentId, {}, 'ws');
+    // Gone meanwhile (its disconnect already ran): no slot for a socket that is not there.
+    if (socket.disconnected) return;
     await this.o.engine.addSlot({
       agent_id: agentId,
       capabilities: new Set(agent.capabilities),

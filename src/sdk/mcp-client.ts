@@ -187,8 +187,8 @@ export class McpClient {
   readonly agents = {
     register: (body: RegisterAgentInput, o: RequestOptions = {}) => this.request<RegisteredAgent>('POST', '/agents/register', { ...o, body }),
     list: (q: AgentListQuery = {}) => this.request<{ agents: Agent[]; pagination: Pagination }>('GET', '/agents', { query: { ...q } }),
-    discover: (capabilities: string[], q: { type?: string; status?: string; limit?: number } = {}) =>
-      this.request<{ agents: Agent[]; capabilities: string[]; count: number }>('GET', '/agents/discover', { query: { capabilities: capabilities.join(','), ...q } }),
+    discover: (capabilities: string[], q: { type?: string; status?: string; limit?: number; offset?: number } = {}) =>
+      this.request<{ agents: Agent[]; capabilities: string[]; count: number; pagination: Pagination }>('GET', '/agents/discover', { query: { capabilities: capabilities.join(','), ...q } }),
     get: (agentId: string) => this.request<Agent>('GET', `/agents/${seg(agentId)}`),
     update: (agentId: string, body: UpdateAgentInput) => this.request<Agent>('PUT', `/agents/${seg(agentId)}`, { body }),
     remove: (agentId: string) => this.request<void>('DELETE', `/agents/${seg(agentId)}`),

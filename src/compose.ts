@@ -82,15 +82,17 @@ function loadSecrets(cfg: Readonly<Config>, keyVersions = 1): Secrets {
 export async function startServer(opts: StartOptions): Promise<McpServer> {
   const cfg = opts.config;
   const logger = opts.logger ?? createLogger({ level: cfg.log.level, pretty: cfg.log.pretty });
+  /** This file's own lines (SPEC §11: every line names its component); subsystems get children of `logger`. */
+  const log = logger.child({ component: 'server' });
   const startedAt = Date.now();
-  const bus = new EventBus((err, event) => logger.error({ err, event }, 'event listener failed'));
+  const bus = new EventBus((err, event) => log.error({ err, event }, 'event listener failed'));
 
   const db = opts.db ?? (await openDb({ databaseUrl: cfg.store.database_url || undefined, dataDir: cfg.store.data_dir, inMemory: cfg.store.data_dir === ':memory:', poolSize: cfg.store.pool_size, preparedStatements: cfg.store.prepared_statements }));
   const ownsDb = !opts.db;
   let migrated = false;
   await migrate(db);
   migrated = true;
-  const metrics = new Metrics({ db, onError: (err, what) => logger.warn({ err, what }, 'metrics collection failed') });
+  const metrics = new Metrics({ db, onError: (err, what) => log.warn({ err, what }, 'metrics collection failed') });
   metrics.attach(bus);
   const coord: Coordination = await createCoordination({ redisUrl: cfg.coordination.redis_url || undefined, keyPrefix: cfg.coordination.key_prefix, logger: logger.child({ component: 'coordination' }) });
 
@@ -99,7 +101,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const sealer = { seal: (v: string, rowId: string) => cipher.encrypt(v, { table: 'signing_keys', column: 'private_key', rowId }), open: (s: string, rowId: string) => cipher.decrypt<string>(s, { table: 'signing_keys', column: 'private_key', rowId }) };
   const signingKeys = new SigningKeys(db, sealer, cfg.auth.signing_key);
   await signingKeys.load();
-  const revocations = new SyncedRevocationList(db, coord, { syncMs: REVOCATION_SYNC_MS, onError: (err) => logger.warn({ err }, 'revocation sync failed') });
+  const revocations = new SyncedRevocationList(db, coord, { syncMs: REVOCATION_SYNC_MS, onError: (err) => log.warn({ err }, 'revocation sync failed') });
   await revocations.start();
   const tokens = new TokenService(db, signingKeys, { issuer: cfg.auth.issuer, audience: cfg.auth.audience, lifetimes: cfg.auth }, revocations, bus);
   const mfaPolicy = { requiredRoles: cfg.auth.mfa_required_roles, graceSeconds: cfg.auth.mfa_grace_period };
@@ -116,7 +118,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const tasks = new TaskService(db, new TaskRepository(cipher), agents.outcomes, bus, { retryBaseMs: cfg.tasks.retry_base_ms, retryCapMs: cfg.tasks.retry_cap_ms, queuePositionExactLimit: cfg.tasks.queue_position_exact_limit });
   const engine = new AssignmentEngine(db, tasks.repo, bus, {
     defaultStrategy: cfg.tasks.default_strategy,
-    onError: (err) => logger.error({ err }, 'dispatch round failed'),
+    onError: (err) => log.error({ err }, 'dispatch round failed'),
     // Deliveries disclose task parameters to the agent: audited in batches (phiAccess is built below).
     onDelivered: (agentId, delivered) => phiAccess.delivered(agentId, delivered),
   });
@@ -126,7 +128,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const orphans = new OrphanLeaseSweeper(db, coord, engine, tasks, cfg.tasks.lease_grace_seconds * 1000);
   bus.on('agent:unregistered', (e) => {
     engine.removeSlot(e.agent_id);
-    tasks.requeueAgentTasks(e.agent_id, 'agent deleted').catch((err: unknown) => logger.error({ err, agent_id: e.agent_id }, 'requeue failed'));
+    tasks.requeueAgentTasks(e.agent_id, 'agent deleted').catch((err: unknown) => log.error({ err, agent_id: e.agent_id }, 'requeue failed'));
   });
 
   const blindIndex = new BlindIndex(secrets.ring);
@@ -138,7 +140,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const boot = await users.bootstrapAdmin(cfg.auth.admin_password);
 
   // Security (SPEC §4.1, §4.2, §9): audit log, alerts (stored, on the bus → metrics/sockets, webhook), breach rules, MFA, enrollment, retention.
-  const securityError = (err: unknown, what: string) => logger.warn({ err, what }, 'security side effect failed');
+  const securityError = (err: unknown, what: string) => log.warn({ err, what }, 'security side effect failed');
   const audit = new AuditLog(db, { key: secrets.ring.auditChainKey, onError: (err) => securityError(err, 'audit chaining') });
   audit.start(AUDIT_CHAIN_PERIOD_MS);
   const alerts = new SecurityAlerts(db, bus, { webhookUrl: cfg.security.webhook_url, onError: securityError });
@@ -238,7 +240,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       const steady = async () => (await watch.store?.check() ?? true) && Date.now() >= offlineSweepFrom;
       if (await steady()) await agents.sweepOffline(Date.now(), steady);
     } catch (err) {
-      logger.warn({ err }, 'sweep failed');
+      log.warn({ err }, 'sweep failed');
     } finally {
       sweeping = false;
     }
@@ -251,10 +253,10 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     retaining = true;
     try {
       const purged = (await retention.run()).filter((r) => r.purged > 0);
-      if (purged.length) logger.info({ purged }, 'retention purge');
+      if (purged.length) log.info({ purged }, 'retention purge');
       await detector.checkAuditChain(await audit.verify());
     } catch (err) {
-      logger.warn({ err }, 'retention job failed');
+      log.warn({ err }, 'retention job failed');
     } finally {
       retaining = false;
     }
@@ -267,9 +269,9 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const vacuum = async () => {
     try {
       const done = await maintenance.run();
-      if (done.length) logger.debug({ maintained: done }, 'vacuumed or analyzed tables');
+      if (done.length) log.debug({ maintained: done }, 'vacuumed or analyzed tables');
     } catch (err) {
-      logger.warn({ err }, 'vacuum failed');
+      log.warn({ err }, 'vacuum failed');
     }
   };
   // system:health_check for subscribers of the system topic: statuses only (errors can name hosts).
@@ -282,7 +284,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     name: 'mcp:leader', ownerId, ttlMs: Math.max(3000, cfg.tasks.sweep_interval_ms * 5),
     onElected: (token) => {
       holdOfflineSweep();
-      logger.info({ fencing_token: token }, 'elected leader for periodic jobs');
+      log.info({ fencing_token: token }, 'elected leader for periodic jobs');
       sweepTimer = setInterval(() => void sweep(), cfg.tasks.sweep_interval_ms);
       sweepTimer.unref();
       retentionTimer = setInterval(() => void retain(), cfg.retention.interval_ms);
@@ -386,17 +388,17 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
       await fhe.close().catch(() => {});
       await storeWatch.stop().catch(() => {});
       await elector.stop().catch(() => {});
-      await pipelineEngine.stop().catch((err: unknown) => logger.warn({ err }, 'pipeline engine stop failed'));
-      await realtime.close().catch((err: unknown) => logger.warn({ err }, 'realtime close failed'));
+      await pipelineEngine.stop().catch((err: unknown) => log.warn({ err }, 'pipeline engine stop failed'));
+      await realtime.close().catch((err: unknown) => log.warn({ err }, 'realtime close failed'));
       const grace = new Promise<void>((r) => setTimeout(r, cfg.server.shutdown_grace_ms).unref());
       await Promise.race([builtin?.stop() ?? Promise.resolve(), grace]);
       engine.stop();
       await agents.outcomes.stop().catch(() => {});
-      await keys.stop().catch((err: unknown) => logger.warn({ err }, 'key rotation stop failed'));
-      await phiAccess.stop().catch((err: unknown) => logger.warn({ err }, 'delivery audit flush failed'));
+      await keys.stop().catch((err: unknown) => log.warn({ err }, 'key rotation stop failed'));
+      await phiAccess.stop().catch((err: unknown) => log.warn({ err }, 'delivery audit flush failed'));
       await Promise.race([app.close(), grace]);
       // Entries left pending (a write after this) are chained by the next process that starts.
-      await audit.stop().catch((err: unknown) => logger.warn({ err }, 'audit chaining failed'));
+      await audit.stop().catch((err: unknown) => log.warn({ err }, 'audit chaining failed'));
       await revocations.stop();
       metrics.close();
       await alerts.settle().catch(() => {});

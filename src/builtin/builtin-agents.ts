@@ -58,11 +58,6 @@ export function builtinCapabilities(hub: AiHub): string[] {
   return [...new Set(handled.map(capabilityOf))].sort();
 }
 
-/** Backoff before giving the same task back again (ms): base × 2^(n−2) from the 2nd refusal, capped. */
-const REFUSAL_BACKOFF_MS = 1000;
-const REFUSAL_BACKOFF_CAP_MS = 30_000;
-/** Refusal counts kept (oldest forgotten first). */
-const MAX_REMEMBERED_REFUSALS = 10_000;
 
 export interface BuiltinAgentsOptions {
   concurrency: number;
@@ -103,10 +98,6 @@ export class BuiltinAgents {
   private stopped = false;
   private beatTimer: NodeJS.Timeout | undefined;
   private readonly idle = new Set<() => void>();
-  /** Task id → how often this agent gave it back (insertion order = age), to slow a redelivery loop. */
-  private readonly refusals = new Map<string, number>();
-  /** Refusals waiting for their backoff: task id → the timer and the delivery to give back. */
-  private readonly pendingRefusals = new Map<string, { timer: NodeJS.Timeout; task: DeliveredTask }>();
 
   constructor(
     private readonly agents: AgentService,
@@ -178,15 +169,11 @@ export class BuiltinAgents {
     return this.agents.db;
   }
 
-  /** Stops taking work, gives back the tasks waiting to be refused, and waits for running handlers (bounded by the caller). */
+  /** Stops taking work and waits for running handlers (bounded by the caller). */
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.beatTimer);
     this.engine.removeSlot(this.agentId);
-    const waiting = [...this.pendingRefusals.values()];
-    this.pendingRefusals.clear();
-    for (const w of waiting) clearTimeout(w.timer);
-    await Promise.all(waiting.map((w) => this.giveBack(w.task)));
     if (this.inFlight > 0) await new Promise<void>((resolve) => this.idle.add(resolve));
     // Not served here any more: leases left over go through the orphan sweep.
     await this.opts.liveness?.coord.removePresence(AGENT_SOCKET_PRESENCE, this.agentId).catch(() => {});
@@ -229,35 +216,12 @@ export class BuiltinAgents {
   }
 
   /**
-   * Gives a delivered task back to the queue (`task:rejected`'s path: no retry consumed). The
-   * engine does not remember who refused, so while no other capable agent has room the task comes
-   * straight back here: the first refusal is immediate, each further one of the same task waits
-   * (1 s, 2 s, 4 s … up to 30 s, and under the task's lease). The waiting lease does not count
-   * against this agent's concurrency.
+   * Gives a delivered task back to the queue (`task:rejected`'s path: no retry consumed; the
+   * engine then passes this agent over for the task, longer at each refusal, so another capable
+   * agent gets it or it waits). Never rejects: a lease already gone has nothing to give back.
    */
   private async refuse(t: DeliveredTask): Promise<void> {
-    const n = (this.refusals.get(t.task_id) ?? 0) + 1;
-    this.refusals.delete(t.task_id);
-    this.refusals.set(t.task_id, n);
-    if (this.refusals.size > MAX_REMEMBERED_REFUSALS) this.refusals.delete(this.refusals.keys().next().value!);
-    if (n === 1) this.opts.logger.warn({ agent_id: this.agentId, task_id: t.task_id, task_type: t.task_type }, 'built-in agent has no handler for this task type; giving it back');
-    const leaseLeftMs = Date.parse(t.metadata.lease_expires_at) - Date.now();
-    const wait = n === 1 ? 0 : Math.min(REFUSAL_BACKOFF_MS * 2 ** (n - 2), REFUSAL_BACKOFF_CAP_MS, Math.max(0, leaseLeftMs / 2));
-    if (wait <= 0) {
-      await this.giveBack(t);
-      return;
-    }
-    this.engine.forget(this.agentId, t.task_id);
-    const timer = setTimeout(() => {
-      this.pendingRefusals.delete(t.task_id);
-      void this.giveBack(t);
-    }, wait);
-    timer.unref();
-    this.pendingRefusals.set(t.task_id, { timer, task: t });
-  }
-
-  /** Requeues the task (if this agent still holds that lease); never rejects. */
-  private async giveBack(t: DeliveredTask): Promise<void> {
+    this.opts.logger.warn({ agent_id: this.agentId, task_id: t.task_id, task_type: t.task_type }, 'built-in agent has no handler for this task type; giving it back');
     try {
       await this.tasks.reject(t.task_id, this.agentId, t.attempt, 'no built-in handler for this task type');
     } catch (err) {

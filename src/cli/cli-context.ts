@@ -1,6 +1,6 @@
 /** What every command gets: global options resolved into an output sink and an authenticated client. */
 // The REST client module directly (not the SDK index): keeps socket.io-client off the start-up path.
-import { McpClient } from '../sdk/mcp-client.ts';
+import { McpClient } from '../sdk/index.ts';
 import { cliEnvironment, type CliEnvironment } from './cli-env.ts';
 import { normalizeUrl, readCredentials, saveLogin } from './credentials.ts';
 import { makeOut, type Out } from './output.ts';

@@ -1,6 +1,6 @@
 /** Output and exit codes shared by the commands: tables, key/value blocks, `--json`, error mapping. */
 // The SDK's error module directly (not its index): keeps socket.io-client off the start-up path.
-import { McpApiError } from '../sdk/errors.ts';
+import { McpApiError } from '../sdk/index.ts';
 
 /** src/config's ConfigError, recognised by name so that the CLI does not load the config schema up front. */
 const isConfigError = (err: unknown): boolean => err instanceof Error && err.name === 'ConfigError';

@@ -1,7 +1,7 @@
 /** `login`, `logout`, `whoami`, `agents …`, `tasks …`, `users …`, `audit …`: REST through the SDK client. */
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import { McpClient } from '../../sdk/mcp-client.ts';
+import { McpClient } from '../../sdk/index.ts';
 import type { Agent, AuditEntry, PublicUser, Role, Task, TaskStatus } from '../../sdk/index.ts';
 import type { CreateTaskInput } from '../../contracts/tasks.ts';
 import type { Kit } from '../command-kit.ts';

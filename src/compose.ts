@@ -194,7 +194,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
     extraRoutes: [
       (a, kit) => pipelineRoutes(a, kit, pipelines, { audit }),
       securityRoutes({ audit, alerts, detector, mfa, enrollment, onError: securityError }),
-      enrollmentTokenRoutes({ audit }),
+      enrollmentTokenRoutes({ audit, enrollment }),
       aiRoutes({ hub: ai.hub, providers: ai.providers, services: ai.services, audit }),
       fheRoutes({ fhe, audit, maxCiphertexts: cfg.security.fhe_max_ciphertexts }),
     ],

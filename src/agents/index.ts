@@ -7,4 +7,3 @@ export { AgentService, type AgentServiceOptions, type AgentView, type AgentPrese
 export { AgentRepository, type AgentRecord, type AgentFilter } from './agent-repository.ts';
 export { performanceScore, scoreOf, successRate, averageResponseSeconds } from './scoring.ts';
 export { AgentOutcomes } from './agent-outcomes.ts';
-export { EnrollmentTokenRepository, type EnrollmentTokenSummary } from './enrollment-token-repository.ts';

@@ -8,7 +8,7 @@
  * (validation, taken agent_id) gives its use back with `refund`.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { AppError, ValidationError, newId, systemClock, type Clock } from '../core/index.ts';
+import { AppError, ValidationError, isUuid, newId, systemClock, type Clock } from '../core/index.ts';
 import type { Db, Queryable } from '../store/index.ts';
 
 export const ENROLLMENT_TOKEN_PREFIX = 'mcp_et_';
@@ -39,6 +39,34 @@ export interface EnrollmentGrant {
   role: EnrollmentRole;
   uses_left: number;
 }
+
+/** An enrollment token as listed: what it grants and how much of it is left, never the secret. */
+export interface EnrollmentTokenSummary {
+  token_id: string;
+  role: string;
+  uses_left: number;
+  uses_total: number;
+  expires_at: string;
+  created_by: string | null;
+  created_at: string;
+  revoked_at: string | null;
+  /** `active` (usable now), `used_up`, `expired` or `revoked` (the first that applies, from the end). */
+  status: 'active' | 'used_up' | 'expired' | 'revoked';
+}
+
+const SUMMARY = `token_id::text AS token_id, role, uses_left, uses_total, expires_at, created_by, created_at, revoked_at,
+  CASE WHEN revoked_at IS NOT NULL THEN 'revoked' WHEN expires_at <= now() THEN 'expired' WHEN uses_left = 0 THEN 'used_up' ELSE 'active' END AS status`;
+
+interface SummaryRow extends Omit<EnrollmentTokenSummary, 'expires_at' | 'created_at' | 'revoked_at'> {
+  expires_at: Date;
+  created_at: Date;
+  revoked_at: Date | null;
+  total_count?: number;
+}
+
+const toSummary = ({ total_count: _, ...r }: SummaryRow): EnrollmentTokenSummary => ({
+  ...r, expires_at: r.expires_at.toISOString(), created_at: r.created_at.toISOString(), revoked_at: r.revoked_at?.toISOString() ?? null,
+});
 
 export function isEnrollmentToken(token: string | null | undefined): token is string {
   return typeof token === 'string' && token.startsWith(ENROLLMENT_TOKEN_PREFIX);
@@ -106,9 +134,23 @@ export class EnrollmentTokens {
     await q.query('UPDATE enrollment_tokens SET uses_left = uses_left + 1 WHERE token_id = $1::uuid AND uses_left < uses_total', [grant.token_id]);
   }
 
-  async revoke(tokenId: string): Promise<boolean> {
-    const { rowCount } = await this.db.query('UPDATE enrollment_tokens SET revoked_at = now() WHERE token_id::text = $1 AND revoked_at IS NULL', [tokenId]);
-    return rowCount === 1;
+  /** Newest first (until the retention job purges them: expired or used up). Never the token's hash. */
+  async list(limit: number, offset: number, q: Queryable = this.db): Promise<{ tokens: EnrollmentTokenSummary[]; total: number }> {
+    const { rows } = await q.query<SummaryRow>(
+      `SELECT ${SUMMARY}, count(*) OVER ()::int AS total_count FROM enrollment_tokens ORDER BY created_at DESC, token_id DESC LIMIT $1 OFFSET $2`, [limit, offset]);
+    const total = rows[0]?.total_count ?? (offset > 0 ? (await q.query<{ n: number }>('SELECT count(*)::int AS n FROM enrollment_tokens')).rows[0]!.n : 0);
+    return { tokens: rows.map(toSummary), total };
+  }
+
+  /**
+   * Revokes the token (it registers no more agents; agents it registered keep working). Already
+   * revoked: unchanged, returned as it is. Null when there is no such token (a non-UUID id included).
+   */
+  async revoke(tokenId: string, q: Queryable = this.db): Promise<EnrollmentTokenSummary | null> {
+    if (!isUuid(tokenId)) return null;
+    const { rows } = await q.query<SummaryRow>(
+      `UPDATE enrollment_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE token_id = $1::uuid RETURNING ${SUMMARY}`, [tokenId.toLowerCase()]);
+    return rows[0] ? toSummary(rows[0]) : null;
   }
 
   /** Deletes tokens expired or used up before `cutoff` (retention housekeeping). */

@@ -11,8 +11,7 @@ import { AppError, ForbiddenError, NotFoundError } from '../../core/index.ts';
 import { EmptyBody, IdParams, paginate } from '../../contracts/common.ts';
 import { DiscoverQuery, HeartbeatBody, ListAgentsQuery, ListEnrollmentTokensQuery, RegisterAgentBody, UpdateAgentBody, Capability } from '../../contracts/agents.ts';
 import { assertMayGrantRole, hasPermission } from '../../auth/index.ts';
-import { EnrollmentTokenRepository } from '../../agents/index.ts';
-import type { AuditLog } from '../../security/index.ts';
+import type { AuditLog, EnrollmentTokens } from '../../security/index.ts';
 import { enrollmentAware, enrollmentGrantOf } from './security-routes.ts';
 import Value from 'typebox/value';
 
@@ -23,8 +22,8 @@ const TokenParams = IdParams('token_id');
  * Listing and revoking enrollment tokens, under `agent:register` (who may issue them may see and
  * withdraw them), rate-limited like every route and audited in the transaction of the access.
  */
-export function enrollmentTokenRoutes(deps: { audit: AuditLog }) {
-  const repo = new EnrollmentTokenRepository();
+export function enrollmentTokenRoutes(deps: { audit: AuditLog; enrollment: EnrollmentTokens }) {
+  const repo = deps.enrollment;
   return function enrollmentTokenPlugin(app: App, kit: RouteKit): void {
     const db = kit.services.db;
     const tags = ['agents'];
@@ -33,7 +32,7 @@ export function enrollmentTokenRoutes(deps: { audit: AuditLog }) {
       const limit = request.query.limit ?? 50;
       const offset = request.query.offset ?? 0;
       const { tokens, total } = await db.transaction(async (tx) => {
-        const page = await repo.list(tx, limit, offset);
+        const page = await repo.list(limit, offset, tx);
         await deps.audit.audit(tx, auditContextOf(request), {
           action: 'read', resource_type: 'enrollment_token', resource_ids: page.tokens.map((x) => x.token_id),
           fields: ['role', 'uses_left', 'expires_at', 'created_by'], outcome: 'success',
@@ -45,7 +44,7 @@ export function enrollmentTokenRoutes(deps: { audit: AuditLog }) {
 
     app.delete('/agents/enrollment-tokens/:token_id', { schema: { tags, params: TokenParams }, ...kit.guard('agent:register') }, async (request, reply) => {
       await db.transaction(async (tx) => {
-        const revoked = await repo.revoke(tx, request.params.token_id);
+        const revoked = await repo.revoke(request.params.token_id, tx);
         if (!revoked) throw new NotFoundError('NOT_FOUND', 'Enrollment token not found.');
         await deps.audit.audit(tx, auditContextOf(request), {
           action: 'delete', resource_type: 'enrollment_token', resource_id: revoked.token_id, fields: ['revoked_at'], outcome: 'success', risk_level: 'medium',

@@ -384,6 +384,19 @@ export class TaskService {
     return new ConflictError('INVALID_STATUS_TRANSITION', `A ${from} task cannot become ${to}.`, { details: { from, to } });
   }
 
+  /**
+   * The error for a report by the agent a task still names, under its current attempt, when the
+   * task is no longer leased: its lease timed out or failed and the task waits for its retry
+   * (`timeout`, `retrying`) → STALE_ATTEMPT, the report is late (SPEC §6); any other status (a
+   * result already recorded, a cancel) → INVALID_STATUS_TRANSITION.
+   */
+  private notLeasedError(row: Pick<TaskRow, 'status' | 'attempt'>, to: TaskStatus): AppError {
+    if (row.status === 'retrying' || row.status === 'timeout') {
+      return new ConflictError('STALE_ATTEMPT', 'The lease of this attempt ended (timed out or failed); the task waits for its retry.', { details: { current_attempt: row.attempt, status: row.status } });
+    }
+    return this.transitionError(row.status, to);
+  }
+
   // ---- the assigned agent's side ------------------------------------------------------
 
   /**
@@ -451,7 +464,7 @@ export class TaskService {
     if (!standing.known) throw new NotFoundError('TASK_NOT_FOUND');
     if (attempt !== undefined && attempt !== row.attempt) return { row, error: new ConflictError('STALE_ATTEMPT', undefined, { details: { attempt, current_attempt: row.attempt } }) };
     if (row.assigned_agent !== agentId) return { row, error: this.notHolderError(row, attempt, standing.held) };
-    return { row, error: this.transitionError(row.status, to) };
+    return { row, error: this.notLeasedError(row, to) };
   }
 
   /** assigned → running (the agent acknowledged the delivery), answered with the task's summary (REST). */
@@ -537,7 +550,7 @@ export class TaskService {
   async reject(taskId: string, agentId: string, attempt: number | undefined, reason: string): Promise<void> {
     const id = await this.tx(async (q, emit) => {
       const row = await this.lockLeased(q, taskId, agentId, attempt);
-      if (row.status !== 'assigned' && row.status !== 'running') throw this.transitionError(row.status, 'pending');
+      if (row.status !== 'assigned' && row.status !== 'running') throw this.notLeasedError(row, 'pending');
       await this.requeueRows(q, [row], `rejected: ${reason}`, emit);
       return row.task_id;
     });
@@ -641,7 +654,7 @@ export class TaskService {
   async fail(taskId: string, agentId: string, attempt: number | undefined, error: TaskErrorInput): Promise<{ task_id: string; status: TaskStatus; attempt: number; will_retry: boolean; retry_at: string | null; dead_letter: boolean }> {
     return this.tx(async (q, emit) => {
       const row = await this.lockLeased(q, taskId, agentId, attempt);
-      if (row.status !== 'assigned' && row.status !== 'running') throw this.transitionError(row.status, 'failed');
+      if (row.status !== 'assigned' && row.status !== 'running') throw this.notLeasedError(row, 'failed');
       this.outcomes.record(agentId, false, 0);
       return this.failRow(q, row, 'failed', { code: error.code, message: error.message, retryable: error.retryable ?? true, ...(error.details ? { details: error.details } : {}) }, emit);
     });

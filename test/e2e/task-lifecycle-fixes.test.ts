@@ -235,3 +235,37 @@ describe.each(engines())('task lifecycle fixes on $name', (engine) => {
     expect(done.body).toMatchObject({ status: 'completed' });
   });
 });
+
+describe.each(engines())('a late report while the task waits for its retry on $name', (engine) => {
+  let t: TestServer;
+  let tdb: TestDb;
+  beforeAll(async () => {
+    tdb = await engine.open();
+    // A long backoff: the timed-out task stays `retrying` while the late reports arrive.
+    t = await startTestServer({ ...DELEGATION_CONFIG, 'tasks.retry_base_ms': 60_000, 'tasks.retry_cap_ms': 60_000 }, { db: tdb.db });
+  });
+  afterAll(async () => {
+    await t?.stop();
+    await tdb?.dispose();
+  });
+
+  it('is 409 STALE_ATTEMPT (its lease ended), not INVALID_STATUS_TRANSITION, and changes nothing', async () => {
+    const late = await registerAgent(t, { agent_id: 'late-retrying', capabilities: ['cap_late_retrying'] });
+    const created = await t.api('POST', '/api/v1/tasks', { token: t.adminToken, body: { task_type: 'late_retrying', required_capabilities: ['cap_late_retrying'], timeout_seconds: 1, max_retries: 2 } });
+    const id = created.body.task_id as string;
+    const claimed = await t.api('POST', '/api/v1/tasks/claim', { token: late.access_token, body: { max: 1, wait_ms: 2000 } });
+    expect(claimed.body.tasks.map((x: Delegated) => [x.task_id, x.attempt])).toEqual([[id, 1]]);
+    const get = async () => (await t.api('GET', `/api/v1/tasks/${id}`, { token: t.adminToken })).body as { status: string; attempt: number };
+    await waitFor(async () => (await get()).status === 'retrying', 10_000);
+    for (const [route, body] of [
+      ['complete', { attempt: 1, result: { late: true } }],
+      ['fail', { attempt: 1, error: { code: 'X', message: 'late', retryable: true } }],
+      ['progress', { attempt: 1, progress: 0.5 }],
+    ] as const) {
+      const r = await t.api('POST', `/api/v1/tasks/${id}/${route}`, { token: late.access_token, body });
+      expect(r.status, route).toBe(409);
+      expect(r.body.error.code, route).toBe('STALE_ATTEMPT');
+    }
+    expect(await get()).toMatchObject({ status: 'retrying', attempt: 1 });
+  });
+});

@@ -332,8 +332,11 @@ export class PipelineEngine {
     return { template: t.name, stages: t.stages };
   }
 
-  /** Starts a run: the run, its stages and the root stages' tasks are written in one transaction. */
-  async create(input: CreatePipelineInput, creator: Principal): Promise<CreatedPipeline> {
+  /**
+   * Starts a run: the run, its stages and the root stages' tasks are written in one transaction;
+   * `inTx` (the creation's audit entry) is written in it too, so a run is never created without it.
+   */
+  async create(input: CreatePipelineInput, creator: Principal, inTx?: (q: Queryable, pipelineId: string) => Promise<void>): Promise<CreatedPipeline> {
     const { template, stages } = await this.resolveStages(input);
     const inputData = checkInputData(input.input_data);
     const context = input.context ?? {};
@@ -353,6 +356,7 @@ export class PipelineEngine {
         parameters: input.parameters ?? {}, metadata: input.metadata ?? {}, estimated_duration_s: Number(estimate.toFixed(1)), created_by: `${creator.type}:${creator.id}`,
       });
       await this.repo.insertStages(q, pipelineId, stages);
+      await inTx?.(q, pipelineId);
       emit('pipeline:created', { pipeline_id: pipelineId, template, name });
       await this.step(q, run, emit);
       return run;

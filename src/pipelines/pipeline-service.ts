@@ -3,7 +3,7 @@
  * `phi:read`), their progress and exported output, templates; state changes go to the engine.
  */
 import { ConflictError, NotFoundError, ValidationError } from '../core/index.ts';
-import type { Db } from '../store/index.ts';
+import type { Db, Queryable } from '../store/index.ts';
 import { hasPermission, principalKey, type Principal } from '../auth/index.ts';
 import { DecryptionError, actorOf, maskValue, type AuditContext, type PhiAccessLog } from '../security/index.ts';
 import type { CreatePipelineInput, CreateTemplateInput, ListPipelinesInput, OutputFormat, TemplateSort } from '../contracts/pipelines.ts';
@@ -58,8 +58,9 @@ export class PipelineService {
     this.phi?.countRead(ctx, { classification: 'phi', unmasked: hasPermission(viewer.role, 'phi:read') });
   }
 
-  create(input: CreatePipelineInput, creator: Principal): Promise<CreatedPipeline> {
-    return this.engine.create(input, creator);
+  /** Starts a run (PipelineEngine.create); `inTx` runs in its transaction (the creation's audit entry). */
+  create(input: CreatePipelineInput, creator: Principal, inTx?: (q: Queryable, pipelineId: string) => Promise<void>): Promise<CreatedPipeline> {
+    return this.engine.create(input, creator, inTx);
   }
 
   private async row(pipelineId: string): Promise<PipelineRow> {

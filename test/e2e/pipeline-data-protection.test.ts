@@ -225,5 +225,30 @@ for (const engine of engines()) {
       expect(JSON.stringify(events)).not.toContain(CANARY);
       expect(JSON.stringify(busEvents)).not.toContain(CANARY);
     }));
+
+    it('a run is created with its audit entry or not at all: a failing audit write leaves no run and no stage task', () => track(async () => {
+      const count = async (sql: string) => Number((await tdb.db.query<{ n: number }>(sql)).rows[0]!.n);
+      const runs = () => count('SELECT count(*)::int AS n FROM pipelines');
+      const tasks = () => count('SELECT count(*)::int AS n FROM tasks');
+      const [runsBefore, tasksBefore] = [await runs(), await tasks()];
+      // The store refuses the creation's audit entry (and only it).
+      await tdb.db.exec(`CREATE FUNCTION refuse_pipeline_create_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.body LIKE '%"action":"create"%' AND NEW.body LIKE '%"resource_type":"pipeline"%' THEN RAISE EXCEPTION 'audit store refuses'; END IF;
+          RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_pipeline_create_audit BEFORE INSERT ON audit_pending FOR EACH ROW EXECUTE FUNCTION refuse_pipeline_create_audit();`);
+      try {
+        const r = await t.api('POST', '/api/v1/pipelines', { token: t.adminToken, body: { template: 'techdeck', input_data: { format: 'text', content: 'Therapist: Hello.\nClient: Hi.' } } });
+        expect(r.status).toBe(500);
+        expect(await runs()).toBe(runsBefore);
+        expect(await tasks()).toBe(tasksBefore);
+      } finally {
+        await tdb.db.exec('DROP TRIGGER refuse_pipeline_create_audit ON audit_pending; DROP FUNCTION refuse_pipeline_create_audit();');
+      }
+      const ok = await t.api('POST', '/api/v1/pipelines', { token: t.adminToken, body: { template: 'techdeck', input_data: { format: 'text', content: 'Therapist: Hello.\nClient: Hi.' } } });
+      expect(ok.status).toBe(201);
+      expect(await runs()).toBe(runsBefore + 1);
+    }));
   });
 }

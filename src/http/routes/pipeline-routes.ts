@@ -7,6 +7,7 @@ import { EmptyBody, paginate } from '../../contracts/common.ts';
 import { ControlBody, CreatePipelineBody, CreateTemplateBody, ListPipelinesQuery, ListTemplatesQuery, OutputQuery, PipelineParams, StageParams } from '../../contracts/pipelines.ts';
 import type { PipelineService } from '../../pipelines/index.ts';
 import type { AuditLog } from '../../security/index.ts';
+import type { Queryable } from '../../store/index.ts';
 
 export interface PipelineRouteOptions {
   /**
@@ -19,10 +20,10 @@ export interface PipelineRouteOptions {
 
 export function pipelineRoutes(app: App, kit: RouteKit, pipelines: PipelineService, opts: PipelineRouteOptions = {}): void {
   const tags = ['pipelines'];
-  const audit = async (request: FastifyRequest, action: 'create' | 'read' | 'export', pipelineId: string, fields: string[]) => {
+  const audit = async (request: FastifyRequest, action: 'create' | 'read' | 'export', pipelineId: string, fields: string[], q: Queryable = kit.services.db) => {
     if (!opts.audit) return;
     const ctx = auditContextOf(request);
-    await opts.audit.audit(kit.services.db, ctx, {
+    await opts.audit.audit(q, ctx, {
       action, resource_type: 'pipeline', resource_id: pipelineId, fields, data_classification: 'phi', outcome: 'success',
     });
     if (action !== 'create') pipelines.noteRead(ctx, request.principal!);
@@ -40,8 +41,8 @@ export function pipelineRoutes(app: App, kit: RouteKit, pipelines: PipelineServi
   });
 
   app.post('/pipelines', { schema: { tags, body: CreatePipelineBody }, config: { idempotent: true }, ...kit.guard('pipeline:create', 'task_create') }, async (request, reply) => {
-    const created = await pipelines.create(request.body, request.principal!);
-    await audit(request, 'create', created.pipeline_id, ['input_data', 'context']);
+    // Audited in the creating transaction: no run without its entry (a failed audit creates nothing).
+    const created = await pipelines.create(request.body, request.principal!, (q, id) => audit(request, 'create', id, ['input_data', 'context'], q));
     return reply.status(201).send(created);
   });
 

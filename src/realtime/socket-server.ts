@@ -399,6 +399,14 @@ export class RealtimeServer {
     const need = (perm: Parameters<typeof hasPermission>[1]) => {
       if (!hasPermission(p.role, perm)) throw new ForbiddenError('INSUFFICIENT_PERMISSIONS');
     };
+    if (!join) {
+      // Leaving needs no permission and no lookup: a socket may always leave a room, also one
+      // whose object is gone (purged, deleted) — it would otherwise stay in it for good.
+      const room = sub.task_id ? rooms.task(canonicalUuid(sub.task_id)) : sub.pipeline_id ? rooms.pipeline(canonicalUuid(sub.pipeline_id))
+        : sub.agent_id ? rooms.agentSub(sub.agent_id) : rooms.topic(sub.topic!);
+      await socket.leave(room);
+      return room;
+    }
     let room: string;
     // Rooms are named by the id as events carry it (the stored one; UUIDs lower-case), not as
     // the caller spelled it: `task:01A2…` would ack ok and never receive an event.
@@ -427,8 +435,7 @@ export class RealtimeServer {
       else need('system:health');
       room = rooms.topic(topic);
     }
-    if (join) await socket.join(room);
-    else await socket.leave(room);
+    await socket.join(room);
     return room;
   }
 

@@ -38,6 +38,18 @@ for (const engine of engines()) {
       expect(await emitAck(socket, 'unsubscribe', { task_id: id.toUpperCase() })).toEqual({ ok: true, room: `task:${id}` });
     });
 
+    it('a socket can leave the room of a task that is gone (purged): unsubscribe answers ok and leaves it', async () => {
+      const created = await t.api('POST', '/api/v1/tasks', { token: t.adminToken, body: { task_type: 'nobody_does_this', required_capabilities: ['nobody_cap'] } });
+      const id = created.body.task_id as string;
+      expect(await emitAck(socket, 'subscribe', { task_id: id })).toEqual({ ok: true, room: `task:${id}` });
+      const inRoom = async () => (await t.server.realtime.io.of('/mcp/ws').in(`task:${id}`).fetchSockets()).length;
+      expect(await inRoom()).toBe(1);
+      await store.db.query('DELETE FROM task_events WHERE task_id = $1', [id]);
+      await store.db.query('DELETE FROM tasks WHERE task_id = $1', [id]);
+      expect(await emitAck(socket, 'unsubscribe', { task_id: id })).toEqual({ ok: true, room: `task:${id}` });
+      expect(await inRoom()).toBe(0);
+    });
+
     it('a pipeline that does not exist is PIPELINE_NOT_FOUND; an existing one, in upper case, delivers', async () => {
       for (const pipeline_id of ['abc', '01900000-0000-7000-8000-00000000abcd']) {
         const refused = await emitAck(socket, 'subscribe', { pipeline_id });

@@ -148,3 +148,17 @@ export interface UserView {
   created_at: string;
   updated_at: string;
 }
+
+/** An enrollment token as `GET /agents/enrollment-tokens` lists it: what it grants and how much is left, never the secret. */
+export interface EnrollmentTokenView {
+  token_id: string;
+  role: 'worker' | 'supervisor' | 'admin' | 'system';
+  uses_left: number;
+  uses_total: number;
+  expires_at: string;
+  created_by: string | null;
+  created_at: string;
+  revoked_at: string | null;
+  /** `active` (usable now), `used_up`, `expired` or `revoked` (the first that applies, from the end). */
+  status: 'active' | 'used_up' | 'expired' | 'revoked';
+}

@@ -12,7 +12,7 @@ export type { CreateTaskInput, TaskErrorInput, TaskStatus, RegisterAgentInput, U
 export type Role = 'worker' | 'supervisor' | 'admin' | 'system';
 
 /** The server's response shapes (src/contracts/views.ts), under the SDK's names. */
-export type { TaskView as Task, TaskDetailView as TaskDetail, DeliveredTask as DelegatedTask, StageView as PipelineStage, PipelineView as Pipeline, PipelineDetailView as PipelineDetail, UserView as PublicUser } from '../contracts/views.ts';
+export type { TaskView as Task, TaskDetailView as TaskDetail, DeliveredTask as DelegatedTask, StageView as PipelineStage, PipelineView as Pipeline, PipelineDetailView as PipelineDetail, UserView as PublicUser, EnrollmentTokenView as EnrollmentTokenSummary } from '../contracts/views.ts';
 import type { AgentView } from '../contracts/views.ts';
 
 /** An agent as listed; `GET /agents/{id}` adds live tasks and performance figures. */
@@ -43,18 +43,6 @@ export interface IssuedEnrollmentToken {
   role: Role;
 }
 
-/** An enrollment token as `GET /agents/enrollment-tokens` lists it (never the secret). */
-export interface EnrollmentTokenSummary {
-  token_id: string;
-  role: Role;
-  uses_left: number;
-  uses_total: number;
-  expires_at: string;
-  created_by: string | null;
-  created_at: string;
-  revoked_at: string | null;
-  status: 'active' | 'used_up' | 'expired' | 'revoked';
-}
 
 export interface TokenPair {
   access_token: string;

@@ -10,6 +10,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { AppError, ValidationError, isUuid, newId, systemClock, type Clock } from '../core/index.ts';
 import type { Db, Queryable } from '../store/index.ts';
+import type { EnrollmentTokenView } from '../contracts/views.ts';
 
 export const ENROLLMENT_TOKEN_PREFIX = 'mcp_et_';
 export const ENROLLMENT_MAX_USES = 1000;
@@ -40,19 +41,8 @@ export interface EnrollmentGrant {
   uses_left: number;
 }
 
-/** An enrollment token as listed: what it grants and how much of it is left, never the secret. */
-export interface EnrollmentTokenSummary {
-  token_id: string;
-  role: string;
-  uses_left: number;
-  uses_total: number;
-  expires_at: string;
-  created_by: string | null;
-  created_at: string;
-  revoked_at: string | null;
-  /** `active` (usable now), `used_up`, `expired` or `revoked` (the first that applies, from the end). */
-  status: 'active' | 'used_up' | 'expired' | 'revoked';
-}
+/** An enrollment token as listed (contracts/views.ts). */
+export type EnrollmentTokenSummary = EnrollmentTokenView;
 
 const SUMMARY = `token_id::text AS token_id, role, uses_left, uses_total, expires_at, created_by, created_at, revoked_at,
   CASE WHEN revoked_at IS NOT NULL THEN 'revoked' WHEN expires_at <= now() THEN 'expired' WHEN uses_left = 0 THEN 'used_up' ELSE 'active' END AS status`;

@@ -154,6 +154,7 @@ export async function startServer(opts: StartOptions): Promise<McpServer> {
   const builtinId = builtinAgentId({ configured: cfg.agents.builtin_id, severalProcesses: !!cfg.coordination.redis_url, host: hostname(), port: cfg.server.port });
   const phiAccess = new PhiAccessLog(db, audit, detector, { breachExempt: [`agent:${builtinId}`], onError: securityError });
   tasks.phiAudit = phiAccess;
+  pipelines.phiAudit = phiAccess;
   // Field-key versions (rotation → background re-encryption on the leader) and signing-key rotation.
   const keys = new KeyRotation(db, secrets.ring, cipher, {
     coord, audit, signingKeys, signingOverlapSeconds: longestTokenLifetime(cfg.auth), pollMs: cfg.security.key_poll_ms,

@@ -45,15 +45,12 @@ function capabilityOf(taskType: string): string {
  */
 const CANDIDATE_TASK_TYPES = [...new Set([...Object.keys(TASK_TYPE_CAPABILITIES), ...Object.keys(LOCAL_STAGE_HANDLERS), 'text_analysis', 'language_detection'])];
 
-/** The capabilities of the local handlers: every stage and known task type (SPEC §7.4). */
-export const BUILTIN_CAPABILITIES: readonly string[] = Object.freeze([...new Set(Object.keys(LOCAL_STAGE_HANDLERS).map(capabilityOf))].sort());
-
 /**
  * The capabilities a built-in advertises with this hub: only those of a task type it has a
  * handler for (locally, or on a route the hub is configured with). A capability without one
  * would win it tasks it can only give back.
  */
-export function builtinCapabilities(hub: AiHub): string[] {
+function builtinCapabilities(hub: AiHub): string[] {
   const handled = CANDIDATE_TASK_TYPES.filter((t) => hub.supports(t) || hub.supports(t, LOCAL_ONLY));
   return [...new Set(handled.map(capabilityOf))].sort();
 }
@@ -116,14 +113,9 @@ export class BuiltinAgents {
     return this.opts.agentId ?? BUILTIN_AGENT_ID;
   }
 
-  /** What this built-in advertises (`builtinCapabilities` of its hub). */
-  get capabilities(): string[] {
-    return builtinCapabilities(this.hub);
-  }
-
   async start(): Promise<void> {
     const id = this.agentId;
-    const capabilities = this.capabilities;
+    const capabilities = builtinCapabilities(this.hub);
     const agent = await this.agents.repo.get(this.agentsDb(), id, true);
     if (!agent || agent.deleted_at) {
       if (agent?.deleted_at) await this.agentsDb().query('DELETE FROM agents WHERE agent_id = $1', [id]);

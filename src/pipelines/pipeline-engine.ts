@@ -65,8 +65,7 @@ export class PipelineEngine {
   constructor(
     private readonly db: Db,
     readonly repo: PipelineRepository,
-    /** Stage tasks are created and cancelled through it (readable: its PHI-access log serves pipeline reads too). */
-    readonly tasks: TaskService,
+    private readonly tasks: TaskService,
     private readonly bus: EventBus,
     opts: PipelineEngineOptions = {},
   ) {

@@ -39,15 +39,8 @@ export class PipelineService {
     private readonly blindIndex?: (purpose: 'patient_id' | 'session_id', value: string) => string,
   ) {}
 
-  /**
-   * PHI-access log for pipeline reads (SPEC §9 bulk-read rule). Unset: the task service's (compose
-   * sets that one), so a run's detail and output count like task reads; null: none.
-   */
-  phiAudit: PhiAccessLog | null | undefined = undefined;
-
-  private get phi(): PhiAccessLog | null {
-    return this.phiAudit === undefined ? this.engine.tasks.phiAudit : this.phiAudit;
-  }
+  /** PHI-access log for pipeline reads (SPEC §9 bulk-read rule), the one task reads use (compose sets it). */
+  phiAudit: PhiAccessLog | null = null;
 
   /**
    * Counts an audited read of a run (its context, output or export) towards the bulk-read
@@ -55,7 +48,7 @@ export class PipelineService {
    * (masked reads are audited but disclose nothing). The caller does not wait.
    */
   noteRead(ctx: AuditContext, viewer: Principal): void {
-    this.phi?.countRead(ctx, { classification: 'phi', unmasked: hasPermission(viewer.role, 'phi:read') });
+    this.phiAudit?.countRead(ctx, { classification: 'phi', unmasked: hasPermission(viewer.role, 'phi:read') });
   }
 
   /** Starts a run (PipelineEngine.create); `inTx` runs in its transaction (the creation's audit entry). */
@@ -89,7 +82,7 @@ export class PipelineService {
       return read();
     } catch (err) {
       if (err instanceof DecryptionError) {
-        await this.phi?.failure(ctx, { resource_type: 'pipeline', resource_id: row.pipeline_id, fields: [field], classification: row.data_classification, reason: err.reason }).catch(() => {});
+        await this.phiAudit?.failure(ctx, { resource_type: 'pipeline', resource_id: row.pipeline_id, fields: [field], classification: row.data_classification, reason: err.reason }).catch(() => {});
       }
       throw err;
     }

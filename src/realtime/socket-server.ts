@@ -19,7 +19,7 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { Server, type DefaultEventsMap, type Namespace, type ServerOptions, type Socket } from 'socket.io';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
-import { AppError, ForbiddenError, type EventBus } from '../core/index.ts';
+import { AppError, ForbiddenError, isUuid, type EventBus } from '../core/index.ts';
 import { hasPermission, mfaEnrolmentRequired, principalKey, type Principal, type PrincipalState, type TokenService } from '../auth/index.ts';
 import { scoreOf, type AgentService } from '../agents/index.ts';
 import { AGENT_SOCKET_PRESENCE, type AssignmentEngine, type DeliveredTask, type TaskService } from '../tasks/index.ts';
@@ -34,9 +34,8 @@ import { DENIAL_CODES, onEvent, type Ack, type HandlerHooks } from './socket-kit
 import { coalesceWebSocketWrites } from './coalesce-writes.ts';
 
 export const NAMESPACE = '/mcp/ws';
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** A server-generated id (a UUID, stored and sent lower-case) as events carry it; any other id unchanged. */
-const canonicalUuid = (id: string): string => (UUID_RE.test(id) ? id.toLowerCase() : id);
+const canonicalUuid = (id: string): string => (isUuid(id) ? id.toLowerCase() : id);
 export const SOCKET_PRESENCE_TTL_MS = 30_000;
 const AGENT_CHANGED = 'realtime:agent-changed';
 /** Events only an agent's socket sends (a user's socket sending one is refused, not ignored). */
@@ -103,7 +102,7 @@ export class RealtimeServer {
   private readonly agentSocketPresence = { pid: process.pid, server: this.serverId };
   private readonly sockets = new Set<McpSocket>();
   private unsubAgentChanged: Unsubscribe | undefined;
-  /** Period of `refreshLiveness`. */
+  /** Period of `refreshPresence` and `refreshLiveness`. */
   private readonly livenessMs: number;
   /** A rebuild heartbeats every connected agent itself: liveness refreshes skip their write meanwhile. */
   private rebuilding = false;
@@ -122,7 +121,14 @@ export class RealtimeServer {
         next(e);
       });
     });
-    this.nsp.on('connection', (socket) => void this.onConnection(socket as McpSocket));
+    // A session that cannot start (the store gone mid-connect: shutdown, the agent deleted) is
+    // logged and its socket closed, never left as an unhandled rejection.
+    this.nsp.on('connection', (socket) => {
+      this.onConnection(socket as McpSocket).catch((err: unknown) => {
+        this.o.logger.warn({ err, principal: principalKey((socket as McpSocket).data.principal) }, 'socket session could not start');
+        socket.disconnect(true);
+      });
+    });
     this.offs.push(o.bus.on('principal:revoked', (e) => this.disconnectPrincipal(`${e.subject_type}:${e.subject_id}`, e.reason)));
     // A status, capability or capacity change: the slot of an agent served here follows it; one
     // served elsewhere is told to its process.
@@ -132,14 +138,16 @@ export class RealtimeServer {
       if (!this.agentSockets.has(e.agent_id)) o.coord.publish(AGENT_CHANGED, { origin: this.serverId, agent_id: e.agent_id }).catch(() => {});
     };
     this.offs.push(o.bus.on('agent:status_changed', agentChanged), o.bus.on('agent:updated', agentChanged));
-    const refresh = setInterval(() => void this.refreshPresence(), SOCKET_PRESENCE_TTL_MS / 3);
-    refresh.unref();
-    // A connected agent is alive whether or not it sends agent:heartbeat (the seed's snippet never
-    // does): one timer for all of them, a third of the agent timeout so a record never lapses.
+    // One timer keeps what this process owns alive: its socket presence, and the liveness of the
+    // agents connected here, whether or not they send agent:heartbeat (the seed's snippet never
+    // does) — a third of the shorter of the two lifetimes, so no record ever lapses.
     this.livenessMs = Math.min(SOCKET_PRESENCE_TTL_MS, o.agents.wsTimeoutMs) / 3;
-    const liveness = setInterval(() => void this.refreshLiveness(), this.livenessMs);
-    liveness.unref();
-    this.offs.push(() => clearInterval(refresh), () => clearInterval(liveness));
+    const refresh = setInterval(() => {
+      void this.refreshPresence();
+      void this.refreshLiveness();
+    }, this.livenessMs);
+    refresh.unref();
+    this.offs.push(() => clearInterval(refresh));
   }
 
   /** Attaches to the API's HTTP server and opens the dedicated port (0 = ephemeral, -1 = none). */

@@ -72,6 +72,9 @@ export interface TaskAssignment {
   stored?(taskId: string, parameters: string): void;
 }
 
+/** SQL: the task (alias `t`) can never complete — cancelled, or failed/timed out with dead_letter — so its dependents never run. */
+export const DOOMED = (t: string) => `(${t}.status = 'cancelled' OR (${t}.status IN ('failed', 'timeout') AND ${t}.dead_letter))`;
+
 export const TASK_COLS = `task_id, task_type, status, priority, required_capabilities, parameters, result, error, data_classification, metadata,
   pipeline_id, stage, deadline, timeout_seconds, max_retries, dependencies, pending_deps, strategy, attempt, failures, assigned_agent, lease_expires_at,
   progress, progress_message, dead_letter, retry_at, created_by, created_at, updated_at, assigned_at, started_at, completed_at`;
@@ -233,14 +236,11 @@ export class TaskRepository {
     return rows[0] ?? null;
   }
 
-  /**
-   * The status of each of `ids` that exists, and whether it can never complete (`doomed`:
-   * cancelled, or failed/timed out with dead_letter).
-   */
+  /** The status of each of `ids` that exists, and whether it can never complete (`doomed`: DOOMED). */
   async dependencyStates(q: Queryable, ids: string[]): Promise<Array<{ task_id: string; status: TaskStatus; doomed: boolean }>> {
     if (!ids.length) return [];
     const { rows } = await q.query<{ task_id: string; status: TaskStatus; doomed: boolean }>(
-      `SELECT task_id, status, (status = 'cancelled' OR (status IN ('failed', 'timeout') AND dead_letter)) AS doomed FROM tasks WHERE task_id = ANY($1::uuid[])`, [ids]);
+      `SELECT task_id, status, ${DOOMED('tasks')} AS doomed FROM tasks WHERE task_id = ANY($1::uuid[])`, [ids]);
     return rows;
   }
 

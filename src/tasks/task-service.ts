@@ -10,7 +10,7 @@ import { PRIORITY_ALIASES, TASK_TYPE_CAPABILITIES, type CreateTaskInput, type Ta
 import type { Db, Queryable } from '../store/index.ts';
 import { hasPermission, principalKey, type Principal } from '../auth/index.ts';
 import { DecryptionError, actorOf, isDataClassification, maskValue, type AuditActor, type AuditContext, type PhiAccessLog } from '../security/index.ts';
-import { TaskRepository, type AuditedReads, type HistoryEntry, type NewTask, type TaskListFilter, type TaskRow } from './task-repository.ts';
+import { DOOMED, TaskRepository, type AuditedReads, type HistoryEntry, type NewTask, type TaskListFilter, type TaskRow } from './task-repository.ts';
 import { backoffMs, CANCELLABLE_STATUSES, RETRYABLE_BY_OPERATOR } from './task-status.ts';
 import type { Reservation } from './assignment-engine.ts';
 import { historyView, taskSummary, type TaskSummary } from './task-view.ts';
@@ -430,6 +430,17 @@ export class TaskService {
   }
 
   /**
+   * Why a report does not fit the task's current lease, for a caller that may know the task:
+   * an older attempt → STALE_ATTEMPT; not the holder now → `notHolderError`; null when the
+   * caller holds the current lease (its status is the caller's to check).
+   */
+  private leaseMismatch(row: Pick<TaskRow, 'attempt' | 'assigned_agent'>, agentId: string, attempt: number | undefined, held: boolean): AppError | null {
+    if (attempt !== undefined && attempt !== row.attempt) return new ConflictError('STALE_ATTEMPT', undefined, { details: { attempt, current_attempt: row.attempt } });
+    if (row.assigned_agent !== agentId) return this.notHolderError(row, attempt, held);
+    return null;
+  }
+
+  /**
    * Locks the task and checks the caller holds its current lease. `attempt` undefined means
    * "the lease I hold" (SPEC §8). Order: unknown, or not known to the caller (`knownTo`) → 404;
    * older attempt, or its own lease that ended → STALE_ATTEMPT; another agent's lease →
@@ -439,10 +450,8 @@ export class TaskService {
     const row = await this.repo.get(q, taskId, true);
     const standing = row ? await this.knownTo(q, row, agentId, attempt) : null;
     if (!row || !standing?.known) throw new NotFoundError('TASK_NOT_FOUND');
-    if (attempt !== undefined && attempt !== row.attempt) {
-      throw new ConflictError('STALE_ATTEMPT', undefined, { details: { attempt, current_attempt: row.attempt } });
-    }
-    if (row.assigned_agent !== agentId) throw this.notHolderError(row, attempt, standing.held);
+    const mismatch = this.leaseMismatch(row, agentId, attempt, standing.held);
+    if (mismatch) throw mismatch;
     return row;
   }
 
@@ -462,9 +471,7 @@ export class TaskService {
   private async explainRow(row: MissRow, agentId: string, attempt: number | undefined, to: TaskStatus): Promise<{ row: MissRow; error: AppError | null }> {
     const standing = await this.knownTo(this.db, row, agentId, attempt);
     if (!standing.known) throw new NotFoundError('TASK_NOT_FOUND');
-    if (attempt !== undefined && attempt !== row.attempt) return { row, error: new ConflictError('STALE_ATTEMPT', undefined, { details: { attempt, current_attempt: row.attempt } }) };
-    if (row.assigned_agent !== agentId) return { row, error: this.notHolderError(row, attempt, standing.held) };
-    return { row, error: this.notLeasedError(row, to) };
+    return { row, error: this.leaseMismatch(row, agentId, attempt, standing.held) ?? this.notLeasedError(row, to) };
   }
 
   /** assigned → running (the agent acknowledged the delivery), answered with the task's summary (REST). */
@@ -806,7 +813,7 @@ export class TaskService {
        ), c AS MATERIALIZED (
          SELECT b.task_id, x.n, x.doomed FROM blocked b CROSS JOIN LATERAL (
            SELECT count(*) FILTER (WHERE d.status <> 'completed')::int AS n,
-             array_agg(d.task_id) FILTER (WHERE d.status = 'cancelled' OR (d.status IN ('failed', 'timeout') AND d.dead_letter)) AS doomed
+             array_agg(d.task_id) FILTER (WHERE ${DOOMED('d')}) AS doomed
            FROM tasks d WHERE d.task_id = ANY(b.dependencies)) AS x
        ), upd AS (
          UPDATE tasks t SET pending_deps = c.n, updated_at = now() FROM c

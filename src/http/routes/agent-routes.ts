@@ -23,7 +23,7 @@ const TokenParams = IdParams('token_id');
  * withdraw them), rate-limited like every route and audited in the transaction of the access.
  */
 export function enrollmentTokenRoutes(deps: { audit: AuditLog; enrollment: EnrollmentTokens }) {
-  const repo = deps.enrollment;
+  const { enrollment } = deps;
   return function enrollmentTokenPlugin(app: App, kit: RouteKit): void {
     const db = kit.services.db;
     const tags = ['agents'];
@@ -32,7 +32,7 @@ export function enrollmentTokenRoutes(deps: { audit: AuditLog; enrollment: Enrol
       const limit = request.query.limit ?? 50;
       const offset = request.query.offset ?? 0;
       const { tokens, total } = await db.transaction(async (tx) => {
-        const page = await repo.list(limit, offset, tx);
+        const page = await enrollment.list(limit, offset, tx);
         await deps.audit.audit(tx, auditContextOf(request), {
           action: 'read', resource_type: 'enrollment_token', resource_ids: page.tokens.map((x) => x.token_id),
           fields: ['role', 'uses_left', 'expires_at', 'created_by'], outcome: 'success',
@@ -44,7 +44,7 @@ export function enrollmentTokenRoutes(deps: { audit: AuditLog; enrollment: Enrol
 
     app.delete('/agents/enrollment-tokens/:token_id', { schema: { tags, params: TokenParams }, ...kit.guard('agent:register') }, async (request, reply) => {
       await db.transaction(async (tx) => {
-        const revoked = await repo.revoke(request.params.token_id, tx);
+        const revoked = await enrollment.revoke(request.params.token_id, tx);
         if (!revoked) throw new NotFoundError('NOT_FOUND', 'Enrollment token not found.');
         await deps.audit.audit(tx, auditContextOf(request), {
           action: 'delete', resource_type: 'enrollment_token', resource_id: revoked.token_id, fields: ['revoked_at'], outcome: 'success', risk_level: 'medium',

@@ -141,45 +141,14 @@ export function getConversations(p: StageParameters): { conversations: Conversat
   if (out !== undefined) {
     return { conversations: (out.conversations as unknown[]).map((c, i) => validateConversation(c, i, 'inputs.standardization')), warnings: [] };
   }
-  const parsed = getRecords(p);
+  // (Standardization's messages name records by index and line, never by the input's ids.)
   try {
-    const r = standardizeRecords(parsed);
+    const r = standardizeRecords(getRecords(p));
     r.conversations.forEach((c, i) => validateConversation(c, i, 'standardization'));
     return r;
   } catch (e) {
-    throw toStageFailure(withoutIdentifiers(e, parsed));
+    throw toStageFailure(e);
   }
-}
-
-/** The ids standardization takes from object records (`conversation_id`, `session_id`, `id`). */
-function recordIdentifiers(input: ParsedInput): string[] {
-  const ids = new Set<string>();
-  for (const r of input.records) {
-    if (!isObject(r.data)) continue;
-    for (const k of ['conversation_id', 'session_id', 'id']) {
-      const v = r.data[k];
-      if (typeof v === 'string' && v.trim() !== '') ids.add(v.trim());
-      else if (typeof v === 'number' && Number.isFinite(v)) ids.add(String(v));
-    }
-  }
-  return [...ids];
-}
-
-/**
- * Standardization's InputError with its message withheld when the message quotes one of the
- * input's conversation ids (one of ai/local's messages names the conversation): the message is
- * rebuilt from the record index and line alone. Defence at the boundary where stage messages
- * leave the analysers for the task and pipeline error columns, which are not encrypted.
- */
-function withoutIdentifiers(e: unknown, input: ParsedInput): unknown {
-  if (!(e instanceof InputError)) return e;
-  const msg = e.message;
-  if (!recordIdentifiers(input).some((id) => msg.includes(id))) return e;
-  const where = e.record_index === undefined ? 'a record' : `record index ${e.record_index}${e.line === undefined ? '' : ` (line ${e.line})`}`;
-  return new InputError(`${where} does not hold a usable conversation (for example, none of its turns has text)`, {
-    ...(e.record_index !== undefined ? { record_index: e.record_index } : {}),
-    ...(e.line !== undefined ? { line: e.line } : {}),
-  });
 }
 
 /** Redaction + structural checks of one canonical conversation (what validation/preprocessing add). */
